@@ -1,0 +1,177 @@
+//! The answer to one request, as a pure function of (snapshot, request, source, time bucket).
+//!
+//! Both transports use it: hickory-server's handler (TCP, and UDP when the fast path is off)
+//! and the UDP fast path, so both give the same answers by construction (`tests/differential.rs`
+//! checks the bytes).
+
+use std::net::IpAddr;
+
+use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_server::zone_handler::MessageRequest;
+use smallvec::SmallVec;
+
+use super::select::{self, Client, Records};
+use crate::snapshot::{Node, Snapshot};
+
+/// The response to send, borrowing its records from the snapshot.
+#[derive(Debug)]
+pub struct Response<'s> {
+    pub metadata: Metadata,
+    pub edns: Option<Edns>,
+    pub answers: Records<'s>,
+    pub authorities: SmallVec<[&'s Record; 4]>,
+    pub additionals: Records<'s>,
+}
+
+impl<'s> Response<'s> {
+    fn new(request: &MessageRequest, snapshot: &Snapshot, rcode: ResponseCode) -> Self {
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        metadata.response_code = rcode;
+        // We never recurse (RA stays clear) and sign nothing (AD clear).
+        metadata.recursion_available = false;
+        let edns = request.edns.as_ref().map(|theirs| {
+            let mut ours = Edns::new();
+            // RFC 6891 §6.2.5: honour the requester's size, never below 512, never above ours.
+            ours.set_max_payload(theirs.max_payload().clamp(512, snapshot.max_udp_payload));
+            ours
+        });
+        Self {
+            metadata,
+            edns,
+            answers: Records::new(),
+            authorities: SmallVec::new(),
+            additionals: Records::new(),
+        }
+    }
+
+    /// Marks the answer authoritative, as for every answer from our zone.
+    fn authoritative(mut self) -> Self {
+        self.metadata.authoritative = true;
+        self
+    }
+
+    /// NOERROR with no answer, or NXDOMAIN: the SOA in the authority section (RFC 2308 §2).
+    fn negative(mut self, snapshot: &'s Snapshot) -> Self {
+        self.authorities.push(&snapshot.zone.negative_soa);
+        self
+    }
+}
+
+/// Builds the response to `request` from `source`; `None` means send nothing.
+pub fn respond<'s>(
+    snapshot: &'s Snapshot,
+    request: &MessageRequest,
+    source: IpAddr,
+    bucket: u64,
+) -> Option<Response<'s>> {
+    // Never answer a response: that is how reflection loops start.
+    if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    if request.metadata.op_code != OpCode::Query {
+        return Some(Response::new(request, snapshot, ResponseCode::NotImp));
+    }
+    // RFC 6891 §6.1.3: we speak EDNS version 0 only.
+    if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+        return Some(Response::new(request, snapshot, ResponseCode::BADVERS));
+    }
+    let queries = request.queries.queries();
+    if queries.len() != 1 {
+        return Some(Response::new(request, snapshot, ResponseCode::FormErr));
+    }
+    let query = &queries[0];
+    let qtype = query.query_type();
+    let name = query.name();
+
+    if query.query_class() != DNSClass::IN || !snapshot.is_in_zone(name) {
+        return Some(Response::new(request, snapshot, ResponseCode::Refused));
+    }
+    // Zone transfers are not offered; meta-types other than ANY are not questions.
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        return Some(Response::new(request, snapshot, ResponseCode::Refused));
+    }
+
+    let mut response = Response::new(request, snapshot, ResponseCode::NoError).authoritative();
+    let Some(node) = snapshot.node(name) else {
+        response.metadata.response_code = ResponseCode::NXDomain;
+        return Some(response.negative(snapshot));
+    };
+
+    match node {
+        Node::Apex => match qtype {
+            RecordType::SOA | RecordType::ANY => response.answers.push(&snapshot.zone.soa),
+            RecordType::NS => {
+                response.answers.extend(snapshot.zone.ns.iter());
+                response.additionals.extend(snapshot.zone.glue.iter());
+            }
+            _ => {}
+        },
+        Node::Host(addresses) => {
+            // RFC 8482: ANY gets one RRset, here the addresses of the first family present.
+            let rtype = answer_type(qtype, !addresses.a.is_empty());
+            response.answers.extend(addresses.of(rtype).iter());
+        }
+        Node::Service(index) => {
+            let service = &snapshot.services[*index];
+            let has_a = service.regions.iter().any(|r| !r.addresses.a.is_empty());
+            let rtype = answer_type(qtype, has_a);
+            if matches!(rtype, RecordType::A | RecordType::AAAA) {
+                let client = client_of(request, source);
+                let selection = select::select(service, rtype, &client, bucket, &snapshot.geo);
+                response.answers = selection.records;
+                echo_client_subnet(&mut response, request, selection.scope);
+            }
+        }
+        Node::EmptyNonTerminal => {}
+    }
+    if response.answers.is_empty() {
+        return Some(response.negative(snapshot));
+    }
+    Some(response)
+}
+
+/// The type to answer: the question's, or for ANY the one RRset we give (RFC 8482 §4.1).
+fn answer_type(qtype: RecordType, has_a: bool) -> RecordType {
+    match qtype {
+        RecordType::ANY if has_a => RecordType::A,
+        RecordType::ANY => RecordType::AAAA,
+        other => other,
+    }
+}
+
+/// The ECS option of the request, if it carries a usable one.
+fn client_subnet(request: &MessageRequest) -> Option<&ClientSubnet> {
+    match request.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(subnet) => Some(subnet),
+        _ => None,
+    }
+}
+
+/// RFC 7871 §7.1.1: use the ECS address when given with a non-zero source prefix.
+fn client_of(request: &MessageRequest, source: IpAddr) -> Client {
+    match client_subnet(request) {
+        Some(subnet) if subnet.source_prefix() > 0 => Client {
+            addr: subnet.addr(),
+            prefix_len: subnet.source_prefix(),
+        },
+        _ => Client::from_source(source),
+    }
+}
+
+/// RFC 7871 §7.2.1: echo the option with the scope the answer depends on.
+fn echo_client_subnet(response: &mut Response<'_>, request: &MessageRequest, scope: Option<u8>) {
+    let (Some(subnet), Some(edns)) = (client_subnet(request), response.edns.as_mut()) else {
+        return;
+    };
+    let mut echoed = *subnet;
+    // A zero source prefix asks us not to tailor the answer: scope must be 0 (§7.1.2).
+    let scope = if subnet.source_prefix() == 0 {
+        0
+    } else {
+        scope.unwrap_or(subnet.source_prefix())
+    };
+    echoed.set_scope_prefix(scope);
+    edns.options_mut().insert(EdnsOption::Subnet(echoed));
+}

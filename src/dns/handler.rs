@@ -1,0 +1,57 @@
+//! gslbd's hickory-server `RequestHandler`: TCP, and UDP when the fast path is off.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use tracing::debug;
+
+use super::{answer, encode, time_bucket};
+use crate::snapshot::Snapshot;
+
+/// Answers from the current snapshot.
+#[derive(Clone)]
+pub struct Handler {
+    store: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Handler {
+    pub fn new(store: Arc<ArcSwap<Snapshot>>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let snapshot = self.store.load_full();
+        let Some(response) = answer::respond(&snapshot, request, request.src().ip(), time_bucket())
+        else {
+            return no_response(request);
+        };
+        let message = encode::message(&response, &request.queries);
+        match response_handle.send_response(message).await {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(%error, src = %request.src(), "cannot send response");
+                no_response(request)
+            }
+        }
+    }
+}
+
+/// What hickory-server records for a request we did not answer.
+fn no_response(request: &Request) -> ResponseInfo {
+    let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
+    metadata.response_code = ResponseCode::ServFail;
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
+}

@@ -1,0 +1,162 @@
+//! Sockets: binds the listen addresses (UDP and TCP on the same port) and runs the transports.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use hickory_server::Server;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::handler::Handler;
+use super::udp;
+use crate::config::ServerSettings;
+use crate::snapshot::Snapshot;
+
+/// Pending TCP connections per listener.
+const TCP_BACKLOG: i32 = 1024;
+/// Responses queued per TCP connection.
+const TCP_RESPONSE_BUFFER: usize = 32;
+/// Tries to find a port free for both UDP and TCP when asked for port 0.
+const EPHEMERAL_TRIES: usize = 16;
+
+/// Why the DNS server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// The running DNS listeners.
+pub struct DnsServer {
+    /// The bound addresses (ports resolved when 0 was asked), UDP and TCP alike.
+    pub local_addrs: Vec<SocketAddr>,
+    hickory: Server<Handler>,
+    udp_threads: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl DnsServer {
+    /// Binds every listen address and starts answering from `store`.
+    pub async fn start(
+        settings: &ServerSettings,
+        store: Arc<ArcSwap<Snapshot>>,
+    ) -> Result<Self, ServerError> {
+        let mut hickory = Server::new(Handler::new(store.clone()));
+        let stop = CancellationToken::new();
+        let mut local_addrs = Vec::new();
+        let mut udp_threads = Vec::new();
+        for &wanted in &settings.listen {
+            let (udp_sockets, tcp, addr) = bind_pair(wanted, settings.udp_workers)?;
+            hickory.register_listener(tcp, settings.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+            for socket in udp_sockets {
+                if settings.udp_fast_path {
+                    let thread = udp::spawn(socket.into(), store.clone(), stop.clone())
+                        .map_err(|source| ServerError::Bind { addr, source })?;
+                    udp_threads.push(thread);
+                } else {
+                    let socket = UdpSocket::from_std(socket.into())
+                        .map_err(|source| ServerError::Bind { addr, source })?;
+                    hickory.register_socket(socket);
+                }
+            }
+            info!(
+                %addr,
+                udp_workers = settings.udp_workers,
+                udp_fast_path = settings.udp_fast_path,
+                "dns listening on udp and tcp"
+            );
+            local_addrs.push(addr);
+        }
+        Ok(Self {
+            local_addrs,
+            hickory,
+            udp_threads,
+            stop,
+        })
+    }
+
+    /// Stops accepting queries and waits for the transports to finish.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Err(error) = self.hickory.shutdown_gracefully().await {
+            warn!(%error, "dns server stopped with an error");
+        }
+        let threads = std::mem::take(&mut self.udp_threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Binds `workers` UDP sockets and one TCP listener on the same address and port.
+fn bind_pair(
+    wanted: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<Socket>, TcpListener, SocketAddr), ServerError> {
+    let tries = if wanted.port() == 0 {
+        EPHEMERAL_TRIES
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..tries {
+        let first = bind_udp(wanted).map_err(|source| ServerError::Bind {
+            addr: wanted,
+            source,
+        })?;
+        let addr = first
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or(wanted);
+        match bind_tcp(addr) {
+            Ok(tcp) => {
+                let mut sockets = vec![first];
+                for _ in 1..workers {
+                    sockets
+                        .push(bind_udp(addr).map_err(|source| ServerError::Bind { addr, source })?);
+                }
+                return Ok((sockets, tcp, addr));
+            }
+            Err(source) => last_error = Some(ServerError::Bind { addr, source }),
+        }
+    }
+    Err(last_error.unwrap_or(ServerError::Bind {
+        addr: wanted,
+        source: io::Error::from(io::ErrorKind::AddrInUse),
+    }))
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Several sockets on one port, one per worker thread: the kernel spreads the queries.
+    socket.set_reuse_port(true)?;
+    // Room for bursts while a worker is busy.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
+}

@@ -1,0 +1,26 @@
+//! gslbd: a global DNS load balancer. Every region's gslbd is authoritative for the delegated
+//! zone and answers each service name with the healthy regions' addresses by the service's
+//! strategy.
+//!
+//! ```text
+//!   sources                      owner                      readers
+//!   static config ──┐ model    ┌──────────────┐ snapshot  ┌──────────────────────┐
+//!   (probes, gossip,├────────▶ │ state (task) │ ────────▶ │ dns: udp fast path,  │
+//!    kubernetes)  ──┘ events   │ rebuild      │ (ArcSwap) │ hickory-server (tcp) │
+//!                              └──────────────┘           └──────────────────────┘
+//! ```
+//!
+//! - [`config`]: the TOML file, validated into the [`model`].
+//! - [`snapshot`]: the immutable, precomputed view the DNS path reads; [`geo`] its client
+//!   placement table.
+//! - [`state`]: the one task that rebuilds and publishes snapshots.
+//! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports.
+//! - [`app`]: the daemon assembled, started by `main.rs` or by tests.
+
+pub mod app;
+pub mod config;
+pub mod dns;
+pub mod geo;
+pub mod model;
+pub mod snapshot;
+pub mod state;

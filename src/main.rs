@@ -1,0 +1,130 @@
+//! The `gslbd` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use gslbd::app::App;
+use gslbd::config;
+
+#[derive(Parser)]
+#[command(name = "gslbd", version, about = "Global DNS load balancer")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the zone described by a config file (SIGHUP re-reads it, SIGTERM stops).
+    Run {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen on these addresses instead of the config's `server.listen` (repeatable).
+        #[arg(long)]
+        listen: Vec<SocketAddr>,
+    },
+    /// Validate a config file; exits non-zero listing every problem with its field path.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Run { config, listen } => match run(config, listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn init_logging(json: bool) {
+    // hickory-server logs every query at info: keep it to warnings.
+    let filter = EnvFilter::try_from_env("GSLBD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(config) => {
+            eprintln!(
+                "{}: ok (zone {}, {} regions, {} services)",
+                file.display(),
+                config.model.zone.origin,
+                config.model.regions.len(),
+                config.model.services.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: invalid", file.display());
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
+    let mut config =
+        config::load(&path).with_context(|| format!("cannot start with {}", path.display()))?;
+    if !listen.is_empty() {
+        config.server.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gslbd")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        info!(
+            config = %path.display(),
+            zone = %config.model.zone.origin,
+            services = config.model.services.len(),
+            "starting"
+        );
+        let app = App::start(config, Some(path)).await?;
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    info!("SIGHUP: reloading config");
+                    // A refused config is logged by reload and changes nothing.
+                    let _ = app.reload().await;
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+            }
+        }
+        info!("shutting down");
+        app.shutdown().await;
+        Ok(())
+    })
+}

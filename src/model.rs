@@ -1,0 +1,165 @@
+//! The validated domain model: what the zone serves, independent of where it was read from.
+//!
+//! `config.rs` turns a file into a [`Model`]; later sources (Kubernetes, gossip) will produce the
+//! same types. Everything here is already checked: the rest of the code never re-validates.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+
+/// A region (one cluster) by name, e.g. `eu`. k8gb calls it a geotag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Region(Arc<str>);
+
+impl Region {
+    /// Wraps an already validated region name.
+    pub fn new(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+
+    /// The region's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Health of one region for one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// The region serves the service.
+    Healthy,
+    /// The region must not receive traffic for the service.
+    Unhealthy,
+    /// No fresh word about the region. Answered as healthy: a missing verdict must never
+    /// empty an answer on its own (no cold-start window where everything looks down).
+    Unknown,
+}
+
+impl Health {
+    /// Whether answers may include this region.
+    pub fn is_available(self) -> bool {
+        !matches!(self, Health::Unhealthy)
+    }
+}
+
+/// What to answer when no region of a service is available.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllDownPolicy {
+    /// Answer as if every region were healthy: a degraded answer beats none.
+    #[default]
+    FailOpen,
+    /// Answer NODATA.
+    Empty,
+}
+
+/// How a service's healthy regions become an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// All available addresses, order rotated per client and time bucket.
+    RoundRobin,
+    /// `pick` regions drawn by weight (without replacement); weights are indexed by region.
+    Weighted { weights: Vec<u32>, pick: usize },
+    /// The first available region in `order` (indexes into [`Model::regions`]).
+    Failover { order: Vec<usize> },
+    /// The available region nearest to the client.
+    Geo,
+}
+
+impl Strategy {
+    /// The strategy's name as written in config and annotations.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round-robin",
+            Strategy::Weighted { .. } => "weighted",
+            Strategy::Failover { .. } => "failover",
+            Strategy::Geo => "geo",
+        }
+    }
+}
+
+/// The SOA fields of the zone (RFC 1035 §3.3.13).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Soa {
+    pub mname: Name,
+    pub rname: Name,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+    /// TTL of the SOA record itself.
+    pub ttl: u32,
+}
+
+/// The delegated zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    /// Lowercase, fully qualified.
+    pub origin: Name,
+    pub soa: Soa,
+    /// TTL of the apex NS records and of nameserver addresses.
+    pub ns_ttl: u32,
+}
+
+/// One region of the deployment: its nameserver and where it sits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionDef {
+    pub name: Region,
+    /// The region's nameserver name, lowercase and fully qualified.
+    pub nameserver: Name,
+    /// The nameserver's addresses (glue when the name is inside the zone).
+    pub glue: Vec<IpAddr>,
+    /// Latitude and longitude in degrees, for geo distance.
+    pub location: Option<(f64, f64)>,
+}
+
+/// A service's addresses in one region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Index into [`Model::regions`].
+    pub region: usize,
+    pub addresses: Vec<IpAddr>,
+    /// Static health for now; probes and gossip will set it later.
+    pub health: Health,
+}
+
+/// One balanced name in the zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Lowercase, fully qualified, strictly inside the zone.
+    pub name: Name,
+    pub strategy: Strategy,
+    pub ttl: u32,
+    /// At most one target per region, in region order.
+    pub targets: Vec<Target>,
+    pub all_down: AllDownPolicy,
+}
+
+/// CIDR → region table used by the geo strategy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GeoTable {
+    /// Networks (normalised) with the index of their region.
+    pub networks: Vec<(IpNet, usize)>,
+    /// Region whose neighbourhood serves clients no network matches.
+    pub default_region: Option<usize>,
+}
+
+/// Everything the DNS side serves, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub zone: Zone,
+    pub regions: Vec<RegionDef>,
+    pub services: Vec<Service>,
+    pub geo: GeoTable,
+}

@@ -1,0 +1,235 @@
+//! The immutable view the DNS path reads: every name of the zone with its answer candidates,
+//! built from the model and swapped atomically (`ArcSwap<Snapshot>`) when anything changes.
+//!
+//! All work that does not depend on the question is done here: name lookup table, SOA/NS/glue
+//! records, the negative-answer SOA, per-region address records, geo orders.
+
+use std::collections::hash_map::Entry;
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use rustc_hash::FxHashMap;
+
+use crate::geo::GeoIndex;
+use crate::model::{AllDownPolicy, Health, Model, Region, Strategy};
+
+/// What a name of the zone is.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// The zone apex: SOA and NS.
+    Apex,
+    /// A balanced service (index into [`Snapshot::services`]).
+    Service(usize),
+    /// A region nameserver inside the zone, with its fixed addresses.
+    Host(Addresses),
+    /// A name that exists only because names below it do (RFC 8020: NODATA, not NXDOMAIN).
+    EmptyNonTerminal,
+}
+
+/// A and AAAA records of one owner.
+#[derive(Clone, Debug, Default)]
+pub struct Addresses {
+    pub a: Vec<Record>,
+    pub aaaa: Vec<Record>,
+}
+
+impl Addresses {
+    fn new(owner: &Name, ttl: u32, addresses: &[IpAddr]) -> Self {
+        let mut out = Self::default();
+        for addr in addresses {
+            match addr {
+                IpAddr::V4(v4) => {
+                    out.a
+                        .push(Record::from_rdata(owner.clone(), ttl, RData::A(A(*v4))))
+                }
+                IpAddr::V6(v6) => out.aaaa.push(Record::from_rdata(
+                    owner.clone(),
+                    ttl,
+                    RData::AAAA(AAAA(*v6)),
+                )),
+            }
+        }
+        out
+    }
+
+    /// The records of one type (A or AAAA; empty for anything else).
+    pub fn of(&self, rtype: RecordType) -> &[Record] {
+        match rtype {
+            RecordType::A => &self.a,
+            RecordType::AAAA => &self.aaaa,
+            _ => &[],
+        }
+    }
+}
+
+/// One region's contribution to a service.
+#[derive(Clone, Debug)]
+pub struct RegionAnswer {
+    /// Index into [`Snapshot::regions`].
+    pub region: usize,
+    pub health: Health,
+    pub addresses: Addresses,
+}
+
+/// A service ready to answer.
+#[derive(Clone, Debug)]
+pub struct ServiceAnswer {
+    pub name: Name,
+    pub strategy: Strategy,
+    pub all_down: AllDownPolicy,
+    /// Regions with targets, in region order.
+    pub regions: Vec<RegionAnswer>,
+    /// Stable per-name salt so that different services spread clients differently.
+    pub salt: u64,
+}
+
+impl ServiceAnswer {
+    /// Position in `regions` of the given region index, if it has targets.
+    pub fn position(&self, region: usize) -> Option<usize> {
+        self.regions.iter().position(|r| r.region == region)
+    }
+}
+
+/// The zone's fixed records.
+#[derive(Clone, Debug)]
+pub struct ZoneRecords {
+    pub origin: LowerName,
+    /// SOA as answered at the apex.
+    pub soa: Record,
+    /// SOA for the authority section of negative answers: its TTL is
+    /// min(SOA TTL, SOA MINIMUM) (RFC 2308 §3 and §5).
+    pub negative_soa: Record,
+    pub ns: Vec<Record>,
+    /// Addresses of in-zone nameservers, for the additional section of NS answers.
+    pub glue: Vec<Record>,
+}
+
+/// An immutable world view.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub zone: ZoneRecords,
+    pub regions: Vec<Region>,
+    pub services: Vec<ServiceAnswer>,
+    pub geo: GeoIndex,
+    pub max_udp_payload: u16,
+    nodes: FxHashMap<LowerName, Node>,
+}
+
+impl Snapshot {
+    /// Builds the view of `model`.
+    pub fn build(model: &Model, max_udp_payload: u16) -> Self {
+        let zone = &model.zone;
+        let origin = zone.origin.clone();
+        let soa_rdata = SOA::new(
+            zone.soa.mname.clone(),
+            zone.soa.rname.clone(),
+            zone.soa.serial,
+            zone.soa.refresh as i32,
+            zone.soa.retry as i32,
+            zone.soa.expire as i32,
+            zone.soa.minimum,
+        );
+        let soa = Record::from_rdata(origin.clone(), zone.soa.ttl, RData::SOA(soa_rdata.clone()));
+        let negative_soa = Record::from_rdata(
+            origin.clone(),
+            zone.soa.ttl.min(zone.soa.minimum),
+            RData::SOA(soa_rdata),
+        );
+
+        let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
+        nodes.insert(LowerName::new(&origin), Node::Apex);
+
+        let mut ns = Vec::new();
+        let mut glue = Vec::new();
+        for region in &model.regions {
+            ns.push(Record::from_rdata(
+                origin.clone(),
+                zone.ns_ttl,
+                RData::NS(NS(region.nameserver.clone())),
+            ));
+            if origin.zone_of(&region.nameserver) {
+                let addresses = Addresses::new(&region.nameserver, zone.ns_ttl, &region.glue);
+                glue.extend(addresses.a.iter().cloned());
+                glue.extend(addresses.aaaa.iter().cloned());
+                nodes.insert(LowerName::new(&region.nameserver), Node::Host(addresses));
+            }
+        }
+
+        let services: Vec<ServiceAnswer> = model
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| {
+                nodes.insert(LowerName::new(&service.name), Node::Service(index));
+                ServiceAnswer {
+                    name: service.name.clone(),
+                    strategy: service.strategy.clone(),
+                    all_down: service.all_down,
+                    regions: service
+                        .targets
+                        .iter()
+                        .map(|t| RegionAnswer {
+                            region: t.region,
+                            health: t.health,
+                            addresses: Addresses::new(&service.name, service.ttl, &t.addresses),
+                        })
+                        .collect(),
+                    salt: name_salt(&service.name),
+                }
+            })
+            .collect();
+
+        // Every name between a node and the apex exists (RFC 8020).
+        let owners: Vec<LowerName> = nodes.keys().cloned().collect();
+        let origin_lower = LowerName::new(&origin);
+        for owner in owners {
+            let mut name = owner.base_name();
+            while name.num_labels() > origin_lower.num_labels() {
+                if let Entry::Vacant(slot) = nodes.entry(name.clone()) {
+                    slot.insert(Node::EmptyNonTerminal);
+                }
+                name = name.base_name();
+            }
+        }
+
+        Self {
+            zone: ZoneRecords {
+                origin: origin_lower,
+                soa,
+                negative_soa,
+                ns,
+                glue,
+            },
+            regions: model.regions.iter().map(|r| r.name.clone()).collect(),
+            services,
+            geo: GeoIndex::build(&model.geo, &model.regions),
+            max_udp_payload,
+            nodes,
+        }
+    }
+
+    /// The node at `name`, if the zone has it.
+    pub fn node(&self, name: &LowerName) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// Whether `name` is the apex or below it.
+    pub fn is_in_zone(&self, name: &LowerName) -> bool {
+        self.zone.origin.zone_of(name)
+    }
+}
+
+/// FNV-1a over the lowercase name: the same on every server, unlike `Hash` with random keys.
+fn name_salt(name: &Name) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for label in name.iter() {
+        for &b in label {
+            hash ^= u64::from(b.to_ascii_lowercase());
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash ^= 0x2e;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
