@@ -26,10 +26,10 @@ pub fn message<'q, 's: 'q>(
     }
     builder.build(
         response.metadata,
-        response.answers.clone().into_iter(),
-        response.authorities.clone().into_iter(),
+        response.answers.clone(),
+        response.authorities.clone(),
         std::iter::empty(),
-        response.additionals.clone().into_iter(),
+        response.additionals.clone(),
     )
 }
 

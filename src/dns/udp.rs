@@ -59,11 +59,11 @@ fn serve(socket: &UdpSocket, store: &ArcSwap<Snapshot>, stop: &CancellationToken
             }
         };
         let snapshot = store.load();
-        if answer_packet(&snapshot, &packet[..len], src, time_bucket(), &mut out) {
-            if let Err(error) = socket.send_to(&out, src) {
-                // Full buffers or an unreachable client: the client will retry.
-                tracing::debug!(%error, %src, "udp send failed");
-            }
+        if answer_packet(&snapshot, &packet[..len], src, time_bucket(), &mut out)
+            && let Err(error) = socket.send_to(&out, src)
+        {
+            // Full buffers or an unreachable client: the client will retry.
+            tracing::debug!(%error, %src, "udp send failed");
         }
     }
 }

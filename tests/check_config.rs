@@ -1,0 +1,246 @@
+//! `gslbd check-config`: every class of bad config is refused, naming the field and the reason.
+
+mod common;
+
+use std::process::Command;
+
+fn check(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gslbd.toml");
+    std::fs::write(&path, text).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_gslbd"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run gslbd");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
+}
+
+fn assert_refused(text: &str, expected: &[&str]) {
+    let (ok, stderr) = check(text);
+    assert!(!ok, "config accepted, expected {expected:?}");
+    for needle in expected {
+        assert!(stderr.contains(needle), "expected {needle:?} in:\n{stderr}");
+    }
+}
+
+fn base_with(from: &str, to: &str) -> String {
+    assert!(
+        common::BASE.contains(from),
+        "test edits an existing line: {from}"
+    );
+    common::BASE.replacen(from, to, 1)
+}
+
+#[test]
+fn example_and_test_configs_are_valid() {
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"))
+            .expect("read example");
+    let (ok, stderr) = check(&example);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("ok (zone gslb.example.com., 3 regions, 4 services)"),
+        "{stderr}"
+    );
+    let (ok, stderr) = check(common::BASE);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    assert_refused(
+        &base_with("ttl = 30", "ttl = 30\ntll = 5"),
+        &["zone", "unknown field `tll`"],
+    );
+    assert_refused(
+        &base_with("strategy = \"geo\"", "strategy = \"geo\"\nweight = 3"),
+        &["services[3]", "unknown field `weight`"],
+    );
+}
+
+#[test]
+fn bad_addresses_are_named() {
+    assert_refused(
+        &base_with("\"192.0.2.2\"", "\"192.0.2.300\""),
+        &["services[1].targets.eu[0]", "invalid IP address"],
+    );
+    assert_refused(
+        &base_with("\"127.0.0.1:0\"", "\"localhost:53\""),
+        &["server.listen[0]"],
+    );
+    assert_refused(
+        &base_with("glue = [\"127.0.20.1\"]", "glue = [\"not-an-ip\"]"),
+        &["regions[1].glue[0]"],
+    );
+    assert_refused(
+        &base_with("\"192.0.2.6\"", "\"0.0.0.0\""),
+        &[
+            "services[4].targets.eu",
+            "0.0.0.0 cannot be a service address",
+        ],
+    );
+    assert_refused(
+        &base_with("\"192.0.2.0/24\" = \"eu\"", "\"192.0.2.0/33\" = \"eu\""),
+        &["geo.networks.\"192.0.2.0/33\"", "invalid CIDR"],
+    );
+}
+
+#[test]
+fn non_positive_weights_are_refused() {
+    assert_refused(
+        &base_with("us = 30", "us = 0"),
+        &[
+            "services[1].weights.us",
+            "weight must be between 1 and 1000000, got 0",
+        ],
+    );
+    assert_refused(
+        &base_with("ap = 20", "ap = -5"),
+        &["services[1].weights.ap", "got -5"],
+    );
+    assert_refused(
+        &base_with(", ap = 20 }", " }"),
+        &["services[1].weights", "missing weight for region ap"],
+    );
+}
+
+#[test]
+fn failover_order_must_name_known_regions() {
+    assert_refused(
+        &base_with("[\"eu\", \"us\", \"ap\"]", "[\"eu\", \"mars\", \"ap\"]"),
+        &["services[0].failover_order[1]", "unknown region mars"],
+    );
+    assert_refused(
+        &base_with("[\"eu\", \"us\", \"ap\"]", "[\"eu\", \"eu\", \"ap\"]"),
+        &["services[0].failover_order[1]", "listed twice"],
+    );
+    assert_refused(
+        &base_with("failover_order = [\"eu\", \"us\", \"ap\"]\n", ""),
+        &[
+            "services[0].failover_order",
+            "strategy failover needs an ordered list",
+        ],
+    );
+}
+
+#[test]
+fn service_names_must_be_inside_the_zone() {
+    assert_refused(
+        &base_with("\"app.gslb.example.com\"", "\"app.example.org\""),
+        &[
+            "services[0].name",
+            "app.example.org. is outside zone gslb.example.com.",
+        ],
+    );
+    assert_refused(
+        &base_with("\"app.gslb.example.com\"", "\"gslb.example.com\""),
+        &["services[0].name", "zone apex"],
+    );
+    assert_refused(
+        &base_with("\"app.gslb.example.com\"", "\"ns-us.gslb.example.com\""),
+        &["services[0].name", "region nameserver name"],
+    );
+    assert_refused(
+        &base_with("\"app.gslb.example.com\"", "\"bad name.gslb.example.com\""),
+        &["services[0].name"],
+    );
+}
+
+#[test]
+fn duplicate_services_and_regions_are_refused() {
+    assert_refused(
+        &base_with("\"web.gslb.example.com\"", "\"APP.gslb.example.com\""),
+        &[
+            "services[1].name",
+            "duplicate service app.gslb.example.com.",
+        ],
+    );
+    assert_refused(
+        &base_with("name = \"us\"", "name = \"eu\""),
+        &["regions[1].name", "duplicate region eu"],
+    );
+}
+
+#[test]
+fn strategy_parameters_must_match_the_strategy() {
+    assert_refused(
+        &base_with(
+            "strategy = \"round-robin\"",
+            "strategy = \"round-robin\"\nweights = { eu = 1 }",
+        ),
+        &["services[2].weights", "only valid with strategy weighted"],
+    );
+    assert_refused(
+        &base_with("strategy = \"geo\"", "strategy = \"nearest\""),
+        &["services[3].strategy", "unknown variant `nearest`"],
+    );
+    let no_geo_table = common::BASE
+        .replace("[geo]", "[unused]")
+        .replace("[unused]\n", "");
+    let no_geo_table = no_geo_table
+        .lines()
+        .filter(|l| !l.starts_with("default_region") && !l.starts_with("networks"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_refused(
+        &no_geo_table,
+        &["services[3].strategy", "strategy geo needs a [geo] table"],
+    );
+    assert_refused(
+        &base_with(
+            "targets = { eu = [\"192.0.2.5\"]",
+            "targets = { moon = [\"192.0.2.9\"], eu = [\"192.0.2.5\"]",
+        ),
+        &["services[3].targets.moon", "unknown region moon"],
+    );
+}
+
+#[test]
+fn zone_and_region_problems_are_named() {
+    assert_refused(
+        &base_with("name = \"gslb.example.com\"", "name = \"\""),
+        &["zone.name", "empty name"],
+    );
+    assert_refused(
+        &base_with("glue = [\"127.0.30.1\"]", "glue = []"),
+        &[
+            "regions[2].glue",
+            "inside the zone, so it needs glue addresses",
+        ],
+    );
+    assert_refused(
+        &base_with("location = [1.35, 103.8]", "location = [91, 0]"),
+        &["regions[2].location"],
+    );
+    assert_refused(
+        &base_with("name = \"ap\"", "name = \"Asia Pacific\""),
+        &["regions[2].name", "invalid region name"],
+    );
+    assert_refused(
+        &base_with("ttl = 30", "ttl = 4294967295"),
+        &["zone.ttl", "below 2^31"],
+    );
+}
+
+#[test]
+fn several_problems_are_listed_together() {
+    let text =
+        base_with("us = 30", "us = 0").replace("\"app.gslb.example.com\"", "\"app.example.org\"");
+    assert_refused(&text, &["services[0].name", "services[1].weights.us"]);
+}
+
+#[test]
+fn syntax_errors_and_missing_files_are_reported() {
+    assert_refused("[zone\nname = 1", &["TOML parse error"]);
+    assert_refused("[server]\n", &["missing field `zone`"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_gslbd"))
+        .args(["check-config", "/nonexistent/gslbd.toml"])
+        .output()
+        .expect("run gslbd");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/gslbd.toml")
+    );
+}

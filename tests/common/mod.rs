@@ -1,0 +1,199 @@
+//! Test helpers: start gslbd in-process on an ephemeral loopback port and talk DNS to it over
+//! real UDP and TCP sockets, building and parsing messages with hickory-proto.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use gslbd::app::App;
+use gslbd::config;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+
+/// Three regions, a geo table and one service per strategy; `{extra}` is appended.
+pub const BASE: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 2
+
+[zone]
+name = "gslb.example.com"
+ttl = 30
+
+[zone.soa]
+rname = "hostmaster.example.com"
+serial = 7
+ttl = 120
+minimum = 60
+
+[[regions]]
+name = "eu"
+nameserver = "ns-eu.gslb.example.com"
+glue = ["127.0.10.1", "2001:db8::10"]
+location = [50.1, 8.7]
+
+[[regions]]
+name = "us"
+nameserver = "ns-us.gslb.example.com"
+glue = ["127.0.20.1"]
+location = [39.0, -77.5]
+
+[[regions]]
+name = "ap"
+nameserver = "ns-ap.gslb.example.com"
+glue = ["127.0.30.1"]
+location = [1.35, 103.8]
+
+[geo]
+default_region = "us"
+networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" = "ap", "127.0.0.0/8" = "ap" }
+
+[[services]]
+name = "app.gslb.example.com"
+strategy = "failover"
+failover_order = ["eu", "us", "ap"]
+targets = { eu = ["192.0.2.1", "2001:db8:e::1"], us = ["198.51.100.1", "2001:db8:a::1"], ap = ["203.0.113.1", "2001:db8:c::1"] }
+
+[[services]]
+name = "web.gslb.example.com"
+strategy = "weighted"
+weights = { eu = 50, us = 30, ap = 20 }
+targets = { eu = ["192.0.2.2"], us = ["198.51.100.2"], ap = ["203.0.113.2"] }
+
+[[services]]
+name = "api.gslb.example.com"
+strategy = "round-robin"
+targets = { eu = ["192.0.2.3", "192.0.2.4"], us = ["198.51.100.3"], ap = ["203.0.113.3"] }
+
+[[services]]
+name = "geo.gslb.example.com"
+strategy = "geo"
+targets = { eu = ["192.0.2.5"], us = ["198.51.100.5"], ap = ["203.0.113.5"] }
+
+[[services]]
+name = "v4only.deep.gslb.example.com"
+strategy = "round-robin"
+targets = { eu = ["192.0.2.6"] }
+"#;
+
+/// A running in-process server.
+pub struct TestServer {
+    pub app: App,
+    pub addr: SocketAddr,
+}
+
+/// Starts gslbd on `BASE` plus `extra`.
+pub async fn start(extra: &str) -> TestServer {
+    start_text(&format!("{BASE}\n{extra}")).await
+}
+
+/// Starts gslbd on a whole config text.
+pub async fn start_text(text: &str) -> TestServer {
+    let config = config::parse(text).expect("test config is valid");
+    let app = App::start(config, None).await.expect("server starts");
+    let addr = app.dns_addrs()[0];
+    TestServer { app, addr }
+}
+
+pub fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("valid name")
+}
+
+/// A query message with EDNS (payload 1232) as resolvers send it.
+pub fn query(qname: &str, rtype: RecordType) -> Message {
+    let mut message = plain_query(qname, rtype);
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    message.edns = Some(edns);
+    message
+}
+
+/// A query message without EDNS.
+pub fn plain_query(qname: &str, rtype: RecordType) -> Message {
+    let mut message = Message::new(0x1234, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(name(qname), rtype));
+    message
+}
+
+/// A query carrying an EDNS Client Subnet option.
+pub fn ecs_query(qname: &str, rtype: RecordType, subnet: &str, source_prefix: u8) -> Message {
+    let mut message = query(qname, rtype);
+    let edns = message.edns.as_mut().expect("query has edns");
+    edns.options_mut()
+        .insert(EdnsOption::Subnet(ClientSubnet::new(
+            subnet.parse().expect("valid address"),
+            source_prefix,
+            0,
+        )));
+    message
+}
+
+/// A query with a class other than IN.
+pub fn class_query(qname: &str, rtype: RecordType, class: DNSClass) -> Message {
+    let mut message = query(qname, rtype);
+    message.queries[0].set_query_class(class);
+    message
+}
+
+pub fn bytes(message: &Message) -> Vec<u8> {
+    message.to_bytes().expect("message encodes")
+}
+
+/// Sends `packet` over UDP and returns the reply, or `None` after `wait` without one.
+pub fn udp_raw_wait(addr: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind client socket");
+    socket.set_read_timeout(Some(wait)).expect("set timeout");
+    socket.send_to(packet, addr).expect("send");
+    let mut buf = vec![0u8; 65_535];
+    match socket.recv_from(&mut buf) {
+        Ok((len, _)) => Some(buf[..len].to_vec()),
+        Err(_) => None,
+    }
+}
+
+pub fn udp_raw(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    udp_raw_wait(addr, packet, Duration::from_secs(2))
+}
+
+/// Sends a query over UDP and parses the reply.
+pub fn udp(addr: SocketAddr, message: &Message) -> Message {
+    let reply = udp_raw(addr, &bytes(message)).expect("a udp reply");
+    Message::from_vec(&reply).expect("reply parses")
+}
+
+/// Sends one message over a new TCP connection (RFC 7766 two-byte length prefix).
+pub fn tcp_raw(addr: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("tcp connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("set timeout");
+    let len = u16::try_from(packet.len()).expect("short packet");
+    stream.write_all(&len.to_be_bytes()).expect("write length");
+    stream.write_all(packet).expect("write packet");
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("read length");
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).expect("read reply");
+    reply
+}
+
+pub fn tcp(addr: SocketAddr, message: &Message) -> Message {
+    Message::from_vec(&tcp_raw(addr, &bytes(message))).expect("reply parses")
+}
+
+/// The answer section's addresses, as text, in order.
+pub fn addresses(message: &Message) -> Vec<String> {
+    message
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(aaaa) => Some(aaaa.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,193 @@
+//! The four strategies, seen through real UDP queries.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use common::*;
+use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+
+fn health(service: &str, state: &str) -> String {
+    // Rewrites BASE so that `service` carries a static health table.
+    format!("{service}\nhealth = {{ {state} }}")
+}
+
+fn base_with(service_name: &str, health_line: &str) -> String {
+    let marker = format!("name = \"{service_name}\"");
+    BASE.replace(&marker, &health(&marker, health_line))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failover_moves_down_the_order_as_regions_fail() {
+    for (health_line, expected) in [
+        ("eu = \"healthy\"", "192.0.2.1"),
+        ("eu = \"unhealthy\"", "198.51.100.1"),
+        ("eu = \"unhealthy\", us = \"unhealthy\"", "203.0.113.1"),
+        ("eu = \"unknown\"", "192.0.2.1"),
+    ] {
+        let server = start_text(&base_with("app.gslb.example.com", health_line)).await;
+        let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
+        assert_eq!(addresses(&reply), vec![expected], "{health_line}");
+        server.app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_regions_down_fails_open_or_answers_nodata() {
+    let down = "eu = \"unhealthy\", us = \"unhealthy\", ap = \"unhealthy\"";
+    let server = start_text(&base_with("app.gslb.example.com", down)).await;
+    let mut got = addresses(&udp(
+        server.addr,
+        &query("app.gslb.example.com", RecordType::A),
+    ));
+    got.sort();
+    assert_eq!(got, vec!["192.0.2.1", "198.51.100.1", "203.0.113.1"]);
+    server.app.shutdown().await;
+
+    let text = base_with("app.gslb.example.com", down)
+        .replace("ttl = 30\n", "ttl = 30\nall_down = \"empty\"\n");
+    let server = start_text(&text).await;
+    let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
+    assert!(reply.answers.is_empty());
+    assert_eq!(reply.authorities.len(), 1, "NODATA with SOA");
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_robin_answers_every_healthy_address_rotated() {
+    let server = start_text(&base_with("api.gslb.example.com", "us = \"unhealthy\"")).await;
+    let mut firsts = HashSet::new();
+    for i in 0..200u32 {
+        let subnet = format!("100.{}.{}.0", 64 + i / 256, i % 256);
+        let reply = udp(
+            server.addr,
+            &ecs_query("api.gslb.example.com", RecordType::A, &subnet, 24),
+        );
+        let got = addresses(&reply);
+        firsts.insert(got[0].clone());
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec!["192.0.2.3", "192.0.2.4", "203.0.113.3"]);
+    }
+    assert_eq!(firsts.len(), 3, "every address leads for some clients");
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn weighted_picks_one_address_in_proportion_and_skips_unhealthy_regions() {
+    let server = start("").await;
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    let n = 3000u32;
+    for i in 0..n {
+        let subnet = format!("{}.{}.{}.0", 11 + i / 65536, (i / 256) % 256, i % 256);
+        let reply = udp(
+            server.addr,
+            &ecs_query("web.gslb.example.com", RecordType::A, &subnet, 24),
+        );
+        let got = addresses(&reply);
+        assert_eq!(got.len(), 1);
+        *counts.entry(got[0].clone()).or_default() += 1;
+    }
+    // Loose bounds here (3000 samples); the ±2% check over 100k clients is a unit test.
+    for (addr, weight) in [
+        ("192.0.2.2", 0.5),
+        ("198.51.100.2", 0.3),
+        ("203.0.113.2", 0.2),
+    ] {
+        let share = f64::from(counts[addr]) / f64::from(n);
+        assert!((share - weight).abs() < 0.05, "{addr}: {share} vs {weight}");
+    }
+    server.app.shutdown().await;
+
+    let server = start_text(&base_with("web.gslb.example.com", "eu = \"unhealthy\"")).await;
+    for i in 0..300u32 {
+        let subnet = format!("10.{}.{}.0", i / 256, i % 256);
+        let reply = udp(
+            server.addr,
+            &ecs_query("web.gslb.example.com", RecordType::A, &subnet, 24),
+        );
+        assert_ne!(addresses(&reply), vec!["192.0.2.2"]);
+    }
+    server.app.shutdown().await;
+}
+
+fn scope_of(reply: &hickory_proto::op::Message) -> u8 {
+    match reply.edns.as_ref().and_then(|e| e.option(EdnsCode::Subnet)) {
+        Some(EdnsOption::Subnet(subnet)) => subnet.scope_prefix(),
+        other => panic!("no ECS echoed: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn geo_answers_the_nearest_healthy_region_to_the_client_subnet() {
+    let server = start("").await;
+    for (subnet, expected) in [
+        ("192.0.2.0", "192.0.2.5"),
+        ("198.51.100.0", "198.51.100.5"),
+        ("203.0.113.0", "203.0.113.5"),
+        // Unknown networks go to the default region (us).
+        ("100.64.1.0", "198.51.100.5"),
+    ] {
+        let reply = udp(
+            server.addr,
+            &ecs_query("geo.gslb.example.com", RecordType::A, subnet, 24),
+        );
+        assert_eq!(addresses(&reply), vec![expected], "{subnet}");
+        assert_eq!(scope_of(&reply), 24, "{subnet}");
+    }
+    // Without ECS the source address decides: 127.0.0.0/8 is mapped to ap.
+    let reply = udp(server.addr, &query("geo.gslb.example.com", RecordType::A));
+    assert_eq!(addresses(&reply), vec!["203.0.113.5"]);
+    // Source prefix 0: the client asks not to be located by subnet; scope 0.
+    let reply = udp(
+        server.addr,
+        &ecs_query("geo.gslb.example.com", RecordType::A, "0.0.0.0", 0),
+    );
+    assert_eq!(scope_of(&reply), 0);
+    server.app.shutdown().await;
+
+    // ap down: Singapore clients go to the nearer of eu and us (eu).
+    let server = start_text(&base_with("geo.gslb.example.com", "ap = \"unhealthy\"")).await;
+    let reply = udp(
+        server.addr,
+        &ecs_query("geo.gslb.example.com", RecordType::A, "203.0.113.0", 24),
+    );
+    assert_eq!(addresses(&reply), vec!["192.0.2.5"]);
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_of_the_zone_give_the_same_answers() {
+    let a = start("").await;
+    let b = start("").await;
+    let mut compared = 0;
+    for i in 0..300u32 {
+        let subnet = format!("10.{}.{}.0", i / 256, i % 256);
+        for qname in [
+            "web.gslb.example.com",
+            "api.gslb.example.com",
+            "geo.gslb.example.com",
+            "app.gslb.example.com",
+        ] {
+            let message = ecs_query(qname, RecordType::A, &subnet, 24);
+            // Answers depend on the second they are asked in: retry a pair that straddled one.
+            for attempt in 0..3 {
+                let (x, y) = (udp(a.addr, &message), udp(b.addr, &message));
+                if addresses(&x) == addresses(&y) {
+                    compared += 1;
+                    break;
+                }
+                assert!(
+                    attempt < 2,
+                    "{qname} for {subnet}: {:?} vs {:?}",
+                    addresses(&x),
+                    addresses(&y)
+                );
+            }
+        }
+    }
+    assert_eq!(compared, 1200);
+    a.app.shutdown().await;
+    b.app.shutdown().await;
+}
