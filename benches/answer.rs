@@ -1,1 +1,129 @@
-fn main() {}
+//! Criterion benches of the answer path (query bytes → response bytes, per strategy) with 1k
+//! and 100k services, and of snapshot building.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use gslbd::config;
+use gslbd::dns::udp::answer_packet;
+use gslbd::model::Model;
+use gslbd::snapshot::Snapshot;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+
+const STRATEGIES: [&str; 4] = ["failover", "weighted", "round-robin", "geo"];
+
+/// A zone of `n` services cycling through the four strategies, three regions each.
+fn model(n: usize) -> Model {
+    let mut text = String::from(
+        r#"
+[zone]
+name = "gslb.example.com"
+[[regions]]
+name = "eu"
+nameserver = "ns-eu.gslb.example.com"
+glue = ["127.0.10.1"]
+location = [50.1, 8.7]
+[[regions]]
+name = "us"
+nameserver = "ns-us.gslb.example.com"
+glue = ["127.0.20.1"]
+location = [39.0, -77.5]
+[[regions]]
+name = "ap"
+nameserver = "ns-ap.gslb.example.com"
+glue = ["127.0.30.1"]
+location = [1.35, 103.8]
+[geo]
+networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" = "ap" }
+"#,
+    );
+    for i in 0..n {
+        let (x, y) = (i / 250, i % 250 + 1);
+        let strategy = STRATEGIES[i % 4];
+        let extra = match strategy {
+            "failover" => "failover_order = [\"eu\", \"us\", \"ap\"]\n",
+            "weighted" => "weights = { eu = 50, us = 30, ap = 20 }\n",
+            _ => "",
+        };
+        text.push_str(&format!(
+            "[[services]]\nname = \"svc-{i}.gslb.example.com\"\nstrategy = \"{strategy}\"\n{extra}\
+             targets = {{ eu = [\"127.1.{x}.{y}\"], us = [\"127.2.{x}.{y}\"], ap = [\"127.3.{x}.{y}\"] }}\n",
+            x = x % 256,
+        ));
+    }
+    config::parse(&text).expect("bench config is valid").model
+}
+
+fn query(name: &str) -> Vec<u8> {
+    let mut message = Message::new(7, MessageType::Query, OpCode::Query);
+    message.add_query(Query::query(
+        Name::from_ascii(name).expect("valid name"),
+        RecordType::A,
+    ));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    message.edns = Some(edns);
+    message.to_bytes().expect("query encodes")
+}
+
+fn answer(c: &mut Criterion) {
+    let source = SocketAddr::from(([198, 51, 100, 7], 5300));
+    for n in [1_000, 100_000] {
+        let snapshot = Snapshot::build(&model(n), 1232);
+        let mut group = c.benchmark_group(format!("answer/{n}_services"));
+        for (i, strategy) in STRATEGIES.iter().enumerate() {
+            // A service in the middle of the table, of this strategy.
+            let packet = query(&format!("svc-{}.gslb.example.com", n / 2 + i));
+            let mut out = Vec::with_capacity(1232);
+            group.bench_with_input(
+                BenchmarkId::from_parameter(strategy),
+                &packet,
+                |b, packet| {
+                    b.iter(|| {
+                        answer_packet(
+                            &snapshot,
+                            black_box(packet),
+                            source,
+                            1_700_000_000,
+                            &mut out,
+                        );
+                        black_box(out.len())
+                    })
+                },
+            );
+        }
+        let packet = query("nope.gslb.example.com");
+        let mut out = Vec::with_capacity(1232);
+        group.bench_function("nxdomain", |b| {
+            b.iter(|| {
+                answer_packet(
+                    &snapshot,
+                    black_box(&packet),
+                    source,
+                    1_700_000_000,
+                    &mut out,
+                );
+                black_box(out.len())
+            })
+        });
+        group.finish();
+    }
+}
+
+fn snapshot_build(c: &mut Criterion) {
+    let mut group = c.benchmark_group("snapshot_build");
+    group.sample_size(10);
+    for n in [1_000, 100_000] {
+        let model = model(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &model, |b, model| {
+            b.iter(|| Snapshot::build(black_box(model), 1232))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, answer, snapshot_build);
+criterion_main!(benches);
