@@ -436,4 +436,51 @@ mod tests {
             assert_eq!(a, b);
         }
     }
+
+    fn health_name(code: u8) -> &'static str {
+        match code % 3 {
+            0 => "healthy",
+            1 => "unhealthy",
+            _ => "unknown",
+        }
+    }
+
+    proptest::proptest! {
+        /// An answer never holds an unhealthy region's address unless every region is down
+        /// (fail-open), and never is empty while a region is available.
+        #[test]
+        fn answers_avoid_unhealthy_regions_unless_all_are_down(
+            strategy in 0usize..4,
+            health in proptest::array::uniform3(0u8..3),
+            client_bits in proptest::num::u32::ANY,
+            bucket in 0u64..1000,
+        ) {
+            let params = [
+                "strategy = \"failover\"\nfailover_order = [\"ap\", \"eu\", \"us\"]",
+                "strategy = \"weighted\"\nweights = { eu = 5, us = 3, ap = 2 }",
+                "strategy = \"round-robin\"",
+                "strategy = \"geo\"",
+            ][strategy];
+            let snap = snapshot(&format!(
+                "[[services]]\nname = \"s.gslb.example.com\"\n{params}\nhealth = {{ eu = \"{}\", us = \"{}\", ap = \"{}\" }}\n{TARGETS}",
+                health_name(health[0]), health_name(health[1]), health_name(health[2]),
+            ));
+            let unhealthy: Vec<&str> = ["192.0.2.1", "198.51.100.1", "203.0.113.1"]
+                .into_iter()
+                .zip(health)
+                .filter(|(_, h)| h % 3 == 1)
+                .map(|(a, _)| a)
+                .collect();
+            let client = Client::from_source(IpAddr::V4(Ipv4Addr::from(client_bits)));
+            let got = addrs(&select(&snap.services[0], RecordType::A, &client, bucket, &snap.geo));
+            if unhealthy.len() == 3 {
+                proptest::prop_assert_eq!(got.len(), 3, "fail-open answers every address");
+            } else {
+                proptest::prop_assert!(!got.is_empty());
+                for addr in &got {
+                    proptest::prop_assert!(!unhealthy.contains(&addr.as_str()), "{} is unhealthy", addr);
+                }
+            }
+        }
+    }
 }
