@@ -286,7 +286,7 @@ fn soa_minimum() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RawRegion {
     name: String,
-    nameserver: String,
+    nameserver: Option<String>,
     #[serde(default)]
     glue: Vec<IpAddr>,
     location: Option<[f64; 2]>,
@@ -379,7 +379,10 @@ impl RawConfig {
 
         let mut services = Vec::with_capacity(self.services.len());
         let mut seen: HashSet<Name> = HashSet::new();
-        let reserved: HashSet<Name> = regions.iter().map(|r| r.nameserver.clone()).collect();
+        let reserved: HashSet<Name> = regions
+            .iter()
+            .filter_map(|r| r.nameserver.clone())
+            .collect();
         for (i, raw) in self.services.iter().enumerate() {
             let path = format!("services[{i}]");
             let Some(service) = raw.validate(
@@ -457,6 +460,12 @@ fn validate_regions(raw: &[RawRegion], origin: &Name, problems: &mut Problems) -
     if raw.is_empty() {
         problems.add("regions", "at least one region is needed");
     }
+    if !raw.is_empty() && raw.iter().all(|r| r.nameserver.is_none()) {
+        problems.add(
+            "regions",
+            "at least one region needs a nameserver: the zone needs an NS record",
+        );
+    }
     let mut regions: Vec<RegionDef> = Vec::with_capacity(raw.len());
     for (i, region) in raw.iter().enumerate() {
         let path = format!("regions[{i}]");
@@ -477,30 +486,41 @@ fn validate_regions(raw: &[RawRegion], origin: &Name, problems: &mut Problems) -
             );
             continue;
         }
-        let nameserver = match parse_name(&region.nameserver) {
-            Ok(name) => name,
-            Err(reason) => {
+        let nameserver = match region.nameserver.as_deref().map(parse_name) {
+            None => {
+                if !region.glue.is_empty() {
+                    problems.add(format!("{path}.glue"), "glue needs a nameserver");
+                }
+                None
+            }
+            Some(Ok(name)) => Some(name),
+            Some(Err(reason)) => {
                 problems.add(format!("{path}.nameserver"), reason);
                 continue;
             }
         };
-        if &nameserver == origin {
-            problems.add(
-                format!("{path}.nameserver"),
-                "the nameserver cannot be the zone apex",
-            );
-        }
-        if origin.zone_of(&nameserver) && region.glue.is_empty() {
-            problems.add(
-                format!("{path}.glue"),
-                format!("{nameserver} is inside the zone, so it needs glue addresses"),
-            );
-        }
-        if let Some(dup) = regions.iter().find(|r| r.nameserver == nameserver) {
-            problems.add(
-                format!("{path}.nameserver"),
-                format!("{nameserver} is already region {}'s nameserver", dup.name),
-            );
+        if let Some(nameserver) = &nameserver {
+            if nameserver == origin {
+                problems.add(
+                    format!("{path}.nameserver"),
+                    "the nameserver cannot be the zone apex",
+                );
+            }
+            if origin.zone_of(nameserver) && region.glue.is_empty() {
+                problems.add(
+                    format!("{path}.glue"),
+                    format!("{nameserver} is inside the zone, so it needs glue addresses"),
+                );
+            }
+            if let Some(dup) = regions
+                .iter()
+                .find(|r| r.nameserver.as_ref() == Some(nameserver))
+            {
+                problems.add(
+                    format!("{path}.nameserver"),
+                    format!("{nameserver} is already region {}'s nameserver", dup.name),
+                );
+            }
         }
         let location = region.location.and_then(|[lat, lon]| {
             if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) {
@@ -532,8 +552,9 @@ impl RawZone {
                 Name::root()
             }),
             None => regions
-                .first()
-                .map_or_else(Name::root, |r| r.nameserver.clone()),
+                .iter()
+                .find_map(|r| r.nameserver.clone())
+                .unwrap_or_else(Name::root),
         };
         let rname = match &soa.rname {
             Some(text) => parse_name(text).unwrap_or_else(|reason| {

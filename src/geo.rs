@@ -112,12 +112,11 @@ fn haversine_km((lat1, lon1): (f64, f64), (lat2, lon2): (f64, f64)) -> f64 {
 mod tests {
     use super::*;
     use crate::model::Region;
-    use hickory_proto::rr::Name;
 
     fn region(name: &str, location: Option<(f64, f64)>) -> RegionDef {
         RegionDef {
             name: Region::new(name),
-            nameserver: Name::root(),
+            nameserver: None,
             glue: vec![],
             location,
         }

@@ -116,8 +116,9 @@ pub struct Zone {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RegionDef {
     pub name: Region,
-    /// The region's nameserver name, lowercase and fully qualified.
-    pub nameserver: Name,
+    /// The region's nameserver name, lowercase and fully qualified; `None` for a region that
+    /// serves traffic but runs no DNS server of the zone.
+    pub nameserver: Option<Name>,
     /// The nameserver's addresses (glue when the name is inside the zone).
     pub glue: Vec<IpAddr>,
     /// Latitude and longitude in degrees, for geo distance.

@@ -142,17 +142,21 @@ impl Snapshot {
 
         let mut ns = Vec::new();
         let mut glue = Vec::new();
-        for region in &model.regions {
+        for (nameserver, region) in model
+            .regions
+            .iter()
+            .filter_map(|r| Some((r.nameserver.as_ref()?, r)))
+        {
             ns.push(Record::from_rdata(
                 origin.clone(),
                 zone.ns_ttl,
-                RData::NS(NS(region.nameserver.clone())),
+                RData::NS(NS(nameserver.clone())),
             ));
-            if origin.zone_of(&region.nameserver) {
-                let addresses = Addresses::new(&region.nameserver, zone.ns_ttl, &region.glue);
+            if origin.zone_of(nameserver) {
+                let addresses = Addresses::new(nameserver, zone.ns_ttl, &region.glue);
                 glue.extend(addresses.a.iter().cloned());
                 glue.extend(addresses.aaaa.iter().cloned());
-                nodes.insert(LowerName::new(&region.nameserver), Node::Host(addresses));
+                nodes.insert(LowerName::new(nameserver), Node::Host(addresses));
             }
         }
 

@@ -225,6 +225,20 @@ fn zone_and_region_problems_are_named() {
 }
 
 #[test]
+fn the_zone_needs_at_least_one_nameserver() {
+    let text: String = common::BASE
+        .lines()
+        .filter(|l| !l.starts_with("nameserver") && !l.starts_with("glue"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_refused(&text, &["regions: at least one region needs a nameserver"]);
+    assert_refused(
+        &base_with("nameserver = \"ns-ap.gslb.example.com\"\n", ""),
+        &["regions[2].glue", "glue needs a nameserver"],
+    );
+}
+
+#[test]
 fn several_problems_are_listed_together() {
     let text =
         base_with("us = 30", "us = 0").replace("\"app.gslb.example.com\"", "\"app.example.org\"");

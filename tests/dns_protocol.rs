@@ -76,6 +76,25 @@ async fn apex_soa_and_ns_with_glue() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn regions_without_a_nameserver_are_left_out_of_the_ns_set() {
+    let text = BASE.replace(
+        "nameserver = \"ns-ap.gslb.example.com\"\nglue = [\"127.0.30.1\"]\n",
+        "",
+    );
+    let server = start_text(&text).await;
+    let reply = udp(server.addr, &query("gslb.example.com", RecordType::NS));
+    assert_eq!(reply.answers.len(), 2);
+    assert_eq!(reply.additionals.len(), 3);
+    // ap still serves traffic.
+    let reply = udp(
+        server.addr,
+        &ecs_query("geo.gslb.example.com", RecordType::A, "203.0.113.0", 24),
+    );
+    assert_eq!(addresses(&reply), vec!["203.0.113.5"]);
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn nameserver_names_answer_their_addresses() {
     let server = start("").await;
     let reply = udp(server.addr, &query("ns-eu.gslb.example.com", RecordType::A));
