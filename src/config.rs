@@ -221,8 +221,14 @@ struct RawZone {
     ns_ttl: u32,
     #[serde(default)]
     all_down: AllDownPolicy,
+    #[serde(default = "default_time_bucket_ms")]
+    time_bucket_ms: u64,
     #[serde(default)]
     soa: RawSoa,
+}
+
+fn default_time_bucket_ms() -> u64 {
+    1000
 }
 
 fn default_ttl() -> u32 {
@@ -576,6 +582,9 @@ impl RawZone {
                 problems.add(format!("zone.soa.{field}"), "must be below 2^31");
             }
         }
+        if !(1..=3_600_000).contains(&self.time_bucket_ms) {
+            problems.add("zone.time_bucket_ms", "must be between 1 and 3600000");
+        }
         for (field, value) in [("zone.ttl", self.ttl), ("zone.ns_ttl", self.ns_ttl)] {
             if value > MAX_TTL {
                 problems.add(field, "must be below 2^31");
@@ -594,6 +603,7 @@ impl RawZone {
                 ttl: soa.ttl,
             },
             ns_ttl: self.ns_ttl,
+            time_bucket_ms: self.time_bucket_ms.max(1),
         }
     }
 }

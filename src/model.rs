@@ -110,6 +110,8 @@ pub struct Zone {
     pub soa: Soa,
     /// TTL of the apex NS records and of nameserver addresses.
     pub ns_ttl: u32,
+    /// Length of the time bucket answers depend on (rotation, weighted draws), in ms.
+    pub time_bucket_ms: u64,
 }
 
 /// One region of the deployment: its nameserver and where it sits.

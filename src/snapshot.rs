@@ -32,11 +32,27 @@ pub enum Node {
 pub struct Addresses {
     pub a: Vec<Record>,
     pub aaaa: Vec<Record>,
+    /// The owner name in wire format (lowercase, uncompressed), for the UDP fast encoder.
+    pub owner_wire: Box<[u8]>,
+}
+
+/// `name` in DNS wire format (RFC 1035 §3.1), uncompressed.
+pub fn wire_name(name: &Name) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out.into_boxed_slice()
 }
 
 impl Addresses {
     fn new(owner: &Name, ttl: u32, addresses: &[IpAddr]) -> Self {
-        let mut out = Self::default();
+        let mut out = Self {
+            owner_wire: wire_name(owner),
+            ..Self::default()
+        };
         for addr in addresses {
             match addr {
                 IpAddr::V4(v4) => {
@@ -82,6 +98,8 @@ pub struct ServiceAnswer {
     pub regions: Vec<RegionAnswer>,
     /// Stable per-name salt so that different services spread clients differently.
     pub salt: u64,
+    /// The name in wire format (lowercase, uncompressed).
+    pub owner_wire: Box<[u8]>,
 }
 
 impl ServiceAnswer {
@@ -113,6 +131,8 @@ pub struct Snapshot {
     pub services: Vec<ServiceAnswer>,
     pub geo: GeoIndex,
     pub max_udp_payload: u16,
+    /// Length of the time bucket answers depend on, in ms.
+    pub time_bucket_ms: u64,
     nodes: FxHashMap<LowerName, Node>,
 }
 
@@ -180,6 +200,7 @@ impl Snapshot {
                         })
                         .collect(),
                     salt: name_salt(&service.name),
+                    owner_wire: wire_name(&service.name),
                 }
             })
             .collect();
@@ -209,6 +230,7 @@ impl Snapshot {
             services,
             geo: GeoIndex::build(&model.geo, &model.regions),
             max_udp_payload,
+            time_bucket_ms: model.zone.time_bucket_ms,
             nodes,
         }
     }

@@ -23,6 +23,9 @@ pub struct Response<'s> {
     pub answers: Records<'s>,
     pub authorities: SmallVec<[&'s Record; 4]>,
     pub additionals: Records<'s>,
+    /// Wire-format owner name shared by every answer record, when there is one (A/AAAA of a
+    /// service or nameserver): lets the UDP fast path encode without hickory's encoder.
+    pub owner_wire: Option<&'s [u8]>,
 }
 
 impl<'s> Response<'s> {
@@ -43,6 +46,7 @@ impl<'s> Response<'s> {
             answers: Records::new(),
             authorities: SmallVec::new(),
             additionals: Records::new(),
+            owner_wire: None,
         }
     }
 
@@ -112,6 +116,7 @@ pub fn respond<'s>(
             // RFC 8482: ANY gets one RRset, here the addresses of the first family present.
             let rtype = answer_type(qtype, !addresses.a.is_empty());
             response.answers.extend(addresses.of(rtype).iter());
+            response.owner_wire = Some(&addresses.owner_wire);
         }
         Node::Service(index) => {
             let service = &snapshot.services[*index];
@@ -121,6 +126,7 @@ pub fn respond<'s>(
                 let client = client_of(request, source);
                 let selection = select::select(service, rtype, &client, bucket, &snapshot.geo);
                 response.answers = selection.records;
+                response.owner_wire = Some(&service.owner_wire);
                 echo_client_subnet(&mut response, request, selection.scope);
             }
         }

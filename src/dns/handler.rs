@@ -31,8 +31,8 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let snapshot = self.store.load_full();
-        let Some(response) = answer::respond(&snapshot, request, request.src().ip(), time_bucket())
-        else {
+        let bucket = time_bucket(snapshot.time_bucket_ms);
+        let Some(response) = answer::respond(&snapshot, request, request.src().ip(), bucket) else {
             return no_response(request);
         };
         let message = encode::message(&response, &request.queries);

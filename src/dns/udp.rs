@@ -1,9 +1,11 @@
-//! The UDP fast path: one blocking thread per SO_REUSEPORT socket, no task spawn and no channel
-//! per query. Parsing and encoding are hickory-proto's, the answer is [`answer::respond`], so
-//! the bytes are those hickory-server would send (see `tests/differential.rs`).
+//! The UDP fast path: one blocking thread per SO_REUSEPORT socket, queries taken and answers
+//! sent in batches (recvmmsg/sendmmsg), no task spawn and no channel per query. Parsing and
+//! encoding are hickory-proto's, the answer is [`answer::respond`], so the bytes are those
+//! hickory-server would send (see `tests/differential.rs`).
 
-use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +16,8 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -22,6 +26,10 @@ use crate::snapshot::Snapshot;
 
 /// How often a blocked receive wakes up to look for shutdown.
 const WAKE_INTERVAL: Duration = Duration::from_millis(200);
+/// Datagrams taken per receive call.
+const BATCH: usize = 32;
+/// Largest query read; longer datagrams are cut, fail to parse and get FORMERR.
+const MAX_QUERY: usize = 4096;
 
 /// Starts one answering thread for `socket`.
 pub fn spawn(
@@ -37,35 +45,106 @@ pub fn spawn(
 }
 
 fn serve(socket: &UdpSocket, store: &ArcSwap<Snapshot>, stop: &CancellationToken) {
-    // The largest datagram a client can send; larger ones are cut and fail to parse.
-    let mut packet = [0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
+    let fd = socket.as_raw_fd();
+    let mut queries = vec![[0u8; MAX_QUERY]; BATCH];
+    let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
+    let mut received: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+
     while !stop.is_cancelled() {
-        let (len, src) = match socket.recv_from(&mut packet) {
-            Ok(received) => received,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                warn!(%error, "udp receive failed");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let snapshot = store.load();
-        if answer_packet(&snapshot, &packet[..len], src, time_bucket(), &mut out)
-            && let Err(error) = socket.send_to(&out, src)
+        received.clear();
         {
-            // Full buffers or an unreachable client: the client will retry.
-            tracing::debug!(%error, %src, "udp send failed");
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> = queries
+                .iter_mut()
+                .map(|q| [IoSliceMut::new(&mut q[..])])
+                .collect();
+            // Blocks for the first datagram (up to WAKE_INTERVAL), then takes what is queued.
+            match recvmmsg(
+                fd,
+                &mut recv_headers,
+                slices.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(messages) => received
+                    .extend(messages.filter_map(|m| Some((m.bytes.min(MAX_QUERY), m.address?)))),
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(error) => {
+                    warn!(%error, "udp receive failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            }
+        }
+
+        let snapshot = store.load();
+        let bucket = time_bucket(snapshot.time_bucket_ms);
+        replies.clear();
+        for (slot, (len, address)) in received.iter().enumerate() {
+            let Some(src) = socket_addr(address) else {
+                continue;
+            };
+            if answer_packet(
+                &snapshot,
+                &queries[slot][..*len],
+                src,
+                bucket,
+                &mut answers[slot],
+            ) {
+                replies.push((slot, *address));
+            }
+        }
+        send_all(fd, &mut send_headers, &answers, &replies);
+    }
+}
+
+/// Sends every reply, retrying what a partial sendmmsg left.
+fn send_all(
+    fd: i32,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    answers: &[Vec<u8>],
+    replies: &[(usize, SockaddrStorage)],
+) {
+    let mut pending = replies;
+    while !pending.is_empty() {
+        let slices: Vec<[IoSlice<'_>; 1]> = pending
+            .iter()
+            .map(|(slot, _)| [IoSlice::new(&answers[*slot])])
+            .collect();
+        let addresses: Vec<Option<SockaddrStorage>> =
+            pending.iter().map(|(_, address)| Some(*address)).collect();
+        match sendmmsg(
+            fd,
+            headers,
+            slices.iter(),
+            &addresses,
+            [],
+            MsgFlags::empty(),
+        ) {
+            Ok(results) => {
+                let sent = results.count().max(1);
+                pending = &pending[sent.min(pending.len())..];
+            }
+            Err(Errno::EINTR) => continue,
+            Err(error) => {
+                // The first message failed (full buffers, an unreachable client): skip it,
+                // the client will retry.
+                tracing::debug!(%error, "udp send failed");
+                pending = &pending[1..];
+            }
         }
     }
+}
+
+fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
 /// Answers one datagram into `out`; returns false when nothing is to be sent.
