@@ -10,6 +10,9 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError, ServerSettings};
 use crate::dns::server::{DnsServer, ServerError};
+use crate::health::checker::Checker;
+use crate::health::plan;
+use crate::health::probe::{NetProbes, ProbeFactory};
 use crate::snapshot::Snapshot;
 use crate::state::{self, StateHandle};
 
@@ -19,20 +22,34 @@ pub struct App {
     store: Arc<ArcSwap<Snapshot>>,
     state: StateHandle,
     owner: tokio::task::JoinHandle<()>,
+    checker: Checker,
     settings: ServerSettings,
     config_path: Option<PathBuf>,
 }
 
 impl App {
-    /// Builds the first snapshot and starts serving it.
+    /// Builds the first snapshot, starts serving it and probing the local targets.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, ServerError> {
+        Self::start_with(config, config_path, Arc::new(NetProbes)).await
+    }
+
+    /// As [`App::start`], with probes made by `probes`.
+    pub async fn start_with(
+        config: Config,
+        config_path: Option<PathBuf>,
+        probes: Arc<dyn ProbeFactory>,
+    ) -> Result<Self, ServerError> {
+        let probe_plan = plan::plan(&config.model, true);
+        let concurrency = config.model.probe_concurrency;
         let (store, state, owner) = state::start(config.model, config.server.max_udp_payload);
         let dns = DnsServer::start(&config.server, store.clone()).await?;
+        let checker = Checker::start(probe_plan, probes, state.sender(), concurrency);
         Ok(Self {
             dns,
             store,
             state,
             owner,
+            checker,
             settings: config.server,
             config_path,
         })
@@ -71,7 +88,9 @@ impl App {
             warn!("[server] settings changed; they apply at the next restart");
         }
         let services = config.model.services.len();
+        let probe_plan = plan::plan(&config.model, true);
         self.state.replace_model(config.model).await;
+        self.checker.update(probe_plan);
         info!(path = %path.display(), services, "config reloaded");
         Ok(())
     }
@@ -79,6 +98,7 @@ impl App {
     /// Stops serving and waits for every task.
     pub async fn shutdown(self) {
         self.dns.shutdown().await;
+        self.checker.shutdown().await;
         drop(self.state);
         let _ = self.owner.await;
         info!("stopped");

@@ -21,6 +21,7 @@ pub mod app;
 pub mod config;
 pub mod dns;
 pub mod geo;
+pub mod health;
 pub mod model;
 pub mod snapshot;
 pub mod state;

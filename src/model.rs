@@ -5,7 +5,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
@@ -133,8 +135,72 @@ pub struct Target {
     /// Index into [`Model::regions`].
     pub region: usize,
     pub addresses: Vec<IpAddr>,
-    /// Static health for now; probes and gossip will set it later.
-    pub health: Health,
+    /// Health set in config: it overrides what probes say (e.g. to drain a region). `None`:
+    /// probes decide for the local region, and other regions count as healthy.
+    pub health: Option<Health>,
+}
+
+/// How a region's health follows from its addresses' probe verdicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetPolicy {
+    /// Healthy while at least one address is (k8gb's serviceHealthPolicy `any`).
+    #[default]
+    Any,
+    /// Healthy only while every address is.
+    All,
+}
+
+/// What a probe does.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Deserialize,
+    serde::Serialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeKind {
+    /// HTTP GET with the service's Host header.
+    #[default]
+    Http,
+    /// HTTPS GET, with SNI and certificate check for the service's name.
+    Https,
+    /// A TCP connect.
+    Tcp,
+    /// No probe: the static health decides.
+    None,
+}
+
+/// How one service's local targets are probed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeSettings {
+    pub kind: ProbeKind,
+    pub port: u16,
+    /// HTTP path, starting with '/'.
+    pub path: String,
+    /// Host header and TLS server name; the service name when `None`.
+    pub host: Option<String>,
+    /// Accepted HTTP status ranges (inclusive).
+    pub expect_status: Vec<(u16, u16)>,
+    /// The body must contain this text (first 64 KiB).
+    pub body_contains: Option<String>,
+    /// PEM bundle of CAs trusted for HTTPS, in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes that make a target healthy.
+    pub rise: u32,
+    /// Consecutive failures that make a target unhealthy.
+    pub fall: u32,
+    pub target_policy: TargetPolicy,
 }
 
 /// One balanced name in the zone.
@@ -147,6 +213,7 @@ pub struct Service {
     /// At most one target per region, in region order.
     pub targets: Vec<Target>,
     pub all_down: AllDownPolicy,
+    pub probe: ProbeSettings,
 }
 
 /// CIDR → region table used by the geo strategy.
@@ -165,4 +232,8 @@ pub struct Model {
     pub regions: Vec<RegionDef>,
     pub services: Vec<Service>,
     pub geo: GeoTable,
+    /// This gslbd's own region (index into `regions`): the one it probes.
+    pub local_region: Option<usize>,
+    /// Probes running at once, at most.
+    pub probe_concurrency: usize,
 }

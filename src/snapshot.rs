@@ -12,7 +12,9 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
 use crate::geo::GeoIndex;
-use crate::model::{AllDownPolicy, Health, Model, Region, Strategy};
+use crate::health::Verdicts;
+use crate::health::plan::key_for;
+use crate::model::{AllDownPolicy, Health, Model, Region, Service, Strategy, Target, TargetPolicy};
 
 /// What a name of the zone is.
 #[derive(Clone, Debug)]
@@ -85,7 +87,42 @@ pub struct RegionAnswer {
     /// Index into [`Snapshot::regions`].
     pub region: usize,
     pub health: Health,
+    /// The addresses to answer while the region is available: those not found unhealthy.
     pub addresses: Addresses,
+    /// Every address, for fail-open answers.
+    pub all: Addresses,
+}
+
+/// Health of a region for a service, and of each of its addresses (in target order).
+fn target_health(
+    service: &Service,
+    target: &Target,
+    local_region: Option<usize>,
+    verdicts: &Verdicts,
+) -> (Health, Vec<Health>) {
+    let probed = local_region == Some(target.region);
+    let per_address: Vec<Health> = target
+        .addresses
+        .iter()
+        .map(|&addr| match key_for(service, addr) {
+            Some(key) if probed => verdicts.get(&key).copied().unwrap_or(Health::Unknown),
+            _ => Health::Healthy,
+        })
+        .collect();
+    if let Some(forced) = target.health {
+        // Set in config: an operator's word beats the probes (e.g. to drain a region).
+        return (forced, vec![Health::Healthy; target.addresses.len()]);
+    }
+    let any = |h: Health| per_address.iter().any(|&a| a == h);
+    let all = |h: Health| per_address.iter().all(|&a| a == h);
+    let region = match service.probe.target_policy {
+        TargetPolicy::Any if any(Health::Healthy) => Health::Healthy,
+        TargetPolicy::Any if all(Health::Unhealthy) => Health::Unhealthy,
+        TargetPolicy::All if any(Health::Unhealthy) => Health::Unhealthy,
+        TargetPolicy::All if all(Health::Healthy) => Health::Healthy,
+        _ => Health::Unknown,
+    };
+    (region, per_address)
 }
 
 /// A service ready to answer.
@@ -137,8 +174,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds the view of `model`.
-    pub fn build(model: &Model, max_udp_payload: u16) -> Self {
+    /// Builds the view of `model` with the latest probe `verdicts`.
+    pub fn build(model: &Model, max_udp_payload: u16, verdicts: &Verdicts) -> Self {
         let zone = &model.zone;
         let origin = zone.origin.clone();
         let soa_rdata = SOA::new(
@@ -193,10 +230,27 @@ impl Snapshot {
                     regions: service
                         .targets
                         .iter()
-                        .map(|t| RegionAnswer {
-                            region: t.region,
-                            health: t.health,
-                            addresses: Addresses::new(&service.name, service.ttl, &t.addresses),
+                        .map(|t| {
+                            let (health, per_address) =
+                                target_health(service, t, model.local_region, verdicts);
+                            let answerable: Vec<_> = t
+                                .addresses
+                                .iter()
+                                .zip(&per_address)
+                                .filter(|(_, h)| h.is_available())
+                                .map(|(a, _)| *a)
+                                .collect();
+                            let all = Addresses::new(&service.name, service.ttl, &t.addresses);
+                            RegionAnswer {
+                                region: t.region,
+                                health,
+                                addresses: if answerable.len() == t.addresses.len() {
+                                    all.clone()
+                                } else {
+                                    Addresses::new(&service.name, service.ttl, &answerable)
+                                },
+                                all,
+                            }
                         })
                         .collect(),
                     salt: name_salt(&service.name),

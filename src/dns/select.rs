@@ -252,7 +252,7 @@ mod tests {
 
     fn snapshot(services: &str) -> Snapshot {
         let config = config::parse(&format!("{BASE}\n{services}")).expect("valid test config");
-        Snapshot::build(&config.model, 1232)
+        Snapshot::build(&config.model, 1232, &Default::default())
     }
 
     fn addrs(selection: &Selection<'_>) -> Vec<String> {

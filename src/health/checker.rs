@@ -1,0 +1,176 @@
+//! The probe scheduler: one task per distinct probe, each on its own interval with jitter and
+//! a timeout, a shared bound on probes in flight, and verdict changes sent to the state owner.
+//! A hanging target only ever holds its own task (and one permit, for at most its timeout).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::plan::ProbeKey;
+use super::probe::{Probe, ProbeError, ProbeFactory};
+use super::verdict::Tracker;
+use crate::model::ProbeSettings;
+use crate::state::Event;
+
+/// The probes to run.
+pub type Plan = BTreeMap<ProbeKey, ProbeSettings>;
+
+/// Handle to the running checker.
+pub struct Checker {
+    plans: watch::Sender<Arc<Plan>>,
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Checker {
+    /// Starts probing `plan`; verdict changes go to `events`.
+    pub fn start(
+        plan: Plan,
+        factory: Arc<dyn ProbeFactory>,
+        events: mpsc::Sender<Event>,
+        concurrency: usize,
+    ) -> Self {
+        let (plans, mut updates) = watch::channel(Arc::new(plan));
+        let stop = CancellationToken::new();
+        let task_stop = stop.clone();
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let task = tokio::spawn(async move {
+            let mut running: HashMap<ProbeKey, (ProbeSettings, CancellationToken)> = HashMap::new();
+            loop {
+                let plan = updates.borrow_and_update().clone();
+                // Stop what left the plan or changed; start what is new.
+                running.retain(|key, (settings, token)| {
+                    let keep = plan.get(key) == Some(settings);
+                    if !keep {
+                        token.cancel();
+                    }
+                    keep
+                });
+                for (key, settings) in plan.iter() {
+                    if running.contains_key(key) {
+                        continue;
+                    }
+                    let token = task_stop.child_token();
+                    tokio::spawn(run_probe(
+                        key.clone(),
+                        settings.clone(),
+                        factory.clone(),
+                        permits.clone(),
+                        events.clone(),
+                        token.clone(),
+                    ));
+                    running.insert(key.clone(), (settings.clone(), token));
+                }
+                info!(probes = running.len(), "probe plan applied");
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { break },
+                    _ = task_stop.cancelled() => break,
+                }
+            }
+            for (_, token) in running.values() {
+                token.cancel();
+            }
+        });
+        Self { plans, task, stop }
+    }
+
+    /// Replaces the plan (config reload): unchanged probes keep their state.
+    pub fn update(&self, plan: Plan) {
+        self.plans.send_replace(Arc::new(plan));
+    }
+
+    /// Stops every probe.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// A deterministic spread in [-10%, +10%] of `interval` for the `round`th probe of `key`, so
+/// probes of many targets do not fire in lockstep.
+fn jittered(interval: Duration, key: &ProbeKey, round: u64) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    round.hash(&mut hasher);
+    let unit = (hasher.finish() % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
+    interval.mul_f64(1.0 + unit * 0.1)
+}
+
+async fn run_probe(
+    key: ProbeKey,
+    settings: ProbeSettings,
+    factory: Arc<dyn ProbeFactory>,
+    permits: Arc<Semaphore>,
+    events: mpsc::Sender<Event>,
+    stop: CancellationToken,
+) {
+    let probe: Result<Box<dyn Probe>, ProbeError> = factory.build(&key, &settings);
+    if let Err(error) = &probe {
+        warn!(probe = %key, %error, "probe cannot run; counting it as failing");
+    }
+    let mut tracker = Tracker::new(settings.rise, settings.fall);
+    // The first probe goes out within a tenth of the interval: verdicts come fast at start.
+    let mut next = Instant::now() + jittered(settings.interval, &key, 0) / 10;
+    for round in 1.. {
+        tokio::select! {
+            _ = sleep_until_instant(next) => {}
+            _ = stop.cancelled() => return,
+        }
+        next += jittered(settings.interval, &key, round);
+        let result = {
+            let _permit = tokio::select! {
+                permit = permits.acquire() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                _ = stop.cancelled() => return,
+            };
+            match &probe {
+                Ok(probe) => match tokio::time::timeout(settings.timeout, probe.check()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ProbeError::Timeout(settings.timeout)),
+                },
+                Err(error) => Err(error.clone()),
+            }
+        };
+        if let Err(error) = &result {
+            debug!(probe = %key, %error, "probe failed");
+        }
+        if let Some(transition) = tracker.observe(result.is_ok()) {
+            let reason = match &result {
+                Ok(()) => format!("{} consecutive successes", settings.rise),
+                Err(error) => format!("{} consecutive failures, last: {error}", settings.fall),
+            };
+            info!(
+                probe = %key,
+                from = ?transition.from,
+                to = ?transition.to,
+                %reason,
+                "target health changed"
+            );
+            let event = Event::Verdict {
+                key: key.clone(),
+                health: transition.to,
+                at: std::time::Instant::now(),
+            };
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+        // A slow probe must not make the next ones pile up.
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+    }
+}
+
+async fn sleep_until_instant(deadline: Instant) {
+    sleep(deadline.saturating_duration_since(Instant::now())).await;
+}

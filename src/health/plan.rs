@@ -1,0 +1,150 @@
+//! Which probes the model asks for: one per distinct (address, port, scheme, host, path),
+//! however many services share it, for the local region's targets only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use tracing::warn;
+
+use crate::model::{Health, Model, ProbeKind, ProbeSettings, Service};
+
+/// What identifies a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeKey {
+    pub kind: ProbeKind,
+    pub addr: SocketAddr,
+    /// Host header and TLS name (empty for TCP).
+    pub host: String,
+    /// HTTP path (empty for TCP).
+    pub path: String,
+}
+
+impl fmt::Display for ProbeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ProbeKind::Tcp | ProbeKind::None => write!(f, "tcp://{}", self.addr),
+            ProbeKind::Http => write!(f, "http://{}{} via {}", self.host, self.path, self.addr),
+            ProbeKind::Https => write!(f, "https://{}{} via {}", self.host, self.path, self.addr),
+        }
+    }
+}
+
+/// The latest verdict of every probe.
+pub type Verdicts = HashMap<ProbeKey, Health>;
+
+/// The probe of `service`'s target address `addr`, if the service is probed.
+pub fn key_for(service: &Service, addr: IpAddr) -> Option<ProbeKey> {
+    let settings = &service.probe;
+    let addr = SocketAddr::new(addr, settings.port);
+    match settings.kind {
+        ProbeKind::None => None,
+        ProbeKind::Tcp => Some(ProbeKey {
+            kind: ProbeKind::Tcp,
+            addr,
+            host: String::new(),
+            path: String::new(),
+        }),
+        kind @ (ProbeKind::Http | ProbeKind::Https) => Some(ProbeKey {
+            kind,
+            addr,
+            host: settings
+                .host
+                .clone()
+                .unwrap_or_else(|| service.name.to_string().trim_end_matches('.').to_string()),
+            path: settings.path.clone(),
+        }),
+    }
+}
+
+/// Every probe to run, with its settings. Services sharing a probe whose other settings differ
+/// (interval, expected status, ...) get the first one's, in config order; `warn_conflicts`
+/// logs each such case.
+pub fn plan(model: &Model, warn_conflicts: bool) -> BTreeMap<ProbeKey, ProbeSettings> {
+    let mut probes: BTreeMap<ProbeKey, (ProbeSettings, &Service)> = BTreeMap::new();
+    let Some(local) = model.local_region else {
+        return BTreeMap::new();
+    };
+    for service in &model.services {
+        for target in service.targets.iter().filter(|t| t.region == local) {
+            for &addr in &target.addresses {
+                let Some(key) = key_for(service, addr) else {
+                    continue;
+                };
+                match probes.get(&key) {
+                    Some((settings, first)) if warn_conflicts && *settings != service.probe => {
+                        warn!(
+                            probe = %key,
+                            kept = %first.name,
+                            ignored = %service.name,
+                            "services share a probe with different settings; the first one's apply"
+                        )
+                    }
+                    Some(_) => {}
+                    None => {
+                        probes.insert(key, (service.probe.clone(), service));
+                    }
+                }
+            }
+        }
+    }
+    probes
+        .into_iter()
+        .map(|(key, (settings, _))| (key, settings))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    #[test]
+    fn one_probe_per_distinct_target_local_region_only() {
+        let config = config::parse(
+            r#"
+            local_region = "eu"
+            [probe]
+            kind = "tcp"
+            port = 8080
+            [zone]
+            name = "gslb.example.com"
+            [[regions]]
+            name = "eu"
+            nameserver = "ns.gslb.example.com"
+            glue = ["192.0.2.53"]
+            [[regions]]
+            name = "us"
+            [[services]]
+            name = "a.gslb.example.com"
+            strategy = "round-robin"
+            targets = { eu = ["127.0.0.2", "127.0.0.3"], us = ["127.0.1.2"] }
+            [[services]]
+            name = "b.gslb.example.com"
+            strategy = "round-robin"
+            targets = { eu = ["127.0.0.2"] }
+            [[services]]
+            name = "c.gslb.example.com"
+            strategy = "round-robin"
+            probe = { kind = "http", path = "/health" }
+            targets = { eu = ["127.0.0.2"] }
+            [[services]]
+            name = "d.gslb.example.com"
+            strategy = "round-robin"
+            probe = { kind = "none" }
+            targets = { eu = ["127.0.0.9"] }
+        "#,
+        )
+        .expect("valid");
+        let plan = plan(&config.model, false);
+        let keys: Vec<String> = plan.keys().map(ToString::to_string).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "http://c.gslb.example.com/health via 127.0.0.2:8080",
+                "tcp://127.0.0.2:8080",
+                "tcp://127.0.0.3:8080",
+            ]
+        );
+    }
+}
