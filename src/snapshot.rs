@@ -113,7 +113,7 @@ fn target_health(
         // Set in config: an operator's word beats the probes (e.g. to drain a region).
         return (forced, vec![Health::Healthy; target.addresses.len()]);
     }
-    let any = |h: Health| per_address.iter().any(|&a| a == h);
+    let any = |h: Health| per_address.contains(&h);
     let all = |h: Health| per_address.iter().all(|&a| a == h);
     let region = match service.probe.target_policy {
         TargetPolicy::Any if any(Health::Healthy) => Health::Healthy,

@@ -105,15 +105,14 @@ pub fn select<'s>(
 
     if available.is_empty() {
         if service.all_down == AllDownPolicy::FailOpen {
-            // Fail open: every known address, rotated.
-            let all: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
-            push_rotated(
-                &mut selection.records,
-                service,
-                &all,
-                rtype,
-                draw(key, service.salt, bucket, 0),
-            );
+            // Fail open: every known address, the ones probes found down included, rotated.
+            let total: usize = service.regions.iter().map(|r| r.all.of(rtype).len()).sum();
+            if total > 0 {
+                let all = service.regions.iter().flat_map(|r| r.all.of(rtype).iter());
+                let start = (draw(key, service.salt, bucket, 0) % total as u64) as usize;
+                selection.records.extend(all.clone().skip(start));
+                selection.records.extend(all.take(start));
+            }
         }
         return selection;
     }

@@ -2,6 +2,8 @@
 //! real UDP and TCP sockets, building and parsing messages with hickory-proto.
 #![allow(dead_code)]
 
+pub mod backends;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
