@@ -394,6 +394,18 @@ impl RawProbe {
         }
     }
 
+    /// HTTP-only fields set in this very table while the probe is TCP.
+    fn check_http_fields(&self, kind: Option<ProbeKind>, path: &str, problems: &mut Problems) {
+        if kind == Some(ProbeKind::Tcp)
+            && (self.body_contains.is_some() || self.expect_status.is_some())
+        {
+            problems.add(
+                path,
+                "body_contains and expect_status need an HTTP(S) probe",
+            );
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.kind.is_none()
             && self.port.is_none()
@@ -505,13 +517,6 @@ impl RawProbe {
                 );
             }
         }
-        if kind == ProbeKind::Tcp && (self.body_contains.is_some() || self.expect_status.is_some())
-        {
-            problems.add(
-                path,
-                "body_contains and expect_status need an HTTP(S) probe",
-            );
-        }
         ProbeSettings {
             kind,
             port,
@@ -592,6 +597,8 @@ impl RawConfig {
 
         let zone = self.zone.validate(&origin, &regions, problems);
         let default_probe = self.probe.validate("probe", problems);
+        self.probe
+            .check_http_fields(self.probe.kind, "probe", problems);
         let local_region = self.local_region.as_ref().and_then(|name| {
             let index = region_index(name);
             if index.is_none() {
@@ -985,6 +992,11 @@ impl RawService {
                 "only valid in the top-level [probe] table",
             );
         }
+        self.probe.check_http_fields(
+            self.probe.kind.or(defaults.raw_probe.kind),
+            &format!("{path}.probe"),
+            problems,
+        );
         let probe = if self.probe.is_empty() {
             defaults.probe.clone()
         } else {

@@ -258,3 +258,85 @@ fn syntax_errors_and_missing_files_are_reported() {
         String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/gslbd.toml")
     );
 }
+
+fn with_probe(top: &str, service_probe: &str) -> String {
+    let text = format!("{top}\n{}", common::BASE);
+    if service_probe.is_empty() {
+        text
+    } else {
+        text.replacen(
+            "strategy = \"failover\"",
+            &format!("strategy = \"failover\"\nprobe = {{ {service_probe} }}"),
+            1,
+        )
+    }
+}
+
+#[test]
+fn probe_settings_are_validated_with_their_path() {
+    let (ok, stderr) = check(&with_probe(
+        "local_region = \"eu\"\n[probe]\nkind = \"http\"\npath = \"/healthz\"\nexpect_status = [\"200-299\", \"404\"]",
+        "kind = \"tcp\", port = 8443",
+    ));
+    assert!(ok, "{stderr}");
+    assert_refused(
+        &with_probe("[probe]\ninterval_ms = 1000\ntimeout_ms = 1000", ""),
+        &["probe.timeout_ms", "below interval_ms (1000)"],
+    );
+    assert_refused(
+        &with_probe("", "path = \"health\""),
+        &["services[0].probe.path", "must start with '/'"],
+    );
+    assert_refused(
+        &with_probe("[probe]\nexpect_status = [\"600\"]", ""),
+        &["probe.expect_status[0]", "not a status code or range"],
+    );
+    assert_refused(
+        &with_probe("", "kind = \"http\", ca_file = \"/etc/hostname\""),
+        &[
+            "services[0].probe.ca_file",
+            "only valid with kind = \"https\"",
+        ],
+    );
+    assert_refused(
+        &with_probe("", "kind = \"https\", ca_file = \"/nonexistent/ca.pem\""),
+        &[
+            "services[0].probe.ca_file",
+            "cannot read /nonexistent/ca.pem",
+        ],
+    );
+    assert_refused(
+        &with_probe("", "rise = 0"),
+        &["services[0].probe.rise", "between 1 and 100"],
+    );
+    assert_refused(
+        &with_probe("", "kind = \"ftp\""),
+        &["services[0].probe.kind", "unknown variant `ftp`"],
+    );
+    assert_refused(
+        &with_probe("", "intervall_ms = 5"),
+        &["services[0].probe", "unknown field `intervall_ms`"],
+    );
+    assert_refused(
+        &with_probe("", "max_concurrency = 5"),
+        &[
+            "services[0].probe.max_concurrency",
+            "only valid in the top-level [probe] table",
+        ],
+    );
+    assert_refused(
+        &with_probe("[probe]\nmax_concurrency = 0", ""),
+        &["probe.max_concurrency"],
+    );
+    assert_refused(
+        &with_probe("local_region = \"mars\"", ""),
+        &["local_region: unknown region mars"],
+    );
+    assert_refused(
+        &with_probe("", "kind = \"tcp\", body_contains = \"ok\""),
+        &[
+            "services[0].probe",
+            "body_contains and expect_status need an HTTP(S) probe",
+        ],
+    );
+}
