@@ -72,7 +72,7 @@ fn query(name: &str) -> Vec<u8> {
 fn answer(c: &mut Criterion) {
     let source = SocketAddr::from(([198, 51, 100, 7], 5300));
     for n in [1_000, 100_000] {
-        let snapshot = Snapshot::build(&model(n), 1232, &Default::default());
+        let snapshot = Snapshot::from_model(&model(n), 1232);
         let mut group = c.benchmark_group(format!("answer/{n}_services"));
         for (i, strategy) in STRATEGIES.iter().enumerate() {
             // A service in the middle of the table, of this strategy.
@@ -119,7 +119,7 @@ fn snapshot_build(c: &mut Criterion) {
     for n in [1_000, 100_000] {
         let model = model(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &model, |b, model| {
-            b.iter(|| Snapshot::build(black_box(model), 1232, &Default::default()))
+            b.iter(|| Snapshot::from_model(black_box(model), 1232))
         });
     }
     group.finish();

@@ -10,11 +10,22 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError, ServerSettings};
 use crate::dns::server::{DnsServer, ServerError};
+use crate::gossip::Gossip;
+use crate::gossip::transport::Partition;
 use crate::health::checker::Checker;
 use crate::health::plan;
 use crate::health::probe::{NetProbes, ProbeFactory};
 use crate::snapshot::Snapshot;
-use crate::state::{self, StateHandle};
+use crate::state::{self, RemoteSettings, StateHandle};
+
+/// Why gslbd could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Dns(#[from] ServerError),
+    #[error("gossip: {0:#}")]
+    Gossip(anyhow::Error),
+}
 
 /// A running gslbd.
 pub struct App {
@@ -23,36 +34,59 @@ pub struct App {
     state: StateHandle,
     owner: tokio::task::JoinHandle<()>,
     checker: Checker,
+    gossip: Option<Gossip>,
+    gossip_settings: Option<crate::config::GossipSettings>,
     settings: ServerSettings,
     config_path: Option<PathBuf>,
 }
 
 impl App {
     /// Builds the first snapshot, starts serving it and probing the local targets.
-    pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, ServerError> {
-        Self::start_with(config, config_path, Arc::new(NetProbes)).await
+    pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        Self::start_with(config, config_path, Arc::new(NetProbes), None).await
     }
 
-    /// As [`App::start`], with probes made by `probes`.
+    /// As [`App::start`], with probes made by `probes` and, for tests, a gossip partition.
     pub async fn start_with(
         config: Config,
         config_path: Option<PathBuf>,
         probes: Arc<dyn ProbeFactory>,
-    ) -> Result<Self, ServerError> {
+        partition: Option<Arc<Partition>>,
+    ) -> Result<Self, StartError> {
         let probe_plan = plan::plan(&config.model, true);
         let concurrency = config.model.probe_concurrency;
-        let (store, state, owner) = state::start(config.model, config.server.max_udp_payload);
+        let remote = config.gossip.as_ref().map(|g| RemoteSettings {
+            peer_suspect: g.peer_suspect,
+            peer_timeout: g.peer_timeout,
+        });
+        let (store, state, owner) =
+            state::start(config.model, config.server.max_udp_payload, remote);
         let dns = DnsServer::start(&config.server, store.clone()).await?;
         let checker = Checker::start(probe_plan, probes, state.sender(), concurrency);
+        let gossip = match &config.gossip {
+            Some(settings) => Some(
+                Gossip::start(settings, store.clone(), state.sender(), partition)
+                    .await
+                    .map_err(StartError::Gossip)?,
+            ),
+            None => None,
+        };
         Ok(Self {
             dns,
             store,
             state,
             owner,
             checker,
+            gossip,
+            gossip_settings: config.gossip,
             settings: config.server,
             config_path,
         })
+    }
+
+    /// The running gossip node, if any.
+    pub fn gossip(&self) -> Option<&Gossip> {
+        self.gossip.as_ref()
     }
 
     /// Where DNS is served (ports resolved).
@@ -87,6 +121,17 @@ impl App {
         if config.server != self.settings {
             warn!("[server] settings changed; they apply at the next restart");
         }
+        if config
+            .gossip
+            .as_ref()
+            .map(|g| (&g.listen, &g.keys, &g.region_keys, &g.seeds))
+            != self
+                .gossip_settings
+                .as_ref()
+                .map(|g| (&g.listen, &g.keys, &g.region_keys, &g.seeds))
+        {
+            warn!("[gossip] settings changed; they apply at the next restart");
+        }
         let services = config.model.services.len();
         let probe_plan = plan::plan(&config.model, true);
         self.state.replace_model(config.model).await;
@@ -98,6 +143,9 @@ impl App {
     /// Stops serving and waits for every task.
     pub async fn shutdown(self) {
         self.dns.shutdown().await;
+        if let Some(gossip) = self.gossip {
+            gossip.shutdown().await;
+        }
         self.checker.shutdown().await;
         drop(self.state);
         let _ = self.owner.await;

@@ -27,6 +27,33 @@ const MAX_TTL: u32 = i32::MAX as u32;
 pub struct Config {
     pub server: ServerSettings,
     pub model: Model,
+    /// Cross-region gossip; `None` when the file has no `[gossip]` table.
+    pub gossip: Option<GossipSettings>,
+}
+
+/// How this gslbd gossips with the other regions' (validated: keys parse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipSettings {
+    /// This node's region (the config's `local_region`).
+    pub region: Region,
+    /// Node name within the region, unique per replica.
+    pub instance: String,
+    pub listen: SocketAddr,
+    /// The address peers reach this node at.
+    pub advertise: SocketAddr,
+    /// `host:port` of peers to start from; membership finds the rest.
+    pub seeds: Vec<String>,
+    /// Only nodes of the same cluster talk; bound into every seal and signature.
+    pub cluster: String,
+    /// Base64 keys, 32 bytes each: the first seals, all open (rotation).
+    pub keys: Vec<String>,
+    /// Base64 Ed25519 seed of this region's signing key.
+    pub signing_key: String,
+    /// Base64 Ed25519 public key of every region.
+    pub region_keys: BTreeMap<String, String>,
+    pub interval: Duration,
+    pub peer_suspect: Duration,
+    pub peer_timeout: Duration,
 }
 
 /// How the DNS listeners run.
@@ -165,6 +192,7 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     probe: RawProbe,
+    gossip: Option<RawGossip>,
     zone: RawZone,
     regions: Vec<RawRegion>,
     #[serde(default)]
@@ -335,6 +363,138 @@ struct RawService {
     all_down: Option<AllDownPolicy>,
     #[serde(default)]
     probe: RawProbe,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGossip {
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+    #[serde(default)]
+    seeds: Vec<String>,
+    cluster: Option<String>,
+    instance: Option<String>,
+    keys: Vec<String>,
+    signing_key: String,
+    region_keys: BTreeMap<String, String>,
+    #[serde(default = "default_gossip_interval")]
+    interval_ms: u64,
+    #[serde(default = "default_peer_suspect")]
+    peer_suspect_ms: u64,
+    #[serde(default = "default_peer_timeout")]
+    peer_timeout_ms: u64,
+}
+
+fn default_gossip_interval() -> u64 {
+    250
+}
+fn default_peer_suspect() -> u64 {
+    5_000
+}
+fn default_peer_timeout() -> u64 {
+    15_000
+}
+
+impl RawGossip {
+    fn validate(
+        &self,
+        local_region: Option<&RegionDef>,
+        regions: &[RegionDef],
+        zone: &Name,
+        problems: &mut Problems,
+    ) -> Option<GossipSettings> {
+        use crate::gossip::keys::{Keyring, SigningKey, VerifyingKey};
+        let before = problems.0.len();
+        let Some(local) = local_region else {
+            problems.add(
+                "gossip",
+                "gossip needs local_region: the region this node speaks for",
+            );
+            return None;
+        };
+        let cluster = self
+            .cluster
+            .clone()
+            .unwrap_or_else(|| zone.to_string().trim_end_matches('.').to_string());
+        if let Err(error) = Keyring::new(&cluster, &self.keys) {
+            problems.add(
+                "gossip.keys",
+                format!("{error} (each key is base64 of 32 bytes)"),
+            );
+        }
+        match SigningKey::from_base64(&self.signing_key) {
+            Err(error) => problems.add("gossip.signing_key", error.to_string()),
+            Ok(signing) => {
+                if self.region_keys.get(local.name.as_str()) != Some(&signing.public_base64()) {
+                    problems.add(
+                        "gossip.signing_key",
+                        format!("does not match gossip.region_keys.{}", local.name),
+                    );
+                }
+            }
+        }
+        for (region, key) in &self.region_keys {
+            if !regions.iter().any(|r| r.name.as_str() == region) {
+                problems.add(
+                    format!("gossip.region_keys.{region}"),
+                    format!("unknown region {region}"),
+                );
+            } else if let Err(error) = VerifyingKey::from_base64(key) {
+                problems.add(format!("gossip.region_keys.{region}"), error.to_string());
+            }
+        }
+        for region in regions {
+            if !self.region_keys.contains_key(region.name.as_str()) {
+                problems.add(
+                    "gossip.region_keys",
+                    format!("missing public key of region {}", region.name),
+                );
+            }
+        }
+        for (i, seed) in self.seeds.iter().enumerate() {
+            let valid = seed.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !valid {
+                problems.add(
+                    format!("gossip.seeds[{i}]"),
+                    format!("{seed:?} is not host:port"),
+                );
+            }
+        }
+        if !(10..=60_000).contains(&self.interval_ms) {
+            problems.add("gossip.interval_ms", "must be between 10 and 60000");
+        }
+        if self.peer_suspect_ms < 2 * self.interval_ms
+            || self.peer_timeout_ms <= self.peer_suspect_ms
+        {
+            problems.add(
+                "gossip.peer_timeout_ms",
+                "need interval_ms * 2 <= peer_suspect_ms < peer_timeout_ms",
+            );
+        }
+        let instance = self.instance.clone().unwrap_or_else(|| "0".into());
+        if instance.is_empty() || instance.contains('/') {
+            problems.add("gossip.instance", "must be non-empty, without '/'");
+        }
+        if self.listen.port() == 0 && self.advertise.is_none() {
+            // Fine for tests: the bound port is advertised.
+        }
+        (problems.0.len() == before).then(|| GossipSettings {
+            region: local.name.clone(),
+            instance,
+            listen: self.listen,
+            advertise: self.advertise.unwrap_or(self.listen),
+            seeds: self.seeds.clone(),
+            cluster,
+            keys: self.keys.clone(),
+            signing_key: self.signing_key.clone(),
+            region_keys: self.region_keys.clone(),
+            interval: Duration::from_millis(self.interval_ms),
+            peer_suspect: Duration::from_millis(self.peer_suspect_ms),
+            peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+        })
+    }
 }
 
 /// Probe settings: the top-level `[probe]` gives defaults, `[services.probe]` overrides them.
@@ -656,8 +816,17 @@ impl RawConfig {
             }
         }
 
+        let gossip = self.gossip.as_ref().and_then(|g| {
+            g.validate(
+                local_region.map(|i| &regions[i]),
+                &regions,
+                &origin,
+                problems,
+            )
+        });
         Config {
             server,
+            gossip,
             model: Model {
                 zone,
                 regions,

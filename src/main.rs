@@ -40,6 +40,12 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Print fresh gossip keys: a cluster key and one signing key pair per region named.
+    Keygen {
+        /// Regions to make signing keys for.
+        #[arg(default_values_t = [String::from("eu"), String::from("us"), String::from("ap")])]
+        regions: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_json);
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Keygen { regions } => keygen(&regions),
         Command::Run { config, listen } => match run(config, listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -90,6 +97,39 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints TOML to paste into each region's config (stdout is the point of this command).
+#[allow(clippy::print_stdout)]
+fn keygen(regions: &[String]) -> ExitCode {
+    let mut cluster_key = None;
+    let mut lines = Vec::new();
+    let mut publics = Vec::new();
+    for region in regions {
+        match gslbd::gossip::keys::generate() {
+            Ok((cluster, seed, public)) => {
+                cluster_key.get_or_insert(cluster);
+                lines.push(format!(
+                    "# region {region}: in {region}'s config only\nsigning_key = \"{seed}\""
+                ));
+                publics.push(format!("{region} = \"{public}\""));
+            }
+            Err(error) => {
+                eprintln!("cannot generate keys: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("# [gossip] keys. Every region's config: the same keys and region_keys.");
+    println!("keys = [\"{}\"]", cluster_key.unwrap_or_default());
+    for line in lines {
+        println!("{line}");
+    }
+    println!("[gossip.region_keys]");
+    for line in publics {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {

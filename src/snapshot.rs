@@ -4,6 +4,7 @@
 //! All work that does not depend on the question is done here: name lookup table, SOA/NS/glue
 //! records, the negative-answer SOA, per-region address records, geo orders.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
@@ -15,6 +16,7 @@ use crate::geo::GeoIndex;
 use crate::health::Verdicts;
 use crate::health::plan::key_for;
 use crate::model::{AllDownPolicy, Health, Model, Region, Service, Strategy, Target, TargetPolicy};
+use crate::remote::{Freshness, RemoteView};
 
 /// What a name of the zone is.
 #[derive(Clone, Debug)]
@@ -93,36 +95,112 @@ pub struct RegionAnswer {
     pub all: Addresses,
 }
 
-/// Health of a region for a service, and of each of its addresses (in target order).
-fn target_health(
+/// Where health comes from, besides the model: local probe verdicts and remote reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub verdicts: &'a Verdicts,
+    /// `None` when gossip is off: remote regions then count as healthy (static config).
+    pub remote: Option<RemoteInputs<'a>>,
+}
+
+/// Remote regions' reports and their freshness (all-stale rule already applied).
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteInputs<'a> {
+    pub view: &'a RemoteView,
+    pub freshness: &'a HashMap<usize, Freshness>,
+}
+
+/// A target as the answer sees it: the region's health, all its addresses, and those to answer
+/// while the region is in.
+struct TargetView {
+    health: Health,
+    all: Vec<IpAddr>,
+    answerable: Vec<IpAddr>,
+}
+
+fn target_view(
     service: &Service,
     target: &Target,
-    local_region: Option<usize>,
-    verdicts: &Verdicts,
-) -> (Health, Vec<Health>) {
-    let probed = local_region == Some(target.region);
+    local: Option<usize>,
+    inputs: &Inputs<'_>,
+) -> TargetView {
+    let statically = |health: Health| TargetView {
+        health,
+        all: target.addresses.clone(),
+        answerable: target.addresses.clone(),
+    };
+    if let Some(forced) = target.health {
+        // Set in config: an operator's word beats probes and reports (e.g. to drain a region).
+        return statically(forced);
+    }
+    if local == Some(target.region) {
+        return local_view(service, target, inputs.verdicts);
+    }
+    let Some(remote) = inputs.remote else {
+        return statically(Health::Healthy);
+    };
+    let freshness = remote
+        .freshness
+        .get(&target.region)
+        .copied()
+        .unwrap_or(Freshness::Fresh);
+    let report = remote.view.service(target.region, &service.name);
+    match (freshness, report) {
+        (Freshness::Stale, Some(report)) => TargetView {
+            health: Health::Unhealthy,
+            all: report.addresses.clone(),
+            answerable: report.addresses.clone(),
+        },
+        (Freshness::Stale, None) => statically(Health::Unhealthy),
+        (freshness, Some(report)) => TargetView {
+            health: if freshness == Freshness::Fresh {
+                report.health
+            } else {
+                Health::Unknown
+            },
+            all: report.addresses.clone(),
+            answerable: report
+                .addresses
+                .iter()
+                .filter(|a| !report.down.contains(a))
+                .copied()
+                .collect(),
+        },
+        // Heard of, but not about this service yet (or never heard): wait and see.
+        (_, None) => statically(Health::Unknown),
+    }
+}
+
+/// The local region's view from probe verdicts.
+fn local_view(service: &Service, target: &Target, verdicts: &Verdicts) -> TargetView {
     let per_address: Vec<Health> = target
         .addresses
         .iter()
         .map(|&addr| match key_for(service, addr) {
-            Some(key) if probed => verdicts.get(&key).copied().unwrap_or(Health::Unknown),
-            _ => Health::Healthy,
+            Some(key) => verdicts.get(&key).copied().unwrap_or(Health::Unknown),
+            None => Health::Healthy,
         })
         .collect();
-    if let Some(forced) = target.health {
-        // Set in config: an operator's word beats the probes (e.g. to drain a region).
-        return (forced, vec![Health::Healthy; target.addresses.len()]);
-    }
     let any = |h: Health| per_address.contains(&h);
     let all = |h: Health| per_address.iter().all(|&a| a == h);
-    let region = match service.probe.target_policy {
+    let health = match service.probe.target_policy {
         TargetPolicy::Any if any(Health::Healthy) => Health::Healthy,
         TargetPolicy::Any if all(Health::Unhealthy) => Health::Unhealthy,
         TargetPolicy::All if any(Health::Unhealthy) => Health::Unhealthy,
         TargetPolicy::All if all(Health::Healthy) => Health::Healthy,
         _ => Health::Unknown,
     };
-    (region, per_address)
+    TargetView {
+        health,
+        all: target.addresses.clone(),
+        answerable: target
+            .addresses
+            .iter()
+            .zip(&per_address)
+            .filter(|(_, h)| h.is_available())
+            .map(|(a, _)| *a)
+            .collect(),
+    }
 }
 
 /// A service ready to answer.
@@ -174,8 +252,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds the view of `model` with the latest probe `verdicts`.
-    pub fn build(model: &Model, max_udp_payload: u16, verdicts: &Verdicts) -> Self {
+    /// Builds the view of `model` with the latest probe verdicts and remote reports.
+    pub fn build(model: &Model, max_udp_payload: u16, inputs: &Inputs<'_>) -> Self {
         let zone = &model.zone;
         let origin = zone.origin.clone();
         let soa_rdata = SOA::new(
@@ -231,23 +309,15 @@ impl Snapshot {
                         .targets
                         .iter()
                         .map(|t| {
-                            let (health, per_address) =
-                                target_health(service, t, model.local_region, verdicts);
-                            let answerable: Vec<_> = t
-                                .addresses
-                                .iter()
-                                .zip(&per_address)
-                                .filter(|(_, h)| h.is_available())
-                                .map(|(a, _)| *a)
-                                .collect();
-                            let all = Addresses::new(&service.name, service.ttl, &t.addresses);
+                            let view = target_view(service, t, model.local_region, inputs);
+                            let all = Addresses::new(&service.name, service.ttl, &view.all);
                             RegionAnswer {
                                 region: t.region,
-                                health,
-                                addresses: if answerable.len() == t.addresses.len() {
+                                health: view.health,
+                                addresses: if view.answerable == view.all {
                                     all.clone()
                                 } else {
-                                    Addresses::new(&service.name, service.ttl, &answerable)
+                                    Addresses::new(&service.name, service.ttl, &view.answerable)
                                 },
                                 all,
                             }
@@ -287,6 +357,19 @@ impl Snapshot {
             time_bucket_ms: model.zone.time_bucket_ms,
             nodes,
         }
+    }
+
+    /// A snapshot of `model` with no probe verdicts and no gossip (tests, benches).
+    pub fn from_model(model: &Model, max_udp_payload: u16) -> Self {
+        let verdicts = Verdicts::new();
+        Self::build(
+            model,
+            max_udp_payload,
+            &Inputs {
+                verdicts: &verdicts,
+                remote: None,
+            },
+        )
     }
 
     /// The node at `name`, if the zone has it.

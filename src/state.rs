@@ -1,21 +1,27 @@
-//! The owner of mutable state: one task receives events (a new model, probe verdicts),
-//! coalesces bursts, rebuilds the snapshot and publishes it. Nothing else writes the
+//! The owner of mutable state: one task receives events (a new model, probe verdicts, remote
+//! reports), coalesces bursts, rebuilds the snapshot and publishes it. Nothing else writes the
 //! `ArcSwap`; the DNS path only reads it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use crate::gossip::report::ServiceReport;
 use crate::health::plan;
 use crate::health::{ProbeKey, Verdicts};
-use crate::model::{Health, Model};
-use crate::snapshot::Snapshot;
+use crate::model::{Health, Model, Region};
+use crate::remote::{Freshness, RemoteView};
+use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
 
 /// Events arriving within this window of the first one share one rebuild.
 const COALESCE: Duration = Duration::from_millis(10);
+/// How often remote regions' freshness is re-evaluated.
+const FRESHNESS_TICK: Duration = Duration::from_millis(200);
 
 /// What can change the world view.
 #[derive(Debug)]
@@ -29,6 +35,20 @@ pub enum Event {
     Verdict {
         key: ProbeKey,
         health: Health,
+        at: Instant,
+    },
+    /// A verified heartbeat of a remote region.
+    Heard {
+        region: Region,
+        issued_ms: u64,
+        at: Instant,
+    },
+    /// A verified report of a remote region about one of its services.
+    Report {
+        region: Region,
+        service: Name,
+        issued_ms: u64,
+        report: ServiceReport,
         at: Instant,
     },
 }
@@ -58,16 +78,36 @@ impl StateHandle {
     }
 }
 
+/// Gossip timing the owner needs; `None` when gossip is off.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteSettings {
+    pub peer_suspect: Duration,
+    pub peer_timeout: Duration,
+}
+
 /// What the owner holds.
 struct World {
     model: Model,
     verdicts: Verdicts,
+    remote: Option<RemoteView>,
+    freshness: HashMap<usize, Freshness>,
     max_udp_payload: u16,
 }
 
 impl World {
     fn snapshot(&self) -> Snapshot {
-        Snapshot::build(&self.model, self.max_udp_payload, &self.verdicts)
+        let inputs = Inputs {
+            verdicts: &self.verdicts,
+            remote: self.remote.as_ref().map(|view| RemoteInputs {
+                view,
+                freshness: &self.freshness,
+            }),
+        };
+        Snapshot::build(&self.model, self.max_udp_payload, &inputs)
+    }
+
+    fn region_index(&self, region: &Region) -> Option<usize> {
+        self.model.regions.iter().position(|r| &r.name == region)
     }
 
     /// Applies one event; returns whether the view may have changed.
@@ -79,10 +119,73 @@ impl World {
                 let planned = plan::plan(&self.model, false);
                 self.verdicts.retain(|key, _| planned.contains_key(key));
                 done.extend(tell);
+                self.refresh_freshness(Instant::now());
                 true
             }
             Event::Verdict { key, health, .. } => self.verdicts.insert(key, health) != Some(health),
+            Event::Heard {
+                region,
+                issued_ms,
+                at,
+            } => {
+                let (Some(index), Some(view)) = (self.region_index(&region), self.remote.as_mut())
+                else {
+                    return false;
+                };
+                view.heard(index, issued_ms, at) && self.refresh_freshness(Instant::now())
+            }
+            Event::Report {
+                region,
+                service,
+                issued_ms,
+                report,
+                at,
+            } => {
+                let (Some(index), Some(view)) = (self.region_index(&region), self.remote.as_mut())
+                else {
+                    return false;
+                };
+                let changed = view.report(index, service, issued_ms, report, at);
+                self.refresh_freshness(Instant::now()) | changed
+            }
         }
+    }
+
+    /// Recomputes remote freshness; logs and returns whether any region changed class.
+    fn refresh_freshness(&mut self, now: Instant) -> bool {
+        let Some(view) = &self.remote else {
+            return false;
+        };
+        let remote: Vec<usize> = (0..self.model.regions.len())
+            .filter(|&i| Some(i) != self.model.local_region)
+            .collect();
+        let next = view.effective(&remote, now);
+        let mut changed = false;
+        for (&region, &to) in &next {
+            let from = self.freshness.get(&region).copied();
+            if from != Some(to) {
+                changed = true;
+                let name = &self.model.regions[region].name;
+                match to {
+                    Freshness::Fresh if from.is_some() => {
+                        info!(region = %name, ?from, "region reports again; re-admitted")
+                    }
+                    Freshness::Fresh => {}
+                    Freshness::Suspect => warn!(
+                        region = %name,
+                        after = ?view.peer_suspect,
+                        "no report from region; suspect (still answered, as unknown)"
+                    ),
+                    Freshness::Stale => warn!(
+                        region = %name,
+                        after = ?view.peer_timeout,
+                        "no report from region; stale, its targets leave answers"
+                    ),
+                }
+            }
+        }
+        self.freshness = next;
+        changed
     }
 }
 
@@ -90,6 +193,7 @@ impl World {
 pub fn start(
     model: Model,
     max_udp_payload: u16,
+    remote: Option<RemoteSettings>,
 ) -> (
     Arc<ArcSwap<Snapshot>>,
     StateHandle,
@@ -98,13 +202,31 @@ pub fn start(
     let mut world = World {
         model,
         verdicts: Verdicts::new(),
+        remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
+        freshness: HashMap::new(),
         max_udp_payload,
     };
+    world.refresh_freshness(Instant::now());
     let store = Arc::new(ArcSwap::from_pointee(world.snapshot()));
     let (events, mut inbox) = mpsc::channel(1024);
     let owner_store = store.clone();
     let task = tokio::spawn(async move {
-        while let Some(first) = inbox.recv().await {
+        let mut tick = tokio::time::interval(FRESHNESS_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                event = inbox.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if world.refresh_freshness(Instant::now()) {
+                        owner_store.store(Arc::new(world.snapshot()));
+                        info!("snapshot published after a freshness change");
+                    }
+                    continue;
+                }
+            };
             let oldest = event_time(&first);
             let mut done = Vec::new();
             let mut changed = world.apply(first, &mut done);
@@ -146,7 +268,7 @@ pub fn start(
 
 fn event_time(event: &Event) -> Option<Instant> {
     match event {
-        Event::Verdict { at, .. } => Some(*at),
+        Event::Verdict { at, .. } | Event::Heard { at, .. } | Event::Report { at, .. } => Some(*at),
         Event::Model { .. } => None,
     }
 }

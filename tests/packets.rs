@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 fn snapshot() -> Snapshot {
     let config = config::parse(common::BASE).expect("valid config");
-    Snapshot::build(&config.model, 1232, &Default::default())
+    Snapshot::from_model(&config.model, 1232)
 }
 
 fn source() -> SocketAddr {

@@ -209,11 +209,7 @@ mod tests {
 
     #[test]
     fn fast_encoder_writes_hickorys_bytes() {
-        let snapshot = Snapshot::build(
-            &config::parse(CONFIG).expect("valid").model,
-            1232,
-            &Default::default(),
-        );
+        let snapshot = Snapshot::from_model(&config::parse(CONFIG).expect("valid").model, 1232);
         let src = SocketAddr::from(([127, 0, 0, 1], 53));
         let mut cases = 0;
         for qname in [

@@ -251,7 +251,7 @@ mod tests {
 
     fn snapshot(services: &str) -> Snapshot {
         let config = config::parse(&format!("{BASE}\n{services}")).expect("valid test config");
-        Snapshot::build(&config.model, 1232, &Default::default())
+        Snapshot::from_model(&config.model, 1232)
     }
 
     fn addrs(selection: &Selection<'_>) -> Vec<String> {

@@ -1,0 +1,353 @@
+//! Cross-region gossip on chitchat: each region publishes signed reports about itself
+//! (`report`), over an authenticated, fragmenting transport (`transport`, `keys`), and learns
+//! every other region's. Verified reports go to the state owner as events; this module never
+//! touches the snapshot it serves from except to read what to publish.
+
+pub mod keys;
+pub mod report;
+pub mod transport;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ListenerHandle};
+use hickory_proto::rr::{Name, RData, Record};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::GossipSettings;
+use crate::model::{Health, Region};
+use crate::snapshot::Snapshot;
+use crate::state::Event;
+use keys::{Keyring, SigningKey, VerifyingKey};
+use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
+use transport::{Partition, SealedTransport, TransportStats};
+
+/// How often the heartbeat value is re-signed.
+const ALIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Counters of reports refused after the transport let them in.
+#[derive(Debug, Default)]
+pub struct ReportStats {
+    pub accepted: AtomicU64,
+    pub rejected_signature: AtomicU64,
+    pub rejected_other: AtomicU64,
+}
+
+/// A running gossip node.
+pub struct Gossip {
+    handle: Option<ChitchatHandle>,
+    _listener: ListenerHandle,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: CancellationToken,
+    pub transport_stats: Arc<TransportStats>,
+    pub report_stats: Arc<ReportStats>,
+    /// Where this node gossips.
+    pub local_addr: SocketAddr,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Gossip {
+    /// Joins the cluster and starts publishing this region's reports from `store`.
+    pub async fn start(
+        settings: &GossipSettings,
+        store: Arc<ArcSwap<Snapshot>>,
+        events: mpsc::Sender<Event>,
+        partition: Option<Arc<Partition>>,
+    ) -> anyhow::Result<Self> {
+        let keyring = Arc::new(Keyring::new(&settings.cluster, &settings.keys)?);
+        let signing = Arc::new(SigningKey::from_base64(&settings.signing_key)?);
+        let region_keys: HashMap<String, VerifyingKey> = settings
+            .region_keys
+            .iter()
+            .map(|(region, key)| Ok((region.clone(), VerifyingKey::from_base64(key)?)))
+            .collect::<Result<_, keys::KeyError>>()?;
+        let transport_stats = Arc::new(TransportStats::default());
+        let transport = SealedTransport::new(keyring, transport_stats.clone(), partition);
+
+        // Binding port 0 (tests) means advertising the port actually bound: bind first.
+        let probe = tokio::net::UdpSocket::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot bind gossip to {}", settings.listen))?;
+        let bound = probe.local_addr()?;
+        drop(probe);
+        let advertise = if settings.advertise.port() == 0 {
+            SocketAddr::new(settings.advertise.ip(), bound.port())
+        } else {
+            settings.advertise
+        };
+        let generation = now_ms();
+        let node_id = format!("{}/{}", settings.region, settings.instance);
+        let config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(node_id.clone(), generation, advertise),
+            cluster_id: settings.cluster.clone(),
+            gossip_interval: settings.interval,
+            listen_addr: bound,
+            seed_nodes: settings.seeds.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                initial_interval: settings.interval,
+                dead_node_grace_period: Duration::from_secs(3600),
+                ..FailureDetectorConfig::default()
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+        };
+        let handle = chitchat::spawn_chitchat(config, Vec::new(), &transport).await?;
+        info!(node = %node_id, %advertise, seeds = ?settings.seeds, "gossip started");
+
+        let (changes_tx, changes) = mpsc::unbounded_channel::<(String, String, String)>();
+        let listener = handle
+            .chitchat()
+            .lock()
+            .await
+            .subscribe_event("", move |event| {
+                // Runs under chitchat's lock: hand the value over and return.
+                let _ = changes_tx.send((
+                    event.node.node_id.to_string(),
+                    event.key.to_string(),
+                    event.value.to_string(),
+                ));
+            });
+
+        let stop = CancellationToken::new();
+        let report_stats = Arc::new(ReportStats::default());
+        let receiver = tokio::spawn(receive(
+            changes,
+            settings.region.clone(),
+            settings.cluster.clone(),
+            region_keys,
+            events,
+            report_stats.clone(),
+            stop.clone(),
+        ));
+        let publisher = tokio::spawn(publish(
+            handle.chitchat(),
+            store,
+            settings.region.clone(),
+            settings.cluster.clone(),
+            signing,
+            settings.interval,
+            stop.clone(),
+        ));
+        Ok(Self {
+            handle: Some(handle),
+            _listener: listener,
+            tasks: vec![receiver, publisher],
+            stop,
+            transport_stats,
+            report_stats,
+            local_addr: advertise,
+        })
+    }
+
+    /// Leaves the cluster.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.shutdown().await;
+        }
+    }
+}
+
+fn addresses(records: &[Record]) -> impl Iterator<Item = IpAddr> + '_ {
+    records.iter().filter_map(|r| match &r.data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+        _ => None,
+    })
+}
+
+/// This region's report for every service it has targets for, from the served snapshot.
+fn local_reports(
+    snapshot: &Snapshot,
+    region: &Region,
+) -> BTreeMap<Name, (Health, Vec<IpAddr>, Vec<IpAddr>)> {
+    let Some(local) = snapshot.regions.iter().position(|r| r == region) else {
+        return BTreeMap::new();
+    };
+    snapshot
+        .services
+        .iter()
+        .filter_map(|service| {
+            let answer = service.regions.iter().find(|r| r.region == local)?;
+            let all: Vec<IpAddr> = addresses(&answer.all.a)
+                .chain(addresses(&answer.all.aaaa))
+                .collect();
+            let up: Vec<IpAddr> = addresses(&answer.addresses.a)
+                .chain(addresses(&answer.addresses.aaaa))
+                .collect();
+            let down = all.iter().filter(|a| !up.contains(a)).copied().collect();
+            Some((service.name.clone(), (answer.health, all, down)))
+        })
+        .collect()
+}
+
+/// Publishes changed service reports every round and a heartbeat every second.
+async fn publish(
+    chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
+    store: Arc<ArcSwap<Snapshot>>,
+    region: Region,
+    cluster: String,
+    signing: Arc<SigningKey>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
+    let mut last_alive: Option<Instant> = None;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let snapshot = store.load_full();
+        let current = local_reports(&snapshot, &region);
+        let now = now_ms();
+        let mut updates: Vec<(String, String)> = Vec::new();
+        for (name, (health, all, down)) in &current {
+            let changed_ms = match published.get(name) {
+                Some(old) if old.health == *health => old.changed_ms,
+                _ => now,
+            };
+            let report = ServiceReport {
+                health: *health,
+                addresses: all.clone(),
+                down: down.clone(),
+                changed_ms,
+            };
+            if published.get(name) != Some(&report) {
+                let key = format!("{SERVICE_PREFIX}{name}");
+                updates.push((
+                    key.clone(),
+                    report::sign(&signing, &cluster, &region, &key, now, &report),
+                ));
+                published.insert(name.clone(), report);
+            }
+        }
+        // A service gone from our config: publish that we no longer serve it.
+        let gone: Vec<Name> = published
+            .keys()
+            .filter(|n| !current.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            let report = ServiceReport {
+                health: Health::Unhealthy,
+                addresses: Vec::new(),
+                down: Vec::new(),
+                changed_ms: now,
+            };
+            let key = format!("{SERVICE_PREFIX}{name}");
+            updates.push((
+                key.clone(),
+                report::sign(&signing, &cluster, &region, &key, now, &report),
+            ));
+            published.remove(&name);
+        }
+        if last_alive.is_none_or(|at| at.elapsed() >= ALIVE_EVERY) {
+            updates.push((
+                ALIVE_KEY.to_string(),
+                report::sign(&signing, &cluster, &region, ALIVE_KEY, now, &()),
+            ));
+            last_alive = Some(Instant::now());
+        }
+        if !updates.is_empty() {
+            let count = updates.len();
+            let mut chitchat = chitchat.lock().await;
+            let state = chitchat.self_node_state();
+            for (key, value) in updates {
+                state.set(key, value);
+            }
+            debug!(values = count, "gossip values published");
+        }
+    }
+}
+
+/// Verifies what other regions publish and hands it to the state owner.
+async fn receive(
+    mut changes: mpsc::UnboundedReceiver<(String, String, String)>,
+    local: Region,
+    cluster: String,
+    region_keys: HashMap<String, VerifyingKey>,
+    events: mpsc::Sender<Event>,
+    stats: Arc<ReportStats>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (node, key, value) = tokio::select! {
+            change = changes.recv() => match change {
+                Some(change) => change,
+                None => return,
+            },
+            _ = stop.cancelled() => return,
+        };
+        let region = report::region_of_node(&node);
+        if region == local.as_str() {
+            continue;
+        }
+        let at = Instant::now();
+        let event = if key == ALIVE_KEY {
+            report::verify::<()>(&value, &cluster, region, &key, &region_keys).map(|v| {
+                Event::Heard {
+                    region: v.region,
+                    issued_ms: v.issued_ms,
+                    at,
+                }
+            })
+        } else if let Some(service) = key.strip_prefix(SERVICE_PREFIX) {
+            let Ok(name) = Name::from_ascii(service) else {
+                stats.rejected_other.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            report::verify::<ServiceReport>(&value, &cluster, region, &key, &region_keys).map(
+                |Verified {
+                     region,
+                     issued_ms,
+                     value,
+                 }| Event::Report {
+                    region,
+                    service: name.to_lowercase(),
+                    issued_ms,
+                    report: value,
+                    at,
+                },
+            )
+        } else {
+            continue;
+        };
+        match event {
+            Ok(event) => {
+                stats.accepted.fetch_add(1, Ordering::Relaxed);
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let counter = match error {
+                    ReportError::BadSignature | ReportError::WrongRegion { .. } => {
+                        &stats.rejected_signature
+                    }
+                    _ => &stats.rejected_other,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
+            }
+        }
+    }
+}

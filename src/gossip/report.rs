@@ -1,0 +1,251 @@
+//! What a region publishes about itself, as signed gossip values: `alive` (a heartbeat) and
+//! `svc:<name>` (one service's addresses and health). Each value is
+//! `<base64 Ed25519 signature>.<json>`, the JSON naming the region and key it belongs to, so a
+//! value cannot be moved to another region or key, and its issue time, so an old value cannot
+//! be replayed over a newer one.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::keys::{SigningKey, VerifyingKey};
+use crate::model::{Health, Region};
+
+/// Key of the heartbeat value.
+pub const ALIVE_KEY: &str = "alive";
+/// Prefix of service values.
+pub const SERVICE_PREFIX: &str = "svc:";
+
+/// One service as its region sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    #[serde(rename = "h")]
+    pub health: Health,
+    /// Every address of the region's target.
+    #[serde(rename = "a")]
+    pub addresses: Vec<IpAddr>,
+    /// Addresses found down (left out of answers while the region is in).
+    #[serde(rename = "d", default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<IpAddr>,
+    /// When the region's health for the service last changed (Unix ms).
+    #[serde(rename = "c")]
+    pub changed_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<T> {
+    #[serde(rename = "r")]
+    region: String,
+    #[serde(rename = "k")]
+    key: String,
+    /// Issue time (Unix ms).
+    #[serde(rename = "t")]
+    issued_ms: u64,
+    #[serde(rename = "v")]
+    value: T,
+}
+
+/// Why a gossiped value was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    #[error("no public key for region {0}")]
+    UnknownRegion(String),
+    #[error("malformed value")]
+    Malformed,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("value signed for region {signed} published by {publisher}")]
+    WrongRegion { signed: String, publisher: String },
+    #[error("value signed for key {signed} published as {published}")]
+    WrongKey { signed: String, published: String },
+}
+
+impl ReportError {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReportError::UnknownRegion(_) => "unknown_region",
+            ReportError::Malformed => "malformed_report",
+            ReportError::BadSignature => "bad_signature",
+            ReportError::WrongRegion { .. } => "wrong_region",
+            ReportError::WrongKey { .. } => "wrong_key",
+        }
+    }
+}
+
+fn signed_message(cluster: &str, json: &str) -> Vec<u8> {
+    let mut message = Vec::with_capacity(cluster.len() + 1 + json.len());
+    message.extend_from_slice(cluster.as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(json.as_bytes());
+    message
+}
+
+/// Signs `value` as region `region`'s value for `key`.
+pub fn sign<T: Serialize>(
+    signing: &SigningKey,
+    cluster: &str,
+    region: &Region,
+    key: &str,
+    issued_ms: u64,
+    value: &T,
+) -> String {
+    let envelope = Envelope {
+        region: region.to_string(),
+        key: key.to_string(),
+        issued_ms,
+        value,
+    };
+    // Serialising plain structs of strings, numbers and addresses cannot fail.
+    let json = serde_json::to_string(&envelope).unwrap_or_default();
+    let signature = signing.sign(&signed_message(cluster, &json));
+    format!("{}.{json}", STANDARD.encode(signature))
+}
+
+/// A verified value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified<T> {
+    pub region: Region,
+    pub issued_ms: u64,
+    pub value: T,
+}
+
+/// Checks that `text`, published under `key` by a node of region `publisher`, is signed by that
+/// region and names that region and key.
+pub fn verify<T: for<'de> Deserialize<'de>>(
+    text: &str,
+    cluster: &str,
+    publisher: &str,
+    key: &str,
+    region_keys: &HashMap<String, VerifyingKey>,
+) -> Result<Verified<T>, ReportError> {
+    let (signature, json) = text.split_once('.').ok_or(ReportError::Malformed)?;
+    let signature = STANDARD
+        .decode(signature)
+        .map_err(|_| ReportError::Malformed)?;
+    let verifying = region_keys
+        .get(publisher)
+        .ok_or_else(|| ReportError::UnknownRegion(publisher.to_string()))?;
+    if !verifying.verify(&signed_message(cluster, json), &signature) {
+        return Err(ReportError::BadSignature);
+    }
+    let envelope: Envelope<T> = serde_json::from_str(json).map_err(|_| ReportError::Malformed)?;
+    if envelope.region != publisher {
+        return Err(ReportError::WrongRegion {
+            signed: envelope.region,
+            publisher: publisher.to_string(),
+        });
+    }
+    if envelope.key != key {
+        return Err(ReportError::WrongKey {
+            signed: envelope.key,
+            published: key.to_string(),
+        });
+    }
+    Ok(Verified {
+        region: Region::new(&envelope.region),
+        issued_ms: envelope.issued_ms,
+        value: envelope.value,
+    })
+}
+
+/// The region a gossip node speaks for: node ids are `<region>/<instance>`.
+pub fn region_of_node(node_id: &str) -> &str {
+    node_id
+        .split_once('/')
+        .map_or(node_id, |(region, _)| region)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gossip::keys::generate;
+
+    fn keys() -> (SigningKey, SigningKey, HashMap<String, VerifyingKey>) {
+        let (_, eu_seed, eu_public) = generate().unwrap();
+        let (_, us_seed, us_public) = generate().unwrap();
+        let mut public = HashMap::new();
+        public.insert(
+            "eu".to_string(),
+            VerifyingKey::from_base64(&eu_public).unwrap(),
+        );
+        public.insert(
+            "us".to_string(),
+            VerifyingKey::from_base64(&us_public).unwrap(),
+        );
+        (
+            SigningKey::from_base64(&eu_seed).unwrap(),
+            SigningKey::from_base64(&us_seed).unwrap(),
+            public,
+        )
+    }
+
+    fn report() -> ServiceReport {
+        ServiceReport {
+            health: Health::Healthy,
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+            down: vec![],
+            changed_ms: 5,
+        }
+    }
+
+    #[test]
+    fn a_signed_report_verifies_for_its_region_and_key() {
+        let (eu, _, public) = keys();
+        let key = "svc:app.gslb.example.com.";
+        let text = sign(&eu, "c", &Region::new("eu"), key, 42, &report());
+        let got: Verified<ServiceReport> = verify(&text, "c", "eu", key, &public).unwrap();
+        assert_eq!(got.value, report());
+        assert_eq!(got.issued_ms, 42);
+    }
+
+    #[test]
+    fn forged_moved_and_tampered_reports_are_rejected() {
+        let (eu, us, public) = keys();
+        let key = "svc:app.gslb.example.com.";
+        // us signs a report claiming to be eu's: eu's key does not verify it.
+        let forged = sign(&us, "c", &Region::new("eu"), key, 1, &report());
+        assert_eq!(
+            verify::<ServiceReport>(&forged, "c", "eu", key, &public).unwrap_err(),
+            ReportError::BadSignature
+        );
+        // eu's genuine report republished by a us node.
+        let genuine = sign(&eu, "c", &Region::new("eu"), key, 1, &report());
+        assert_eq!(
+            verify::<ServiceReport>(&genuine, "c", "us", key, &public).unwrap_err(),
+            ReportError::BadSignature
+        );
+        // Moved to another key.
+        assert!(matches!(
+            verify::<ServiceReport>(&genuine, "c", "eu", "svc:other.", &public),
+            Err(ReportError::WrongKey { .. })
+        ));
+        // Another cluster.
+        assert_eq!(
+            verify::<ServiceReport>(&genuine, "d", "eu", key, &public).unwrap_err(),
+            ReportError::BadSignature
+        );
+        // Tampered JSON.
+        let tampered = genuine.replace("192.0.2.1", "192.0.2.9");
+        assert_eq!(
+            verify::<ServiceReport>(&tampered, "c", "eu", key, &public).unwrap_err(),
+            ReportError::BadSignature
+        );
+        assert_eq!(
+            verify::<ServiceReport>("nonsense", "c", "eu", key, &public).unwrap_err(),
+            ReportError::Malformed
+        );
+        assert!(matches!(
+            verify::<ServiceReport>(&genuine, "c", "ap", key, &public),
+            Err(ReportError::UnknownRegion(_))
+        ));
+    }
+
+    #[test]
+    fn node_ids_name_their_region() {
+        assert_eq!(region_of_node("eu/pod-1"), "eu");
+        assert_eq!(region_of_node("us"), "us");
+    }
+}

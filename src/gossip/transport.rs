@@ -1,0 +1,279 @@
+//! chitchat's transport, authenticated: every datagram is sealed with the cluster keyring, and
+//! chitchat's messages (up to 64 KB) are cut into fragments of at most `FRAGMENT_PAYLOAD`
+//! bytes, so no datagram relies on IP fragmentation across a WAN. Datagrams that do not open
+//! are dropped and counted by reason.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chitchat::transport::{Socket, Transport};
+use chitchat::{ChitchatMessage, Deserializable, Serializable};
+use tracing::debug;
+
+use super::keys::{Keyring, Rejection, SEAL_OVERHEAD};
+
+/// Plaintext bytes per fragment: sealed datagrams stay below a 1280-byte IPv6 MTU.
+pub const FRAGMENT_PAYLOAD: usize = 1200;
+/// Fragment header: message id (8), index (2), count (2).
+const FRAGMENT_HEADER: usize = 12;
+/// Largest datagram accepted.
+const MAX_DATAGRAM: usize = FRAGMENT_PAYLOAD + FRAGMENT_HEADER + SEAL_OVERHEAD;
+/// Incomplete messages kept for reassembly, and for how long.
+const MAX_PENDING: usize = 256;
+const PENDING_TTL: Duration = Duration::from_secs(5);
+
+/// Traffic counters, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub datagrams_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub datagrams_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub rejected_malformed: AtomicU64,
+    pub rejected_unknown_key: AtomicU64,
+    pub rejected_bad_tag: AtomicU64,
+    pub rejected_undecodable: AtomicU64,
+}
+
+impl TransportStats {
+    fn reject(&self, reason: Rejection) {
+        let counter = match reason {
+            Rejection::Malformed => &self.rejected_malformed,
+            Rejection::UnknownKey => &self.rejected_unknown_key,
+            Rejection::BadTag => &self.rejected_bad_tag,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Datagrams dropped for failing authentication (unknown key or bad tag).
+    pub fn rejected_auth(&self) -> u64 {
+        self.rejected_unknown_key.load(Ordering::Relaxed)
+            + self.rejected_bad_tag.load(Ordering::Relaxed)
+    }
+}
+
+/// Peers whose traffic is dropped both ways: lets tests cut the network between two nodes.
+#[derive(Debug, Default)]
+pub struct Partition {
+    blocked: RwLock<HashSet<SocketAddr>>,
+}
+
+impl Partition {
+    pub fn block(&self, peer: SocketAddr) {
+        if let Ok(mut blocked) = self.blocked.write() {
+            blocked.insert(peer);
+        }
+    }
+
+    pub fn heal(&self) {
+        if let Ok(mut blocked) = self.blocked.write() {
+            blocked.clear();
+        }
+    }
+
+    fn is_blocked(&self, peer: &SocketAddr) -> bool {
+        self.blocked.read().is_ok_and(|b| b.contains(peer))
+    }
+}
+
+/// The sealed UDP transport.
+pub struct SealedTransport {
+    keyring: Arc<Keyring>,
+    stats: Arc<TransportStats>,
+    partition: Option<Arc<Partition>>,
+}
+
+impl SealedTransport {
+    pub fn new(
+        keyring: Arc<Keyring>,
+        stats: Arc<TransportStats>,
+        partition: Option<Arc<Partition>>,
+    ) -> Self {
+        Self {
+            keyring,
+            stats,
+            partition,
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for SealedTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let socket = tokio::net::UdpSocket::bind(listen_addr)
+            .await
+            .with_context(|| format!("cannot bind gossip to {listen_addr}/udp"))?;
+        Ok(Box::new(SealedSocket {
+            socket,
+            keyring: self.keyring.clone(),
+            stats: self.stats.clone(),
+            partition: self.partition.clone(),
+            next_message: rand_start(),
+            plain: Vec::new(),
+            sealed: Vec::new(),
+            recv: vec![0u8; MAX_DATAGRAM + 1],
+            pending: HashMap::new(),
+        }))
+    }
+}
+
+/// A message id start that differs between restarts, so a restarted peer's fragments are not
+/// mixed with its previous life's.
+fn rand_start() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos.rotate_left(17) ^ u64::from(std::process::id())
+}
+
+struct Pending {
+    first_seen: Instant,
+    parts: Vec<Option<Vec<u8>>>,
+    received: usize,
+}
+
+struct SealedSocket {
+    socket: tokio::net::UdpSocket,
+    keyring: Arc<Keyring>,
+    stats: Arc<TransportStats>,
+    partition: Option<Arc<Partition>>,
+    next_message: u64,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+    recv: Vec<u8>,
+    pending: HashMap<(SocketAddr, u64), Pending>,
+}
+
+impl SealedSocket {
+    fn blocked(&self, peer: &SocketAddr) -> bool {
+        self.partition.as_ref().is_some_and(|p| p.is_blocked(peer))
+    }
+
+    /// Takes one datagram; returns a whole message when its last fragment arrives.
+    fn accept(&mut self, len: usize, from: SocketAddr) -> Option<Vec<u8>> {
+        if len > MAX_DATAGRAM {
+            self.stats.reject(Rejection::Malformed);
+            return None;
+        }
+        let fragment = match self.keyring.open(&mut self.recv[..len]) {
+            Ok(fragment) => fragment,
+            Err(reason) => {
+                self.stats.reject(reason);
+                debug!(%from, reason = reason.as_str(), "gossip datagram rejected");
+                return None;
+            }
+        };
+        if fragment.len() < FRAGMENT_HEADER {
+            self.stats.reject(Rejection::Malformed);
+            return None;
+        }
+        let id = u64::from_be_bytes(fragment[..8].try_into().ok()?);
+        let index = usize::from(u16::from_be_bytes([fragment[8], fragment[9]]));
+        let count = usize::from(u16::from_be_bytes([fragment[10], fragment[11]]));
+        let body = fragment[FRAGMENT_HEADER..].to_vec();
+        if count == 0 || index >= count || count > 64 {
+            self.stats.reject(Rejection::Malformed);
+            return None;
+        }
+        if count == 1 {
+            return Some(body);
+        }
+        let now = Instant::now();
+        self.pending
+            .retain(|_, p| now.duration_since(p.first_seen) < PENDING_TTL);
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(from, id)) {
+            return None;
+        }
+        let entry = self.pending.entry((from, id)).or_insert_with(|| Pending {
+            first_seen: now,
+            parts: vec![None; count],
+            received: 0,
+        });
+        if entry.parts.len() != count {
+            return None;
+        }
+        if entry.parts[index].is_none() {
+            entry.parts[index] = Some(body);
+            entry.received += 1;
+        }
+        if entry.received < count {
+            return None;
+        }
+        let done = self.pending.remove(&(from, id))?;
+        Some(done.parts.into_iter().flatten().flatten().collect())
+    }
+}
+
+#[async_trait]
+impl Socket for SealedSocket {
+    async fn send(&mut self, to: SocketAddr, message: ChitchatMessage) -> anyhow::Result<()> {
+        self.plain.clear();
+        message.serialize(&mut self.plain);
+        if self.blocked(&to) {
+            return Ok(());
+        }
+        let id = self.next_message;
+        self.next_message = self.next_message.wrapping_add(1);
+        let count = self.plain.len().div_ceil(FRAGMENT_PAYLOAD).max(1);
+        let mut sent = 0;
+        let mut fragment = Vec::with_capacity(FRAGMENT_HEADER + FRAGMENT_PAYLOAD);
+        for (index, chunk) in self.plain.chunks(FRAGMENT_PAYLOAD).enumerate() {
+            fragment.clear();
+            fragment.extend_from_slice(&id.to_be_bytes());
+            fragment.extend_from_slice(&(index as u16).to_be_bytes());
+            fragment.extend_from_slice(&(count as u16).to_be_bytes());
+            fragment.extend_from_slice(chunk);
+            self.keyring.seal(&fragment, &mut self.sealed);
+            if self.sealed.is_empty() {
+                anyhow::bail!("cannot seal gossip datagram");
+            }
+            match self.socket.send_to(&self.sealed, to).await {
+                Ok(n) => sent += n,
+                // An unreachable peer is the failure detector's business, not fatal here.
+                Err(error) => debug!(%to, %error, "gossip send failed"),
+            }
+            self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .bytes_sent
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<(SocketAddr, ChitchatMessage)> {
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut self.recv).await {
+                Ok(received) => received,
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(error) => return Err(error).context("gossip receive failed"),
+            };
+            if self.blocked(&from) {
+                continue;
+            }
+            self.stats
+                .datagrams_received
+                .fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .bytes_received
+                .fetch_add(len as u64, Ordering::Relaxed);
+            let Some(message) = self.accept(len, from) else {
+                continue;
+            };
+            let mut slice = message.as_slice();
+            match ChitchatMessage::deserialize(&mut slice) {
+                Ok(message) => return Ok((from, message)),
+                Err(error) => {
+                    self.stats
+                        .rejected_undecodable
+                        .fetch_add(1, Ordering::Relaxed);
+                    debug!(%from, %error, "gossip message does not decode");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! What other regions said about themselves, and how fresh it is.
+//!
+//! Pure: the state owner feeds it verified gossip and the time, the snapshot builder asks it
+//! per (region, service). A region is `Fresh` while its heartbeats arrive, `Suspect` after
+//! `peer_suspect` without one (its last report still answers, as Unknown) and `Stale` after
+//! `peer_timeout` (its targets leave answers) — unless every other region is stale too: then
+//! this node is the one cut off, and the last known state keeps serving (availability first).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+
+use crate::gossip::report::ServiceReport;
+
+/// How recently a region was heard from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Suspect,
+    Stale,
+}
+
+#[derive(Clone, Debug, Default)]
+struct RegionState {
+    last_heard: Option<Instant>,
+    services: HashMap<Name, (u64, ServiceReport)>,
+    newest_alive_ms: u64,
+}
+
+/// Reports of remote regions (indexes into the model's regions).
+#[derive(Clone, Debug)]
+pub struct RemoteView {
+    regions: HashMap<usize, RegionState>,
+    started: Instant,
+    pub peer_suspect: Duration,
+    pub peer_timeout: Duration,
+}
+
+/// What the snapshot uses for one remote (region, service).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteTarget<'a> {
+    pub freshness: Freshness,
+    pub report: Option<&'a ServiceReport>,
+}
+
+impl RemoteView {
+    pub fn new(started: Instant, peer_suspect: Duration, peer_timeout: Duration) -> Self {
+        Self {
+            regions: HashMap::new(),
+            started,
+            peer_suspect,
+            peer_timeout,
+        }
+    }
+
+    /// A verified heartbeat issued at `issued_ms`, received at `at`. Returns whether it is new.
+    pub fn heard(&mut self, region: usize, issued_ms: u64, at: Instant) -> bool {
+        let state = self.regions.entry(region).or_default();
+        if issued_ms < state.newest_alive_ms {
+            return false; // a replayed old heartbeat
+        }
+        state.newest_alive_ms = issued_ms;
+        state.last_heard = Some(at);
+        true
+    }
+
+    /// A verified service report. Older than the one held (by issue time): ignored.
+    /// Returns whether the view changed.
+    pub fn report(
+        &mut self,
+        region: usize,
+        service: Name,
+        issued_ms: u64,
+        report: ServiceReport,
+        at: Instant,
+    ) -> bool {
+        let state = self.regions.entry(region).or_default();
+        state.last_heard = Some(state.last_heard.map_or(at, |t| t.max(at)));
+        match state.services.get(&service) {
+            Some((held, _)) if *held > issued_ms => false,
+            Some((_, held)) if *held == report => {
+                state.services.insert(service, (issued_ms, report));
+                false
+            }
+            _ => {
+                state.services.insert(service, (issued_ms, report));
+                true
+            }
+        }
+    }
+
+    /// The region no longer reports `service` (its key was deleted).
+    pub fn forget(&mut self, region: usize, service: &Name) -> bool {
+        self.regions
+            .get_mut(&region)
+            .is_some_and(|s| s.services.remove(service).is_some())
+    }
+
+    /// How fresh `region` is at `now`. Never heard: counted from our own start.
+    pub fn freshness(&self, region: usize, now: Instant) -> Freshness {
+        let since = self
+            .regions
+            .get(&region)
+            .and_then(|s| s.last_heard)
+            .unwrap_or(self.started);
+        let age = now.saturating_duration_since(since);
+        if age >= self.peer_timeout {
+            Freshness::Stale
+        } else if age >= self.peer_suspect {
+            Freshness::Suspect
+        } else {
+            Freshness::Fresh
+        }
+    }
+
+    /// Freshness of every remote region, with the all-stale rule applied.
+    pub fn effective(&self, remote_regions: &[usize], now: Instant) -> HashMap<usize, Freshness> {
+        let raw: HashMap<usize, Freshness> = remote_regions
+            .iter()
+            .map(|&r| (r, self.freshness(r, now)))
+            .collect();
+        let all_stale = !raw.is_empty() && raw.values().all(|f| *f == Freshness::Stale);
+        if all_stale {
+            // We are the one cut off: keep serving what we last knew.
+            raw.keys().map(|&r| (r, Freshness::Suspect)).collect()
+        } else {
+            raw
+        }
+    }
+
+    /// The latest report of `region` about `service`.
+    pub fn service(&self, region: usize, service: &Name) -> Option<&ServiceReport> {
+        self.regions
+            .get(&region)
+            .and_then(|s| s.services.get(service))
+            .map(|(_, r)| r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Health;
+
+    fn view(start: Instant) -> RemoteView {
+        RemoteView::new(start, Duration::from_secs(5), Duration::from_secs(15))
+    }
+
+    fn report(health: Health) -> ServiceReport {
+        ServiceReport {
+            health,
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+            down: vec![],
+            changed_ms: 1,
+        }
+    }
+
+    #[test]
+    fn regions_age_from_fresh_to_suspect_to_stale_and_return_at_once() {
+        let t0 = Instant::now();
+        let mut v = view(t0);
+        assert_eq!(v.freshness(1, t0), Freshness::Fresh);
+        assert!(v.heard(1, 100, t0));
+        assert_eq!(
+            v.freshness(1, t0 + Duration::from_secs(4)),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            v.freshness(1, t0 + Duration::from_secs(6)),
+            Freshness::Suspect
+        );
+        assert_eq!(
+            v.freshness(1, t0 + Duration::from_secs(16)),
+            Freshness::Stale
+        );
+        assert!(v.heard(1, 200, t0 + Duration::from_secs(20)));
+        assert_eq!(
+            v.freshness(1, t0 + Duration::from_secs(20)),
+            Freshness::Fresh
+        );
+        // A replayed old heartbeat does not revive it.
+        assert!(!v.heard(1, 150, t0 + Duration::from_secs(40)));
+        assert_eq!(
+            v.freshness(1, t0 + Duration::from_secs(40)),
+            Freshness::Stale
+        );
+    }
+
+    #[test]
+    fn when_every_other_region_is_stale_the_last_state_keeps_serving() {
+        let t0 = Instant::now();
+        let mut v = view(t0);
+        v.heard(1, 1, t0);
+        v.heard(2, 1, t0);
+        let late = t0 + Duration::from_secs(30);
+        let eff = v.effective(&[1, 2], late);
+        assert_eq!(eff[&1], Freshness::Suspect);
+        assert_eq!(eff[&2], Freshness::Suspect);
+        v.heard(2, 2, late);
+        let eff = v.effective(&[1, 2], late);
+        assert_eq!(eff[&1], Freshness::Stale);
+        assert_eq!(eff[&2], Freshness::Fresh);
+    }
+
+    #[test]
+    fn older_reports_never_replace_newer_ones() {
+        let t0 = Instant::now();
+        let mut v = view(t0);
+        let name = Name::from_ascii("app.gslb.example.com.").unwrap();
+        assert!(v.report(1, name.clone(), 10, report(Health::Unhealthy), t0));
+        assert!(!v.report(1, name.clone(), 5, report(Health::Healthy), t0));
+        assert_eq!(v.service(1, &name).unwrap().health, Health::Unhealthy);
+        assert!(v.report(1, name.clone(), 11, report(Health::Healthy), t0));
+        assert_eq!(v.service(1, &name).unwrap().health, Health::Healthy);
+    }
+}

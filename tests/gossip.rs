@@ -1,0 +1,405 @@
+//! Three regions gossiping on loopback, each with a real HTTP backend it probes: reports
+//! converge, forged and wrong-key traffic is rejected, dead regions expire, partitions behave as
+//! documented and restarted nodes rejoin. Asserts answers and states, not timings.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::backends::{self, Backend, Mode};
+use common::*;
+use gslbd::app::App;
+use gslbd::config;
+use gslbd::gossip::keys::generate;
+use gslbd::gossip::transport::Partition;
+use gslbd::health::probe::NetProbes;
+use hickory_proto::rr::RecordType;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+struct Keys {
+    cluster: String,
+    seeds: Vec<String>,
+    publics: Vec<String>,
+}
+
+fn keys() -> Keys {
+    let mut keys = Keys {
+        cluster: String::new(),
+        seeds: Vec::new(),
+        publics: Vec::new(),
+    };
+    for _ in REGIONS {
+        let (cluster, seed, public) = generate().expect("keys");
+        if keys.cluster.is_empty() {
+            keys.cluster = cluster;
+        }
+        keys.seeds.push(seed);
+        keys.publics.push(public);
+    }
+    keys
+}
+
+/// The config of region `REGIONS[me]`; `net` is a distinct 127.0.<net>.x range per test.
+fn region_config(
+    me: usize,
+    net: u8,
+    port: u16,
+    keys: &Keys,
+    cluster_key: &str,
+    signing: &str,
+    seeds: &[String],
+) -> String {
+    let region_keys: Vec<String> = REGIONS
+        .iter()
+        .zip(&keys.publics)
+        .map(|(r, k)| format!("{r} = \"{k}\""))
+        .collect();
+    let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+    format!(
+        r#"
+local_region = "{region}"
+
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+
+[probe]
+kind = "http"
+port = {port}
+interval_ms = 100
+timeout_ms = 80
+
+[gossip]
+listen = "127.0.0.1:0"
+seeds = [{seeds}]
+keys = ["{cluster_key}"]
+signing_key = "{signing}"
+interval_ms = 50
+peer_suspect_ms = 800
+peer_timeout_ms = 1600
+region_keys = {{ {region_keys} }}
+
+[zone]
+name = "gslb.example.com"
+
+[[regions]]
+name = "eu"
+nameserver = "ns-eu.gslb.example.com"
+glue = ["127.0.10.1"]
+[[regions]]
+name = "us"
+nameserver = "ns-us.gslb.example.com"
+glue = ["127.0.20.1"]
+[[regions]]
+name = "ap"
+nameserver = "ns-ap.gslb.example.com"
+glue = ["127.0.30.1"]
+
+[[services]]
+name = "app.gslb.example.com"
+strategy = "failover"
+failover_order = ["eu", "us", "ap"]
+targets = {{ eu = ["127.0.{net}.1"], us = ["127.0.{net}.2"], ap = ["127.0.{net}.3"] }}
+
+[[services]]
+name = "api.gslb.example.com"
+strategy = "round-robin"
+targets = {{ eu = ["127.0.{net}.1"], us = ["127.0.{net}.2"], ap = ["127.0.{net}.3"] }}
+"#,
+        region = REGIONS[me],
+        seeds = seeds.join(", "),
+        region_keys = region_keys.join(", "),
+    )
+}
+
+struct Cluster {
+    keys: Keys,
+    net: u8,
+    port: u16,
+    backends: Vec<Backend>,
+    nodes: Vec<Option<Node>>,
+}
+
+struct Node {
+    app: App,
+    dns: std::net::SocketAddr,
+    partition: Arc<Partition>,
+}
+
+async fn start_node(text: &str) -> Node {
+    let config = config::parse(text).expect("valid config");
+    let partition = Arc::new(Partition::default());
+    let app = App::start_with(config, None, Arc::new(NetProbes), Some(partition.clone()))
+        .await
+        .expect("node starts");
+    let dns = app.dns_addrs()[0];
+    Node {
+        app,
+        dns,
+        partition,
+    }
+}
+
+impl Cluster {
+    async fn start(net: u8) -> Self {
+        let first = backends::http(
+            backends::bind(&format!("127.0.{net}.1"), 0).await,
+            Mode::Status(200, "ok"),
+        );
+        let port = first.addr.port();
+        let mut backends = vec![first];
+        for host in 2..=3 {
+            backends.push(backends::http(
+                backends::bind(&format!("127.0.{net}.{host}"), port).await,
+                Mode::Status(200, "ok"),
+            ));
+        }
+        let mut cluster = Self {
+            keys: keys(),
+            net,
+            port,
+            backends,
+            nodes: Vec::new(),
+        };
+        for me in 0..3 {
+            let node = cluster.start_region(me).await;
+            cluster.nodes.push(Some(node));
+        }
+        cluster
+    }
+
+    fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .flatten()
+            .filter_map(|n| n.app.gossip().map(|g| g.local_addr.to_string()))
+            .collect()
+    }
+
+    async fn start_region(&self, me: usize) -> Node {
+        let text = region_config(
+            me,
+            self.net,
+            self.port,
+            &self.keys,
+            &self.keys.cluster,
+            &self.keys.seeds[me],
+            &self.seeds(),
+        );
+        start_node(&text).await
+    }
+
+    fn node(&self, i: usize) -> &Node {
+        self.nodes[i].as_ref().expect("node running")
+    }
+
+    fn addr(&self, region: usize) -> String {
+        format!("127.0.{}.{}", self.net, region + 1)
+    }
+
+    async fn shutdown(mut self) {
+        for node in self.nodes.drain(..).flatten() {
+            node.app.shutdown().await;
+        }
+    }
+}
+
+async fn answers(dns: std::net::SocketAddr, qname: &str) -> Vec<String> {
+    let mut got = addresses(&udp(dns, &query(qname, RecordType::A)));
+    got.sort();
+    got
+}
+
+async fn eventually(dns: std::net::SocketAddr, qname: &str, want: &[String]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let got = answers(dns, qname).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dns} {qname}: {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_health_converges_and_failover_follows_it_everywhere() {
+    let cluster = Cluster::start(60).await;
+    let eu = vec![cluster.addr(0)];
+    let us = vec![cluster.addr(1)];
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "app.gslb.example.com", &eu).await;
+    }
+    // eu's backend fails: eu's node sees it by probe, us and ap learn it by gossip.
+    cluster.backends[0].set(Mode::Status(503, "down"));
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "app.gslb.example.com", &us).await;
+    }
+    cluster.backends[0].set(Mode::Status(200, "ok"));
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "app.gslb.example.com", &eu).await;
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_region_leaves_answers_after_the_timeout_and_rejoins_on_restart() {
+    let mut cluster = Cluster::start(61).await;
+    let all: Vec<String> = (0..3).map(|r| cluster.addr(r)).collect();
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    // ap's gslbd dies (its backend is fine): after peer_timeout eu and us drop ap's address.
+    let ap = cluster.nodes[2].take().expect("ap running");
+    ap.app.shutdown().await;
+    let without_ap = vec![cluster.addr(0), cluster.addr(1)];
+    eventually(cluster.node(0).dns, "api.gslb.example.com", &without_ap).await;
+    eventually(cluster.node(1).dns, "api.gslb.example.com", &without_ap).await;
+    // Restarted, it rejoins and is re-admitted.
+    let restarted = cluster.start_region(2).await;
+    cluster.nodes[2] = Some(restarted);
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_isolated_region_keeps_the_last_known_state_while_the_others_drop_it() {
+    let cluster = Cluster::start(62).await;
+    let all: Vec<String> = (0..3).map(|r| cluster.addr(r)).collect();
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    // Cut ap off from eu and us (both directions).
+    let ap_gossip = cluster.node(2).app.gossip().expect("gossip").local_addr;
+    for i in 0..2 {
+        let peer = cluster.node(i).app.gossip().expect("gossip").local_addr;
+        cluster.node(i).partition.block(ap_gossip);
+        cluster.node(2).partition.block(peer);
+    }
+    let without_ap = vec![cluster.addr(0), cluster.addr(1)];
+    eventually(cluster.node(0).dns, "api.gslb.example.com", &without_ap).await;
+    eventually(cluster.node(1).dns, "api.gslb.example.com", &without_ap).await;
+    // ap hears nobody: every other region is stale, so it keeps answering what it last knew.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        answers(cluster.node(2).dns, "api.gslb.example.com").await,
+        all
+    );
+    // Healed: everyone is back.
+    for i in 0..3 {
+        cluster.node(i).partition.heal();
+    }
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_between_two_regions_is_bridged_by_the_third() {
+    let cluster = Cluster::start(63).await;
+    let all: Vec<String> = (0..3).map(|r| cluster.addr(r)).collect();
+    let eu_gossip = cluster.node(0).app.gossip().expect("gossip").local_addr;
+    let us_gossip = cluster.node(1).app.gossip().expect("gossip").local_addr;
+    cluster.node(0).partition.block(us_gossip);
+    cluster.node(1).partition.block(eu_gossip);
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    // Reports relay through ap: us still learns when eu's backend fails.
+    cluster.backends[0].set(Mode::Status(500, "down"));
+    let us = vec![cluster.addr(1)];
+    eventually(cluster.node(1).dns, "app.gslb.example.com", &us).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // And nobody went stale meanwhile.
+    let without_eu = vec![cluster.addr(1), cluster.addr(2)];
+    assert_eq!(
+        answers(cluster.node(1).dns, "api.gslb.example.com").await,
+        without_eu
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_key_packets_and_forged_reports_are_rejected() {
+    let cluster = Cluster::start(64).await;
+    let eu = vec![cluster.addr(0)];
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "app.gslb.example.com", &eu).await;
+    }
+    let seeds = cluster.seeds();
+
+    // An intruder with another cluster key: every datagram it sends is dropped.
+    let (other_key, _, _) = generate().expect("keys");
+    let outsider = region_config(
+        1,
+        64,
+        cluster.port,
+        &cluster.keys,
+        &other_key,
+        &cluster.keys.seeds[1],
+        &seeds,
+    );
+    let outsider = start_node(&outsider).await;
+
+    // A member with the cluster key claiming to be eu, signing with its own key, and whose
+    // eu backend is down: it would publish "eu unhealthy" for eu.
+    let (_, rogue_seed, rogue_public) = generate().expect("keys");
+    let mut rogue_keys = keys();
+    rogue_keys.publics = cluster.keys.publics.clone();
+    rogue_keys.publics[0] = rogue_public;
+    let rogue = region_config(
+        0,
+        65,
+        cluster.port,
+        &rogue_keys,
+        &cluster.keys.cluster,
+        &rogue_seed,
+        &seeds,
+    )
+    .replace("[gossip]\n", "[gossip]\ninstance = \"rogue\"\n");
+    let rogue = start_node(&rogue).await;
+
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let eu_stats = cluster.node(0).app.gossip().expect("gossip");
+        let us_stats = cluster.node(1).app.gossip().expect("gossip");
+        let wrong_key =
+            eu_stats.transport_stats.rejected_auth() + us_stats.transport_stats.rejected_auth();
+        let forged = eu_stats
+            .report_stats
+            .rejected_signature
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + us_stats
+                .report_stats
+                .rejected_signature
+                .load(std::sync::atomic::Ordering::Relaxed);
+        if wrong_key > 0 && forged > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wrong-key rejected {wrong_key}, forged rejected {forged}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing of either got in: everyone still answers eu.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..3 {
+        assert_eq!(
+            answers(cluster.node(i).dns, "app.gslb.example.com").await,
+            eu
+        );
+    }
+    outsider.app.shutdown().await;
+    rogue.app.shutdown().await;
+    cluster.shutdown().await;
+}
