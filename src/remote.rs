@@ -153,6 +153,7 @@ mod tests {
             addresses: vec!["192.0.2.1".parse().unwrap()],
             down: vec![],
             changed_ms: 1,
+            weight: None,
         }
     }
 

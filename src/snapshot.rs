@@ -93,6 +93,8 @@ pub struct RegionAnswer {
     pub addresses: Addresses,
     /// Every address, for fail-open answers.
     pub all: Addresses,
+    /// Weight for the weighted strategy: the config's, or the region's own report's.
+    pub weight: u32,
 }
 
 /// Where health comes from, besides the model: local probe verdicts and remote reports.
@@ -116,6 +118,8 @@ struct TargetView {
     health: Health,
     all: Vec<IpAddr>,
     answerable: Vec<IpAddr>,
+    /// A weight the region reported for itself.
+    weight: Option<u32>,
 }
 
 fn target_view(
@@ -128,6 +132,7 @@ fn target_view(
         health,
         all: target.addresses.clone(),
         answerable: target.addresses.clone(),
+        weight: None,
     };
     if let Some(forced) = target.health {
         // Set in config: an operator's word beats probes and reports (e.g. to drain a region).
@@ -150,6 +155,7 @@ fn target_view(
             health: Health::Unhealthy,
             all: report.addresses.clone(),
             answerable: report.addresses.clone(),
+            weight: report.weight,
         },
         (Freshness::Stale, None) => statically(Health::Unhealthy),
         (freshness, Some(report)) => TargetView {
@@ -165,6 +171,7 @@ fn target_view(
                 .filter(|a| !report.down.contains(a))
                 .copied()
                 .collect(),
+            weight: report.weight,
         },
         // Heard of, but not about this service yet (or never heard): wait and see.
         (_, None) => statically(Health::Unknown),
@@ -200,6 +207,7 @@ fn local_view(service: &Service, target: &Target, verdicts: &Verdicts) -> Target
             .filter(|(_, h)| h.is_available())
             .map(|(a, _)| *a)
             .collect(),
+        weight: None,
     }
 }
 
@@ -311,8 +319,13 @@ impl Snapshot {
                         .map(|t| {
                             let view = target_view(service, t, model.local_region, inputs);
                             let all = Addresses::new(&service.name, service.ttl, &view.all);
+                            let configured = match &service.strategy {
+                                Strategy::Weighted { weights, .. } => weights[t.region],
+                                _ => 1,
+                            };
                             RegionAnswer {
                                 region: t.region,
+                                weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
                                 health: view.health,
                                 addresses: if view.answerable == view.all {
                                     all.clone()
@@ -395,4 +408,89 @@ fn name_salt(name: &Name) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config;
+    use crate::gossip::report::ServiceReport;
+
+    const CONFIG: &str = r#"
+        local_region = "eu"
+        [zone]
+        name = "gslb.example.com"
+        [[regions]]
+        name = "eu"
+        nameserver = "ns.gslb.example.com"
+        glue = ["192.0.2.53"]
+        [[regions]]
+        name = "us"
+        [[regions]]
+        name = "ap"
+        [[services]]
+        name = "web.gslb.example.com"
+        strategy = "weighted"
+        probe = { kind = "none" }
+        weights = { eu = 50, us = 30, ap = 20 }
+        targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
+    "#;
+
+    #[test]
+    fn remote_reports_set_health_addresses_and_weight_by_freshness() {
+        let model = config::parse(CONFIG).unwrap().model;
+        let t0 = Instant::now();
+        let mut view = RemoteView::new(t0, Duration::from_secs(5), Duration::from_secs(15));
+        let name = Name::from_ascii("web.gslb.example.com.").unwrap();
+        let report = ServiceReport {
+            health: Health::Unhealthy,
+            addresses: vec![
+                "198.51.100.7".parse().unwrap(),
+                "198.51.100.8".parse().unwrap(),
+            ],
+            down: vec!["198.51.100.8".parse().unwrap()],
+            changed_ms: 1,
+            weight: Some(90),
+        };
+        view.report(1, name, 1, report, t0);
+        let verdicts = Verdicts::new();
+        let build = |now: Instant| {
+            let freshness = view.effective(&[1, 2], now);
+            let snapshot = Snapshot::build(
+                &model,
+                1232,
+                &Inputs {
+                    verdicts: &verdicts,
+                    remote: Some(RemoteInputs {
+                        view: &view,
+                        freshness: &freshness,
+                    }),
+                },
+            );
+            let us = snapshot.services[0].regions[1].clone();
+            let ap = snapshot.services[0].regions[2].clone();
+            (us, ap)
+        };
+        let (us, ap) = build(t0);
+        assert_eq!((us.health, us.weight), (Health::Unhealthy, 90));
+        assert_eq!(us.all.a.len(), 2);
+        assert_eq!(
+            us.addresses.a.len(),
+            1,
+            "the address reported down leaves answers"
+        );
+        // ap never reported: unknown, with the config's targets and weight.
+        assert_eq!(
+            (ap.health, ap.weight, ap.all.a.len()),
+            (Health::Unknown, 20, 1)
+        );
+        // us goes quiet: suspect (unknown), then stale (unhealthy) while ap is fresh... but ap
+        // is never heard either, so both go stale together and the last state keeps serving.
+        let (us, _) = build(t0 + Duration::from_secs(6));
+        assert_eq!(us.health, Health::Unknown);
+        let (us, ap) = build(t0 + Duration::from_secs(20));
+        assert_eq!((us.health, ap.health), (Health::Unknown, Health::Unknown));
+    }
 }

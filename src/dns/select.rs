@@ -127,12 +127,12 @@ pub fn select<'s>(
                 draw(key, service.salt, bucket, 0),
             );
         }
-        Strategy::Weighted { weights, pick } => {
+        Strategy::Weighted { pick, .. } => {
             let mut candidates = available;
             for round in 0..*pick as u64 {
                 let total: u64 = candidates
                     .iter()
-                    .map(|&i| u64::from(weights[service.regions[i].region]))
+                    .map(|&i| u64::from(service.regions[i].weight))
                     .sum();
                 if total == 0 {
                     break;
@@ -141,7 +141,7 @@ pub fn select<'s>(
                 let mut point = roll % total;
                 let mut chosen = 0;
                 for (slot, &i) in candidates.iter().enumerate() {
-                    let weight = u64::from(weights[service.regions[i].region]);
+                    let weight = u64::from(service.regions[i].weight);
                     if point < weight {
                         chosen = slot;
                         break;

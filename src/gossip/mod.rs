@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::GossipSettings;
-use crate::model::{Health, Region};
+use crate::model::{Health, Region, Strategy};
 use crate::snapshot::Snapshot;
 use crate::state::Event;
 use keys::{Keyring, SigningKey, VerifyingKey};
@@ -172,11 +172,11 @@ fn addresses(records: &[Record]) -> impl Iterator<Item = IpAddr> + '_ {
     })
 }
 
+/// What this region says of one service: health, all addresses, those down, weight.
+type LocalReport = (Health, Vec<IpAddr>, Vec<IpAddr>, Option<u32>);
+
 /// This region's report for every service it has targets for, from the served snapshot.
-fn local_reports(
-    snapshot: &Snapshot,
-    region: &Region,
-) -> BTreeMap<Name, (Health, Vec<IpAddr>, Vec<IpAddr>)> {
+fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, LocalReport> {
     let Some(local) = snapshot.regions.iter().position(|r| r == region) else {
         return BTreeMap::new();
     };
@@ -192,7 +192,9 @@ fn local_reports(
                 .chain(addresses(&answer.addresses.aaaa))
                 .collect();
             let down = all.iter().filter(|a| !up.contains(a)).copied().collect();
-            Some((service.name.clone(), (answer.health, all, down)))
+            let weight =
+                matches!(service.strategy, Strategy::Weighted { .. }).then_some(answer.weight);
+            Some((service.name.clone(), (answer.health, all, down, weight)))
         })
         .collect()
 }
@@ -220,7 +222,7 @@ async fn publish(
         let current = local_reports(&snapshot, &region);
         let now = now_ms();
         let mut updates: Vec<(String, String)> = Vec::new();
-        for (name, (health, all, down)) in &current {
+        for (name, (health, all, down, weight)) in &current {
             let changed_ms = match published.get(name) {
                 Some(old) if old.health == *health => old.changed_ms,
                 _ => now,
@@ -230,6 +232,7 @@ async fn publish(
                 addresses: all.clone(),
                 down: down.clone(),
                 changed_ms,
+                weight: *weight,
             };
             if published.get(name) != Some(&report) {
                 let key = format!("{SERVICE_PREFIX}{name}");
@@ -252,6 +255,7 @@ async fn publish(
                 addresses: Vec::new(),
                 down: Vec::new(),
                 changed_ms: now,
+                weight: None,
             };
             let key = format!("{SERVICE_PREFIX}{name}");
             updates.push((

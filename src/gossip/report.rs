@@ -33,6 +33,9 @@ pub struct ServiceReport {
     /// When the region's health for the service last changed (Unix ms).
     #[serde(rename = "c")]
     pub changed_ms: u64,
+    /// The region's weight for weighted services (it speaks for itself).
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -188,6 +191,7 @@ mod tests {
             addresses: vec!["192.0.2.1".parse().unwrap()],
             down: vec![],
             changed_ms: 5,
+            weight: Some(30),
         }
     }
 
