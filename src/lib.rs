@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod dns;
 pub mod geo;
 pub mod gossip;

@@ -40,6 +40,9 @@ enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
+    /// Three regions (eu, us, ap) on loopback in one process, gossiping, with local backends
+    /// to fail and restore from the keyboard.
+    Demo,
     /// Print fresh gossip keys: a cluster key and one signing key pair per region named.
     Keygen {
         /// Regions to make signing keys for.
@@ -54,6 +57,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Keygen { regions } => keygen(&regions),
+        Command::Demo => match demo() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run { config, listen } => match run(config, listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -130,6 +140,15 @@ fn keygen(regions: &[String]) -> ExitCode {
         println!("{line}");
     }
     ExitCode::SUCCESS
+}
+
+fn demo() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gslbd")
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(gslbd::demo::run())
 }
 
 fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {

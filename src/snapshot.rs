@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -90,9 +91,9 @@ pub struct RegionAnswer {
     pub region: usize,
     pub health: Health,
     /// The addresses to answer while the region is available: those not found unhealthy.
-    pub addresses: Addresses,
-    /// Every address, for fail-open answers.
-    pub all: Addresses,
+    pub addresses: Arc<Addresses>,
+    /// Every address, for fail-open answers (shared with `addresses` when none is down).
+    pub all: Arc<Addresses>,
     /// Weight for the weighted strategy: the config's, or the region's own report's.
     pub weight: u32,
 }
@@ -318,7 +319,8 @@ impl Snapshot {
                         .iter()
                         .map(|t| {
                             let view = target_view(service, t, model.local_region, inputs);
-                            let all = Addresses::new(&service.name, service.ttl, &view.all);
+                            let all =
+                                Arc::new(Addresses::new(&service.name, service.ttl, &view.all));
                             let configured = match &service.strategy {
                                 Strategy::Weighted { weights, .. } => weights[t.region],
                                 _ => 1,
@@ -330,7 +332,11 @@ impl Snapshot {
                                 addresses: if view.answerable == view.all {
                                     all.clone()
                                 } else {
-                                    Addresses::new(&service.name, service.ttl, &view.answerable)
+                                    Arc::new(Addresses::new(
+                                        &service.name,
+                                        service.ttl,
+                                        &view.answerable,
+                                    ))
                                 },
                                 all,
                             }

@@ -20,6 +20,9 @@ use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
 
 /// Events arriving within this window of the first one share one rebuild.
 const COALESCE: Duration = Duration::from_millis(10);
+/// Under a stream of events (a large zone converging) the window grows to twice the last
+/// rebuild's duration, up to this, so rebuilding never takes more than about a third of a core.
+const MAX_COALESCE: Duration = Duration::from_millis(500);
 /// How often remote regions' freshness is re-evaluated.
 const FRESHNESS_TICK: Duration = Duration::from_millis(200);
 
@@ -211,6 +214,7 @@ pub fn start(
     let (events, mut inbox) = mpsc::channel(1024);
     let owner_store = store.clone();
     let task = tokio::spawn(async move {
+        let mut last_build = Duration::ZERO;
         let mut tick = tokio::time::interval(FRESHNESS_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -231,7 +235,8 @@ pub fn start(
             let mut done = Vec::new();
             let mut changed = world.apply(first, &mut done);
             let mut events = 1;
-            let deadline = tokio::time::Instant::now() + COALESCE;
+            let window = COALESCE.max(last_build * 2).min(MAX_COALESCE);
+            let deadline = tokio::time::Instant::now() + window;
             loop {
                 tokio::select! {
                     next = inbox.recv() => match next {
@@ -247,6 +252,7 @@ pub fn start(
             if changed {
                 let started = Instant::now();
                 owner_store.store(Arc::new(world.snapshot()));
+                last_build = started.elapsed();
                 let delay = oldest.map(|at| at.elapsed());
                 info!(
                     events,

@@ -340,3 +340,56 @@ fn probe_settings_are_validated_with_their_path() {
         ],
     );
 }
+
+fn with_gossip(local: &str, gossip: &str) -> String {
+    format!("{local}\n{}\n[gossip]\n{gossip}\n", common::BASE)
+}
+
+#[test]
+fn gossip_settings_are_validated_with_their_path() {
+    let (cluster, eu_seed, eu_public) = gslbd::gossip::keys::generate().expect("keys");
+    let (_, _, us_public) = gslbd::gossip::keys::generate().expect("keys");
+    let (_, _, ap_public) = gslbd::gossip::keys::generate().expect("keys");
+    let good = format!(
+        "listen = \"127.0.0.1:7946\"\nseeds = [\"gslbd-us.example.net:7946\"]\nkeys = [\"{cluster}\"]\nsigning_key = \"{eu_seed}\"\nregion_keys = {{ eu = \"{eu_public}\", us = \"{us_public}\", ap = \"{ap_public}\" }}"
+    );
+    let (ok, stderr) = check(&with_gossip("local_region = \"eu\"", &good));
+    assert!(ok, "{stderr}");
+    assert_refused(
+        &with_gossip("", &good),
+        &["gossip: gossip needs local_region"],
+    );
+    assert_refused(
+        &with_gossip("local_region = \"us\"", &good),
+        &["gossip.signing_key", "does not match gossip.region_keys.us"],
+    );
+    assert_refused(
+        &with_gossip("local_region = \"eu\"", &good.replace(&cluster, "c2hvcnQ=")),
+        &["gossip.keys", "expected 32 bytes, got 5"],
+    );
+    assert_refused(
+        &with_gossip(
+            "local_region = \"eu\"",
+            &good.replace(&format!(", ap = \"{ap_public}\""), ""),
+        ),
+        &["gossip.region_keys", "missing public key of region ap"],
+    );
+    assert_refused(
+        &with_gossip(
+            "local_region = \"eu\"",
+            &good.replace("gslbd-us.example.net:7946", "no-port"),
+        ),
+        &["gossip.seeds[0]", "is not host:port"],
+    );
+    assert_refused(
+        &with_gossip(
+            "local_region = \"eu\"",
+            &format!("{good}\npeer_suspect_ms = 20000"),
+        ),
+        &["gossip.peer_timeout_ms"],
+    );
+    assert_refused(
+        &with_gossip("local_region = \"eu\"", &format!("{good}\nsecret = 1")),
+        &["gossip", "unknown field `secret`"],
+    );
+}

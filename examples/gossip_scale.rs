@@ -1,0 +1,170 @@
+#![allow(clippy::print_stdout)] // a measuring tool: its output is the point
+//! Gossip at scale, simulated in one process: N regions (default 10) each publishing S services
+//! (default 10 000), all on loopback. Reports the time until every node holds every other
+//! region's report for every service, the bytes sent meanwhile and per second afterwards, and
+//! the memory used.
+//!
+//!     cargo run --release --example gossip_scale -- [REGIONS] [SERVICES]
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use gslbd::app::App;
+use gslbd::config;
+use gslbd::gossip::keys::generate;
+use gslbd::model::Health;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn config_text(
+    me: usize,
+    regions: usize,
+    services: usize,
+    keys: &[(String, String)],
+    cluster: &str,
+    seed: Option<String>,
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "local_region = \"r{me}\"\n[server]\nlisten = [\"127.0.0.1:0\"]\nudp_workers = 1"
+    );
+    let _ = writeln!(text, "[probe]\nkind = \"none\"");
+    let seeds = seed.map(|s| format!("\"{s}\"")).unwrap_or_default();
+    let _ = writeln!(
+        text,
+        "[gossip]\nlisten = \"127.0.0.1:0\"\nseeds = [{seeds}]\nkeys = [\"{cluster}\"]\nsigning_key = \"{}\"\n[gossip.region_keys]",
+        keys[me].0
+    );
+    for (r, (_, public)) in keys.iter().enumerate() {
+        let _ = writeln!(text, "r{r} = \"{public}\"");
+    }
+    let _ = writeln!(text, "[zone]\nname = \"gslb.example.com\"");
+    for r in 0..regions {
+        let _ = writeln!(text, "[[regions]]\nname = \"r{r}\"");
+        if r == 0 {
+            let _ = writeln!(
+                text,
+                "nameserver = \"ns.gslb.example.com\"\nglue = [\"127.0.0.1\"]"
+            );
+        }
+    }
+    for s in 0..services {
+        let targets: Vec<String> = (0..regions)
+            .map(|r| format!("r{r} = [\"127.{}.{}.{}\"]", 10 + r, s / 250, s % 250 + 1))
+            .collect();
+        let _ = writeln!(
+            text,
+            "[[services]]\nname = \"svc-{s}.gslb.example.com\"\nstrategy = \"round-robin\"\ntargets = {{ {} }}",
+            targets.join(", ")
+        );
+    }
+    text
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let regions: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10);
+    let services: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let mut keys = Vec::new();
+    let mut cluster = String::new();
+    for _ in 0..regions {
+        let (c, seed, public) = generate()?;
+        if cluster.is_empty() {
+            cluster = c;
+        }
+        keys.push((seed, public));
+    }
+    // Parse every config first so that parsing is not counted as gossip memory.
+    let configs: Vec<String> = (0..regions)
+        .map(|me| config_text(me, regions, services, &keys, &cluster, None))
+        .collect();
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    let mut apps: Vec<App> = Vec::new();
+    let mut first_gossip = None;
+    for (me, text) in configs.iter().enumerate() {
+        let text = match first_gossip {
+            Some(addr) => text.replace("seeds = []", &format!("seeds = [\"{addr}\"]")),
+            None => text.clone(),
+        };
+        let config = config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let app = App::start(config, None).await?;
+        if me == 0 {
+            first_gossip = app.gossip().map(|g| g.local_addr);
+        }
+        apps.push(app);
+    }
+    let sent = |apps: &[App]| -> u64 {
+        apps.iter()
+            .filter_map(|a| a.gossip())
+            .map(|g| {
+                g.transport_stats
+                    .bytes_sent
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum()
+    };
+    // Converged: every node holds a healthy report of every remote region for every service.
+    let converged = |apps: &[App]| {
+        apps.iter().all(|app| {
+            let snapshot = app.snapshot();
+            snapshot
+                .services
+                .iter()
+                .all(|s| s.regions.iter().all(|r| r.health == Health::Healthy))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !converged(&apps) {
+        if Instant::now() > deadline {
+            anyhow::bail!("no convergence within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let converge_time = started.elapsed();
+    let converge_bytes = sent(&apps);
+    let rss_converged = rss_kib();
+    let steady_from = sent(&apps);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let steady_bytes = sent(&apps) - steady_from;
+    println!(
+        "regions {regions}, services {services} per region ({} reports per node)",
+        (regions - 1) * services
+    );
+    println!(
+        "converged in {:.1} s; bytes sent meanwhile: {:.1} MB in all, {:.1} MB per node",
+        converge_time.as_secs_f64(),
+        converge_bytes as f64 / 1e6,
+        converge_bytes as f64 / 1e6 / regions as f64
+    );
+    println!(
+        "steady state: {:.1} kB/s per node (heartbeats and digests, no changes)",
+        steady_bytes as f64 / 10.0 / 1e3 / regions as f64
+    );
+    println!(
+        "memory: {:.0} MB for {regions} nodes, {:.0} MB per node (RSS growth, snapshots and gossip state)",
+        (rss_converged - rss_before) as f64 / 1024.0,
+        (rss_converged - rss_before) as f64 / 1024.0 / regions as f64
+    );
+    for app in apps {
+        app.shutdown().await;
+    }
+    Ok(())
+}
