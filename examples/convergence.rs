@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REGIONS: [(&str, &str, &str); 3] = [
     ("eu", "127.0.11.1", "127.0.4.1"),
@@ -57,27 +56,6 @@ fn ask(server: &str) -> Option<Vec<String>> {
             })
             .collect(),
     )
-}
-
-async fn backend(addr: SocketAddr, up: Arc<AtomicBool>) {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .expect("bind backend");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let up = up.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 2048];
-                let _ = stream.read(&mut request).await;
-                let response: &[u8] = if up.load(Ordering::Relaxed) {
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                } else {
-                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                };
-                let _ = stream.write_all(response).await;
-            });
-        }
-    });
 }
 
 fn keygen(binary: &str) -> String {

@@ -24,8 +24,8 @@ const DNS_PORT: u16 = 5353;
 const GOSSIP_PORT: u16 = 7946;
 const BACKEND_PORT: u16 = 8080;
 
-/// A local web server standing for a region's ingress: 200 while up, 503 while failed.
-async fn backend(addr: SocketAddr, up: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// A local web server standing for a region's ingress: 200 while `up`, 503 while not.
+pub async fn backend(addr: SocketAddr, up: Arc<AtomicBool>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot start the demo backend on {addr}"))?;
