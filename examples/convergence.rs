@@ -137,11 +137,10 @@ async fn main() {
     let mut switches = Vec::new();
     for (_, _, backend_ip) in REGIONS {
         let up = Arc::new(AtomicBool::new(true));
-        backend(
-            SocketAddr::new(backend_ip.parse().expect("ip"), BACKEND_PORT),
-            up.clone(),
-        )
-        .await;
+        let addr = SocketAddr::new(backend_ip.parse().expect("ip"), BACKEND_PORT);
+        gslbd::demo::backend(addr, up.clone())
+            .await
+            .expect("start backend");
         switches.push(up);
     }
     let mut children: Vec<Child> = Vec::new();
