@@ -210,6 +210,7 @@ async fn publish(
     stop: CancellationToken,
 ) {
     let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
+    let mut last_snapshot: Option<Arc<Snapshot>> = None;
     let mut last_alive: Option<Instant> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -219,9 +220,18 @@ async fn publish(
             _ = stop.cancelled() => return,
         }
         let snapshot = store.load_full();
-        let current = local_reports(&snapshot, &region);
         let now = now_ms();
         let mut updates: Vec<(String, String)> = Vec::new();
+        // Reports change only with the snapshot: skip the diff while it is the same one.
+        let unchanged = last_snapshot
+            .as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, &snapshot));
+        last_snapshot = Some(snapshot.clone());
+        let current = if unchanged {
+            BTreeMap::new()
+        } else {
+            local_reports(&snapshot, &region)
+        };
         for (name, (health, all, down, weight)) in &current {
             let changed_ms = match published.get(name) {
                 Some(old) if old.health == *health => old.changed_ms,
@@ -244,11 +254,15 @@ async fn publish(
             }
         }
         // A service gone from our config: publish that we no longer serve it.
-        let gone: Vec<Name> = published
-            .keys()
-            .filter(|n| !current.contains_key(*n))
-            .cloned()
-            .collect();
+        let gone: Vec<Name> = if unchanged {
+            Vec::new()
+        } else {
+            published
+                .keys()
+                .filter(|n| !current.contains_key(*n))
+                .cloned()
+                .collect()
+        };
         for name in gone {
             let report = ServiceReport {
                 health: Health::Unhealthy,
