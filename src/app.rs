@@ -1,5 +1,5 @@
-//! The daemon assembled: state owner, snapshot store and DNS listeners, with reload and
-//! shutdown. `main.rs` wires signals to it; tests run it in-process.
+//! The daemon assembled: state owner, snapshot store, DNS listeners, probe checker and gossip
+//! node, with reload and shutdown. `main.rs` wires signals to it; tests run it in-process.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,8 +61,6 @@ impl App {
         });
         let (store, state, owner) =
             state::start(config.model, config.server.max_udp_payload, remote);
-        let dns = DnsServer::start(&config.server, store.clone()).await?;
-        let checker = Checker::start(probe_plan, probes, state.sender(), concurrency);
         let gossip = match &config.gossip {
             Some(settings) => Some(
                 Gossip::start(settings, store.clone(), state.sender(), partition)
@@ -71,6 +69,16 @@ impl App {
             ),
             None => None,
         };
+        let dns = match DnsServer::start(&config.server, store.clone()).await {
+            Ok(dns) => dns,
+            Err(error) => {
+                if let Some(gossip) = gossip {
+                    gossip.shutdown().await;
+                }
+                return Err(error.into());
+            }
+        };
+        let checker = Checker::start(probe_plan, probes, state.sender(), concurrency);
         Ok(Self {
             dns,
             store,
