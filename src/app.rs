@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
+use crate::admin::{AdminServer, Readiness};
 use crate::config::{self, Config, ConfigError, ServerSettings};
 use crate::dns::server::{DnsServer, ServerError};
 use crate::gossip::Gossip;
@@ -15,6 +16,7 @@ use crate::gossip::transport::Partition;
 use crate::health::checker::Checker;
 use crate::health::plan;
 use crate::health::probe::{NetProbes, ProbeFactory};
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
 
@@ -25,6 +27,11 @@ pub enum StartError {
     Dns(#[from] ServerError),
     #[error("gossip: {0:#}")]
     Gossip(anyhow::Error),
+    #[error("cannot serve the admin endpoint on {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running gslbd.
@@ -36,6 +43,8 @@ pub struct App {
     checker: Checker,
     gossip: Option<Gossip>,
     gossip_settings: Option<crate::config::GossipSettings>,
+    admin: Option<AdminServer>,
+    metrics: Arc<Metrics>,
     settings: ServerSettings,
     config_path: Option<PathBuf>,
 }
@@ -55,12 +64,17 @@ impl App {
     ) -> Result<Self, StartError> {
         let probe_plan = plan::plan(&config.model, true);
         let concurrency = config.model.probe_concurrency;
+        let metrics = Arc::new(Metrics::new());
         let remote = config.gossip.as_ref().map(|g| RemoteSettings {
             peer_suspect: g.peer_suspect,
             peer_timeout: g.peer_timeout,
         });
-        let (store, state, owner) =
-            state::start(config.model, config.server.max_udp_payload, remote);
+        let (store, state, owner) = state::start(
+            config.model,
+            config.server.max_udp_payload,
+            remote,
+            metrics.clone(),
+        );
         let gossip = match &config.gossip {
             Some(settings) => Some(
                 Gossip::start(settings, store.clone(), state.sender(), partition)
@@ -69,7 +83,7 @@ impl App {
             ),
             None => None,
         };
-        let dns = match DnsServer::start(&config.server, store.clone()).await {
+        let dns = match DnsServer::start(&config.server, store.clone(), metrics.clone()).await {
             Ok(dns) => dns,
             Err(error) => {
                 if let Some(gossip) = gossip {
@@ -79,6 +93,28 @@ impl App {
             }
         };
         let checker = Checker::start(probe_plan, probes, state.sender(), concurrency);
+        let admin = match config.server.admin {
+            Some(addr) => {
+                let ready = Readiness {
+                    probes: checker.first_round(),
+                };
+                match AdminServer::start(addr, metrics.clone(), ready).await {
+                    Ok(admin) => Some(admin),
+                    Err(error) => {
+                        dns.shutdown().await;
+                        checker.shutdown().await;
+                        if let Some(gossip) = gossip {
+                            gossip.shutdown().await;
+                        }
+                        return Err(StartError::Admin {
+                            addr,
+                            source: error,
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(Self {
             dns,
             store,
@@ -87,9 +123,21 @@ impl App {
             checker,
             gossip,
             gossip_settings: config.gossip,
+            admin,
+            metrics,
             settings: config.server,
             config_path,
         })
+    }
+
+    /// Where the admin endpoint (/metrics, /healthz, /readyz) listens, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr)
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The running gossip node, if any.
@@ -122,6 +170,10 @@ impl App {
         let config = match config::load(path) {
             Ok(config) => config,
             Err(error) => {
+                self.metrics
+                    .config_reloads
+                    .with_label_values(&["error"])
+                    .inc();
                 error!(path = %path.display(), %error, "config reload refused, still serving the previous config");
                 return Err(error);
             }
@@ -144,12 +196,16 @@ impl App {
         let probe_plan = plan::plan(&config.model, true);
         self.state.replace_model(config.model).await;
         self.checker.update(probe_plan);
+        self.metrics.config_reloads.with_label_values(&["ok"]).inc();
         info!(path = %path.display(), services, "config reloaded");
         Ok(())
     }
 
     /// Stops serving and waits for every task.
     pub async fn shutdown(self) {
+        if let Some(admin) = self.admin {
+            admin.shutdown().await;
+        }
         self.dns.shutdown().await;
         if let Some(gossip) = self.gossip {
             gossip.shutdown().await;

@@ -69,6 +69,8 @@ pub struct ServerSettings {
     pub udp_fast_path: bool,
     /// Idle time after which a TCP connection is closed.
     pub tcp_idle_timeout: Duration,
+    /// Where the admin endpoint (/metrics, /healthz, /readyz) listens; off when `None`.
+    pub admin: Option<SocketAddr>,
 }
 
 /// One problem in a configuration, with the path of the field it concerns.
@@ -214,6 +216,7 @@ struct RawServer {
     udp_fast_path: bool,
     #[serde(default = "default_tcp_idle_timeout")]
     tcp_idle_timeout_secs: u64,
+    admin: Option<SocketAddr>,
 }
 
 impl Default for RawServer {
@@ -224,6 +227,7 @@ impl Default for RawServer {
             udp_workers: default_udp_workers(),
             udp_fast_path: true,
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
+            admin: None,
         }
     }
 }
@@ -868,6 +872,7 @@ impl RawServer {
             udp_workers: self.udp_workers.clamp(1, 64),
             udp_fast_path: self.udp_fast_path,
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs),
+            admin: self.admin,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports.
 //! - [`app`]: the daemon assembled, started by `main.rs` or by tests.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
@@ -24,6 +25,7 @@ pub mod dns;
 pub mod geo;
 pub mod gossip;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod remote;
 pub mod snapshot;

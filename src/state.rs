@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::gossip::report::ServiceReport;
 use crate::health::plan;
 use crate::health::{ProbeKey, Verdicts};
+use crate::metrics::Metrics;
 use crate::model::{Health, Model, Region};
 use crate::remote::{Freshness, RemoteView};
 use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
@@ -197,6 +198,7 @@ pub fn start(
     model: Model,
     max_udp_payload: u16,
     remote: Option<RemoteSettings>,
+    metrics: Arc<Metrics>,
 ) -> (
     Arc<ArcSwap<Snapshot>>,
     StateHandle,
@@ -210,7 +212,9 @@ pub fn start(
         max_udp_payload,
     };
     world.refresh_freshness(Instant::now());
+    let started = Instant::now();
     let store = Arc::new(ArcSwap::from_pointee(world.snapshot()));
+    metrics.snapshot_built(started.elapsed());
     let (events, mut inbox) = mpsc::channel(1024);
     let owner_store = store.clone();
     let task = tokio::spawn(async move {
@@ -225,7 +229,9 @@ pub fn start(
                 },
                 _ = tick.tick() => {
                     if world.refresh_freshness(Instant::now()) {
+                        let started = Instant::now();
                         owner_store.store(Arc::new(world.snapshot()));
+                        metrics.snapshot_built(started.elapsed());
                         info!("snapshot published after a freshness change");
                     }
                     continue;
@@ -253,6 +259,7 @@ pub fn start(
                 let started = Instant::now();
                 owner_store.store(Arc::new(world.snapshot()));
                 last_build = started.elapsed();
+                metrics.snapshot_built(last_build);
                 let delay = oldest.map(|at| at.elapsed());
                 info!(
                     events,

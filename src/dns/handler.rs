@@ -4,22 +4,26 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::RecordType;
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use tracing::debug;
 
 use super::{answer, encode, time_bucket};
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
 /// Answers from the current snapshot.
 #[derive(Clone)]
 pub struct Handler {
     store: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Handler {
-    pub fn new(store: Arc<ArcSwap<Snapshot>>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<ArcSwap<Snapshot>>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
     }
 }
 
@@ -35,6 +39,14 @@ impl RequestHandler for Handler {
         let Some(response) = answer::respond(&snapshot, request, request.src().ip(), bucket) else {
             return no_response(request);
         };
+        let transport = usize::from(request.protocol() != Protocol::Udp);
+        let qtype = request
+            .queries
+            .queries()
+            .first()
+            .map_or(RecordType::Unknown(0), |q| q.query_type());
+        self.metrics
+            .add_query(transport, qtype, response.metadata.response_code);
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use super::handler::Handler;
 use super::udp;
 use crate::config::ServerSettings;
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
 /// Pending TCP connections per listener.
@@ -45,8 +46,9 @@ impl DnsServer {
     pub async fn start(
         settings: &ServerSettings,
         store: Arc<ArcSwap<Snapshot>>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
-        let mut hickory = Server::new(Handler::new(store.clone()));
+        let mut hickory = Server::new(Handler::new(store.clone(), metrics.clone()));
         let stop = CancellationToken::new();
         let mut local_addrs = Vec::new();
         let mut udp_threads = Vec::new();
@@ -55,8 +57,9 @@ impl DnsServer {
             hickory.register_listener(tcp, settings.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
             for socket in udp_sockets {
                 if settings.udp_fast_path {
-                    let thread = udp::spawn(socket.into(), store.clone(), stop.clone())
-                        .map_err(|source| ServerError::Bind { addr, source })?;
+                    let thread =
+                        udp::spawn(socket.into(), store.clone(), metrics.clone(), stop.clone())
+                            .map_err(|source| ServerError::Bind { addr, source })?;
                     udp_threads.push(thread);
                 } else {
                     let socket = UdpSocket::from_std(socket.into())

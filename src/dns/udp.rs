@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{answer, encode, time_bucket};
+use crate::metrics::{Metrics, QueryCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
 /// How often a blocked receive wakes up to look for shutdown.
@@ -35,16 +36,22 @@ const MAX_QUERY: usize = 4096;
 pub fn spawn(
     socket: UdpSocket,
     store: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> io::Result<JoinHandle<()>> {
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(WAKE_INTERVAL))?;
     std::thread::Builder::new()
         .name("gslbd-udp".into())
-        .spawn(move || serve(&socket, &store, &stop))
+        .spawn(move || serve(&socket, &store, &metrics, &stop))
 }
 
-fn serve(socket: &UdpSocket, store: &ArcSwap<Snapshot>, stop: &CancellationToken) {
+fn serve(
+    socket: &UdpSocket,
+    store: &ArcSwap<Snapshot>,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) {
     let fd = socket.as_raw_fd();
     let mut queries = vec![[0u8; MAX_QUERY]; BATCH];
     let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
@@ -82,21 +89,24 @@ fn serve(socket: &UdpSocket, store: &ArcSwap<Snapshot>, stop: &CancellationToken
         let snapshot = store.load();
         let bucket = time_bucket(snapshot.time_bucket_ms);
         replies.clear();
+        let mut counts: QueryCounts = Default::default();
+        let mut dropped = 0;
         for (slot, (len, address)) in received.iter().enumerate() {
             let Some(src) = socket_addr(address) else {
                 continue;
             };
-            if answer_packet(
-                &snapshot,
-                &queries[slot][..*len],
-                src,
-                bucket,
-                &mut answers[slot],
-            ) {
-                replies.push((slot, *address));
+            let query = &queries[slot][..*len];
+            match answer_datagram(&snapshot, query, src, bucket, &mut answers[slot]) {
+                Outcome::Answered { qtype, rcode } => {
+                    counts[qtype][rcode] += 1;
+                    replies.push((slot, *address));
+                }
+                Outcome::Dropped => dropped += 1,
             }
         }
         send_all(fd, &mut send_headers, &answers, &replies);
+        metrics.add_queries(0, &counts);
+        metrics.add_dropped("not_a_query", dropped);
     }
 }
 
@@ -147,6 +157,15 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
+/// What became of a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A reply is in `out`; counter indexes of its query type and response code.
+    Answered { qtype: usize, rcode: usize },
+    /// Nothing to send.
+    Dropped,
+}
+
 /// Answers one datagram into `out`; returns false when nothing is to be sent.
 pub fn answer_packet(
     snapshot: &Snapshot,
@@ -155,19 +174,44 @@ pub fn answer_packet(
     bucket: u64,
     out: &mut Vec<u8>,
 ) -> bool {
+    answer_datagram(snapshot, packet, src, bucket, out) != Outcome::Dropped
+}
+
+/// Answers one datagram into `out`, saying what it was.
+pub fn answer_datagram(
+    snapshot: &Snapshot,
+    packet: &[u8],
+    src: SocketAddr,
+    bucket: u64,
+    out: &mut Vec<u8>,
+) -> Outcome {
     // Shorter than a header: not DNS. QR=1: a response, never answered (no reflection loops).
     if packet.len() < 12 || packet[2] & 0x80 != 0 {
-        return false;
+        return Outcome::Dropped;
     }
     match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
         Ok(request) => match answer::respond(snapshot, &request, src.ip(), bucket) {
             Some(response) => {
                 encode::encode_udp(&response, &request.queries, out);
-                !out.is_empty()
+                if out.is_empty() {
+                    return Outcome::Dropped;
+                }
+                let qtype = request.queries.queries().first().map_or(
+                    qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
+                    |q| qtype_index(q.query_type()),
+                );
+                Outcome::Answered {
+                    qtype,
+                    rcode: rcode_index(response.metadata.response_code),
+                }
             }
-            None => false,
+            None => Outcome::Dropped,
         },
-        Err(_) => form_error(packet, out),
+        Err(_) if form_error(packet, out) => Outcome::Answered {
+            qtype: qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
+            rcode: rcode_index(ResponseCode::FormErr),
+        },
+        Err(_) => Outcome::Dropped,
     }
 }
 

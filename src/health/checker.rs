@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -25,6 +26,8 @@ pub struct Checker {
     plans: watch::Sender<Arc<Plan>>,
     task: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
+    /// Probes of the current plan that have not finished their first round.
+    pending_first: Arc<AtomicUsize>,
 }
 
 impl Checker {
@@ -35,12 +38,16 @@ impl Checker {
         events: mpsc::Sender<Event>,
         concurrency: usize,
     ) -> Self {
+        let pending_first = Arc::new(AtomicUsize::new(plan.len()));
+        let pending = pending_first.clone();
         let (plans, mut updates) = watch::channel(Arc::new(plan));
         let stop = CancellationToken::new();
         let task_stop = stop.clone();
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let task = tokio::spawn(async move {
             let mut running: HashMap<ProbeKey, (ProbeSettings, CancellationToken)> = HashMap::new();
+            // Only the first plan's probes count for readiness; reloads do not unready.
+            let mut first_plan = true;
             loop {
                 let plan = updates.borrow_and_update().clone();
                 // Stop what left the plan or changed; start what is new.
@@ -63,9 +70,11 @@ impl Checker {
                         permits.clone(),
                         events.clone(),
                         token.clone(),
+                        FirstRound(first_plan.then(|| pending.clone())),
                     ));
                     running.insert(key.clone(), (settings.clone(), token));
                 }
+                first_plan = false;
                 info!(probes = running.len(), "probe plan applied");
                 tokio::select! {
                     changed = updates.changed() => if changed.is_err() { break },
@@ -76,7 +85,17 @@ impl Checker {
                 token.cancel();
             }
         });
-        Self { plans, task, stop }
+        Self {
+            plans,
+            task,
+            stop,
+            pending_first,
+        }
+    }
+
+    /// Shared count of probes still waiting for their first result (0: a full round done).
+    pub fn first_round(&self) -> Arc<AtomicUsize> {
+        self.pending_first.clone()
     }
 
     /// Replaces the plan (config reload): unchanged probes keep their state.
@@ -102,6 +121,24 @@ fn jittered(interval: Duration, key: &ProbeKey, round: u64) -> Duration {
     interval.mul_f64(1.0 + unit * 0.1)
 }
 
+/// Counts a probe of the first plan out of the readiness count once: at its first result, or
+/// when it stops before one.
+struct FirstRound(Option<Arc<AtomicUsize>>);
+
+impl FirstRound {
+    fn done(&mut self) {
+        if let Some(pending) = self.0.take() {
+            pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for FirstRound {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
 async fn run_probe(
     key: ProbeKey,
     settings: ProbeSettings,
@@ -109,6 +146,7 @@ async fn run_probe(
     permits: Arc<Semaphore>,
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
+    mut first_round: FirstRound,
 ) {
     let probe: Result<Box<dyn Probe>, ProbeError> = factory.build(&key, &settings);
     if let Err(error) = &probe {
@@ -142,6 +180,7 @@ async fn run_probe(
         if let Err(error) = &result {
             debug!(probe = %key, %error, "probe failed");
         }
+        first_round.done();
         if let Some(transition) = tracker.observe(result.is_ok()) {
             let reason = match &result {
                 Ok(()) => format!("{} consecutive successes", settings.rise),

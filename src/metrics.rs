@@ -1,0 +1,194 @@
+//! Prometheus metrics, behind one small module so the rest of the code only calls typed
+//! methods. Names follow Prometheus conventions: `gslbd_` prefix, base units, `_total`.
+//!
+//! The DNS hot path never touches a label map: counters per (transport, qtype, rcode) are
+//! resolved once here into a fixed table, and the UDP loop adds a batch's counts at once.
+
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Query types counted apart; everything else is `other`.
+const QTYPES: [(&str, Option<RecordType>); 7] = [
+    ("A", Some(RecordType::A)),
+    ("AAAA", Some(RecordType::AAAA)),
+    ("SOA", Some(RecordType::SOA)),
+    ("NS", Some(RecordType::NS)),
+    ("ANY", Some(RecordType::ANY)),
+    ("TXT", Some(RecordType::TXT)),
+    ("other", None),
+];
+/// Response codes counted apart; everything else is `other`.
+const RCODES: [&str; 7] = [
+    "NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "SERVFAIL", "other",
+];
+/// The transports.
+pub const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
+
+/// Index of a query type in the counter table.
+pub fn qtype_index(rtype: RecordType) -> usize {
+    QTYPES
+        .iter()
+        .position(|(_, t)| *t == Some(rtype))
+        .unwrap_or(QTYPES.len() - 1)
+}
+
+/// Index of a response code in the counter table.
+pub fn rcode_index(rcode: ResponseCode) -> usize {
+    match rcode {
+        ResponseCode::NoError => 0,
+        ResponseCode::NXDomain => 1,
+        ResponseCode::Refused => 2,
+        ResponseCode::FormErr => 3,
+        ResponseCode::NotImp => 4,
+        ResponseCode::ServFail => 5,
+        _ => 6,
+    }
+}
+
+/// Per-batch query counts, indexed [qtype][rcode]; flushed with [`Metrics::add_queries`].
+pub type QueryCounts = [[u64; RCODES.len()]; QTYPES.len()];
+
+/// gslbd's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// [transport][qtype][rcode]
+    queries: Vec<Vec<Vec<IntCounter>>>,
+    dropped: IntCounterVec,
+    pub snapshot_builds: IntCounter,
+    pub snapshot_build_seconds: Histogram,
+    pub config_reloads: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let queries_vec = IntCounterVec::new(
+            Opts::new(
+                "gslbd_dns_queries_total",
+                "DNS queries answered, by transport, query type and response code",
+            ),
+            &["transport", "qtype", "rcode"],
+        )
+        .expect("valid metric");
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "gslbd_dns_dropped_total",
+                "DNS packets not answered, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let snapshot_builds = IntCounter::new(
+            "gslbd_snapshot_builds_total",
+            "Snapshots built and published",
+        )
+        .expect("valid metric");
+        let snapshot_build_seconds = Histogram::with_opts(
+            HistogramOpts::new("gslbd_snapshot_build_seconds", "Time to build a snapshot").buckets(
+                vec![
+                    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
+            ),
+        )
+        .expect("valid metric");
+        let config_reloads = IntCounterVec::new(
+            Opts::new("gslbd_config_reloads_total", "Config reloads, by result"),
+            &["result"],
+        )
+        .expect("valid metric");
+        for metric in [
+            Box::new(queries_vec.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dropped.clone()),
+            Box::new(snapshot_builds.clone()),
+            Box::new(snapshot_build_seconds.clone()),
+            Box::new(config_reloads.clone()),
+        ] {
+            registry.register(metric).expect("metric names are unique");
+        }
+        let queries = TRANSPORTS
+            .iter()
+            .map(|transport| {
+                QTYPES
+                    .iter()
+                    .map(|(qtype, _)| {
+                        RCODES
+                            .iter()
+                            .map(|rcode| {
+                                queries_vec.with_label_values(&[*transport, *qtype, *rcode])
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            registry,
+            queries,
+            dropped,
+            snapshot_builds,
+            snapshot_build_seconds,
+            config_reloads,
+        }
+    }
+
+    /// Adds a batch of query counts for `transport` (index into [`TRANSPORTS`]).
+    pub fn add_queries(&self, transport: usize, counts: &QueryCounts) {
+        for (q, row) in counts.iter().enumerate() {
+            for (r, &n) in row.iter().enumerate() {
+                if n > 0 {
+                    self.queries[transport][q][r].inc_by(n);
+                }
+            }
+        }
+    }
+
+    /// Counts one answered query.
+    pub fn add_query(&self, transport: usize, rtype: RecordType, rcode: ResponseCode) {
+        self.queries[transport][qtype_index(rtype)][rcode_index(rcode)].inc();
+    }
+
+    /// Counts packets not answered (`reason`: `response`, `short`).
+    pub fn add_dropped(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.dropped.with_label_values(&[reason]).inc_by(n);
+        }
+    }
+
+    /// Records one snapshot build.
+    pub fn snapshot_built(&self, took: Duration) {
+        self.snapshot_builds.inc();
+        self.snapshot_build_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The registry, for collectors registered elsewhere.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Text exposition format (version 0.0.4).
+    pub fn encode(&self) -> String {
+        let mut out = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
