@@ -122,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
         )));
         let (events, mut inbox) = mpsc::channel(1024);
         let settings = config.gossip.expect("gossip configured");
-        let node = Gossip::start(&settings, store, events, None).await?;
+        let metrics = Arc::new(gslbd::metrics::Metrics::new());
+        let node = Gossip::start(&settings, store, events, None, metrics).await?;
         first_gossip.get_or_insert(node.local_addr);
         let count = Arc::new(AtomicUsize::new(0));
         let counter = count.clone();

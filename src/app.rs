@@ -77,9 +77,15 @@ impl App {
         );
         let gossip = match &config.gossip {
             Some(settings) => Some(
-                Gossip::start(settings, store.clone(), state.sender(), partition)
-                    .await
-                    .map_err(StartError::Gossip)?,
+                Gossip::start(
+                    settings,
+                    store.clone(),
+                    state.sender(),
+                    partition,
+                    metrics.clone(),
+                )
+                .await
+                .map_err(StartError::Gossip)?,
             ),
             None => None,
         };
@@ -92,7 +98,13 @@ impl App {
                 return Err(error.into());
             }
         };
-        let checker = Checker::start(probe_plan, probes, state.sender(), concurrency);
+        let checker = Checker::start(
+            probe_plan,
+            probes,
+            state.sender(),
+            concurrency,
+            metrics.clone(),
+        );
         let admin = match config.server.admin {
             Some(addr) => {
                 let ready = Readiness {

@@ -62,6 +62,17 @@ pub struct Metrics {
     pub snapshot_builds: IntCounter,
     pub snapshot_build_seconds: Histogram,
     pub config_reloads: IntCounterVec,
+    /// Probe results by outcome (`success`, `connect`, `timeout`, `status`, `body`, ...).
+    pub probe_results: IntCounterVec,
+    pub probe_duration_seconds: Histogram,
+    /// Gossip datagrams dropped before chitchat, by reason.
+    pub gossip_packets_rejected: IntCounterVec,
+    /// Gossiped values refused after the transport, by reason.
+    pub gossip_reports_rejected: IntCounterVec,
+    pub gossip_sent_bytes: IntCounter,
+    pub gossip_received_bytes: IntCounter,
+    /// Gossip members this node sees alive, itself included.
+    pub gossip_members: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,12 +118,57 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let probe_results = IntCounterVec::new(
+            Opts::new("gslbd_probe_results_total", "Probe results, by outcome"),
+            &["result"],
+        )
+        .expect("valid metric");
+        let probe_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new("gslbd_probe_duration_seconds", "Time a probe took").buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )
+        .expect("valid metric");
+        let gossip_packets_rejected = IntCounterVec::new(
+            Opts::new(
+                "gslbd_gossip_packets_rejected_total",
+                "Gossip datagrams dropped before gossip sees them, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let gossip_reports_rejected = IntCounterVec::new(
+            Opts::new(
+                "gslbd_gossip_reports_rejected_total",
+                "Gossiped values refused (signature, region, format), by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let gossip_sent_bytes =
+            IntCounter::new("gslbd_gossip_sent_bytes_total", "Gossip bytes sent")
+                .expect("valid metric");
+        let gossip_received_bytes =
+            IntCounter::new("gslbd_gossip_received_bytes_total", "Gossip bytes received")
+                .expect("valid metric");
+        let gossip_members = prometheus::IntGauge::new(
+            "gslbd_gossip_members",
+            "Gossip members seen alive, this node included",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(queries_vec.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(dropped.clone()),
             Box::new(snapshot_builds.clone()),
             Box::new(snapshot_build_seconds.clone()),
             Box::new(config_reloads.clone()),
+            Box::new(probe_results.clone()),
+            Box::new(probe_duration_seconds.clone()),
+            Box::new(gossip_packets_rejected.clone()),
+            Box::new(gossip_reports_rejected.clone()),
+            Box::new(gossip_sent_bytes.clone()),
+            Box::new(gossip_received_bytes.clone()),
+            Box::new(gossip_members.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -139,6 +195,13 @@ impl Metrics {
             snapshot_builds,
             snapshot_build_seconds,
             config_reloads,
+            probe_results,
+            probe_duration_seconds,
+            gossip_packets_rejected,
+            gossip_reports_rejected,
+            gossip_sent_bytes,
+            gossip_received_bytes,
+            gossip_members,
         }
     }
 

@@ -245,6 +245,9 @@ async fn remote_health_converges_and_failover_follows_it_everywhere() {
     for i in 0..3 {
         eventually(cluster.node(i).dns, "app.gslb.example.com", &eu).await;
     }
+    let metrics = cluster.node(0).app.metrics().encode();
+    assert!(metrics.contains("gslbd_gossip_members 3"), "{metrics}");
+    assert!(!metrics.contains("gslbd_gossip_sent_bytes_total 0\n"));
     cluster.shutdown().await;
 }
 

@@ -62,7 +62,8 @@ impl Watch {
     fn start(probes: Vec<(ProbeKey, ProbeSettings)>, concurrency: usize) -> Self {
         let (tx, events) = mpsc::channel(64);
         let plan: BTreeMap<_, _> = probes.into_iter().collect();
-        let checker = Checker::start(plan, Arc::new(NetProbes), tx, concurrency);
+        let metrics = Arc::new(gslbd::metrics::Metrics::new());
+        let checker = Checker::start(plan, Arc::new(NetProbes), tx, concurrency, metrics);
         Self { checker, events }
     }
 

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::GossipSettings;
+use crate::metrics::Metrics;
 use crate::model::{Health, Region, Strategy};
 use crate::snapshot::Snapshot;
 use crate::state::Event;
@@ -65,6 +66,7 @@ impl Gossip {
         store: Arc<ArcSwap<Snapshot>>,
         events: mpsc::Sender<Event>,
         partition: Option<Arc<Partition>>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let keyring = Arc::new(Keyring::new(&settings.cluster, &settings.keys)?);
         let signing = Arc::new(SigningKey::from_base64(&settings.signing_key)?);
@@ -73,7 +75,10 @@ impl Gossip {
             .iter()
             .map(|(region, key)| Ok((region.clone(), VerifyingKey::from_base64(key)?)))
             .collect::<Result<_, keys::KeyError>>()?;
-        let transport_stats = Arc::new(TransportStats::default());
+        let transport_stats = Arc::new(TransportStats {
+            metrics: Some(metrics.clone()),
+            ..TransportStats::default()
+        });
         let transport = SealedTransport::new(keyring, transport_stats.clone(), partition);
 
         // Binding port 0 (tests) means advertising the port actually bound: bind first.
@@ -123,22 +128,26 @@ impl Gossip {
 
         let stop = CancellationToken::new();
         let report_stats = Arc::new(ReportStats::default());
+        let identity = Identity {
+            region: settings.region.clone(),
+            cluster: settings.cluster.clone(),
+        };
         let receiver = tokio::spawn(receive(
             changes,
-            settings.region.clone(),
-            settings.cluster.clone(),
+            identity.clone(),
             region_keys,
             events,
             report_stats.clone(),
+            metrics.clone(),
             stop.clone(),
         ));
         let publisher = tokio::spawn(publish(
             handle.chitchat(),
             store,
-            settings.region.clone(),
-            settings.cluster.clone(),
+            identity,
             signing,
             settings.interval,
+            metrics,
             stop.clone(),
         ));
         Ok(Self {
@@ -199,14 +208,21 @@ fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, LocalRe
         .collect()
 }
 
+/// Who this node speaks for, and in which cluster.
+#[derive(Clone, Debug)]
+struct Identity {
+    region: Region,
+    cluster: String,
+}
+
 /// Publishes changed service reports every round and a heartbeat every second.
 async fn publish(
     chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
     store: Arc<ArcSwap<Snapshot>>,
-    region: Region,
-    cluster: String,
+    Identity { region, cluster }: Identity,
     signing: Arc<SigningKey>,
     interval: Duration,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
@@ -285,9 +301,12 @@ async fn publish(
             ));
             last_alive = Some(Instant::now());
         }
+        let mut chitchat = chitchat.lock().await;
+        metrics
+            .gossip_members
+            .set(chitchat.live_nodes().count() as i64);
         if !updates.is_empty() {
             let count = updates.len();
-            let mut chitchat = chitchat.lock().await;
             let state = chitchat.self_node_state();
             for (key, value) in updates {
                 state.set(key, value);
@@ -300,11 +319,14 @@ async fn publish(
 /// Verifies what other regions publish and hands it to the state owner.
 async fn receive(
     mut changes: mpsc::UnboundedReceiver<(String, String, String)>,
-    local: Region,
-    cluster: String,
+    Identity {
+        region: local,
+        cluster,
+    }: Identity,
     region_keys: HashMap<String, VerifyingKey>,
     events: mpsc::Sender<Event>,
     stats: Arc<ReportStats>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     loop {
@@ -331,6 +353,10 @@ async fn receive(
         } else if let Some(service) = key.strip_prefix(SERVICE_PREFIX) {
             let Ok(name) = Name::from_ascii(service) else {
                 stats.rejected_other.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .gossip_reports_rejected
+                    .with_label_values(&["bad_name"])
+                    .inc();
                 continue;
             };
             report::verify::<ServiceReport>(&value, &cluster, region, &key, &region_keys).map(
@@ -364,6 +390,10 @@ async fn receive(
                     _ => &stats.rejected_other,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .gossip_reports_rejected
+                    .with_label_values(&[error.as_str()])
+                    .inc();
                 warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
             }
         }

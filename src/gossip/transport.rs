@@ -16,6 +16,7 @@ use chitchat::{ChitchatMessage, Deserializable, Serializable};
 use tracing::debug;
 
 use super::keys::{Keyring, Rejection, SEAL_OVERHEAD};
+use crate::metrics::Metrics;
 
 /// Plaintext bytes per fragment: sealed datagrams stay below a 1280-byte IPv6 MTU.
 pub const FRAGMENT_PAYLOAD: usize = 1200;
@@ -38,10 +39,18 @@ pub struct TransportStats {
     pub rejected_unknown_key: AtomicU64,
     pub rejected_bad_tag: AtomicU64,
     pub rejected_undecodable: AtomicU64,
+    /// Also counted here when set.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl TransportStats {
     fn reject(&self, reason: Rejection) {
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .gossip_packets_rejected
+                .with_label_values(&[reason.as_str()])
+                .inc();
+        }
         let counter = match reason {
             Rejection::Malformed => &self.rejected_malformed,
             Rejection::UnknownKey => &self.rejected_unknown_key,
@@ -242,6 +251,9 @@ impl Socket for SealedSocket {
         self.stats
             .bytes_sent
             .fetch_add(sent as u64, Ordering::Relaxed);
+        if let Some(metrics) = &self.stats.metrics {
+            metrics.gossip_sent_bytes.inc_by(sent as u64);
+        }
         Ok(())
     }
 
@@ -261,6 +273,9 @@ impl Socket for SealedSocket {
             self.stats
                 .bytes_received
                 .fetch_add(len as u64, Ordering::Relaxed);
+            if let Some(metrics) = &self.stats.metrics {
+                metrics.gossip_received_bytes.inc_by(len as u64);
+            }
             let Some(message) = self.accept(len, from) else {
                 continue;
             };
@@ -271,6 +286,12 @@ impl Socket for SealedSocket {
                     self.stats
                         .rejected_undecodable
                         .fetch_add(1, Ordering::Relaxed);
+                    if let Some(metrics) = &self.stats.metrics {
+                        metrics
+                            .gossip_packets_rejected
+                            .with_label_values(&["undecodable"])
+                            .inc();
+                    }
                     debug!(%from, %error, "gossip message does not decode");
                 }
             }

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 use super::plan::ProbeKey;
 use super::probe::{Probe, ProbeError, ProbeFactory};
 use super::verdict::Tracker;
+use crate::metrics::Metrics;
 use crate::model::ProbeSettings;
 use crate::state::Event;
 
@@ -37,13 +38,19 @@ impl Checker {
         factory: Arc<dyn ProbeFactory>,
         events: mpsc::Sender<Event>,
         concurrency: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let pending_first = Arc::new(AtomicUsize::new(plan.len()));
         let pending = pending_first.clone();
         let (plans, mut updates) = watch::channel(Arc::new(plan));
         let stop = CancellationToken::new();
         let task_stop = stop.clone();
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let context = Arc::new(ProbeContext {
+            factory,
+            permits: Semaphore::new(concurrency.max(1)),
+            events,
+            metrics,
+        });
         let task = tokio::spawn(async move {
             let mut running: HashMap<ProbeKey, (ProbeSettings, CancellationToken)> = HashMap::new();
             // Only the first plan's probes count for readiness; reloads do not unready.
@@ -66,9 +73,7 @@ impl Checker {
                     tokio::spawn(run_probe(
                         key.clone(),
                         settings.clone(),
-                        factory.clone(),
-                        permits.clone(),
-                        events.clone(),
+                        context.clone(),
                         token.clone(),
                         FirstRound(first_plan.then(|| pending.clone())),
                     ));
@@ -139,15 +144,28 @@ impl Drop for FirstRound {
     }
 }
 
+/// What every probe task shares.
+struct ProbeContext {
+    factory: Arc<dyn ProbeFactory>,
+    /// Bounds probes in flight.
+    permits: Semaphore,
+    events: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+}
+
 async fn run_probe(
     key: ProbeKey,
     settings: ProbeSettings,
-    factory: Arc<dyn ProbeFactory>,
-    permits: Arc<Semaphore>,
-    events: mpsc::Sender<Event>,
+    context: Arc<ProbeContext>,
     stop: CancellationToken,
     mut first_round: FirstRound,
 ) {
+    let ProbeContext {
+        factory,
+        permits,
+        events,
+        metrics,
+    } = &*context;
     let probe: Result<Box<dyn Probe>, ProbeError> = factory.build(&key, &settings);
     if let Err(error) = &probe {
         warn!(probe = %key, %error, "probe cannot run; counting it as failing");
@@ -169,13 +187,22 @@ async fn run_probe(
                 },
                 _ = stop.cancelled() => return,
             };
-            match &probe {
+            let started = Instant::now();
+            let result = match &probe {
                 Ok(probe) => match tokio::time::timeout(settings.timeout, probe.check()).await {
                     Ok(result) => result,
                     Err(_) => Err(ProbeError::Timeout(settings.timeout)),
                 },
                 Err(error) => Err(error.clone()),
-            }
+            };
+            metrics
+                .probe_duration_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let outcome = result
+                .as_ref()
+                .map_or_else(ProbeError::kind, |()| "success");
+            metrics.probe_results.with_label_values(&[outcome]).inc();
+            result
         };
         if let Err(error) = &result {
             debug!(probe = %key, %error, "probe failed");

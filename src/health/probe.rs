@@ -31,6 +31,20 @@ pub enum ProbeError {
     Setup(String),
 }
 
+impl ProbeError {
+    /// Short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeError::Connect(_) => "connect",
+            ProbeError::Timeout(_) => "timeout",
+            ProbeError::Status(_) => "status",
+            ProbeError::Body(_) => "body",
+            ProbeError::Request(_) => "request",
+            ProbeError::Setup(_) => "setup",
+        }
+    }
+}
+
 /// A probe, ready to run again and again.
 #[async_trait::async_trait]
 pub trait Probe: Send + Sync {
