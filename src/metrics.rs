@@ -73,6 +73,10 @@ pub struct Metrics {
     pub gossip_received_bytes: IntCounter,
     /// Gossip members this node sees alive, itself included.
     pub gossip_members: prometheus::IntGauge,
+    /// Seconds since each remote region's last verified heartbeat or report.
+    pub region_last_seen_seconds: prometheus::GaugeVec,
+    /// Time spent answering a query (parse to encoded bytes on the UDP fast path).
+    pub answer_duration_seconds: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,8 +160,29 @@ impl Metrics {
             "Gossip members seen alive, this node included",
         )
         .expect("valid metric");
+        let region_last_seen_seconds = prometheus::GaugeVec::new(
+            Opts::new(
+                "gslbd_gossip_region_last_seen_seconds",
+                "Seconds since a remote region was last heard from (since start if never)",
+            ),
+            &["region"],
+        )
+        .expect("valid metric");
+        let answer_duration_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "gslbd_dns_answer_duration_seconds",
+                "Time spent answering a query: parse, answer and encode on the UDP fast path, answer on hickory's path",
+            )
+            .buckets(vec![
+                0.000_001, 0.000_002, 0.000_005, 0.000_01, 0.000_02, 0.000_05, 0.000_1, 0.000_25,
+                0.000_5, 0.001, 0.005,
+            ]),
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(queries_vec.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(region_last_seen_seconds.clone()),
+            Box::new(answer_duration_seconds.clone()),
             Box::new(dropped.clone()),
             Box::new(snapshot_builds.clone()),
             Box::new(snapshot_build_seconds.clone()),
@@ -202,6 +227,8 @@ impl Metrics {
             gossip_sent_bytes,
             gossip_received_bytes,
             gossip_members,
+            region_last_seen_seconds,
+            answer_duration_seconds,
         }
     }
 

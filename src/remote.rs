@@ -97,6 +97,14 @@ impl RemoteView {
             .is_some_and(|s| s.services.remove(service).is_some())
     }
 
+    /// When `region` was last heard from; our own start if never.
+    pub fn last_heard(&self, region: usize) -> Instant {
+        self.regions
+            .get(&region)
+            .and_then(|s| s.last_heard)
+            .unwrap_or(self.started)
+    }
+
     /// How fresh `region` is at `now`. Never heard: counted from our own start.
     pub fn freshness(&self, region: usize, now: Instant) -> Freshness {
         let since = self

@@ -96,6 +96,7 @@ struct World {
     remote: Option<RemoteView>,
     freshness: HashMap<usize, Freshness>,
     max_udp_payload: u16,
+    metrics: Arc<Metrics>,
 }
 
 impl World {
@@ -164,6 +165,13 @@ impl World {
             .filter(|&i| Some(i) != self.model.local_region)
             .collect();
         let next = view.effective(&remote, now);
+        for &region in &remote {
+            let age = now.saturating_duration_since(view.last_heard(region));
+            self.metrics
+                .region_last_seen_seconds
+                .with_label_values(&[self.model.regions[region].name.as_str()])
+                .set(age.as_secs_f64());
+        }
         let mut changed = false;
         for (&region, &to) in &next {
             let from = self.freshness.get(&region).copied();
@@ -210,6 +218,7 @@ pub fn start(
         remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
         freshness: HashMap::new(),
         max_udp_payload,
+        metrics: metrics.clone(),
     };
     world.refresh_freshness(Instant::now());
     let started = Instant::now();

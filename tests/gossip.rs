@@ -247,6 +247,17 @@ async fn remote_health_converges_and_failover_follows_it_everywhere() {
     }
     let metrics = cluster.node(0).app.metrics().encode();
     assert!(metrics.contains("gslbd_gossip_members 3"), "{metrics}");
+    for region in ["us", "ap"] {
+        let age: f64 = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("gslbd_gossip_region_last_seen_seconds")
+                    && l.contains(&format!("region=\"{region}\""))
+            })
+            .and_then(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+            .expect("last-seen gauge per remote region");
+        assert!(age < 1.6, "{region} heard recently: {age}");
+    }
     assert!(!metrics.contains("gslbd_gossip_sent_bytes_total 0\n"));
     cluster.shutdown().await;
 }

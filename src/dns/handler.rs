@@ -34,6 +34,7 @@ impl RequestHandler for Handler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = std::time::Instant::now();
         let snapshot = self.store.load_full();
         let bucket = time_bucket(snapshot.time_bucket_ms);
         let Some(response) = answer::respond(&snapshot, request, request.src().ip(), bucket) else {
@@ -47,6 +48,9 @@ impl RequestHandler for Handler {
             .map_or(RecordType::Unknown(0), |q| q.query_type());
         self.metrics
             .add_query(transport, qtype, response.metadata.response_code);
+        self.metrics
+            .answer_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,

@@ -91,12 +91,16 @@ fn serve(
         replies.clear();
         let mut counts: QueryCounts = Default::default();
         let mut dropped = 0;
+        let durations = metrics.answer_duration_seconds.local();
         for (slot, (len, address)) in received.iter().enumerate() {
             let Some(src) = socket_addr(address) else {
                 continue;
             };
             let query = &queries[slot][..*len];
-            match answer_datagram(&snapshot, query, src, bucket, &mut answers[slot]) {
+            let started = std::time::Instant::now();
+            let outcome = answer_datagram(&snapshot, query, src, bucket, &mut answers[slot]);
+            durations.observe(started.elapsed().as_secs_f64());
+            match outcome {
                 Outcome::Answered { qtype, rcode } => {
                     counts[qtype][rcode] += 1;
                     replies.push((slot, *address));
@@ -105,6 +109,7 @@ fn serve(
             }
         }
         send_all(fd, &mut send_headers, &answers, &replies);
+        durations.flush();
         metrics.add_queries(0, &counts);
         metrics.add_dropped("not_a_query", dropped);
     }
