@@ -160,3 +160,11 @@ async fn health_readiness_and_metrics_follow_what_happens() {
     );
     server.app.shutdown().await;
 }
+
+#[test]
+#[should_panic(expected = "only 127.0.0.0/8 and ::1 may be probed")]
+fn the_test_guard_refuses_configs_that_would_probe_beyond_loopback() {
+    // Parsed only: nothing starts, nothing is sent.
+    let config = gslbd::config::parse(&format!("local_region = \"eu\"\n{BASE}")).expect("valid");
+    assert_probes_stay_local(&config);
+}

@@ -131,6 +131,7 @@ struct Node {
 
 async fn start_node(text: &str) -> Node {
     let config = config::parse(text).expect("valid config");
+    common::assert_probes_stay_local(&config);
     let partition = Arc::new(Partition::default());
     let app = App::start_with(config, None, Arc::new(NetProbes), Some(partition.clone()))
         .await

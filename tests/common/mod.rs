@@ -92,9 +92,20 @@ pub async fn start(extra: &str) -> TestServer {
     start_text(&format!("{BASE}\n{extra}")).await
 }
 
+/// Refuses a config that would probe anything but loopback: tests never send traffic elsewhere.
+pub fn assert_probes_stay_local(config: &config::Config) {
+    for key in gslbd::health::plan::plan(&config.model, false).keys() {
+        assert!(
+            key.addr.ip().is_loopback(),
+            "test config would probe {key}: only 127.0.0.0/8 and ::1 may be probed"
+        );
+    }
+}
+
 /// Starts gslbd on a whole config text.
 pub async fn start_text(text: &str) -> TestServer {
     let config = config::parse(text).expect("test config is valid");
+    assert_probes_stay_local(&config);
     let app = App::start(config, None).await.expect("server starts");
     let addr = app.dns_addrs()[0];
     TestServer { app, addr }
