@@ -106,13 +106,15 @@ pub fn select<'s>(
     if available.is_empty() {
         if service.all_down == AllDownPolicy::FailOpen {
             // Fail open: every known address, the ones probes found down included, rotated.
-            let total: usize = service.regions.iter().map(|r| r.all.of(rtype).len()).sum();
-            if total > 0 {
-                let all = service.regions.iter().flat_map(|r| r.all.of(rtype).iter());
-                let start = (draw(key, service.salt, bucket, 0) % total as u64) as usize;
-                selection.records.extend(all.clone().skip(start));
-                selection.records.extend(all.take(start));
-            }
+            let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
+            push_rotated(
+                &mut selection.records,
+                service,
+                &every,
+                Pool::All,
+                rtype,
+                draw(key, service.salt, bucket, 0),
+            );
         }
         return selection;
     }
@@ -123,6 +125,7 @@ pub fn select<'s>(
                 &mut selection.records,
                 service,
                 &available,
+                Pool::Answerable,
                 rtype,
                 draw(key, service.salt, bucket, 0),
             );
@@ -168,6 +171,7 @@ pub fn select<'s>(
                     &mut selection.records,
                     service,
                     &[position],
+                    Pool::Answerable,
                     rtype,
                     draw(key, service.salt, bucket, 0),
                 );
@@ -186,6 +190,7 @@ pub fn select<'s>(
                     &mut selection.records,
                     service,
                     &[position],
+                    Pool::Answerable,
                     rtype,
                     draw(key, service.salt, bucket, 0),
                 );
@@ -195,24 +200,36 @@ pub fn select<'s>(
     selection
 }
 
-/// Appends the records of `regions` (positions in `service.regions`), rotated by `roll`.
+/// Which address list of a region an answer draws from.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// Those not found down (the normal case).
+    Answerable,
+    /// Every address (fail-open).
+    All,
+}
+
+/// Appends the `pool` records of `regions` (positions in `service.regions`), rotated by `roll`.
 fn push_rotated<'s>(
     out: &mut Records<'s>,
     service: &'s ServiceAnswer,
     regions: &[usize],
+    pool: Pool,
     rtype: RecordType,
     roll: u64,
 ) {
-    let total: usize = regions
-        .iter()
-        .map(|&i| service.regions[i].addresses.of(rtype).len())
-        .sum();
+    let records = |i: usize| -> &'s [Record] {
+        let region = &service.regions[i];
+        match pool {
+            Pool::Answerable => region.addresses.of(rtype),
+            Pool::All => region.all.of(rtype),
+        }
+    };
+    let total: usize = regions.iter().map(|&i| records(i).len()).sum();
     if total == 0 {
         return;
     }
-    let all = regions
-        .iter()
-        .flat_map(|&i| service.regions[i].addresses.of(rtype).iter());
+    let all = regions.iter().flat_map(|&i| records(i).iter());
     let start = (roll % total as u64) as usize;
     out.extend(all.clone().skip(start));
     out.extend(all.take(start));
