@@ -14,7 +14,6 @@ use gslbd::config;
 use gslbd::gossip::keys::generate;
 use gslbd::gossip::transport::Partition;
 use gslbd::health::probe::NetProbes;
-use hickory_proto::rr::RecordType;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
@@ -209,24 +208,11 @@ impl Cluster {
 }
 
 async fn answers(dns: std::net::SocketAddr, qname: &str) -> Vec<String> {
-    let mut got = addresses(&udp(dns, &query(qname, RecordType::A)));
-    got.sort();
-    got
+    sorted_answer(dns, qname)
 }
 
 async fn eventually(dns: std::net::SocketAddr, qname: &str, want: &[String]) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let got = answers(dns, qname).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{dns} {qname}: {got:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_answer(dns, qname, PATIENCE, |got| got == want).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

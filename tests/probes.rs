@@ -416,23 +416,6 @@ name = "ap"
     )
 }
 
-async fn wait_for_answer(
-    server: &TestServer,
-    qname: &str,
-    want: impl Fn(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let mut got = addresses(&udp(server.addr, &query(qname, RecordType::A)));
-        got.sort();
-        if want(&got) {
-            return got;
-        }
-        assert!(Instant::now() < deadline, "{qname}: still {got:?}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_moves_to_the_next_region_when_the_local_backend_fails_and_back() {
     let backend = backends::http(
@@ -447,11 +430,20 @@ failover_order = ["eu", "us", "ap"]
 targets = { eu = ["127.0.41.2"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
 "#;
     let server = start_text(&probed_config(backend.addr.port(), services)).await;
-    wait_for_answer(&server, "app.gslb.example.com", |a| a == ["127.0.41.2"]).await;
+    wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
+        a == ["127.0.41.2"]
+    })
+    .await;
     backend.set(Mode::Status(500, "broken"));
-    wait_for_answer(&server, "app.gslb.example.com", |a| a == ["198.51.100.1"]).await;
+    wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
+        a == ["198.51.100.1"]
+    })
+    .await;
     backend.set(Mode::Status(200, "ok"));
-    wait_for_answer(&server, "app.gslb.example.com", |a| a == ["127.0.41.2"]).await;
+    wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
+        a == ["127.0.41.2"]
+    })
+    .await;
     server.app.shutdown().await;
 }
 
@@ -473,9 +465,15 @@ strategy = "round-robin"
 targets = { eu = ["127.0.42.2", "127.0.42.3"], us = ["198.51.100.3"] }
 "#;
     let server = start_text(&probed_config(port, services)).await;
-    wait_for_answer(&server, "api.gslb.example.com", |a| a.len() == 3).await;
+    wait_for_answer(server.addr, "api.gslb.example.com", PATIENCE, |a| {
+        a.len() == 3
+    })
+    .await;
     bad.stop();
-    let got = wait_for_answer(&server, "api.gslb.example.com", |a| a.len() == 2).await;
+    let got = wait_for_answer(server.addr, "api.gslb.example.com", PATIENCE, |a| {
+        a.len() == 2
+    })
+    .await;
     assert_eq!(got, vec!["127.0.42.2", "198.51.100.3"]);
     server.app.shutdown().await;
 }
@@ -537,9 +535,15 @@ health = { us = "unhealthy", ap = "unhealthy" }
 targets = { eu = ["127.0.44.2"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
 "#;
     let server = start_text(&probed_config(backend.addr.port(), services)).await;
-    wait_for_answer(&server, "app.gslb.example.com", |a| a == ["127.0.44.2"]).await;
+    wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
+        a == ["127.0.44.2"]
+    })
+    .await;
     backend.stop();
-    let got = wait_for_answer(&server, "app.gslb.example.com", |a| a.len() == 3).await;
+    let got = wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
+        a.len() == 3
+    })
+    .await;
     assert_eq!(got, vec!["127.0.44.2", "198.51.100.1", "203.0.113.1"]);
     server.app.shutdown().await;
 }

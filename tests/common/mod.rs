@@ -210,3 +210,32 @@ pub fn addresses(message: &Message) -> Vec<String> {
         })
         .collect()
 }
+
+/// The A answer of `qname` from `server`, sorted.
+pub fn sorted_answer(server: SocketAddr, qname: &str) -> Vec<String> {
+    let mut got = addresses(&udp(server, &query(qname, RecordType::A)));
+    got.sort();
+    got
+}
+
+/// Polls `server` until the sorted A answer of `qname` satisfies `want`, within `patience`;
+/// returns it. Tests assert the state reached, never how fast.
+pub async fn wait_for_answer(
+    server: SocketAddr,
+    qname: &str,
+    patience: Duration,
+    want: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let got = sorted_answer(server, qname);
+        if want(&got) {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} {qname}: still {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
