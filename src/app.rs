@@ -64,7 +64,7 @@ impl App {
     ) -> Result<Self, StartError> {
         let probe_plan = plan::plan(&config.model, true);
         let concurrency = config.model.probe_concurrency;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_options(config.server.per_service_metrics));
         let remote = config.gossip.as_ref().map(|g| RemoteSettings {
             peer_suspect: g.peer_suspect,
             peer_timeout: g.peer_timeout,

@@ -69,8 +69,12 @@ pub struct ServerSettings {
     pub udp_fast_path: bool,
     /// Idle time after which a TCP connection is closed.
     pub tcp_idle_timeout: Duration,
-    /// Where the admin endpoint (/metrics, /healthz, /readyz) listens; off when `None`.
+    /// Where the admin endpoint (/metrics, /healthz, /readyz, /state, /explain) listens; off
+    /// when `None`.
     pub admin: Option<SocketAddr>,
+    /// Also count answers per service (`gslbd_dns_service_answers_total`): one series per
+    /// service, strategy and result, so off by default.
+    pub per_service_metrics: bool,
 }
 
 /// One problem in a configuration, with the path of the field it concerns.
@@ -217,6 +221,8 @@ struct RawServer {
     #[serde(default = "default_tcp_idle_timeout")]
     tcp_idle_timeout_secs: u64,
     admin: Option<SocketAddr>,
+    #[serde(default)]
+    per_service_metrics: bool,
 }
 
 impl Default for RawServer {
@@ -228,6 +234,7 @@ impl Default for RawServer {
             udp_fast_path: true,
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             admin: None,
+            per_service_metrics: false,
         }
     }
 }
@@ -873,6 +880,7 @@ impl RawServer {
             udp_fast_path: self.udp_fast_path,
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs),
             admin: self.admin,
+            per_service_metrics: self.per_service_metrics,
         }
     }
 }

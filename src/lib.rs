@@ -30,3 +30,11 @@ pub mod model;
 pub mod remote;
 pub mod snapshot;
 pub mod state;
+
+/// Wall-clock time in Unix milliseconds: what reports and verdicts are stamped with, so that
+/// regions can compare them (clocks are assumed NTP-synchronised).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -88,6 +88,16 @@ impl Strategy {
             Strategy::Geo => "geo",
         }
     }
+
+    /// Position in [`crate::metrics::STRATEGIES`].
+    pub fn index(&self) -> usize {
+        match self {
+            Strategy::RoundRobin => 0,
+            Strategy::Weighted { .. } => 1,
+            Strategy::Failover { .. } => 2,
+            Strategy::Geo => 3,
+        }
+    }
 }
 
 /// The SOA fields of the zone (RFC 1035 §3.3.13).

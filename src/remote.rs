@@ -161,6 +161,7 @@ mod tests {
             addresses: vec!["192.0.2.1".parse().unwrap()],
             down: vec![],
             changed_ms: 1,
+            failing_since_ms: None,
             weight: None,
         }
     }

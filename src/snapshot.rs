@@ -12,11 +12,14 @@ use std::sync::Arc;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
+use serde::Serialize;
 
 use crate::geo::GeoIndex;
-use crate::health::Verdicts;
 use crate::health::plan::key_for;
-use crate::model::{AllDownPolicy, Health, Model, Region, Service, Strategy, Target, TargetPolicy};
+use crate::health::{Verdict, Verdicts};
+use crate::model::{
+    AllDownPolicy, Health, Model, ProbeKind, Region, Service, Strategy, Target, TargetPolicy,
+};
 use crate::remote::{Freshness, RemoteView};
 
 /// What a name of the zone is.
@@ -96,6 +99,10 @@ pub struct RegionAnswer {
     pub all: Arc<Addresses>,
     /// Weight for the weighted strategy: the config's, or the region's own report's.
     pub weight: u32,
+    /// Why the region has this health.
+    pub why: Why,
+    /// When the region went unhealthy (its first failing probe, Unix ms), when known.
+    pub down_since_ms: Option<u64>,
 }
 
 /// Where health comes from, besides the model: local probe verdicts and remote reports.
@@ -113,10 +120,65 @@ pub struct RemoteInputs<'a> {
     pub freshness: &'a HashMap<usize, Freshness>,
 }
 
+/// Why a region has the health it has for a service: shown by `/state` and `/explain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum Why {
+    /// `health` is set on the target in the config (an operator's drain or pin).
+    Config,
+    /// The service is not probed (`probe.kind = "none"`): healthy.
+    NotProbed,
+    /// This region's own probes: addresses by verdict, combined by the target policy.
+    Probes {
+        healthy: u32,
+        unhealthy: u32,
+        unknown: u32,
+        policy: TargetPolicy,
+    },
+    /// Gossip is off: remote regions count as healthy.
+    NoGossip,
+    /// The region's own signed report, fresh.
+    Reported,
+    /// The region missed heartbeats: its last report still answers, as unknown.
+    Suspect,
+    /// No heartbeat for the peer timeout: the region's targets leave answers.
+    Stale,
+    /// The region is heard from but has not reported this service (yet).
+    NotReported,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Config => f.write_str("health set in the config"),
+            Why::NotProbed => f.write_str("not probed (probe kind none)"),
+            Why::Probes {
+                healthy,
+                unhealthy,
+                unknown,
+                policy,
+            } => write!(
+                f,
+                "local probes: {healthy} healthy, {unhealthy} unhealthy, {unknown} without a verdict yet (policy {policy:?})"
+            ),
+            Why::NoGossip => f.write_str("gossip off: remote regions count as healthy"),
+            Why::Reported => f.write_str("the region's own report"),
+            Why::Suspect => {
+                f.write_str("region missed heartbeats (suspect): last report kept, as unknown")
+            }
+            Why::Stale => f.write_str("region silent past the peer timeout (stale)"),
+            Why::NotReported => f.write_str("no report from the region for this service yet"),
+        }
+    }
+}
+
 /// A target as the answer sees it: the region's health, all its addresses, and those to answer
 /// while the region is in.
 struct TargetView {
     health: Health,
+    why: Why,
+    /// When the region went unhealthy: its first failing probe (Unix ms), when known.
+    down_since_ms: Option<u64>,
     all: Vec<IpAddr>,
     answerable: Vec<IpAddr>,
     /// A weight the region reported for itself.
@@ -129,21 +191,23 @@ fn target_view(
     local: Option<usize>,
     inputs: &Inputs<'_>,
 ) -> TargetView {
-    let statically = |health: Health| TargetView {
+    let statically = |health: Health, why: Why| TargetView {
         health,
+        why,
+        down_since_ms: None,
         all: target.addresses.clone(),
         answerable: target.addresses.clone(),
         weight: None,
     };
     if let Some(forced) = target.health {
         // Set in config: an operator's word beats probes and reports (e.g. to drain a region).
-        return statically(forced);
+        return statically(forced, Why::Config);
     }
     if local == Some(target.region) {
         return local_view(service, target, inputs.verdicts);
     }
     let Some(remote) = inputs.remote else {
-        return statically(Health::Healthy);
+        return statically(Health::Healthy, Why::NoGossip);
     };
     let freshness = remote
         .freshness
@@ -154,17 +218,27 @@ fn target_view(
     match (freshness, report) {
         (Freshness::Stale, Some(report)) => TargetView {
             health: Health::Unhealthy,
+            why: Why::Stale,
+            down_since_ms: None,
             all: report.addresses.clone(),
             answerable: report.addresses.clone(),
             weight: report.weight,
         },
-        (Freshness::Stale, None) => statically(Health::Unhealthy),
+        (Freshness::Stale, None) => statically(Health::Unhealthy, Why::Stale),
         (freshness, Some(report)) => TargetView {
             health: if freshness == Freshness::Fresh {
                 report.health
             } else {
                 Health::Unknown
             },
+            why: if freshness == Freshness::Fresh {
+                Why::Reported
+            } else {
+                Why::Suspect
+            },
+            down_since_ms: report
+                .failing_since_ms
+                .filter(|_| report.health == Health::Unhealthy),
             all: report.addresses.clone(),
             answerable: report
                 .addresses
@@ -175,37 +249,72 @@ fn target_view(
             weight: report.weight,
         },
         // Heard of, but not about this service yet (or never heard): wait and see.
-        (_, None) => statically(Health::Unknown),
+        (_, None) => statically(Health::Unknown, Why::NotReported),
     }
 }
 
 /// The local region's view from probe verdicts.
 fn local_view(service: &Service, target: &Target, verdicts: &Verdicts) -> TargetView {
-    let per_address: Vec<Health> = target
+    let unprobed = Verdict {
+        health: Health::Healthy,
+        since_ms: 0,
+    };
+    let unknown = Verdict {
+        health: Health::Unknown,
+        since_ms: 0,
+    };
+    let per_address: Vec<Verdict> = target
         .addresses
         .iter()
         .map(|&addr| match key_for(service, addr) {
-            Some(key) => verdicts.get(&key).copied().unwrap_or(Health::Unknown),
-            None => Health::Healthy,
+            Some(key) => verdicts.get(&key).copied().unwrap_or(unknown),
+            None => unprobed,
         })
         .collect();
-    let any = |h: Health| per_address.contains(&h);
-    let all = |h: Health| per_address.iter().all(|&a| a == h);
-    let health = match service.probe.target_policy {
-        TargetPolicy::Any if any(Health::Healthy) => Health::Healthy,
-        TargetPolicy::Any if all(Health::Unhealthy) => Health::Unhealthy,
-        TargetPolicy::All if any(Health::Unhealthy) => Health::Unhealthy,
-        TargetPolicy::All if all(Health::Healthy) => Health::Healthy,
+    let count = |h: Health| per_address.iter().filter(|v| v.health == h).count() as u32;
+    let (healthy, unhealthy, unknowns) = (
+        count(Health::Healthy),
+        count(Health::Unhealthy),
+        count(Health::Unknown),
+    );
+    let total = per_address.len() as u32;
+    let policy = service.probe.target_policy;
+    let health = match policy {
+        TargetPolicy::Any if healthy > 0 => Health::Healthy,
+        TargetPolicy::Any if unhealthy == total => Health::Unhealthy,
+        TargetPolicy::All if unhealthy > 0 => Health::Unhealthy,
+        TargetPolicy::All if healthy == total => Health::Healthy,
         _ => Health::Unknown,
+    };
+    // The region went down with its last address (policy any) or its first one (policy all).
+    let down_since = per_address
+        .iter()
+        .filter(|v| v.health == Health::Unhealthy)
+        .map(|v| v.since_ms);
+    let down_since_ms = match (health, policy) {
+        (Health::Unhealthy, TargetPolicy::Any) => down_since.max(),
+        (Health::Unhealthy, TargetPolicy::All) => down_since.min(),
+        _ => None,
     };
     TargetView {
         health,
+        why: if service.probe.kind == ProbeKind::None {
+            Why::NotProbed
+        } else {
+            Why::Probes {
+                healthy,
+                unhealthy,
+                unknown: unknowns,
+                policy,
+            }
+        },
+        down_since_ms,
         all: target.addresses.clone(),
         answerable: target
             .addresses
             .iter()
             .zip(&per_address)
-            .filter(|(_, h)| h.is_available())
+            .filter(|(_, v)| v.health.is_available())
             .map(|(a, _)| *a)
             .collect(),
         weight: None,
@@ -329,6 +438,8 @@ impl Snapshot {
                                 region: t.region,
                                 weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
                                 health: view.health,
+                                why: view.why,
+                                down_since_ms: view.down_since_ms,
                                 addresses: if view.answerable == view.all {
                                     all.clone()
                                 } else {
@@ -458,6 +569,7 @@ mod tests {
             ],
             down: vec!["198.51.100.8".parse().unwrap()],
             changed_ms: 1,
+            failing_since_ms: None,
             weight: Some(90),
         };
         view.report(1, name, 1, report, t0);

@@ -13,9 +13,9 @@ use tracing::{debug, info, warn};
 
 use crate::gossip::report::ServiceReport;
 use crate::health::plan;
-use crate::health::{ProbeKey, Verdicts};
-use crate::metrics::Metrics;
-use crate::model::{Health, Model, Region};
+use crate::health::{ProbeKey, Verdict, Verdicts};
+use crate::metrics::{Metrics, SnapshotWatch};
+use crate::model::{Model, Region};
 use crate::remote::{Freshness, RemoteView};
 use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
 
@@ -38,7 +38,7 @@ pub enum Event {
     /// A probe's verdict changed (`at`: when the checker decided).
     Verdict {
         key: ProbeKey,
-        health: Health,
+        verdict: Verdict,
         at: Instant,
     },
     /// A verified heartbeat of a remote region.
@@ -97,9 +97,22 @@ struct World {
     freshness: HashMap<usize, Freshness>,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
+    watch: SnapshotWatch,
 }
 
 impl World {
+    /// Builds, publishes and accounts for a new snapshot; returns how long the build took.
+    fn publish(&mut self, store: &ArcSwap<Snapshot>) -> Duration {
+        let started = Instant::now();
+        let snapshot = Arc::new(self.snapshot());
+        store.store(snapshot.clone());
+        let took = started.elapsed();
+        self.metrics.snapshot_built(took);
+        self.watch
+            .published(&self.metrics, &snapshot, crate::unix_ms());
+        took
+    }
+
     fn snapshot(&self) -> Snapshot {
         let inputs = Inputs {
             verdicts: &self.verdicts,
@@ -127,7 +140,9 @@ impl World {
                 self.refresh_freshness(Instant::now());
                 true
             }
-            Event::Verdict { key, health, .. } => self.verdicts.insert(key, health) != Some(health),
+            Event::Verdict { key, verdict, .. } => {
+                self.verdicts.insert(key, verdict) != Some(verdict)
+            }
             Event::Heard {
                 region,
                 issued_ms,
@@ -219,11 +234,14 @@ pub fn start(
         freshness: HashMap::new(),
         max_udp_payload,
         metrics: metrics.clone(),
+        watch: SnapshotWatch::default(),
     };
     world.refresh_freshness(Instant::now());
     let started = Instant::now();
-    let store = Arc::new(ArcSwap::from_pointee(world.snapshot()));
+    let first = Arc::new(world.snapshot());
     metrics.snapshot_built(started.elapsed());
+    world.watch.published(&metrics, &first, crate::unix_ms());
+    let store = Arc::new(ArcSwap::new(first));
     let (events, mut inbox) = mpsc::channel(1024);
     let owner_store = store.clone();
     let task = tokio::spawn(async move {
@@ -238,9 +256,7 @@ pub fn start(
                 },
                 _ = tick.tick() => {
                     if world.refresh_freshness(Instant::now()) {
-                        let started = Instant::now();
-                        owner_store.store(Arc::new(world.snapshot()));
-                        metrics.snapshot_built(started.elapsed());
+                        world.publish(&owner_store);
                         info!("snapshot published after a freshness change");
                     }
                     continue;
@@ -265,15 +281,12 @@ pub fn start(
                 }
             }
             if changed {
-                let started = Instant::now();
-                owner_store.store(Arc::new(world.snapshot()));
-                last_build = started.elapsed();
-                metrics.snapshot_built(last_build);
+                last_build = world.publish(&owner_store);
                 let delay = oldest.map(|at| at.elapsed());
                 info!(
                     events,
                     services = world.model.services.len(),
-                    build_us = started.elapsed().as_micros() as u64,
+                    build_us = last_build.as_micros() as u64,
                     publish_delay_us = delay.map(|d| d.as_micros() as u64),
                     "snapshot published"
                 );

@@ -72,7 +72,7 @@ impl Watch {
         let mut out = Vec::new();
         while out.len() < n {
             match tokio::time::timeout(PATIENCE, self.events.recv()).await {
-                Ok(Some(Event::Verdict { key, health, .. })) => out.push((key, health)),
+                Ok(Some(Event::Verdict { key, verdict, .. })) => out.push((key, verdict.health)),
                 Ok(Some(_)) => {}
                 _ => panic!("only {} of {n} verdicts: {out:?}", out.len()),
             }
@@ -88,8 +88,8 @@ impl Watch {
     fn pending(&mut self) -> Vec<Health> {
         let mut out = Vec::new();
         while let Ok(event) = self.events.try_recv() {
-            if let Event::Verdict { health, .. } = event {
-                out.push(health);
+            if let Event::Verdict { verdict, .. } = event {
+                out.push(verdict.health);
             }
         }
         out

@@ -13,6 +13,7 @@ use hickory_server::zone_handler::MessageRequest;
 use smallvec::SmallVec;
 
 use super::select::{self, Client, Records};
+use crate::metrics::Served;
 use crate::snapshot::{Node, Snapshot};
 
 /// The response to send, borrowing its records from the snapshot.
@@ -26,6 +27,8 @@ pub struct Response<'s> {
     /// Wire-format owner name shared by every answer record, when there is one (A/AAAA of a
     /// service or nameserver): lets the UDP fast path encode without hickory's encoder.
     pub owner_wire: Option<&'s [u8]>,
+    /// The service whose A/AAAA question this answers, and how (for metrics).
+    pub served: Option<Served>,
 }
 
 impl<'s> Response<'s> {
@@ -47,6 +50,7 @@ impl<'s> Response<'s> {
             authorities: SmallVec::new(),
             additionals: Records::new(),
             owner_wire: None,
+            served: None,
         }
     }
 
@@ -125,6 +129,11 @@ pub fn respond<'s>(
             if matches!(rtype, RecordType::A | RecordType::AAAA) {
                 let client = client_of(request, source);
                 let selection = select::select(service, rtype, &client, bucket, &snapshot.geo);
+                response.served = Some(Served {
+                    service: *index,
+                    strategy: service.strategy.index(),
+                    result: selection.result,
+                });
                 response.answers = selection.records;
                 response.owner_wire = Some(&service.owner_wire);
                 echo_client_subnet(&mut response, request, selection.scope);

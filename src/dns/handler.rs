@@ -11,7 +11,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use tracing::debug;
 
 use super::{answer, encode, time_bucket};
-use crate::metrics::Metrics;
+use crate::metrics::{AnswerCounts, Metrics};
 use crate::snapshot::Snapshot;
 
 /// Answers from the current snapshot.
@@ -48,6 +48,12 @@ impl RequestHandler for Handler {
             .map_or(RecordType::Unknown(0), |q| q.query_type());
         self.metrics
             .add_query(transport, qtype, response.metadata.response_code);
+        if let Some(served) = response.served {
+            let mut answers: AnswerCounts = Default::default();
+            answers[served.strategy][served.result] = 1;
+            self.metrics.add_answers(&answers);
+            self.metrics.add_service_answers(&snapshot, &[served]);
+        }
         self.metrics
             .answer_duration_seconds
             .observe(started.elapsed().as_secs_f64());

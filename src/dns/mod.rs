@@ -9,14 +9,9 @@ pub mod select;
 pub mod server;
 pub mod udp;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// The time bucket answers depend on: the number of `bucket_ms` periods since the epoch
 /// (`zone.time_bucket_ms`, one second by default), so servers with roughly synchronised clocks
 /// answer a client alike, and one client's picks change from one bucket to the next.
 pub fn time_bucket(bucket_ms: u64) -> u64 {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    now_ms / bucket_ms.max(1)
+    crate::unix_ms() / bucket_ms.max(1)
 }

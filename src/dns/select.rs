@@ -71,7 +71,15 @@ pub struct Selection<'s> {
     pub records: Records<'s>,
     /// RFC 7871 scope prefix to return: `Some(0)` means the answer holds for every client.
     pub scope: Option<u8>,
+    /// Index into [`crate::metrics::ANSWER_RESULTS`]: from available regions, failing open,
+    /// or nothing.
+    pub result: usize,
 }
+
+/// [`Selection::result`] values.
+pub const FROM_AVAILABLE: usize = 0;
+pub const FAIL_OPEN: usize = 1;
+pub const NOTHING: usize = 2;
 
 /// splitmix64's finaliser: a cheap, well-mixed 64-bit hash.
 fn mix(mut x: u64) -> u64 {
@@ -101,11 +109,14 @@ pub fn select<'s>(
     let mut selection = Selection {
         records: Records::new(),
         scope: Some(0),
+        result: FROM_AVAILABLE,
     };
 
     if available.is_empty() {
+        selection.result = NOTHING;
         if service.all_down == AllDownPolicy::FailOpen {
             // Fail open: every known address, the ones probes found down included, rotated.
+            selection.result = FAIL_OPEN;
             let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
             push_rotated(
                 &mut selection.records,
@@ -196,6 +207,9 @@ pub fn select<'s>(
                 );
             }
         }
+    }
+    if selection.records.is_empty() {
+        selection.result = NOTHING;
     }
     selection
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{answer, encode, time_bucket};
-use crate::metrics::{Metrics, QueryCounts, qtype_index, rcode_index};
+use crate::metrics::{AnswerCounts, Metrics, QueryCounts, Served, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
 /// How often a blocked receive wakes up to look for shutdown.
@@ -59,6 +59,8 @@ fn serve(
     let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let per_service = metrics.per_service();
+    let mut served: Vec<Served> = Vec::with_capacity(if per_service { BATCH } else { 0 });
 
     while !stop.is_cancelled() {
         received.clear();
@@ -90,6 +92,8 @@ fn serve(
         let bucket = time_bucket(snapshot.time_bucket_ms);
         replies.clear();
         let mut counts: QueryCounts = Default::default();
+        let mut answer_counts: AnswerCounts = Default::default();
+        served.clear();
         let mut dropped = 0;
         let durations = metrics.answer_duration_seconds.local();
         for (slot, (len, address)) in received.iter().enumerate() {
@@ -101,8 +105,18 @@ fn serve(
             let outcome = answer_datagram(&snapshot, query, src, bucket, &mut answers[slot]);
             durations.observe(started.elapsed().as_secs_f64());
             match outcome {
-                Outcome::Answered { qtype, rcode } => {
+                Outcome::Answered {
+                    qtype,
+                    rcode,
+                    served: service,
+                } => {
                     counts[qtype][rcode] += 1;
+                    if let Some(service) = service {
+                        answer_counts[service.strategy][service.result] += 1;
+                        if per_service {
+                            served.push(service);
+                        }
+                    }
                     replies.push((slot, *address));
                 }
                 Outcome::Dropped => dropped += 1,
@@ -111,6 +125,8 @@ fn serve(
         send_all(fd, &mut send_headers, &answers, &replies);
         durations.flush();
         metrics.add_queries(0, &counts);
+        metrics.add_answers(&answer_counts);
+        metrics.add_service_answers(&snapshot, &served);
         metrics.add_dropped("not_a_query", dropped);
     }
 }
@@ -165,8 +181,13 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
 /// What became of a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A reply is in `out`; counter indexes of its query type and response code.
-    Answered { qtype: usize, rcode: usize },
+    /// A reply is in `out`; counter indexes of its query type and response code, and the
+    /// service it answered about.
+    Answered {
+        qtype: usize,
+        rcode: usize,
+        served: Option<Served>,
+    },
     /// Nothing to send.
     Dropped,
 }
@@ -208,6 +229,7 @@ pub fn answer_datagram(
                 Outcome::Answered {
                     qtype,
                     rcode: rcode_index(response.metadata.response_code),
+                    served: response.served,
                 }
             }
             None => Outcome::Dropped,
@@ -215,6 +237,7 @@ pub fn answer_datagram(
         Err(_) if form_error(packet, out) => Outcome::Answered {
             qtype: qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
             rcode: rcode_index(ResponseCode::FormErr),
+            served: None,
         },
         Err(_) => Outcome::Dropped,
     }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::model::{Health, Region, Strategy};
 use crate::snapshot::Snapshot;
 use crate::state::Event;
+use crate::unix_ms;
 use keys::{Keyring, SigningKey, VerifyingKey};
 use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
 use transport::{Partition, SealedTransport, TransportStats};
@@ -51,12 +52,6 @@ pub struct Gossip {
     pub report_stats: Arc<ReportStats>,
     /// Where this node gossips.
     pub local_addr: SocketAddr,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Gossip {
@@ -92,7 +87,7 @@ impl Gossip {
         } else {
             settings.advertise
         };
-        let generation = now_ms();
+        let generation = unix_ms();
         let node_id = format!("{}/{}", settings.region, settings.instance);
         let config = ChitchatConfig {
             chitchat_id: ChitchatId::new(node_id.clone(), generation, advertise),
@@ -182,10 +177,9 @@ fn addresses(records: &[Record]) -> impl Iterator<Item = IpAddr> + '_ {
 }
 
 /// What this region says of one service: health, all addresses, those down, weight.
-type LocalReport = (Health, Vec<IpAddr>, Vec<IpAddr>, Option<u32>);
-
-/// This region's report for every service it has targets for, from the served snapshot.
-fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, LocalReport> {
+/// This region's report for every service it has targets for, from the served snapshot
+/// (`changed_ms` left for the publisher to fill in).
+fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, ServiceReport> {
     let Some(local) = snapshot.regions.iter().position(|r| r == region) else {
         return BTreeMap::new();
     };
@@ -203,7 +197,15 @@ fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, LocalRe
             let down = all.iter().filter(|a| !up.contains(a)).copied().collect();
             let weight =
                 matches!(service.strategy, Strategy::Weighted { .. }).then_some(answer.weight);
-            Some((service.name.clone(), (answer.health, all, down, weight)))
+            let report = ServiceReport {
+                health: answer.health,
+                addresses: all,
+                down,
+                changed_ms: 0,
+                failing_since_ms: answer.down_since_ms,
+                weight,
+            };
+            Some((service.name.clone(), report))
         })
         .collect()
 }
@@ -236,7 +238,7 @@ async fn publish(
             _ = stop.cancelled() => return,
         }
         let snapshot = store.load_full();
-        let now = now_ms();
+        let now = unix_ms();
         let mut updates: Vec<(String, String)> = Vec::new();
         // Reports change only with the snapshot: skip the diff while it is the same one.
         let unchanged = last_snapshot
@@ -248,17 +250,14 @@ async fn publish(
         } else {
             local_reports(&snapshot, &region)
         };
-        for (name, (health, all, down, weight)) in &current {
+        for (name, report) in &current {
             let changed_ms = match published.get(name) {
-                Some(old) if old.health == *health => old.changed_ms,
+                Some(old) if old.health == report.health => old.changed_ms,
                 _ => now,
             };
             let report = ServiceReport {
-                health: *health,
-                addresses: all.clone(),
-                down: down.clone(),
                 changed_ms,
-                weight: *weight,
+                ..report.clone()
             };
             if published.get(name) != Some(&report) {
                 let key = format!("{SERVICE_PREFIX}{name}");
@@ -285,6 +284,7 @@ async fn publish(
                 addresses: Vec::new(),
                 down: Vec::new(),
                 changed_ms: now,
+                failing_since_ms: None,
                 weight: None,
             };
             let key = format!("{SERVICE_PREFIX}{name}");

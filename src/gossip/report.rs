@@ -33,6 +33,10 @@ pub struct ServiceReport {
     /// When the region's health for the service last changed (Unix ms).
     #[serde(rename = "c")]
     pub changed_ms: u64,
+    /// While unhealthy: when the first failing probe of the run that took the region down ran
+    /// (Unix ms). Other regions measure failover latency from it.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub failing_since_ms: Option<u64>,
     /// The region's weight for weighted services (it speaks for itself).
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
@@ -191,6 +195,7 @@ mod tests {
             addresses: vec!["192.0.2.1".parse().unwrap()],
             down: vec![],
             changed_ms: 5,
+            failing_since_ms: None,
             weight: Some(30),
         }
     }

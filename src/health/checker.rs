@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::plan::ProbeKey;
+use super::plan::{ProbeKey, Verdict};
 use super::probe::{Probe, ProbeError, ProbeFactory};
 use super::verdict::Tracker;
 use crate::metrics::Metrics;
@@ -171,6 +171,8 @@ async fn run_probe(
         warn!(probe = %key, %error, "probe cannot run; counting it as failing");
     }
     let mut tracker = Tracker::new(settings.rise, settings.fall);
+    // Whether the current run of results passes, and when its first probe started (Unix ms).
+    let mut run: Option<(bool, u64)> = None;
     // The first probe goes out within a tenth of the interval: verdicts come fast at start.
     let mut next = Instant::now() + jittered(settings.interval, &key, 0) / 10;
     for round in 1.. {
@@ -188,6 +190,7 @@ async fn run_probe(
                 _ = stop.cancelled() => return,
             };
             let started = Instant::now();
+            let started_ms = crate::unix_ms();
             let result = match &probe {
                 Ok(probe) => match tokio::time::timeout(settings.timeout, probe.check()).await {
                     Ok(result) => result,
@@ -202,6 +205,9 @@ async fn run_probe(
                 .as_ref()
                 .map_or_else(ProbeError::kind, |()| "success");
             metrics.probe_results.with_label_values(&[outcome]).inc();
+            if run.is_none_or(|(ok, _)| ok != result.is_ok()) {
+                run = Some((result.is_ok(), started_ms));
+            }
             result
         };
         if let Err(error) = &result {
@@ -222,7 +228,10 @@ async fn run_probe(
             );
             let event = Event::Verdict {
                 key: key.clone(),
-                health: transition.to,
+                verdict: Verdict {
+                    health: transition.to,
+                    since_ms: run.map_or(0, |(_, since)| since),
+                },
                 at: std::time::Instant::now(),
             };
             if events.send(event).await.is_err() {

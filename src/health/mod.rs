@@ -7,4 +7,4 @@ pub mod plan;
 pub mod probe;
 pub mod verdict;
 
-pub use plan::{ProbeKey, Verdicts};
+pub use plan::{ProbeKey, Verdict, Verdicts};

@@ -30,8 +30,17 @@ impl fmt::Display for ProbeKey {
     }
 }
 
+/// A probe's latest verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub health: Health,
+    /// When the run of results that led to it began (Unix ms): the first failing probe of an
+    /// `Unhealthy` verdict, the first passing one of a `Healthy` one.
+    pub since_ms: u64,
+}
+
 /// The latest verdict of every probe.
-pub type Verdicts = HashMap<ProbeKey, Health>;
+pub type Verdicts = HashMap<ProbeKey, Verdict>;
 
 /// The probe of `service`'s target address `addr`, if the service is probed.
 pub fn key_for(service: &Service, addr: IpAddr) -> Option<ProbeKey> {

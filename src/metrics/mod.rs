@@ -4,12 +4,17 @@
 //! The DNS hot path never touches a label map: counters per (transport, qtype, rcode) are
 //! resolved once here into a fixed table, and the UDP loop adds a batch's counts at once.
 
+mod snapshot;
+
+pub use snapshot::{SnapshotWatch, health_value, service_label};
+
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Query types counted apart; everything else is `other`.
@@ -53,6 +58,24 @@ pub fn rcode_index(rcode: ResponseCode) -> usize {
 /// Per-batch query counts, indexed [qtype][rcode]; flushed with [`Metrics::add_queries`].
 pub type QueryCounts = [[u64; RCODES.len()]; QTYPES.len()];
 
+/// Strategies, as the `strategy` label of answers (index: [`crate::model::Strategy::index`]).
+pub const STRATEGIES: [&str; 4] = ["round-robin", "weighted", "failover", "geo"];
+/// How a service's A/AAAA question was answered: from available regions, failing open with
+/// every address, or with no address at all.
+pub const ANSWER_RESULTS: [&str; 3] = ["healthy", "fail_open", "none"];
+
+/// Which service answered a question, how: indexes into the snapshot's services,
+/// [`STRATEGIES`] and [`ANSWER_RESULTS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    pub service: usize,
+    pub strategy: usize,
+    pub result: usize,
+}
+
+/// Per-batch service answer counts, indexed [strategy][result].
+pub type AnswerCounts = [[u64; ANSWER_RESULTS.len()]; STRATEGIES.len()];
+
 /// gslbd's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -77,6 +100,16 @@ pub struct Metrics {
     pub region_last_seen_seconds: prometheus::GaugeVec,
     /// Time spent answering a query (parse to encoded bytes on the UDP fast path).
     pub answer_duration_seconds: Histogram,
+    /// [strategy][result]
+    answers: Vec<Vec<IntCounter>>,
+    /// Answers per service, when `[server] per_service_metrics` is on.
+    pub service_answers: Option<IntCounterVec>,
+    /// Per (service, region): 1 healthy, 0.5 unknown, 0 unhealthy.
+    pub service_region_health: GaugeVec,
+    pub service_region_targets: IntGaugeVec,
+    pub service_region_healthy_targets: IntGaugeVec,
+    /// A region's first failing probe → the first snapshot without it, by failed region.
+    pub failover_seconds: HistogramVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -86,7 +119,14 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// Metrics without per-service answer counters.
     pub fn new() -> Self {
+        Self::with_options(false)
+    }
+
+    /// Metrics; `per_service` adds answer counters labelled by service (one series per
+    /// service, strategy and result: mind the cardinality of large zones).
+    pub fn with_options(per_service: bool) -> Self {
         let registry = Registry::new();
         let queries_vec = IntCounterVec::new(
             Opts::new(
@@ -179,8 +219,70 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
+        let answers_vec = IntCounterVec::new(
+            Opts::new(
+                "gslbd_dns_answers_total",
+                "A/AAAA questions about services, by the service's strategy and how they were answered (healthy regions, fail_open, none)",
+            ),
+            &["strategy", "result"],
+        )
+        .expect("valid metric");
+        let service_answers = per_service.then(|| {
+            IntCounterVec::new(
+                Opts::new(
+                    "gslbd_dns_service_answers_total",
+                    "A/AAAA questions per service, by strategy and result (server.per_service_metrics)",
+                ),
+                &["service", "strategy", "result"],
+            )
+            .expect("valid metric")
+        });
+        let service_region_health = GaugeVec::new(
+            Opts::new(
+                "gslbd_service_region_health",
+                "Health of a service in a region as this server answers it: 1 healthy, 0.5 unknown (answered, unconfirmed), 0 unhealthy",
+            ),
+            &["service", "region"],
+        )
+        .expect("valid metric");
+        let service_region_targets = IntGaugeVec::new(
+            Opts::new(
+                "gslbd_service_region_targets",
+                "Addresses of a service in a region",
+            ),
+            &["service", "region"],
+        )
+        .expect("valid metric");
+        let service_region_healthy_targets = IntGaugeVec::new(
+            Opts::new(
+                "gslbd_service_region_healthy_targets",
+                "Addresses of a service in a region not found down (answered while the region is in)",
+            ),
+            &["service", "region"],
+        )
+        .expect("valid metric");
+        let failover_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "gslbd_failover_seconds",
+                "Failover latency: from a region's first failing probe (its report's timestamp) to the first snapshot this server publishes without it, by failed region",
+            )
+            .buckets(vec![
+                0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0,
+            ]),
+            &["region"],
+        )
+        .expect("valid metric");
+        let mut extra: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
+        if let Some(service_answers) = &service_answers {
+            extra.push(Box::new(service_answers.clone()));
+        }
         for metric in [
             Box::new(queries_vec.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(answers_vec.clone()),
+            Box::new(service_region_health.clone()),
+            Box::new(service_region_targets.clone()),
+            Box::new(service_region_healthy_targets.clone()),
+            Box::new(failover_seconds.clone()),
             Box::new(region_last_seen_seconds.clone()),
             Box::new(answer_duration_seconds.clone()),
             Box::new(dropped.clone()),
@@ -194,7 +296,10 @@ impl Metrics {
             Box::new(gossip_sent_bytes.clone()),
             Box::new(gossip_received_bytes.clone()),
             Box::new(gossip_members.clone()),
-        ] {
+        ]
+        .into_iter()
+        .chain(extra)
+        {
             registry.register(metric).expect("metric names are unique");
         }
         let queries = TRANSPORTS
@@ -213,7 +318,22 @@ impl Metrics {
                     .collect()
             })
             .collect();
+        let answers = STRATEGIES
+            .iter()
+            .map(|strategy| {
+                ANSWER_RESULTS
+                    .iter()
+                    .map(|result| answers_vec.with_label_values(&[*strategy, *result]))
+                    .collect()
+            })
+            .collect();
         Self {
+            answers,
+            service_answers,
+            service_region_health,
+            service_region_targets,
+            service_region_healthy_targets,
+            failover_seconds,
             registry,
             queries,
             dropped,
@@ -241,6 +361,40 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Adds a batch of service answer counts.
+    pub fn add_answers(&self, counts: &AnswerCounts) {
+        for (s, row) in counts.iter().enumerate() {
+            for (r, &n) in row.iter().enumerate() {
+                if n > 0 {
+                    self.answers[s][r].inc_by(n);
+                }
+            }
+        }
+    }
+
+    /// Counts the answers of one batch per service (`served`: (service, strategy, result)
+    /// triples from one snapshot). Does nothing unless per-service metrics are on.
+    pub fn add_service_answers(&self, snapshot: &crate::snapshot::Snapshot, served: &[Served]) {
+        let Some(vec) = &self.service_answers else {
+            return;
+        };
+        for served in served {
+            if let Some(service) = snapshot.services.get(served.service) {
+                vec.with_label_values(&[
+                    service_label(&service.name).as_str(),
+                    STRATEGIES[served.strategy],
+                    ANSWER_RESULTS[served.result],
+                ])
+                .inc();
+            }
+        }
+    }
+
+    /// Whether answers are also counted per service.
+    pub fn per_service(&self) -> bool {
+        self.service_answers.is_some()
     }
 
     /// Counts one answered query.
