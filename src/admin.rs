@@ -1,20 +1,27 @@
-//! The admin HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive) and
+//! The admin HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive),
 //! `/readyz` (ready to take traffic: zone loaded and sockets bound, which `App::start` ensures
-//! before serving this, and the first round of probes done).
+//! before serving this, and the first round of probes done), `/state` (the served snapshot as
+//! JSON, with the reason for every region's health) and `/explain?name=&client=[&type=][&down=]`
+//! (the answer a client would get and why; `down=eu,us` asks what if those regions were down).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
-use axum::extract::State;
+use arc_swap::ArcSwap;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
+use hickory_proto::rr::{Name, RecordType};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::explain::{self, Question};
 use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
 
 /// What `/readyz` waits for.
 #[derive(Clone, Debug)]
@@ -27,6 +34,7 @@ pub struct Readiness {
 struct AdminState {
     metrics: Arc<Metrics>,
     ready: Readiness,
+    store: Arc<ArcSwap<Snapshot>>,
 }
 
 /// The running admin endpoint.
@@ -41,6 +49,7 @@ impl AdminServer {
         addr: SocketAddr,
         metrics: Arc<Metrics>,
         ready: Readiness,
+        store: Arc<ArcSwap<Snapshot>>,
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -48,7 +57,13 @@ impl AdminServer {
             .route("/metrics", get(metrics_page))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
-            .with_state(AdminState { metrics, ready });
+            .route("/state", get(state_page))
+            .route("/explain", get(explain_page))
+            .with_state(AdminState {
+                metrics,
+                ready,
+                store,
+            });
         let stop = CancellationToken::new();
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
@@ -56,7 +71,7 @@ impl AdminServer {
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;
         });
-        info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz)");
+        info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain)");
         Ok(Self {
             local_addr,
             stop,
@@ -85,4 +100,92 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
             format!("waiting for the first result of {pending} probes\n"),
         ),
     }
+}
+
+async fn state_page(State(state): State<AdminState>) -> impl IntoResponse {
+    Json(explain::state(&state.store.load()))
+}
+
+/// `/explain` parameters.
+#[derive(Debug, Deserialize)]
+struct ExplainParams {
+    /// The name asked (relative names are taken as inside the zone).
+    name: Option<String>,
+    /// The client's address (the source, or the ECS address a resolver would send).
+    client: Option<String>,
+    /// A or AAAA (default A).
+    #[serde(rename = "type")]
+    rtype: Option<String>,
+    /// Comma-separated regions to treat as down.
+    down: Option<String>,
+}
+
+async fn explain_page(
+    State(state): State<AdminState>,
+    Query(params): Query<ExplainParams>,
+) -> Response {
+    let snapshot = state.store.load_full();
+    let question = match question(&snapshot, params) {
+        Ok(question) => question,
+        Err(reason) => return (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+    };
+    match explain::explain(&snapshot, &question) {
+        Ok(explanation) => Json(explanation).into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    }
+}
+
+fn question(snapshot: &Snapshot, params: ExplainParams) -> Result<Question, String> {
+    let text = params
+        .name
+        .ok_or("missing name= (e.g. name=app.gslb.example.com)")?;
+    let origin = Name::from(snapshot.zone.origin.clone());
+    let bad = |e: hickory_proto::ProtoError| format!("bad name {text:?}: {e}");
+    let name = if text.ends_with('.') {
+        Name::from_utf8(&text).map_err(bad)?
+    } else {
+        // A full name written without its trailing dot is meant as is; anything else is
+        // taken as relative to the zone.
+        let full = Name::from_utf8(format!("{text}.")).map_err(bad)?;
+        if origin.zone_of(&full) {
+            full
+        } else {
+            Name::from_utf8(&text)
+                .map_err(bad)?
+                .append_domain(&origin)
+                .map_err(bad)?
+        }
+    };
+    let client_text = params
+        .client
+        .ok_or("missing client= (the address the answer is for, e.g. client=198.51.100.7)")?;
+    let client = client_text
+        .parse()
+        .map_err(|_| format!("bad client address {client_text:?}"))?;
+    let rtype = match params
+        .rtype
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("A") => RecordType::A,
+        Some("AAAA") => RecordType::AAAA,
+        Some(other) => return Err(format!("type must be A or AAAA, not {other:?}")),
+    };
+    let down = params
+        .down
+        .map(|d| {
+            d.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Question {
+        name,
+        rtype,
+        client,
+        down,
+    })
 }

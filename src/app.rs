@@ -110,7 +110,7 @@ impl App {
                 let ready = Readiness {
                     probes: checker.first_round(),
                 };
-                match AdminServer::start(addr, metrics.clone(), ready).await {
+                match AdminServer::start(addr, metrics.clone(), ready, store.clone()).await {
                     Ok(admin) => Some(admin),
                     Err(error) => {
                         dns.shutdown().await;

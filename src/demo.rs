@@ -23,6 +23,7 @@ const REGIONS: [(&str, &str, &str, &str); 3] = [
 const DNS_PORT: u16 = 5353;
 const GOSSIP_PORT: u16 = 7946;
 const BACKEND_PORT: u16 = 8080;
+const ADMIN_PORT: u16 = 9053;
 
 /// A local web server standing for a region's ingress: 200 while `up`, 503 while not.
 pub async fn backend(addr: SocketAddr, up: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -82,6 +83,7 @@ local_region = "{region}"
 [server]
 listen = ["{ip}:{DNS_PORT}"]
 udp_workers = 1
+admin = "{ip}:{ADMIN_PORT}"
 
 [probe]
 kind = "http"
@@ -168,7 +170,7 @@ pub async fn run() -> anyhow::Result<()> {
     );
     for (name, dns, backend, _) in REGIONS {
         println!(
-            "  {name}: dns {dns}:{DNS_PORT}, gossip {dns}:{GOSSIP_PORT}, backend http://{backend}:{BACKEND_PORT}/"
+            "  {name}: dns {dns}:{DNS_PORT}, gossip {dns}:{GOSSIP_PORT}, admin http://{dns}:{ADMIN_PORT}/, backend http://{backend}:{BACKEND_PORT}/"
         );
     }
     println!("\nTry (any region's server gives the same answers):");
@@ -180,6 +182,13 @@ pub async fn run() -> anyhow::Result<()> {
     println!(
         "  dig @127.0.10.1 -p {DNS_PORT} geo.gslb.example.com +short +subnet=203.0.113.0/24   # nearest: ap"
     );
+    println!(
+        "  curl -s http://127.0.10.1:{ADMIN_PORT}/state               # every service, region, health and why"
+    );
+    println!(
+        "  curl -s 'http://127.0.10.1:{ADMIN_PORT}/explain?name=app&client=198.51.100.7&down=eu'   # what if eu failed"
+    );
+    println!("  curl -s http://127.0.10.1:{ADMIN_PORT}/metrics             # Prometheus metrics");
     println!("\nType `fail eu` (or us, ap) to make a region's backend answer 503, `restore eu` to");
     println!("bring it back, `status`, or `quit`. Within ~2 s every region's answers change.\n");
 

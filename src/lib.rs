@@ -22,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod explain;
 pub mod geo;
 pub mod gossip;
 pub mod health;

@@ -14,7 +14,8 @@ use hickory_proto::rr::Name;
 use crate::gossip::report::ServiceReport;
 
 /// How recently a region was heard from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Freshness {
     Fresh,
     Suspect,

@@ -145,6 +145,8 @@ pub enum Why {
     Stale,
     /// The region is heard from but has not reported this service (yet).
     NotReported,
+    /// Marked down by an `/explain` what-if question (never in a served snapshot).
+    WhatIf,
 }
 
 impl std::fmt::Display for Why {
@@ -159,7 +161,11 @@ impl std::fmt::Display for Why {
                 policy,
             } => write!(
                 f,
-                "local probes: {healthy} healthy, {unhealthy} unhealthy, {unknown} without a verdict yet (policy {policy:?})"
+                "local probes: {healthy} healthy, {unhealthy} unhealthy, {unknown} without a verdict yet (target policy {})",
+                match policy {
+                    TargetPolicy::Any => "any",
+                    TargetPolicy::All => "all",
+                }
             ),
             Why::NoGossip => f.write_str("gossip off: remote regions count as healthy"),
             Why::Reported => f.write_str("the region's own report"),
@@ -168,6 +174,7 @@ impl std::fmt::Display for Why {
             }
             Why::Stale => f.write_str("region silent past the peer timeout (stale)"),
             Why::NotReported => f.write_str("no report from the region for this service yet"),
+            Why::WhatIf => f.write_str("marked down by the what-if question"),
         }
     }
 }
@@ -356,11 +363,25 @@ pub struct ZoneRecords {
     pub glue: Vec<Record>,
 }
 
+/// Where a region's health comes from, as this server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    /// This server's own region: its probes decide.
+    Local,
+    /// Gossip is off: the config decides.
+    Static,
+    /// Another region, by how recently it was heard from.
+    Remote(Freshness),
+}
+
 /// An immutable world view.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub zone: ZoneRecords,
     pub regions: Vec<Region>,
+    /// Per region (same index as `regions`): where its health comes from.
+    pub region_status: Vec<RegionStatus>,
     pub services: Vec<ServiceAnswer>,
     pub geo: GeoIndex,
     pub max_udp_payload: u16,
@@ -481,6 +502,19 @@ impl Snapshot {
                 glue,
             },
             regions: model.regions.iter().map(|r| r.name.clone()).collect(),
+            region_status: (0..model.regions.len())
+                .map(|i| match inputs.remote {
+                    _ if model.local_region == Some(i) => RegionStatus::Local,
+                    None => RegionStatus::Static,
+                    Some(remote) => RegionStatus::Remote(
+                        remote
+                            .freshness
+                            .get(&i)
+                            .copied()
+                            .unwrap_or(Freshness::Fresh),
+                    ),
+                })
+                .collect(),
             services,
             geo: GeoIndex::build(&model.geo, &model.regions),
             max_udp_payload,
@@ -610,5 +644,37 @@ mod tests {
         assert_eq!(us.health, Health::Unknown);
         let (us, ap) = build(t0 + Duration::from_secs(20));
         assert_eq!((us.health, ap.health), (Health::Unknown, Health::Unknown));
+    }
+
+    #[test]
+    fn a_region_goes_down_with_its_last_address_under_any_and_its_first_under_all() {
+        for (policy, since) in [("any", 200), ("all", 100)] {
+            let text = format!(
+                "local_region = \"eu\"\n[zone]\nname = \"gslb.example.com\"\n[[regions]]\nname = \"eu\"\nnameserver = \"ns.gslb.example.com\"\nglue = [\"192.0.2.53\"]\n[[services]]\nname = \"a.gslb.example.com\"\nstrategy = \"round-robin\"\nprobe = {{ kind = \"tcp\", port = 80, target_policy = \"{policy}\" }}\ntargets = {{ eu = [\"127.0.0.2\", \"127.0.0.3\"] }}\n"
+            );
+            let model = config::parse(&text).unwrap().model;
+            let service = &model.services[0];
+            let mut verdicts = Verdicts::new();
+            for (addr, since_ms) in [("127.0.0.2", 100), ("127.0.0.3", 200)] {
+                let key = key_for(service, addr.parse().unwrap()).unwrap();
+                let verdict = Verdict {
+                    health: Health::Unhealthy,
+                    since_ms,
+                };
+                verdicts.insert(key, verdict);
+            }
+            let view = local_view(service, &service.targets[0], &verdicts);
+            assert_eq!(view.health, Health::Unhealthy, "{policy}");
+            assert_eq!(view.down_since_ms, Some(since), "{policy}");
+            assert_eq!(
+                view.why,
+                Why::Probes {
+                    healthy: 0,
+                    unhealthy: 2,
+                    unknown: 0,
+                    policy: service.probe.target_policy,
+                }
+            );
+        }
     }
 }

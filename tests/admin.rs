@@ -39,7 +39,11 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
     metrics
         .lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|f| l.contains(f)))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                && labels.iter().all(|f| l.contains(f))
+        })
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum()
 }
@@ -167,4 +171,180 @@ fn the_test_guard_refuses_configs_that_would_probe_beyond_loopback() {
     // Parsed only: nothing starts, nothing is sent.
     let config = gslbd::config::parse(&format!("local_region = \"eu\"\n{BASE}")).expect("valid");
     assert_probes_stay_local(&config);
+}
+
+/// /state, /explain and the per-service metrics, while the local region of a failover service
+/// fails its probe.
+#[tokio::test(flavor = "multi_thread")]
+async fn state_explain_and_failover_metrics_follow_a_failing_region() {
+    let backend = backends::http(
+        backends::bind("127.0.46.3", 0).await,
+        Mode::Status(200, "ok"),
+    );
+    let text = format!(
+        "local_region = \"eu\"\n[probe]\nkind = \"none\"\n{}\n[[services]]\nname = \"svc.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"eu\", \"us\"]\nprobe = {{ kind = \"http\", port = {}, interval_ms = 200, timeout_ms = 150, rise = 1, fall = 2 }}\ntargets = {{ eu = [\"127.0.46.3\"], us = [\"198.51.100.9\"] }}\n",
+        BASE.replace(
+            "udp_workers = 2",
+            "udp_workers = 2\nadmin = \"127.0.0.1:0\"\nper_service_metrics = true"
+        ),
+        backend.addr.port()
+    );
+    let server = start_text(&text).await;
+    let admin = server.app.admin_addr().expect("admin enabled");
+    let svc = "svc.gslb.example.com";
+    let eu = vec!["127.0.46.3".to_string()];
+    let us = vec!["198.51.100.9".to_string()];
+    wait_for_answer(server.addr, svc, Duration::from_secs(10), |a| a == eu).await;
+
+    // Unknown answers too; wait for the probe's verdict.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(admin, "/state").1.contains("\"healthy\":1") {
+        assert!(Instant::now() < deadline, "no verdict");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // /state: every service and region, with health and why.
+    let (status, body) = get(admin, "/state");
+    assert_eq!(status, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(state["zone"], "gslb.example.com.");
+    assert_eq!(state["regions"][0]["status"], "local");
+    assert_eq!(state["regions"][1]["status"], "static");
+    let service = |state: &serde_json::Value| {
+        state["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == "svc.gslb.example.com.")
+            .cloned()
+            .expect("svc in /state")
+    };
+    let svc_state = service(&state);
+    assert_eq!(svc_state["strategy"], "failover");
+    assert_eq!(svc_state["order"], serde_json::json!(["eu", "us"]));
+    assert_eq!(svc_state["regions"][0]["health"], "healthy");
+    assert_eq!(svc_state["regions"][0]["why"]["source"], "probes");
+    assert_eq!(svc_state["regions"][0]["why"]["healthy"], 1);
+    assert_eq!(svc_state["regions"][1]["why"]["source"], "no_gossip");
+
+    // /explain gives what a real query gets, and why.
+    let explain = |path: &str| {
+        let (status, body) = get(admin, path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
+    };
+    let now = explain("/explain?name=svc&client=198.51.100.7");
+    assert_eq!(now["name"], "svc.gslb.example.com.");
+    assert_eq!(now["rcode"], "NOERROR");
+    assert_eq!(now["answer"], serde_json::json!(eu));
+    assert_eq!(now["ttl"], 30);
+    let decision = now["decision"].as_str().expect("decision");
+    assert!(decision.contains("first available is eu"), "{decision}");
+    // What if eu were down: us, with the reason; the served answer does not change.
+    let what_if = explain("/explain?name=svc.gslb.example.com&client=198.51.100.7&down=eu");
+    assert_eq!(what_if["answer"], serde_json::json!(us));
+    assert_eq!(what_if["what_if_down"], serde_json::json!(["eu"]));
+    assert_eq!(what_if["service"]["regions"][0]["why"]["source"], "what_if");
+    let decision = what_if["decision"].as_str().expect("decision");
+    assert!(decision.contains("first available is us"), "{decision}");
+    assert_eq!(sorted_answer(server.addr, svc), eu);
+    // Geo placement is explained with the client's nearest-first order.
+    let geo = explain("/explain?name=geo.gslb.example.com.&client=203.0.113.5");
+    assert_eq!(geo["answer"], serde_json::json!(["203.0.113.5"]));
+    let decision = geo["decision"].as_str().expect("decision");
+    assert!(decision.contains("nearest to ap"), "{decision}");
+    // Names that are not services get the rcode a query gets.
+    assert_eq!(
+        explain("/explain?name=nope&client=192.0.2.1")["rcode"],
+        "NXDOMAIN"
+    );
+    assert_eq!(
+        explain("/explain?name=example.org.&client=192.0.2.1")["rcode"],
+        "REFUSED"
+    );
+    // Bad questions are refused, saying why.
+    for (path, why) in [
+        ("/explain?client=192.0.2.1", "missing name="),
+        ("/explain?name=svc", "missing client="),
+        ("/explain?name=svc&client=nobody", "bad client address"),
+        (
+            "/explain?name=svc&client=192.0.2.1&type=MX",
+            "type must be A or AAAA",
+        ),
+        (
+            "/explain?name=svc&client=192.0.2.1&down=mars",
+            "unknown region \"mars\"",
+        ),
+    ] {
+        let (status, body) = get(admin, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(why), "{path}: {body}");
+    }
+
+    // Answers by strategy, and per service (switched on above).
+    for _ in 0..10 {
+        udp(server.addr, &query(svc, RecordType::A));
+    }
+    let (_, metrics) = get(admin, "/metrics");
+    assert!(
+        sample(
+            &metrics,
+            "gslbd_dns_answers_total",
+            &["strategy=\"failover\"", "result=\"healthy\""]
+        ) >= 10.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "gslbd_dns_service_answers_total",
+            &["service=\"svc.gslb.example.com\"", "result=\"healthy\""]
+        ) >= 10.0,
+        "{metrics}"
+    );
+    let svc_eu = ["service=\"svc.gslb.example.com\"", "region=\"eu\""];
+    assert_eq!(
+        sample(&metrics, "gslbd_service_region_health", &svc_eu),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "gslbd_service_region_healthy_targets", &svc_eu),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "gslbd_failover_seconds_count", &["region=\"eu\""]),
+        0.0
+    );
+
+    // eu's backend fails: answers move to us, and the metrics and /state say so.
+    backend.set(Mode::Status(500, "down"));
+    wait_for_answer(server.addr, svc, Duration::from_secs(10), |a| a == us).await;
+    let (_, metrics) = get(admin, "/metrics");
+    assert_eq!(
+        sample(&metrics, "gslbd_service_region_health", &svc_eu),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "gslbd_service_region_healthy_targets", &svc_eu),
+        0.0
+    );
+    assert_eq!(
+        sample(&metrics, "gslbd_service_region_targets", &svc_eu),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "gslbd_failover_seconds_count", &["region=\"eu\""]),
+        1.0,
+        "one failover of eu: {metrics}"
+    );
+    assert!(sample(&metrics, "gslbd_failover_seconds_sum", &["region=\"eu\""]) > 0.0);
+    let state: serde_json::Value = serde_json::from_str(&get(admin, "/state").1).expect("JSON");
+    let eu_state = &service(&state)["regions"][0];
+    assert_eq!(eu_state["health"], "unhealthy");
+    assert_eq!(eu_state["why"]["unhealthy"], 1);
+    assert_eq!(eu_state["answerable"], serde_json::json!([]));
+    let since = eu_state["down_since_ms"].as_u64().expect("down since");
+    assert!(since <= gslbd::unix_ms(), "{since}");
+    server.app.shutdown().await;
 }

@@ -228,6 +228,22 @@ async fn remote_health_converges_and_failover_follows_it_everywhere() {
     for i in 0..3 {
         eventually(cluster.node(i).dns, "app.gslb.example.com", &us).await;
     }
+    // Every node timed the failover from eu's first failing probe (carried in eu's report)
+    // to its own first snapshot without eu.
+    for i in 0..3 {
+        let metrics = cluster.node(i).app.metrics().encode();
+        let count = metrics
+            .lines()
+            .find(|l| l.starts_with("gslbd_failover_seconds_count{region=\"eu\"}"))
+            .and_then(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()));
+        assert!(count.is_some_and(|c| c >= 1.0), "node {i}: {metrics}");
+        assert!(
+            metrics.contains(
+                "gslbd_service_region_health{region=\"eu\",service=\"app.gslb.example.com\"} 0\n"
+            ),
+            "node {i}: {metrics}"
+        );
+    }
     cluster.backends[0].set(Mode::Status(200, "ok"));
     for i in 0..3 {
         eventually(cluster.node(i).dns, "app.gslb.example.com", &eu).await;

@@ -1,0 +1,351 @@
+//! What the admin endpoint tells people about the served snapshot: `/state` (every service,
+//! every region, its health and why) and `/explain` (the answer one client would get, and why,
+//! optionally as if some regions were down).
+//!
+//! `/explain` answers through the real answer path: it encodes a DNS query, answers it with
+//! [`crate::dns::udp::answer_packet`] on the snapshot (or a what-if copy of it) and parses the
+//! reply, so what it shows is what the server sends.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde::Serialize;
+
+use crate::dns::{time_bucket, udp};
+use crate::model::{AllDownPolicy, Health, Strategy};
+use crate::snapshot::{Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot, Why};
+
+/// `/state`: the whole view.
+#[derive(Debug, Serialize)]
+pub struct State {
+    pub zone: String,
+    pub serial: u32,
+    pub regions: Vec<RegionState>,
+    pub services: Vec<ServiceState>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegionState {
+    pub name: String,
+    pub status: RegionStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceState {
+    pub name: String,
+    pub strategy: &'static str,
+    /// Failover order (failover strategy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<Vec<String>>,
+    /// Regions drawn per answer (weighted strategy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pick: Option<usize>,
+    pub all_down: AllDownPolicy,
+    pub regions: Vec<TargetState>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetState {
+    pub region: String,
+    pub health: Health,
+    /// Why, machine-readable.
+    pub why: Why,
+    /// Why, in words.
+    pub reason: String,
+    /// Every address of the region for the service.
+    pub addresses: Vec<IpAddr>,
+    /// Those answered while the region is in (not found down).
+    pub answerable: Vec<IpAddr>,
+    pub weight: u32,
+    /// When the region went down (its first failing probe, Unix ms), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_since_ms: Option<u64>,
+}
+
+/// The view of `snapshot` served at `/state`.
+pub fn state(snapshot: &Snapshot) -> State {
+    let serial = match &snapshot.zone.soa.data {
+        RData::SOA(soa) => soa.serial,
+        _ => 0,
+    };
+    State {
+        zone: snapshot.zone.origin.to_string(),
+        serial,
+        regions: snapshot
+            .regions
+            .iter()
+            .zip(&snapshot.region_status)
+            .map(|(name, status)| RegionState {
+                name: name.as_str().to_string(),
+                status: *status,
+            })
+            .collect(),
+        services: snapshot
+            .services
+            .iter()
+            .map(|service| service_state(snapshot, service))
+            .collect(),
+    }
+}
+
+fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
+    let region_name = |i: usize| snapshot.regions[i].as_str().to_string();
+    ServiceState {
+        name: service.name.to_string(),
+        strategy: service.strategy.name(),
+        order: match &service.strategy {
+            Strategy::Failover { order } => Some(order.iter().map(|&i| region_name(i)).collect()),
+            _ => None,
+        },
+        pick: match &service.strategy {
+            Strategy::Weighted { pick, .. } => Some(*pick),
+            _ => None,
+        },
+        all_down: service.all_down,
+        regions: service
+            .regions
+            .iter()
+            .map(|answer| TargetState {
+                region: region_name(answer.region),
+                health: answer.health,
+                why: answer.why,
+                reason: answer.why.to_string(),
+                addresses: addresses(answer.all.a.iter().chain(&answer.all.aaaa)),
+                answerable: addresses(answer.addresses.a.iter().chain(&answer.addresses.aaaa)),
+                weight: answer.weight,
+                down_since_ms: answer.down_since_ms,
+            })
+            .collect(),
+    }
+}
+
+fn addresses<'r>(records: impl Iterator<Item = &'r Record>) -> Vec<IpAddr> {
+    records
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An `/explain` question.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub name: Name,
+    pub rtype: RecordType,
+    pub client: IpAddr,
+    /// Regions to treat as unhealthy for every service (what-if).
+    pub down: Vec<String>,
+}
+
+/// Why a question cannot be explained.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("unknown region {0:?} in down= (regions: {1})")]
+    UnknownRegion(String, String),
+    #[error("cannot build the query: {0}")]
+    Query(String),
+}
+
+/// The `/explain` answer.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub client: IpAddr,
+    /// Regions treated as down for this answer (what-if), if any.
+    pub what_if_down: Vec<String>,
+    pub rcode: String,
+    /// The answer records' data, in answer order.
+    pub answer: Vec<String>,
+    /// Their TTL, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// How the answer was decided, in words.
+    pub decision: String,
+    /// The service's regions as this answer saw them (service names only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceState>,
+}
+
+/// Explains what `question.client` gets for `question.name` from `snapshot`.
+pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, ExplainError> {
+    let mut down = Vec::new();
+    for name in &question.down {
+        let index = snapshot
+            .regions
+            .iter()
+            .position(|r| r.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = snapshot.regions.iter().map(|r| r.as_str()).collect();
+                ExplainError::UnknownRegion(name.clone(), known.join(", "))
+            })?;
+        down.push(index);
+    }
+    let what_if;
+    let snapshot = if down.is_empty() {
+        snapshot
+    } else {
+        what_if = mark_down(snapshot, &down);
+        &what_if
+    };
+
+    let mut query = Message::new(0, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(question.name.clone(), question.rtype));
+    let bytes = query
+        .to_vec()
+        .map_err(|error| ExplainError::Query(error.to_string()))?;
+    let mut reply = Vec::new();
+    let src = SocketAddr::new(question.client, 53);
+    let answered = udp::answer_packet(
+        snapshot,
+        &bytes,
+        src,
+        time_bucket(snapshot.time_bucket_ms),
+        &mut reply,
+    );
+    let reply = answered
+        .then(|| Message::from_vec(&reply).ok())
+        .flatten()
+        .ok_or_else(|| ExplainError::Query("no reply".to_string()))?;
+
+    let lower = hickory_proto::rr::LowerName::new(&question.name);
+    let (decision, service) = match snapshot.node(&lower) {
+        _ if !snapshot.is_in_zone(&lower) => ("not in the zone: refused".to_string(), None),
+        None => ("no such name in the zone (NXDOMAIN)".to_string(), None),
+        Some(Node::Apex) => ("the zone apex: SOA and NS only".to_string(), None),
+        Some(Node::Host(_)) => ("a nameserver of the zone: its fixed glue".to_string(), None),
+        Some(Node::EmptyNonTerminal) => (
+            "a name with names below it and no records (NODATA)".to_string(),
+            None,
+        ),
+        Some(Node::Service(index)) => {
+            let service = &snapshot.services[*index];
+            (
+                decide(snapshot, service, question),
+                Some(service_state(snapshot, service)),
+            )
+        }
+    };
+    Ok(Explanation {
+        name: question.name.to_string(),
+        rtype: question.rtype.to_string(),
+        client: question.client,
+        what_if_down: question.down.clone(),
+        rcode: rcode_name(reply.metadata.response_code),
+        answer: reply.answers.iter().map(|r| r.data.to_string()).collect(),
+        ttl: reply.answers.first().map(|r| r.ttl),
+        decision,
+        service,
+    })
+}
+
+/// A copy of `snapshot` with `down` regions unhealthy in every service.
+fn mark_down(snapshot: &Snapshot, down: &[usize]) -> Snapshot {
+    let mut copy = snapshot.clone();
+    for service in &mut copy.services {
+        for answer in &mut service.regions {
+            if down.contains(&answer.region) {
+                answer.health = Health::Unhealthy;
+                answer.why = Why::WhatIf;
+            }
+        }
+    }
+    copy
+}
+
+/// The strategy's decision for `service`, in words (mirrors `dns::select`).
+fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> String {
+    let name = |i: usize| snapshot.regions[i].as_str();
+    let rtype = match question.rtype {
+        RecordType::AAAA => RecordType::AAAA,
+        _ => RecordType::A,
+    };
+    let usable = |r: &RegionAnswer| r.health.is_available() && !r.addresses.of(rtype).is_empty();
+    let describe = |r: &RegionAnswer| {
+        let state = if usable(r) {
+            "available"
+        } else if r.health.is_available() {
+            "no addresses of this type"
+        } else {
+            "unhealthy"
+        };
+        format!("{} {state} ({})", name(r.region), r.why)
+    };
+    let regions: Vec<String> = service.regions.iter().map(describe).collect();
+    let available: Vec<&RegionAnswer> = service.regions.iter().filter(|r| usable(r)).collect();
+    let strategy = service.strategy.name();
+    if available.is_empty() {
+        let policy = match service.all_down {
+            AllDownPolicy::FailOpen => "fail-open: every known address",
+            _ => "fail-closed: no address (NODATA)",
+        };
+        return format!(
+            "{strategy}: no region available [{}]; {policy}",
+            regions.join("; ")
+        );
+    }
+    let listed = |rs: &[&RegionAnswer]| {
+        rs.iter()
+            .map(|r| name(r.region))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let first_in = |order: &[usize]| {
+        order
+            .iter()
+            .find(|&&i| available.iter().any(|r| r.region == i))
+            .map_or("none", |&i| name(i))
+    };
+    let choice = match &service.strategy {
+        Strategy::RoundRobin => format!(
+            "every available region's addresses ({}), rotated per client network and time bucket",
+            listed(&available)
+        ),
+        Strategy::Weighted { pick, .. } => {
+            let weights: Vec<String> = available
+                .iter()
+                .map(|r| format!("{}={}", name(r.region), r.weight))
+                .collect();
+            format!(
+                "{pick} region(s) drawn by weight among {} for this client network and time bucket",
+                weights.join(", ")
+            )
+        }
+        Strategy::Failover { order } => {
+            let order_names: Vec<&str> = order.iter().map(|&i| name(i)).collect();
+            format!(
+                "order {}: first available is {}",
+                order_names.join(" > "),
+                first_in(order)
+            )
+        }
+        Strategy::Geo => {
+            let placement = snapshot.geo.place(question.client);
+            let order_names: Vec<&str> = placement.order.iter().map(|&i| name(i)).collect();
+            format!(
+                "client {} is nearest to {}: first available is {}",
+                question.client,
+                order_names.join(" > "),
+                first_in(placement.order)
+            )
+        }
+    };
+    format!("{strategy}: {choice} [{}]", regions.join("; "))
+}
+
+/// The response code as `dig` writes it.
+fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".to_string(),
+        ResponseCode::FormErr => "FORMERR".to_string(),
+        ResponseCode::ServFail => "SERVFAIL".to_string(),
+        ResponseCode::NXDomain => "NXDOMAIN".to_string(),
+        ResponseCode::NotImp => "NOTIMP".to_string(),
+        ResponseCode::Refused => "REFUSED".to_string(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
+}
