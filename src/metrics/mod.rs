@@ -318,6 +318,36 @@ impl Metrics {
                     .collect()
             })
             .collect();
+        // Known label values start at zero, so rate() and alerts see a series from the start.
+        for (vec, values) in [
+            (&dropped, &["not_a_query"][..]),
+            (&config_reloads, &["ok", "error"][..]),
+            (
+                &probe_results,
+                &[
+                    "success", "connect", "timeout", "status", "body", "request", "setup",
+                ][..],
+            ),
+            (
+                &gossip_packets_rejected,
+                &["malformed", "unknown_key", "bad_tag", "undecodable"][..],
+            ),
+            (
+                &gossip_reports_rejected,
+                &[
+                    "unknown_region",
+                    "malformed_report",
+                    "bad_signature",
+                    "wrong_region",
+                    "wrong_key",
+                    "bad_name",
+                ][..],
+            ),
+        ] {
+            for value in values {
+                vec.with_label_values(&[*value]);
+            }
+        }
         let answers = STRATEGIES
             .iter()
             .map(|strategy| {
