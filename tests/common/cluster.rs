@@ -38,7 +38,10 @@ pub fn keys() -> Keys {
 }
 
 /// The config of region `REGIONS[me]`; `net` is a distinct 127.0.<net>.x range per test.
-#[allow(clippy::too_many_arguments, reason = "a test helper mirroring the config's fields")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a test helper mirroring the config's fields"
+)]
 pub fn region_config(
     me: usize,
     net: u8,
