@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::extract::{Query, State};
@@ -28,6 +28,8 @@ use crate::snapshot::Snapshot;
 pub struct Readiness {
     /// Probes of the first plan without a first result yet.
     pub probes: Arc<AtomicUsize>,
+    /// With Kubernetes discovery: whether the first discovery (after the watches listed) is in.
+    pub kubernetes: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Clone)]
@@ -93,6 +95,14 @@ async fn metrics_page(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    if let Some(synced) = &state.ready.kubernetes
+        && !synced.load(Ordering::Relaxed)
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first Kubernetes discovery\n".to_string(),
+        );
+    }
     match state.ready.probes.load(Ordering::Relaxed) {
         0 => (StatusCode::OK, "ready\n".to_string()),
         pending => (

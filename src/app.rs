@@ -16,6 +16,7 @@ use crate::gossip::transport::Partition;
 use crate::health::checker::Checker;
 use crate::health::plan;
 use crate::health::probe::{NetProbes, ProbeFactory};
+use crate::kubernetes::Kubernetes;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
@@ -27,6 +28,8 @@ pub enum StartError {
     Dns(#[from] ServerError),
     #[error("gossip: {0:#}")]
     Gossip(anyhow::Error),
+    #[error("kubernetes: {0}")]
+    Kubernetes(#[from] crate::kubernetes::KubeError),
     #[error("cannot serve the admin endpoint on {addr}: {source}")]
     Admin {
         addr: SocketAddr,
@@ -43,6 +46,7 @@ pub struct App {
     checker: Checker,
     gossip: Option<Gossip>,
     gossip_settings: Option<crate::config::GossipSettings>,
+    kubernetes: Option<Kubernetes>,
     admin: Option<AdminServer>,
     metrics: Arc<Metrics>,
     settings: ServerSettings,
@@ -69,10 +73,13 @@ impl App {
             peer_suspect: g.peer_suspect,
             peer_timeout: g.peer_timeout,
         });
+        // The state owner sends the probe plan of every model it serves; the checker runs it.
+        let (plans, plan_updates) = tokio::sync::watch::channel(Arc::new(probe_plan));
         let (store, state, owner) = state::start(
             config.model,
             config.server.max_udp_payload,
             remote,
+            plans,
             metrics.clone(),
         );
         let gossip = match &config.gossip {
@@ -89,6 +96,10 @@ impl App {
             ),
             None => None,
         };
+        let kube_client = match &config.kubernetes {
+            Some(settings) => Some(crate::kubernetes::client(settings).await?),
+            None => None,
+        };
         let dns = match DnsServer::start(&config.server, store.clone(), metrics.clone()).await {
             Ok(dns) => dns,
             Err(error) => {
@@ -99,22 +110,32 @@ impl App {
             }
         };
         let checker = Checker::start(
-            probe_plan,
+            plan_updates,
             probes,
             state.sender(),
             concurrency,
             metrics.clone(),
         );
+        let kubernetes = config
+            .kubernetes
+            .zip(kube_client)
+            .map(|(settings, client)| {
+                Kubernetes::start(settings, client, state.sender(), metrics.clone())
+            });
         let admin = match config.server.admin {
             Some(addr) => {
                 let ready = Readiness {
                     probes: checker.first_round(),
+                    kubernetes: kubernetes.as_ref().map(Kubernetes::synced),
                 };
                 match AdminServer::start(addr, metrics.clone(), ready, store.clone()).await {
                     Ok(admin) => Some(admin),
                     Err(error) => {
                         dns.shutdown().await;
                         checker.shutdown().await;
+                        if let Some(kubernetes) = kubernetes {
+                            kubernetes.shutdown().await;
+                        }
                         if let Some(gossip) = gossip {
                             gossip.shutdown().await;
                         }
@@ -135,6 +156,7 @@ impl App {
             checker,
             gossip,
             gossip_settings: config.gossip,
+            kubernetes,
             admin,
             metrics,
             settings: config.server,
@@ -205,9 +227,7 @@ impl App {
             warn!("[gossip] settings changed; they apply at the next restart");
         }
         let services = config.model.services.len();
-        let probe_plan = plan::plan(&config.model, true);
         self.state.replace_model(config.model).await;
-        self.checker.update(probe_plan);
         self.metrics.config_reloads.with_label_values(&["ok"]).inc();
         info!(path = %path.display(), services, "config reloaded");
         Ok(())
@@ -219,6 +239,9 @@ impl App {
             admin.shutdown().await;
         }
         self.dns.shutdown().await;
+        if let Some(kubernetes) = self.kubernetes {
+            kubernetes.shutdown().await;
+        }
         if let Some(gossip) = self.gossip {
             gossip.shutdown().await;
         }

@@ -29,6 +29,28 @@ pub struct Config {
     pub model: Model,
     /// Cross-region gossip; `None` when the file has no `[gossip]` table.
     pub gossip: Option<GossipSettings>,
+    /// Services discovered from Kubernetes; `None` when the file has no `[kubernetes]` table.
+    pub kubernetes: Option<KubernetesSettings>,
+}
+
+/// Where and what to discover in Kubernetes (`[kubernetes]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubernetesSettings {
+    /// API server URL (e.g. `http://127.0.0.1:8001` from `kubectl proxy`); in-cluster config
+    /// or the kubeconfig when `None`.
+    pub api_server: Option<String>,
+    /// Namespaces to watch; every namespace when empty.
+    pub namespaces: Vec<String>,
+    pub ingresses: bool,
+    pub load_balancer_services: bool,
+    /// Gateway API HTTPRoutes and Gateways.
+    pub gateway_api: bool,
+    /// How often host names in load balancer statuses are resolved again.
+    pub resolve_interval: Duration,
+    /// Publish Kubernetes Events on the objects (what was balanced, what was skipped and why).
+    pub events: bool,
+    /// What discovered services start from.
+    pub defaults: crate::kubernetes::discover::Defaults,
 }
 
 /// How this gslbd gossips with the other regions' (validated: keys parse).
@@ -199,12 +221,35 @@ struct RawConfig {
     #[serde(default)]
     probe: RawProbe,
     gossip: Option<RawGossip>,
+    kubernetes: Option<RawKubernetes>,
     zone: RawZone,
     regions: Vec<RawRegion>,
     #[serde(default)]
     geo: Option<RawGeo>,
     #[serde(default)]
     services: Vec<RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    api_server: Option<String>,
+    #[serde(default)]
+    namespaces: Vec<String>,
+    #[serde(default = "default_true")]
+    ingresses: bool,
+    #[serde(default = "default_true")]
+    load_balancer_services: bool,
+    #[serde(default = "default_true")]
+    gateway_api: bool,
+    #[serde(default = "default_resolve_interval")]
+    resolve_interval_secs: u64,
+    #[serde(default = "default_true")]
+    events: bool,
+}
+
+fn default_resolve_interval() -> u64 {
+    30
 }
 
 #[derive(Debug, Deserialize)]
@@ -835,9 +880,50 @@ impl RawConfig {
                 problems,
             )
         });
+        let kubernetes = self.kubernetes.as_ref().and_then(|k| {
+            let Some(local) = local_region else {
+                problems.add(
+                    "kubernetes",
+                    "needs local_region: discovered objects are this region's targets",
+                );
+                return None;
+            };
+            if k.resolve_interval_secs == 0 {
+                problems.add("kubernetes.resolve_interval_secs", "must be positive");
+            }
+            if let Some(url) = &k.api_server
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problems.add(
+                    "kubernetes.api_server",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
+            }
+            if !(k.ingresses || k.load_balancer_services || k.gateway_api) {
+                problems.add("kubernetes", "every source is off: nothing to discover");
+            }
+            Some(KubernetesSettings {
+                api_server: k.api_server.clone(),
+                namespaces: k.namespaces.clone(),
+                ingresses: k.ingresses,
+                load_balancer_services: k.load_balancer_services,
+                gateway_api: k.gateway_api,
+                resolve_interval: Duration::from_secs(k.resolve_interval_secs.max(1)),
+                events: k.events,
+                defaults: crate::kubernetes::discover::Defaults {
+                    zone: origin.clone(),
+                    regions: regions.clone(),
+                    local_region: local,
+                    ttl: self.zone.ttl,
+                    all_down: self.zone.all_down,
+                    probe: default_probe.clone(),
+                },
+            })
+        });
         Config {
             server,
             gossip,
+            kubernetes,
             model: Model {
                 zone,
                 regions,
@@ -1155,6 +1241,7 @@ impl RawService {
                 region: index,
                 addresses: addresses.clone(),
                 health: self.health.get(region).copied(),
+                backends: None,
             });
         }
         targets.sort_by_key(|t| t.region);

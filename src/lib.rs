@@ -26,6 +26,7 @@ pub mod explain;
 pub mod geo;
 pub mod gossip;
 pub mod health;
+pub mod kubernetes;
 pub mod metrics;
 pub mod model;
 pub mod remote;

@@ -148,6 +148,29 @@ pub struct Target {
     /// Health set in config: it overrides what probes say (e.g. to drain a region). `None`:
     /// probes decide for the local region, and other regions count as healthy.
     pub health: Option<Health>,
+    /// Kubernetes readiness of the backend Services behind the target (local region, services
+    /// discovered from Kubernetes only): not ready makes the region unhealthy whatever probes say.
+    pub backends: Option<BackendReadiness>,
+}
+
+/// How many of a target's backend Services have ready endpoints (EndpointSlices).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BackendReadiness {
+    pub ready: u32,
+    pub total: u32,
+    /// `any`: one ready Service is enough; `all`: every one must be (k8gb's
+    /// serviceHealthPolicy).
+    pub policy: TargetPolicy,
+}
+
+impl BackendReadiness {
+    /// Whether the backends allow traffic.
+    pub fn ok(&self) -> bool {
+        match self.policy {
+            TargetPolicy::Any => self.ready > 0,
+            TargetPolicy::All => self.total > 0 && self.ready == self.total,
+        }
+    }
 }
 
 /// How a region's health follows from its addresses' probe verdicts.

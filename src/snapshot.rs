@@ -147,6 +147,12 @@ pub enum Why {
     NotReported,
     /// Marked down by an `/explain` what-if question (never in a served snapshot).
     WhatIf,
+    /// Kubernetes: the backend Services behind the target lack ready endpoints.
+    Backends {
+        ready: u32,
+        total: u32,
+        policy: TargetPolicy,
+    },
 }
 
 impl std::fmt::Display for Why {
@@ -162,10 +168,7 @@ impl std::fmt::Display for Why {
             } => write!(
                 f,
                 "local probes: {healthy} healthy, {unhealthy} unhealthy, {unknown} without a verdict yet (target policy {})",
-                match policy {
-                    TargetPolicy::Any => "any",
-                    TargetPolicy::All => "all",
-                }
+                policy_name(*policy)
             ),
             Why::NoGossip => f.write_str("gossip off: remote regions count as healthy"),
             Why::Reported => f.write_str("the region's own report"),
@@ -175,7 +178,23 @@ impl std::fmt::Display for Why {
             Why::Stale => f.write_str("region silent past the peer timeout (stale)"),
             Why::NotReported => f.write_str("no report from the region for this service yet"),
             Why::WhatIf => f.write_str("marked down by the what-if question"),
+            Why::Backends {
+                ready,
+                total,
+                policy,
+            } => write!(
+                f,
+                "Kubernetes: {ready} of {total} backend Services have ready endpoints (policy {})",
+                policy_name(*policy)
+            ),
         }
+    }
+}
+
+fn policy_name(policy: TargetPolicy) -> &'static str {
+    match policy {
+        TargetPolicy::Any => "any",
+        TargetPolicy::All => "all",
     }
 }
 
@@ -211,6 +230,20 @@ fn target_view(
         return statically(forced, Why::Config);
     }
     if local == Some(target.region) {
+        if let Some(backends) = target.backends.filter(|b| !b.ok()) {
+            // Kubernetes says the backends cannot serve: probes of the ingress do not matter.
+            return TargetView {
+                answerable: Vec::new(),
+                ..statically(
+                    Health::Unhealthy,
+                    Why::Backends {
+                        ready: backends.ready,
+                        total: backends.total,
+                        policy: backends.policy,
+                    },
+                )
+            };
+        }
         return local_view(service, target, inputs.verdicts);
     }
     let Some(remote) = inputs.remote else {

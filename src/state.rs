@@ -2,20 +2,21 @@
 //! reports), coalesces bursts, rebuilds the snapshot and publishes it. Nothing else writes the
 //! `ArcSwap`; the DNS path only reads it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::gossip::report::ServiceReport;
+use crate::health::checker::Plan;
 use crate::health::plan;
 use crate::health::{ProbeKey, Verdict, Verdicts};
 use crate::metrics::{Metrics, SnapshotWatch};
-use crate::model::{Model, Region};
+use crate::model::{Model, Region, Service};
 use crate::remote::{Freshness, RemoteView};
 use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
 
@@ -41,6 +42,8 @@ pub enum Event {
         verdict: Verdict,
         at: Instant,
     },
+    /// The services discovered in Kubernetes (all of them, replacing the previous set).
+    Discovered { services: Vec<Service> },
     /// A verified heartbeat of a remote region.
     Heard {
         region: Region,
@@ -91,7 +94,14 @@ pub struct RemoteSettings {
 
 /// What the owner holds.
 struct World {
+    /// The config's model.
+    base: Model,
+    /// Services discovered in Kubernetes.
+    discovered: Vec<Service>,
+    /// `base` with the discovered services whose names the config does not hold: what is served.
     model: Model,
+    /// Where the probe plan of `model` goes (the checker).
+    plans: watch::Sender<Arc<Plan>>,
     verdicts: Verdicts,
     remote: Option<RemoteView>,
     freshness: HashMap<usize, Freshness>,
@@ -101,6 +111,32 @@ struct World {
 }
 
 impl World {
+    /// Recomputes the served model from the config's and the discovered services, and hands
+    /// its probe plan to the checker.
+    fn merge(&mut self) {
+        let mut model = self.base.clone();
+        let configured: HashSet<Name> = model.services.iter().map(|s| s.name.clone()).collect();
+        for service in &self.discovered {
+            if configured.contains(&service.name) {
+                debug!(service = %service.name, "defined in the config too: the config's wins");
+            } else {
+                model.services.push(service.clone());
+            }
+        }
+        self.model = model;
+        let planned = plan::plan(&self.model, true);
+        // Verdicts of probes the new model no longer runs are stale.
+        self.verdicts.retain(|key, _| planned.contains_key(key));
+        self.plans.send_if_modified(|current| {
+            if **current == planned {
+                false
+            } else {
+                *current = Arc::new(planned);
+                true
+            }
+        });
+    }
+
     /// Builds, publishes and accounts for a new snapshot; returns how long the build took.
     fn publish(&mut self, store: &ArcSwap<Snapshot>) -> Duration {
         let started = Instant::now();
@@ -132,12 +168,18 @@ impl World {
     fn apply(&mut self, event: Event, done: &mut Vec<oneshot::Sender<()>>) -> bool {
         match event {
             Event::Model { model, done: tell } => {
-                self.model = *model;
-                // Verdicts of probes the new model no longer runs are stale.
-                let planned = plan::plan(&self.model, false);
-                self.verdicts.retain(|key, _| planned.contains_key(key));
+                self.base = *model;
+                self.merge();
                 done.extend(tell);
                 self.refresh_freshness(Instant::now());
+                true
+            }
+            Event::Discovered { services } => {
+                if services == self.discovered {
+                    return false;
+                }
+                self.discovered = services;
+                self.merge();
                 true
             }
             Event::Verdict { key, verdict, .. } => {
@@ -221,6 +263,7 @@ pub fn start(
     model: Model,
     max_udp_payload: u16,
     remote: Option<RemoteSettings>,
+    plans: watch::Sender<Arc<Plan>>,
     metrics: Arc<Metrics>,
 ) -> (
     Arc<ArcSwap<Snapshot>>,
@@ -228,7 +271,10 @@ pub fn start(
     tokio::task::JoinHandle<()>,
 ) {
     let mut world = World {
+        base: model.clone(),
+        discovered: Vec::new(),
         model,
+        plans,
         verdicts: Verdicts::new(),
         remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
         freshness: HashMap::new(),
@@ -304,6 +350,6 @@ pub fn start(
 fn event_time(event: &Event) -> Option<Instant> {
     match event {
         Event::Verdict { at, .. } | Event::Heard { at, .. } | Event::Report { at, .. } => Some(*at),
-        Event::Model { .. } => None,
+        Event::Model { .. } | Event::Discovered { .. } => None,
     }
 }

@@ -63,7 +63,8 @@ impl Watch {
         let (tx, events) = mpsc::channel(64);
         let plan: BTreeMap<_, _> = probes.into_iter().collect();
         let metrics = Arc::new(gslbd::metrics::Metrics::new());
-        let checker = Checker::start(plan, Arc::new(NetProbes), tx, concurrency, metrics);
+        let (_, plans) = tokio::sync::watch::channel(Arc::new(plan));
+        let checker = Checker::start(plans, Arc::new(NetProbes), tx, concurrency, metrics);
         Self { checker, events }
     }
 

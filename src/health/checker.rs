@@ -24,7 +24,6 @@ pub type Plan = BTreeMap<ProbeKey, ProbeSettings>;
 
 /// Handle to the running checker.
 pub struct Checker {
-    plans: watch::Sender<Arc<Plan>>,
     task: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
     /// Probes of the current plan that have not finished their first round.
@@ -32,17 +31,17 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// Starts probing `plan`; verdict changes go to `events`.
+    /// Starts probing the plans `plans` carries (the first one now, each new one when it comes);
+    /// verdict changes go to `events`.
     pub fn start(
-        plan: Plan,
+        mut updates: watch::Receiver<Arc<Plan>>,
         factory: Arc<dyn ProbeFactory>,
         events: mpsc::Sender<Event>,
         concurrency: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let pending_first = Arc::new(AtomicUsize::new(plan.len()));
+        let pending_first = Arc::new(AtomicUsize::new(updates.borrow().len()));
         let pending = pending_first.clone();
-        let (plans, mut updates) = watch::channel(Arc::new(plan));
         let stop = CancellationToken::new();
         let task_stop = stop.clone();
         let context = Arc::new(ProbeContext {
@@ -82,7 +81,11 @@ impl Checker {
                 first_plan = false;
                 info!(probes = running.len(), "probe plan applied");
                 tokio::select! {
-                    changed = updates.changed() => if changed.is_err() { break },
+                    changed = updates.changed() => if changed.is_err() {
+                        // No more plans will come: keep running this one until stopped.
+                        task_stop.cancelled().await;
+                        break;
+                    },
                     _ = task_stop.cancelled() => break,
                 }
             }
@@ -91,7 +94,6 @@ impl Checker {
             }
         });
         Self {
-            plans,
             task,
             stop,
             pending_first,
@@ -101,11 +103,6 @@ impl Checker {
     /// Shared count of probes still waiting for their first result (0: a full round done).
     pub fn first_round(&self) -> Arc<AtomicUsize> {
         self.pending_first.clone()
-    }
-
-    /// Replaces the plan (config reload): unchanged probes keep their state.
-    pub fn update(&self, plan: Plan) {
-        self.plans.send_replace(Arc::new(plan));
     }
 
     /// Stops every probe.

@@ -110,6 +110,14 @@ pub struct Metrics {
     pub service_region_healthy_targets: IntGaugeVec,
     /// A region's first failing probe → the first snapshot without it, by failed region.
     pub failover_seconds: HistogramVec,
+    /// Kubernetes watch events by kind and event (apply, delete, init, init_apply, init_done).
+    pub kube_watch_events: IntCounterVec,
+    /// Kubernetes watch errors (API unreachable, 410 Gone, decoding), by kind.
+    pub kube_watch_errors: IntCounterVec,
+    /// Objects skipped (bad annotations, conflicts, no host in the zone), by kind and reason.
+    pub kube_objects_skipped: IntGaugeVec,
+    /// Services discovered from Kubernetes.
+    pub kube_services: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -272,6 +280,35 @@ impl Metrics {
             &["region"],
         )
         .expect("valid metric");
+        let kube_watch_events = IntCounterVec::new(
+            Opts::new(
+                "gslbd_kubernetes_watch_events_total",
+                "Kubernetes watch events, by kind and event (apply, delete, init, init_apply, init_done)",
+            ),
+            &["kind", "event"],
+        )
+        .expect("valid metric");
+        let kube_watch_errors = IntCounterVec::new(
+            Opts::new(
+                "gslbd_kubernetes_watch_errors_total",
+                "Kubernetes watch errors (API server unreachable, expired watches, bad objects), by kind",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let kube_objects_skipped = IntGaugeVec::new(
+            Opts::new(
+                "gslbd_kubernetes_objects_skipped",
+                "Annotated Kubernetes objects skipped, by kind and reason (BadAnnotation, HostConflict, NoHostInZone, NoHostname)",
+            ),
+            &["kind", "reason"],
+        )
+        .expect("valid metric");
+        let kube_services = prometheus::IntGauge::new(
+            "gslbd_kubernetes_services",
+            "Services discovered from Kubernetes",
+        )
+        .expect("valid metric");
         let mut extra: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
         if let Some(service_answers) = &service_answers {
             extra.push(Box::new(service_answers.clone()));
@@ -283,6 +320,10 @@ impl Metrics {
             Box::new(service_region_targets.clone()),
             Box::new(service_region_healthy_targets.clone()),
             Box::new(failover_seconds.clone()),
+            Box::new(kube_watch_events.clone()),
+            Box::new(kube_watch_errors.clone()),
+            Box::new(kube_objects_skipped.clone()),
+            Box::new(kube_services.clone()),
             Box::new(region_last_seen_seconds.clone()),
             Box::new(answer_duration_seconds.clone()),
             Box::new(dropped.clone()),
@@ -364,6 +405,10 @@ impl Metrics {
             service_region_targets,
             service_region_healthy_targets,
             failover_seconds,
+            kube_watch_events,
+            kube_watch_errors,
+            kube_objects_skipped,
+            kube_services,
             registry,
             queries,
             dropped,
