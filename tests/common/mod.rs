@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod cluster;
+pub mod kube_api;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
