@@ -334,3 +334,402 @@ async fn answers_follow_ingresses_endpoints_and_annotations() {
     );
     cluster.stop().await;
 }
+
+/// One Ingress per class of bad annotation, beside a good one: each is skipped with a Warning
+/// Event naming the annotation, a log line and a metric; the good one keeps working.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_class_of_bad_annotation_skips_only_its_object_and_says_why() {
+    let good = ingress(
+        "good",
+        &["good.gslb.example.com"],
+        &[("gslbd.io/strategy", "round-robin")],
+        &["127.0.71.1"],
+        "web",
+    );
+    // (object name, annotations, key at fault)
+    type Bad<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let bad: &[Bad<'_>] = &[
+        (
+            "strategy",
+            &[("gslbd.io/strategy", "random")],
+            "gslbd.io/strategy",
+        ),
+        (
+            "region",
+            &[
+                ("gslbd.io/strategy", "failover"),
+                ("gslbd.io/primary-region", "mars"),
+            ],
+            "gslbd.io/primary-region",
+        ),
+        (
+            "order",
+            &[("gslbd.io/strategy", "failover")],
+            "gslbd.io/failover-order",
+        ),
+        (
+            "weights",
+            &[
+                ("gslbd.io/strategy", "weighted"),
+                ("gslbd.io/weights", "eu=lots"),
+            ],
+            "gslbd.io/weights",
+        ),
+        (
+            "ttl",
+            &[
+                ("gslbd.io/strategy", "geo"),
+                ("k8gb.io/dns-ttl-seconds", "-1"),
+            ],
+            "k8gb.io/dns-ttl-seconds",
+        ),
+        (
+            "address",
+            &[
+                ("gslbd.io/strategy", "geo"),
+                ("k8gb.io/exposed-ip-addresses", "10.0.0.999"),
+            ],
+            "k8gb.io/exposed-ip-addresses",
+        ),
+        (
+            "probe",
+            &[
+                ("gslbd.io/strategy", "geo"),
+                ("gslbd.io/probe-scheme", "ftp"),
+            ],
+            "gslbd.io/probe-scheme",
+        ),
+        (
+            "policy",
+            &[
+                ("gslbd.io/strategy", "geo"),
+                ("gslbd.io/health-policy", "most"),
+            ],
+            "gslbd.io/health-policy",
+        ),
+    ];
+    let mut objects = vec![good, slice("web", true)];
+    for (name, annotations, _) in bad {
+        objects.push(ingress(
+            name,
+            &[&format!("{name}.gslb.example.com")],
+            annotations,
+            &["127.0.71.1"],
+            "web",
+        ));
+    }
+    // Outside the zone entirely.
+    objects.push(ingress(
+        "elsewhere",
+        &["shop.example.org"],
+        &[("gslbd.io/strategy", "geo")],
+        &["127.0.71.1"],
+        "web",
+    ));
+    let cluster = start(&["127.0.71.1"], objects).await;
+    cluster
+        .until("good.gslb.example.com", (NOERROR, &["127.0.71.1"]))
+        .await;
+    for (name, _, key) in bad {
+        let host = format!("{name}.gslb.example.com");
+        assert_eq!(
+            cluster.answer(&host, RecordType::A).0,
+            ResponseCode::NXDomain,
+            "{host}"
+        );
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let events = cluster.api.events();
+            let found = events.iter().find(|e| e["regarding"]["name"] == *name);
+            if let Some(event) = found {
+                assert_eq!(event["type"], "Warning", "{event}");
+                assert_eq!(event["reason"], "BadAnnotation", "{event}");
+                let note = event["note"].as_str().expect("note");
+                assert!(note.contains(key), "{name}: {note}");
+                assert_eq!(event["regarding"]["kind"], "Ingress");
+                assert_eq!(event["regarding"]["namespace"], "shop");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no Event for {name}: {events:?}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    let metrics = cluster.metrics();
+    assert_eq!(
+        sample(
+            &metrics,
+            "gslbd_kubernetes_objects_skipped",
+            &["kind=\"Ingress\"", "reason=\"BadAnnotation\""]
+        ),
+        bad.len() as f64,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "gslbd_kubernetes_objects_skipped",
+            &["reason=\"NoHostInZone\""]
+        ),
+        1.0
+    );
+    assert_eq!(sample(&metrics, "gslbd_kubernetes_services", &[]), 1.0);
+
+    // Fixing an object's annotation brings its host in.
+    cluster.api.apply(ingress(
+        "ttl",
+        &["ttl.gslb.example.com"],
+        &[
+            ("gslbd.io/strategy", "geo"),
+            ("k8gb.io/dns-ttl-seconds", "60"),
+        ],
+        &["127.0.71.1"],
+        "web",
+    ));
+    cluster
+        .until("ttl.gslb.example.com", (NOERROR, &["127.0.71.1"]))
+        .await;
+    cluster.stop().await;
+}
+
+/// Two Ingresses claim one host: the same settings share it; different settings, the older
+/// object wins whatever the order they arrive in, and the other is told why.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_objects_claiming_one_host_resolve_deterministically() {
+    let host = "shared.gslb.example.com";
+    let with_time = |mut object: Value, created: &str| {
+        object["metadata"]["creationTimestamp"] = json!(created);
+        object
+    };
+    // The newer one is listed first.
+    let newer = with_time(
+        ingress(
+            "newer",
+            &[host],
+            &[("gslbd.io/strategy", "round-robin"), ("gslbd.io/ttl", "11")],
+            &["127.0.72.2"],
+            "web",
+        ),
+        "2026-03-01T00:00:00Z",
+    );
+    let older = with_time(
+        ingress(
+            "older",
+            &[host],
+            &[("gslbd.io/strategy", "round-robin"), ("gslbd.io/ttl", "22")],
+            &["127.0.72.1"],
+            "web",
+        ),
+        "2026-02-01T00:00:00Z",
+    );
+    let cluster = start(
+        &["127.0.72.1", "127.0.72.2"],
+        vec![newer, older.clone(), slice("web", true)],
+    )
+    .await;
+    cluster.until(host, (NOERROR, &["127.0.72.1"])).await;
+    assert_eq!(cluster.answer(host, RecordType::A).2, Some(22));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let events = cluster.api.events();
+        if let Some(event) = events
+            .iter()
+            .find(|e| e["regarding"]["name"] == "newer" && e["reason"] == "HostConflict")
+        {
+            let note = event["note"].as_str().expect("note");
+            assert!(note.contains("Ingress shop/older"), "{note}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no conflict Event: {events:?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        sample(
+            &cluster.metrics(),
+            "gslbd_kubernetes_objects_skipped",
+            &["reason=\"HostConflict\""]
+        ),
+        1.0
+    );
+    // The newer one takes the same settings: both addresses serve the host.
+    cluster.api.apply(with_time(
+        ingress(
+            "newer",
+            &[host],
+            &[("gslbd.io/strategy", "round-robin"), ("gslbd.io/ttl", "22")],
+            &["127.0.72.2"],
+            "web",
+        ),
+        "2026-03-01T00:00:00Z",
+    ));
+    cluster
+        .until(host, (NOERROR, &["127.0.72.1", "127.0.72.2"]))
+        .await;
+    cluster.stop().await;
+}
+
+/// The API server goes away: the last known services keep answering and the watches retry;
+/// it comes back after its history was compacted (410 Gone): the watches list again, and the
+/// changes made meanwhile are applied without losing or duplicating services.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_api_server_and_expired_watches_lose_nothing() {
+    let a = "a.gslb.example.com";
+    let b = "b.gslb.example.com";
+    let annotations = [("gslbd.io/strategy", "round-robin")];
+    let cluster = start(
+        &["127.0.73.1", "127.0.73.2"],
+        vec![
+            ingress("a", &[a], &annotations, &["127.0.73.1"], "web"),
+            ingress("b", &[b], &annotations, &["127.0.73.2"], "web"),
+            slice("web", true),
+        ],
+    )
+    .await;
+    cluster.until(a, (NOERROR, &["127.0.73.1"])).await;
+    cluster.until(b, (NOERROR, &["127.0.73.2"])).await;
+
+    cluster.api.set_down(true).await;
+    let deadline = Instant::now() + PATIENCE;
+    while sample(
+        &cluster.metrics(),
+        "gslbd_kubernetes_watch_errors_total",
+        &[],
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no watch error counted: {:?}",
+            cluster.api.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still answering from the last known state.
+    for _ in 0..5 {
+        assert_eq!(cluster.answer(a, RecordType::A).1, ["127.0.73.1"]);
+        assert_eq!(cluster.answer(b, RecordType::A).1, ["127.0.73.2"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Meanwhile: b is deleted, c is created, a moves; the history is compacted.
+    cluster.api.delete("Ingress", "shop", "b");
+    cluster.api.apply(ingress(
+        "c",
+        &["c.gslb.example.com"],
+        &annotations,
+        &["127.0.73.2"],
+        "web",
+    ));
+    cluster
+        .api
+        .apply(ingress("a", &[a], &annotations, &["127.0.73.2"], "web"));
+    cluster.api.compact();
+    let lists_before = cluster
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("LIST /apis/networking.k8s.io/v1/ingresses"))
+        .count();
+    cluster.api.set_down(false).await;
+
+    cluster.until(a, (NOERROR, &["127.0.73.2"])).await;
+    cluster.until(b, (ResponseCode::NXDomain, &[])).await;
+    cluster
+        .until("c.gslb.example.com", (NOERROR, &["127.0.73.2"]))
+        .await;
+    let lists_after = cluster
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("LIST /apis/networking.k8s.io/v1/ingresses"))
+        .count();
+    assert!(lists_after > lists_before, "the watch listed again");
+    // Exactly the two live services, once each.
+    let (_, state) = http_get(cluster.admin, "/state");
+    let state: Value = serde_json::from_str(&state).expect("JSON");
+    let mut names: Vec<&str> = state["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.gslb.example.com.", "c.gslb.example.com."]);
+    cluster.stop().await;
+}
+
+/// Gateway API HTTPRoutes take their addresses from the parent Gateway's status, and
+/// LoadBalancer Services name their host by annotation; status host names are resolved.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_routes_and_load_balancer_services_are_balanced_too() {
+    let gateway = json!({
+        "kind": "Gateway",
+        "metadata": {"name": "edge", "namespace": "infra"},
+        "spec": {"gatewayClassName": "example", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+        "status": {"addresses": [{"type": "IPAddress", "value": "127.0.74.1"}]},
+    });
+    let route = json!({
+        "kind": "HTTPRoute",
+        "metadata": {"name": "shop", "namespace": "shop",
+                     "annotations": {"gslbd.io/strategy": "failover", "gslbd.io/failover-order": "eu,us"}},
+        "spec": {
+            "parentRefs": [{"name": "edge", "namespace": "infra"}],
+            "hostnames": ["route.gslb.example.com"],
+            "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
+        },
+    });
+    let service = json!({
+        "kind": "Service",
+        "metadata": {"name": "tcp-app", "namespace": "shop",
+                     "annotations": {"gslbd.io/strategy": "round-robin",
+                                     "k8gb.io/hostname": "lb.gslb.example.com",
+                                     "gslbd.io/probe-scheme": "none"}},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 5432}]},
+        "status": {"loadBalancer": {"ingress": [{"hostname": "localhost"}]}},
+    });
+    let mut tcp_slice = slice("tcp-app", true);
+    tcp_slice["metadata"]["name"] = json!("tcp-app-x1");
+    let plain_service = json!({
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"type": "ClusterIP", "ports": [{"port": 80}]},
+    });
+    let cluster = start(
+        &["127.0.74.1"],
+        vec![
+            gateway,
+            route,
+            service,
+            plain_service,
+            slice("web", true),
+            tcp_slice,
+        ],
+    )
+    .await;
+    cluster
+        .until("route.gslb.example.com", (NOERROR, &["127.0.74.1"]))
+        .await;
+    // "localhost" resolves to loopback addresses (from /etc/hosts: nothing leaves the host).
+    cluster
+        .until("lb.gslb.example.com", (NOERROR, &["127.0.0.1"]))
+        .await;
+    // The route's backend loses its endpoints: down; the Service's own are separate.
+    cluster.api.apply(slice("web", false));
+    cluster
+        .until("route.gslb.example.com", (NOERROR, &["127.0.74.1"]))
+        .await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, body) = http_get(cluster.admin, "/explain?name=route&client=192.0.2.1");
+        if body.contains("0 of 1 backend Services") {
+            // Failover with every region down answers fail-open by default.
+            assert!(body.contains("fail-open"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        cluster.answer("lb.gslb.example.com", RecordType::A).1,
+        ["127.0.0.1"]
+    );
+    cluster.stop().await;
+}

@@ -434,7 +434,9 @@ mod tests {
 
     #[test]
     fn every_class_of_bad_annotation_says_which_and_why() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        // (annotations, class, key at fault)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case<'_>] = &[
             (
                 &[("gslbd.io/strategy", "random")],
                 "bad_strategy",

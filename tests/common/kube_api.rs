@@ -8,8 +8,8 @@
 //!   an `ERROR` event with a 410 `Status` (what a real API server sends for an expired version);
 //! - `POST /apis/events.k8s.io/v1/namespaces/{ns}/events` records Events (and `PATCH` of them).
 //!
-//! Cluster-scoped paths only (gslbd watching every namespace). `set_down(true)` answers 503 and
-//! ends every watch, like an unreachable API server.
+//! Cluster-scoped paths only (gslbd watching every namespace). `set_down(true)` ends every
+//! watch and closes the listening socket, like an unreachable API server.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -65,7 +65,6 @@ struct Inner {
     version: u64,
     collections: HashMap<&'static str, Collection>,
     events: Vec<Value>,
-    down: bool,
     /// Requests seen, by path (lists and watches).
     requests: Vec<String>,
 }
@@ -82,7 +81,8 @@ struct Shared {
 pub struct FakeApi {
     pub addr: SocketAddr,
     shared: Shared,
-    stop: CancellationToken,
+    /// Stops the current HTTP server (an outage closes the listening socket).
+    stop: Mutex<CancellationToken>,
 }
 
 fn kind_of(kind: &str) -> (&'static str, &'static str, &'static str) {
@@ -103,15 +103,12 @@ impl FakeApi {
             changes: broadcast::channel(1024).0,
             streams: Arc::new(Mutex::new(CancellationToken::new())),
         };
-        let router = Router::new().fallback(handle).with_state(shared.clone());
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await;
-        });
-        Self { addr, shared, stop }
+        let stop = serve(listener, shared.clone());
+        Self {
+            addr,
+            shared,
+            stop: Mutex::new(stop),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -188,12 +185,22 @@ impl FakeApi {
         self.end_streams();
     }
 
-    /// An unreachable API server (503 for everything, watches cut), or back.
-    pub fn set_down(&self, down: bool) {
-        self.shared.inner.lock().expect("lock").down = down;
+    /// An unreachable API server (watches cut, the listening socket closed: connections are
+    /// refused), or back on the same address.
+    pub async fn set_down(&self, down: bool) {
         if down {
             self.end_streams();
+            self.stop.lock().expect("lock").cancel();
+            return;
         }
+        for _ in 0..100 {
+            if let Ok(listener) = tokio::net::TcpListener::bind(self.addr).await {
+                *self.stop.lock().expect("lock") = serve(listener, self.shared.clone());
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cannot listen on {} again", self.addr);
     }
 
     fn end_streams(&self) {
@@ -214,8 +221,21 @@ impl FakeApi {
 
     pub fn stop(&self) {
         self.end_streams();
-        self.stop.cancel();
+        self.stop.lock().expect("lock").cancel();
     }
+}
+
+/// Serves the API on `listener` until the returned token is cancelled.
+fn serve(listener: tokio::net::TcpListener, shared: Shared) -> CancellationToken {
+    let router = Router::new().fallback(handle).with_state(shared);
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+    });
+    stop
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
@@ -237,12 +257,6 @@ fn json_response(code: StatusCode, value: &Value) -> Response {
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let query: HashMap<String, String> = request.uri().query().map(url_pairs).unwrap_or_default();
-    if shared.inner.lock().expect("lock").down {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &status(503, "ServiceUnavailable", "the API server is down (test)"),
-        );
-    }
     let method = request.method().clone();
     if path.starts_with("/apis/events.k8s.io/v1/namespaces/") {
         let body = axum::body::to_bytes(request.into_body(), 1 << 20)
