@@ -733,3 +733,75 @@ async fn http_routes_and_load_balancer_services_are_balanced_too() {
     );
     cluster.stop().await;
 }
+
+/// The README's two-cluster example: eu and us each run gslbd against their own API server,
+/// with the same annotated Ingress; gossip carries each region's addresses and health, so
+/// both servers answer alike and fail over together when eu's backends lose their endpoints.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clusters_fail_over_together() {
+    let keys = common::cluster::keys();
+    let app = "app.gslb.example.com";
+    let annotations = [
+        ("gslbd.io/strategy", "failover"),
+        ("gslbd.io/primary-region", "eu"),
+        ("gslbd.io/ttl", "5"),
+    ];
+    let first = backends::http(
+        backends::bind("127.0.75.1", 0).await,
+        Mode::Status(200, "ok"),
+    );
+    let port = first.addr.port();
+    let second = backends::http(
+        backends::bind("127.0.75.2", port).await,
+        Mode::Status(200, "ok"),
+    );
+    let mut apis = Vec::new();
+    let mut nodes: Vec<TestServer> = Vec::new();
+    for (i, (region, ip)) in [("eu", "127.0.75.1"), ("us", "127.0.75.2")]
+        .iter()
+        .enumerate()
+    {
+        let api = FakeApi::start("127.0.0.1").await;
+        api.apply(ingress("web", &[app], &annotations, &[ip], "web"));
+        api.apply(slice("web", true));
+        let seeds: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.app.gossip().map(|g| format!("\"{}\"", g.local_addr)))
+            .collect();
+        let text = config(&api, port)
+            .replace("local_region = \"eu\"", &format!("local_region = \"{region}\""))
+            .replace(
+                "[kubernetes]",
+                &format!(
+                    "[gossip]\nlisten = \"127.0.0.1:0\"\nseeds = [{seeds}]\nkeys = [\"{cluster}\"]\nsigning_key = \"{signing}\"\ninterval_ms = 50\nregion_keys = {{ eu = \"{eu}\", us = \"{us}\" }}\n\n[kubernetes]",
+                    seeds = seeds.join(", "),
+                    cluster = keys.cluster,
+                    signing = keys.seeds[i],
+                    eu = keys.publics[0],
+                    us = keys.publics[1],
+                ),
+            );
+        nodes.push(start_text(&text).await);
+        apis.push(api);
+    }
+    for node in &nodes {
+        wait_for_answer(node.addr, app, PATIENCE, |a| a == ["127.0.75.1"]).await;
+    }
+    // eu's backend Service loses its ready endpoints: both servers move to us.
+    apis[0].apply(slice("web", false));
+    for node in &nodes {
+        wait_for_answer(node.addr, app, PATIENCE, |a| a == ["127.0.75.2"]).await;
+    }
+    apis[0].apply(slice("web", true));
+    for node in &nodes {
+        wait_for_answer(node.addr, app, PATIENCE, |a| a == ["127.0.75.1"]).await;
+    }
+    for node in nodes {
+        node.app.shutdown().await;
+    }
+    for api in apis {
+        api.stop();
+    }
+    first.stop();
+    second.stop();
+}
