@@ -393,3 +393,59 @@ fn gossip_settings_are_validated_with_their_path() {
         &["gossip", "unknown field `secret`"],
     );
 }
+
+#[test]
+fn kubernetes_settings_are_validated_with_their_path() {
+    let with =
+        |local: &str, table: &str| format!("{local}\n{}\n[kubernetes]\n{table}\n", common::BASE);
+    let (ok, stderr) = check(&with(
+        "local_region = \"eu\"",
+        "api_server = \"http://127.0.0.1:8001\"\nnamespaces = [\"shop\"]\ngateway_api = false",
+    ));
+    assert!(ok, "{stderr}");
+    assert_refused(&with("", ""), &["kubernetes: needs local_region"]);
+    assert_refused(
+        &with("local_region = \"eu\"", "api_server = \"127.0.0.1:8001\""),
+        &["kubernetes.api_server", "is not an http:// or https:// URL"],
+    );
+    assert_refused(
+        &with("local_region = \"eu\"", "resolve_interval_secs = 0"),
+        &["kubernetes.resolve_interval_secs", "must be positive"],
+    );
+    assert_refused(
+        &with(
+            "local_region = \"eu\"",
+            "ingresses = false\nload_balancer_services = false\ngateway_api = false",
+        ),
+        &["kubernetes: every source is off"],
+    );
+    assert_refused(
+        &with("local_region = \"eu\"", "namespace = \"shop\""),
+        &["kubernetes", "unknown field `namespace`"],
+    );
+}
+
+/// The README's two-cluster example config, with real keys in place of its placeholders.
+#[test]
+fn the_readme_kubernetes_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split("### A complete two-cluster example")
+        .nth(1)
+        .expect("the example section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block");
+    let (cluster, eu_seed, eu_public) = gslbd::gossip::keys::generate().expect("keys");
+    let (_, _, us_public) = gslbd::gossip::keys::generate().expect("keys");
+    let text = example
+        .replace("<cluster key>", &cluster)
+        .replace("<eu's signing key>", &eu_seed)
+        .replace("<eu public key>", &eu_public)
+        .replace("<us public key>", &us_public);
+    let (ok, stderr) = check(&text);
+    assert!(ok, "{stderr}\n{text}");
+}

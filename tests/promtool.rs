@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::backends::Mode;
 use common::cluster::*;
+use common::kube_api::FakeApi;
 use common::*;
 use hickory_proto::rr::RecordType;
 
@@ -141,11 +142,43 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
     assert!(node.app.reload_from(&bad).await.is_err());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let admin = node.app.admin_addr().expect("admin");
-    let scrape = http_get(admin, "/metrics");
-    let (ok, lint) = promtool(&["check", "metrics"], Some(&scrape), root);
-    assert!(ok, "promtool check metrics:\n{lint}\n{scrape}");
-    let exported = exported(&scrape);
+    // A server discovering from Kubernetes (a stand-in API server), with one good and one
+    // badly annotated Ingress.
+    let api = FakeApi::start("127.0.0.1").await;
+    for (name, strategy) in [("good", "geo"), ("bad", "random")] {
+        api.apply(serde_json::json!({
+            "kind": "Ingress",
+            "metadata": {"name": name, "namespace": "shop",
+                         "annotations": {"gslbd.io/strategy": strategy}},
+            "spec": {"rules": [{"host": format!("{name}.gslb.example.com")}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.68.9"}]}},
+        }));
+    }
+    let kube_node = start_text(&format!(
+        "local_region = \"eu\"\n{}\n[probe]\nkind = \"none\"\n[kubernetes]\napi_server = \"{}\"\n",
+        BASE.replace(
+            "udp_workers = 2",
+            "udp_workers = 1\nadmin = \"127.0.0.1:0\""
+        ),
+        api.url()
+    ))
+    .await;
+    wait_for_answer(kube_node.addr, "good.gslb.example.com", PATIENCE, |a| {
+        a == ["127.0.68.9"]
+    })
+    .await;
+
+    let mut exported = BTreeSet::new();
+    for admin in [node.app.admin_addr(), kube_node.app.admin_addr()] {
+        let scrape = http_get(admin.expect("admin"), "/metrics");
+        let (ok, lint) = promtool(&["check", "metrics"], Some(&scrape), root);
+        assert!(ok, "promtool check metrics:\n{lint}\n{scrape}");
+        exported.extend(self::exported(&scrape));
+    }
+    assert!(
+        exported.contains("gslbd_kubernetes_objects_skipped"),
+        "{exported:?}"
+    );
 
     // Alert rules: syntax, and their unit tests.
     let rules_dir = root.join("deploy/prometheus");
@@ -215,5 +248,7 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
         unknown.is_empty(),
         "named but not exported: {unknown:?}\nexported: {exported:?}"
     );
+    kube_node.app.shutdown().await;
+    api.stop();
     cluster.shutdown().await;
 }

@@ -139,6 +139,15 @@ panel("timeseries", "Config reloads", "",
       [(f'sum by (result) (increase(gslbd_config_reloads_total{sel()}[$__rate_interval]))', "{{result}}")], 16, 8, 8,
       extra={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60}}})
 y += 8
+row("Kubernetes")
+panel("timeseries", "Watch events by kind", "Objects applied and deleted as the watches see them; init_* when a watch lists again.",
+      [(f'sum by (kind, event) (rate(gslbd_kubernetes_watch_events_total{sel()}[$__rate_interval]))', "{{kind}} {{event}}")], 0, 8, 8, unit="ops")
+panel("timeseries", "Watch errors by kind", "API server unreachable, expired watches (410 Gone), undecodable objects. The last known services keep serving.",
+      [(f'sum by (kind) (rate(gslbd_kubernetes_watch_errors_total{sel()}[$__rate_interval]))', "{{kind}}")], 8, 8, 8, unit="ops")
+panel("timeseries", "Discovered services and skipped objects", "Services from annotated objects; objects skipped by reason (BadAnnotation, HostConflict, NoHostInZone, NoHostname).",
+      [(f'max(gslbd_kubernetes_services{sel()})', "services"),
+       (f'sum by (kind, reason) (gslbd_kubernetes_objects_skipped{sel()})', "skipped {{kind}} {{reason}}")], 16, 8, 8)
+y += 8
 
 dash = {
     "__requires": [{"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},

@@ -109,6 +109,14 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
 {
+    // Series start at zero, so rate() and alerts see them from the first scrape.
+    for event in ["apply", "delete", "init", "init_apply", "init_done"] {
+        context
+            .metrics
+            .kube_watch_events
+            .with_label_values(&[kind, event]);
+    }
+    context.metrics.kube_watch_errors.with_label_values(&[kind]);
     let mut stores = Vec::new();
     for api in apis {
         let writer = reflector::store::Writer::new(dyntype.clone());
