@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod delegation;
 pub mod demo;
 pub mod dns;
 pub mod explain;

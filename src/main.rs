@@ -43,11 +43,57 @@ enum Command {
     /// Three regions (eu, us, ap) on loopback in one process, gossiping, with local backends
     /// to fail and restore from the keyboard.
     Demo,
+    /// The zone's delegation from its parent: print it, apply it (RFC 2136 + TSIG), or
+    /// print it as an ExternalDNS DNSEndpoint.
+    Delegation {
+        #[command(subcommand)]
+        action: DelegationAction,
+    },
     /// Print fresh gossip keys: a cluster key and one signing key pair per region named.
     Keygen {
         /// Regions to make signing keys for.
         #[arg(default_values_t = [String::from("eu"), String::from("us"), String::from("ap")])]
         regions: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DelegationAction {
+    /// Print the records the parent zone needs (NS set and glue) in zone-file format.
+    Print {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Apply the delegation to the parent zone's primary server by RFC 2136 dynamic update
+    /// signed with TSIG: only the differences are sent, nothing outside the delegation is
+    /// touched.
+    Apply {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The parent zone's primary server (accepting updates), HOST:PORT.
+        #[arg(long)]
+        server: String,
+        /// TSIG key file: BIND (`tsig-keygen`), Knot (`keymgr -t`) or `hmac-sha256:name:secret`.
+        #[arg(long)]
+        tsig_key: PathBuf,
+        /// The parent zone (default: the zone's name without its first label).
+        #[arg(long)]
+        parent_zone: Option<String>,
+        /// Show the differences, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the delegation as an ExternalDNS DNSEndpoint object (JSON, for `kubectl apply -f -`).
+    DnsEndpoint {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, default_value = "gslbd-delegation")]
+        name: String,
+        #[arg(long, default_value = "gslbd")]
+        namespace: String,
     },
 }
 
@@ -57,6 +103,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
         Command::Keygen { regions } => keygen(&regions),
+        Command::Delegation { action } => match delegation(action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo => match demo() {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -140,6 +193,98 @@ fn keygen(regions: &[String]) -> ExitCode {
         println!("{line}");
     }
     ExitCode::SUCCESS
+}
+
+/// `gslbd delegation ...`: results on stdout, errors on stderr.
+#[allow(clippy::print_stdout)]
+fn delegation(action: DelegationAction) -> anyhow::Result<()> {
+    use gslbd::delegation::{Delegation, external_dns, key, update};
+    let load = |path: &PathBuf| {
+        config::load(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    match action {
+        DelegationAction::Print { config } => {
+            let delegation = Delegation::of(&load(&config)?.model);
+            print!("{}", delegation.zone_file(&delegation.default_parent()));
+            Ok(())
+        }
+        DelegationAction::DnsEndpoint {
+            config,
+            name,
+            namespace,
+        } => {
+            let delegation = Delegation::of(&load(&config)?.model);
+            let object = external_dns::dns_endpoint(&delegation, &name, &namespace);
+            println!("{}", serde_json::to_string_pretty(&object)?);
+            Ok(())
+        }
+        DelegationAction::Apply {
+            config,
+            server,
+            tsig_key,
+            parent_zone,
+            dry_run,
+        } => {
+            let delegation = Delegation::of(&load(&config)?.model);
+            let parent = match parent_zone {
+                Some(text) => hickory_proto::rr::Name::from_ascii(&text)
+                    .map(|n| {
+                        let mut n = n.to_lowercase();
+                        n.set_fqdn(true);
+                        n
+                    })
+                    .with_context(|| format!("bad --parent-zone {text:?}"))?,
+                None => delegation.default_parent(),
+            };
+            anyhow::ensure!(
+                parent.zone_of(&delegation.zone) && parent != delegation.zone,
+                "{} is not a parent of {}",
+                parent,
+                delegation.zone
+            );
+            let text = std::fs::read_to_string(&tsig_key)
+                .with_context(|| format!("cannot read {}", tsig_key.display()))?;
+            let key = key::parse(&text)
+                .with_context(|| format!("bad TSIG key file {}", tsig_key.display()))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let address = tokio::net::lookup_host(&server)
+                    .await
+                    .with_context(|| format!("bad --server {server:?} (HOST:PORT)"))?
+                    .next()
+                    .with_context(|| format!("{server} has no address"))?;
+                let changes = update::plan(address, &delegation).await?;
+                for entry in &changes.delete {
+                    println!("delete\t{}", entry.record(delegation.ttl));
+                }
+                for entry in &changes.add {
+                    println!("add\t{}", entry.record(delegation.ttl));
+                }
+                if changes.is_empty() {
+                    println!(
+                        "{} is up to date on {server}: nothing sent",
+                        delegation.zone
+                    );
+                    return Ok(());
+                }
+                if dry_run {
+                    println!("dry run: nothing sent");
+                    return Ok(());
+                }
+                update::apply(address, &parent, &delegation, &changes, &key).await?;
+                println!(
+                    "{} delegated in {parent} on {server}: {} added, {} deleted",
+                    delegation.zone,
+                    changes.add.len(),
+                    changes.delete.len()
+                );
+                Ok(())
+            })
+        }
+    }
 }
 
 fn demo() -> anyhow::Result<()> {

@@ -1,0 +1,182 @@
+//! Delegating the zone from its parent: the records the parent needs (`records`), printed in
+//! zone-file format (`gslbd delegation print`), applied by RFC 2136 dynamic update signed with
+//! TSIG (`update`, `gslbd delegation apply`), or published as an ExternalDNS `DNSEndpoint`
+//! (`external_dns`).
+
+pub mod external_dns;
+pub mod key;
+pub mod update;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, NS};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::model::Model;
+
+/// The delegation: the zone's NS set and one glue address record per address of each
+/// nameserver inside the zone (out-of-zone nameservers need none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delegation {
+    pub zone: Name,
+    pub ttl: u32,
+    /// (owner, type, data) sorted; owners lowercase and fully qualified.
+    pub records: BTreeSet<Entry>,
+}
+
+/// One record of a delegation, comparable without its TTL.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Entry {
+    Ns { owner: Name, target: Name },
+    Glue { owner: Name, address: IpAddr },
+}
+
+impl Entry {
+    pub fn owner(&self) -> &Name {
+        match self {
+            Entry::Ns { owner, .. } | Entry::Glue { owner, .. } => owner,
+        }
+    }
+
+    /// As a record with `ttl`.
+    pub fn record(&self, ttl: u32) -> Record {
+        match self {
+            Entry::Ns { owner, target } => {
+                Record::from_rdata(owner.clone(), ttl, RData::NS(NS(target.clone())))
+            }
+            Entry::Glue {
+                owner,
+                address: IpAddr::V4(v4),
+            } => Record::from_rdata(owner.clone(), ttl, RData::A(A(*v4))),
+            Entry::Glue {
+                owner,
+                address: IpAddr::V6(v6),
+            } => Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*v6))),
+        }
+    }
+
+    /// The entry a record stands for, if it belongs to the delegation of `zone`: NS at the
+    /// zone's name, A/AAAA at names inside it. Anything else is not ours to touch.
+    pub fn of(record: &Record, zone: &Name) -> Option<Self> {
+        let owner = record.name.to_lowercase();
+        match &record.data {
+            RData::NS(NS(target)) if owner == *zone => Some(Entry::Ns {
+                owner,
+                target: target.to_lowercase(),
+            }),
+            RData::A(A(v4)) if zone.zone_of(&owner) => Some(Entry::Glue {
+                owner,
+                address: IpAddr::V4(*v4),
+            }),
+            RData::AAAA(AAAA(v6)) if zone.zone_of(&owner) => Some(Entry::Glue {
+                owner,
+                address: IpAddr::V6(*v6),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            Entry::Ns { .. } => RecordType::NS,
+            Entry::Glue {
+                address: IpAddr::V4(_),
+                ..
+            } => RecordType::A,
+            Entry::Glue { .. } => RecordType::AAAA,
+        }
+    }
+}
+
+impl Delegation {
+    /// The delegation `model` needs.
+    pub fn of(model: &Model) -> Self {
+        let zone = model.zone.origin.to_lowercase();
+        let mut records = BTreeSet::new();
+        for region in &model.regions {
+            let Some(nameserver) = &region.nameserver else {
+                continue;
+            };
+            records.insert(Entry::Ns {
+                owner: zone.clone(),
+                target: nameserver.to_lowercase(),
+            });
+            if zone.zone_of(nameserver) {
+                for address in &region.glue {
+                    records.insert(Entry::Glue {
+                        owner: nameserver.to_lowercase(),
+                        address: *address,
+                    });
+                }
+            }
+        }
+        Self {
+            zone,
+            ttl: model.zone.ns_ttl,
+            records,
+        }
+    }
+
+    /// The parent zone: the zone's name without its first label.
+    pub fn default_parent(&self) -> Name {
+        self.zone.base_name()
+    }
+
+    /// Zone-file text for the parent zone.
+    pub fn zone_file(&self, parent: &Name) -> String {
+        let mut out = format!(
+            "; Delegation of {} to its gslbd nameservers: add to the parent zone {}\n",
+            self.zone, parent
+        );
+        for entry in &self.records {
+            let record = entry.record(self.ttl);
+            out.push_str(&format!(
+                "{}\t{}\tIN\t{}\t{}\n",
+                record.name,
+                record.ttl,
+                record.record_type(),
+                record.data
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    #[test]
+    fn ns_set_and_glue_only_for_nameservers_inside_the_zone() {
+        let model = config::parse(
+            r#"
+            [zone]
+            name = "gslb.example.com"
+            ns_ttl = 3600
+            [[regions]]
+            name = "eu"
+            nameserver = "ns-eu.gslb.example.com"
+            glue = ["192.0.2.53", "2001:db8::53"]
+            [[regions]]
+            name = "us"
+            nameserver = "ns.us.example.net"
+            [[regions]]
+            name = "ap"
+            "#,
+        )
+        .unwrap()
+        .model;
+        let delegation = Delegation::of(&model);
+        let text = delegation.zone_file(&delegation.default_parent());
+        assert_eq!(
+            text,
+            "; Delegation of gslb.example.com. to its gslbd nameservers: add to the parent zone example.com.\n\
+             gslb.example.com.\t3600\tIN\tNS\tns-eu.gslb.example.com.\n\
+             gslb.example.com.\t3600\tIN\tNS\tns.us.example.net.\n\
+             ns-eu.gslb.example.com.\t3600\tIN\tA\t192.0.2.53\n\
+             ns-eu.gslb.example.com.\t3600\tIN\tAAAA\t2001:db8::53\n"
+        );
+    }
+}
