@@ -68,6 +68,7 @@ impl App {
     ) -> Result<Self, StartError> {
         let probe_plan = plan::plan(&config.model, true);
         let concurrency = config.model.probe_concurrency;
+        let delegation = crate::delegation::Delegation::of(&config.model);
         let metrics = Arc::new(Metrics::with_options(config.server.per_service_metrics));
         let remote = config.gossip.as_ref().map(|g| RemoteSettings {
             peer_suspect: g.peer_suspect,
@@ -120,7 +121,13 @@ impl App {
             .kubernetes
             .zip(kube_client)
             .map(|(settings, client)| {
-                Kubernetes::start(settings, client, state.sender(), metrics.clone())
+                let endpoint = settings.dns_endpoint.clone();
+                let mut kubernetes =
+                    Kubernetes::start(settings, client.clone(), state.sender(), metrics.clone());
+                if let Some(endpoint) = endpoint {
+                    kubernetes.publish_delegation(client, &delegation, endpoint);
+                }
+                kubernetes
             });
         let admin = match config.server.admin {
             Some(addr) => {

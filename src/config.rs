@@ -49,6 +49,8 @@ pub struct KubernetesSettings {
     pub resolve_interval: Duration,
     /// Publish Kubernetes Events on the objects (what was balanced, what was skipped and why).
     pub events: bool,
+    /// Keep an ExternalDNS `DNSEndpoint` (namespace, name) with the zone's delegation.
+    pub dns_endpoint: Option<(String, String)>,
     /// What discovered services start from.
     pub defaults: crate::kubernetes::discover::Defaults,
 }
@@ -246,6 +248,7 @@ struct RawKubernetes {
     resolve_interval_secs: u64,
     #[serde(default = "default_true")]
     events: bool,
+    dns_endpoint: Option<String>,
 }
 
 fn default_resolve_interval() -> u64 {
@@ -902,7 +905,23 @@ impl RawConfig {
             if !(k.ingresses || k.load_balancer_services || k.gateway_api) {
                 problems.add("kubernetes", "every source is off: nothing to discover");
             }
+            let dns_endpoint =
+                k.dns_endpoint
+                    .as_ref()
+                    .and_then(|text| match text.split_once('/') {
+                        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                            Some((ns.to_string(), name.to_string()))
+                        }
+                        _ => {
+                            problems.add(
+                                "kubernetes.dns_endpoint",
+                                format!("{text:?} is not namespace/name"),
+                            );
+                            None
+                        }
+                    });
             Some(KubernetesSettings {
+                dns_endpoint,
                 api_server: k.api_server.clone(),
                 namespaces: k.namespaces.clone(),
                 ingresses: k.ingresses,

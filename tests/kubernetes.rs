@@ -805,3 +805,44 @@ async fn two_clusters_fail_over_together() {
     first.stop();
     second.stop();
 }
+
+/// With `dns_endpoint`, gslbd keeps an ExternalDNS DNSEndpoint with the zone's NS set and
+/// glue (server-side apply), for an ExternalDNS to publish in the parent zone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_delegation_is_published_as_an_external_dns_endpoint() {
+    let api = FakeApi::start("127.0.0.1").await;
+    let text = config(&api, 9).replace(
+        "[kubernetes]",
+        "[kubernetes]\ndns_endpoint = \"gslbd/gslbd-delegation\"",
+    );
+    let server = start_text(&text).await;
+    let deadline = Instant::now() + PATIENCE;
+    let (target, content_type, object) = loop {
+        if let Some(applied) = api.applied().pop() {
+            break applied;
+        }
+        assert!(Instant::now() < deadline, "no DNSEndpoint applied");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    assert!(
+        target.starts_with(
+            "/apis/externaldns.k8s.io/v1alpha1/namespaces/gslbd/dnsendpoints/gslbd-delegation?"
+        ) && target.contains("fieldManager=gslbd"),
+        "{target}"
+    );
+    assert_eq!(content_type, "application/apply-patch+yaml");
+    assert_eq!(object["kind"], "DNSEndpoint");
+    assert_eq!(
+        object["spec"]["endpoints"],
+        json!([
+            {"dnsName": "gslb.example.com", "recordType": "NS", "recordTTL": 3600,
+             "targets": ["ns-eu.gslb.example.com", "ns-us.gslb.example.com"]},
+            {"dnsName": "ns-eu.gslb.example.com", "recordType": "A", "recordTTL": 3600,
+             "targets": ["127.0.10.1"]},
+            {"dnsName": "ns-us.gslb.example.com", "recordType": "A", "recordTTL": 3600,
+             "targets": ["127.0.20.1"]},
+        ])
+    );
+    server.app.shutdown().await;
+    api.stop();
+}

@@ -294,6 +294,45 @@ impl Kubernetes {
         }
     }
 
+    /// Keeps the ExternalDNS `DNSEndpoint` `namespace/name` equal to `delegation` (server-side
+    /// apply, field manager `gslbd`), retrying with backoff until the API server takes it.
+    pub fn publish_delegation(
+        &mut self,
+        client: Client,
+        delegation: &crate::delegation::Delegation,
+        (namespace, name): (String, String),
+    ) {
+        let object = crate::delegation::external_dns::dns_endpoint(delegation, &name, &namespace);
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "externaldns.k8s.io",
+            "v1alpha1",
+            "DNSEndpoint",
+        ));
+        let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
+        let stop = self.stop.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let params = kube::api::PatchParams::apply("gslbd").force();
+            let mut wait = Duration::from_secs(1);
+            loop {
+                match api
+                    .patch(&name, &params, &kube::api::Patch::Apply(&object))
+                    .await
+                {
+                    Ok(_) => {
+                        info!(%namespace, %name, "ExternalDNS DNSEndpoint with the delegation applied");
+                        return;
+                    }
+                    Err(error) => warn!(%namespace, %name, %error, retry_in = ?wait, "cannot apply the ExternalDNS DNSEndpoint (is ExternalDNS's CRD installed? RBAC?)"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return,
+                }
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+        }));
+    }
+
     /// Set once every watch has listed and the first discovery reached the state owner.
     pub fn synced(&self) -> Arc<AtomicBool> {
         self.synced.clone()

@@ -65,6 +65,8 @@ struct Inner {
     version: u64,
     collections: HashMap<&'static str, Collection>,
     events: Vec<Value>,
+    /// Objects written by server-side apply: (path with query, content type, body).
+    applied: Vec<(String, String, Value)>,
     /// Requests seen, by path (lists and watches).
     requests: Vec<String>,
 }
@@ -214,6 +216,11 @@ impl FakeApi {
         self.shared.inner.lock().expect("lock").events.clone()
     }
 
+    /// Objects written by server-side apply: (path and query, content type, object).
+    pub fn applied(&self) -> Vec<(String, String, Value)> {
+        self.shared.inner.lock().expect("lock").applied.clone()
+    }
+
     /// Requests seen so far ("LIST path" or "WATCH path from=N").
     pub fn requests(&self) -> Vec<String> {
         self.shared.inner.lock().expect("lock").requests.clone()
@@ -258,6 +265,25 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let query: HashMap<String, String> = request.uri().query().map(url_pairs).unwrap_or_default();
     let method = request.method().clone();
+    if path.starts_with("/apis/externaldns.k8s.io/v1alpha1/namespaces/") && method == Method::PATCH
+    {
+        let target = request.uri().to_string();
+        let content_type = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let mut value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut inner = shared.inner.lock().expect("lock");
+        inner.version += 1;
+        inner.applied.push((target, content_type, value.clone()));
+        value["metadata"]["resourceVersion"] = json!(inner.version.to_string());
+        return json_response(StatusCode::OK, &value);
+    }
     if path.starts_with("/apis/events.k8s.io/v1/namespaces/") {
         let body = axum::body::to_bytes(request.into_body(), 1 << 20)
             .await
