@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
@@ -433,8 +433,14 @@ struct RawGossip {
     seeds: Vec<String>,
     cluster: Option<String>,
     instance: Option<String>,
+    #[serde(default)]
     keys: Vec<String>,
+    /// A file with the cluster keys, one per line (e.g. a mounted Kubernetes Secret).
+    keys_file: Option<PathBuf>,
+    #[serde(default)]
     signing_key: String,
+    /// A file holding the signing key (e.g. a mounted Kubernetes Secret).
+    signing_key_file: Option<PathBuf>,
     region_keys: BTreeMap<String, String>,
     #[serde(default = "default_gossip_interval")]
     interval_ms: u64,
@@ -475,13 +481,55 @@ impl RawGossip {
             .cluster
             .clone()
             .unwrap_or_else(|| zone.to_string().trim_end_matches('.').to_string());
-        if let Err(error) = Keyring::new(&cluster, &self.keys) {
+        let read =
+            |field: &str, path: &PathBuf, problems: &mut Problems| match std::fs::read_to_string(
+                path,
+            ) {
+                Ok(text) => Some(text),
+                Err(error) => {
+                    problems.add(
+                        format!("gossip.{field}"),
+                        format!("cannot read {}: {error}", path.display()),
+                    );
+                    None
+                }
+            };
+        let keys: Vec<String> = match (&self.keys_file, self.keys.is_empty()) {
+            (Some(_), false) => {
+                problems.add("gossip.keys_file", "give keys or keys_file, not both");
+                Vec::new()
+            }
+            (Some(path), true) => read("keys_file", path, problems)
+                .map(|text| {
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            (None, _) => self.keys.clone(),
+        };
+        let signing_key = match (&self.signing_key_file, self.signing_key.is_empty()) {
+            (Some(_), false) => {
+                problems.add(
+                    "gossip.signing_key_file",
+                    "give signing_key or signing_key_file, not both",
+                );
+                String::new()
+            }
+            (Some(path), true) => read("signing_key_file", path, problems)
+                .map(|text| text.trim().to_string())
+                .unwrap_or_default(),
+            (None, _) => self.signing_key.clone(),
+        };
+        if let Err(error) = Keyring::new(&cluster, &keys) {
             problems.add(
                 "gossip.keys",
                 format!("{error} (each key is base64 of 32 bytes)"),
             );
         }
-        match SigningKey::from_base64(&self.signing_key) {
+        match SigningKey::from_base64(&signing_key) {
             Err(error) => problems.add("gossip.signing_key", error.to_string()),
             Ok(signing) => {
                 if self.region_keys.get(local.name.as_str()) != Some(&signing.public_base64()) {
@@ -532,7 +580,12 @@ impl RawGossip {
                 "need interval_ms * 2 <= peer_suspect_ms < peer_timeout_ms",
             );
         }
-        let instance = self.instance.clone().unwrap_or_else(|| "0".into());
+        // Replicas of one region need distinct names: the pod's name when Kubernetes gives it.
+        let instance = self
+            .instance
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .unwrap_or_else(|| "0".into());
         if instance.is_empty() || instance.contains('/') {
             problems.add("gossip.instance", "must be non-empty, without '/'");
         }
@@ -546,8 +599,8 @@ impl RawGossip {
             advertise: self.advertise.unwrap_or(self.listen),
             seeds: self.seeds.clone(),
             cluster,
-            keys: self.keys.clone(),
-            signing_key: self.signing_key.clone(),
+            keys,
+            signing_key,
             region_keys: self.region_keys.clone(),
             interval: Duration::from_millis(self.interval_ms),
             peer_suspect: Duration::from_millis(self.peer_suspect_ms),

@@ -449,3 +449,39 @@ fn the_readme_kubernetes_example_is_valid() {
     let (ok, stderr) = check(&text);
     assert!(ok, "{stderr}\n{text}");
 }
+
+#[test]
+fn gossip_keys_can_come_from_files() {
+    let (cluster, eu_seed, eu_public) = gslbd::gossip::keys::generate().expect("keys");
+    let (_, _, us_public) = gslbd::gossip::keys::generate().expect("keys");
+    let (_, _, ap_public) = gslbd::gossip::keys::generate().expect("keys");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("# current key first\n{cluster}\n")).expect("write");
+    let signing = dir.path().join("signing");
+    std::fs::write(&signing, format!("{eu_seed}\n")).expect("write");
+    let regions = format!(
+        "region_keys = {{ eu = \"{eu_public}\", us = \"{us_public}\", ap = \"{ap_public}\" }}"
+    );
+    let good = format!(
+        "listen = \"127.0.0.1:7946\"\nkeys_file = \"{}\"\nsigning_key_file = \"{}\"\n{regions}",
+        keys.display(),
+        signing.display()
+    );
+    let (ok, stderr) = check(&with_gossip("local_region = \"eu\"", &good));
+    assert!(ok, "{stderr}");
+    assert_refused(
+        &with_gossip(
+            "local_region = \"eu\"",
+            &format!("{good}\nsigning_key = \"{eu_seed}\""),
+        ),
+        &["gossip.signing_key_file", "not both"],
+    );
+    assert_refused(
+        &with_gossip(
+            "local_region = \"eu\"",
+            &good.replace(&keys.display().to_string(), "/nonexistent/keys"),
+        ),
+        &["gossip.keys_file", "cannot read /nonexistent/keys"],
+    );
+}
