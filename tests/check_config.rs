@@ -485,3 +485,40 @@ fn gossip_keys_can_come_from_files() {
         &["gossip.keys_file", "cannot read /nonexistent/keys"],
     );
 }
+
+/// Each region's config in deploy/overlays, with real keys in place of its placeholders and
+/// its key files (a mounted Secret in the cluster) in a temporary directory.
+#[test]
+fn the_deploy_overlay_configs_are_valid() {
+    let regions = ["eu", "us", "ap"];
+    let keys: Vec<(String, String, String)> = regions
+        .iter()
+        .map(|_| gslbd::gossip::keys::generate().expect("keys"))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster_keys = dir.path().join("cluster-keys");
+    std::fs::write(&cluster_keys, format!("{}\n", keys[0].0)).expect("write");
+    for (i, region) in regions.iter().enumerate() {
+        let path = format!(
+            "{}/deploy/overlays/{region}/gslbd.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut text = std::fs::read_to_string(&path).expect("overlay config");
+        let signing = dir.path().join(format!("signing-{region}"));
+        std::fs::write(&signing, &keys[i].1).expect("write");
+        for (j, other) in regions.iter().enumerate() {
+            text = text.replace(&format!("<{other} public key>"), &keys[j].2);
+        }
+        text = text
+            .replace(
+                "/etc/gslbd-keys/cluster-keys",
+                &cluster_keys.display().to_string(),
+            )
+            .replace(
+                "/etc/gslbd-keys/signing-key",
+                &signing.display().to_string(),
+            );
+        let (ok, stderr) = check(&text);
+        assert!(ok, "{path}: {stderr}");
+    }
+}
