@@ -175,6 +175,20 @@ where
     Stores { stores }
 }
 
+/// One API per watched namespace, or one for all namespaces.
+fn typed_apis<K>(client: &Client, scopes: &[Option<String>]) -> Vec<Api<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    scopes
+        .iter()
+        .map(|scope| match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        })
+        .collect()
+}
+
 impl Kubernetes {
     /// Starts watching and discovering; services go to `events`.
     pub fn start(
@@ -195,21 +209,9 @@ impl Kubernetes {
         } else {
             settings.namespaces.iter().cloned().map(Some).collect()
         };
-        fn apis<K>(client: &Client, scopes: &[Option<String>]) -> Vec<Api<K>>
-        where
-            K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-        {
-            scopes
-                .iter()
-                .map(|scope| match scope {
-                    Some(ns) => Api::namespaced(client.clone(), ns),
-                    None => Api::all(client.clone()),
-                })
-                .collect()
-        }
         let ingresses = settings.ingresses.then(|| {
             watch(
-                apis::<Ingress>(&client, &scopes),
+                typed_apis::<Ingress>(&client, &scopes),
                 "Ingress",
                 (),
                 &context,
@@ -218,7 +220,7 @@ impl Kubernetes {
         });
         let services = settings.load_balancer_services.then(|| {
             watch(
-                apis::<KubeService>(&client, &scopes),
+                typed_apis::<KubeService>(&client, &scopes),
                 "Service",
                 (),
                 &context,
@@ -226,7 +228,7 @@ impl Kubernetes {
             )
         });
         let slices = watch(
-            apis::<EndpointSlice>(&client, &scopes),
+            typed_apis::<EndpointSlice>(&client, &scopes),
             "EndpointSlice",
             (),
             &context,
