@@ -89,7 +89,9 @@ fn a_answer(reply: &Message) -> Vec<String> {
     out
 }
 
-fn start_knot(dir: &Path, secret: &str) -> Daemon {
+/// Knot knows two keys: `gslbd-update`, allowed to update example.com, and `other`, which
+/// no ACL allows.
+fn start_knot(dir: &Path, secret: &str, other: &str) -> Daemon {
     std::fs::write(
         dir.join("example.com.zone"),
         "$ORIGIN example.com.\n$TTL 300\n\
@@ -110,6 +112,7 @@ fn start_knot(dir: &Path, secret: &str) -> Daemon {
              log:\n  - target: stderr\n    any: warning\n\
              database:\n    storage: \"{d}\"\n\
              key:\n  - id: gslbd-update\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+             \x20 - id: other\n    algorithm: hmac-sha256\n    secret: {other}\n\
              acl:\n  - id: gslbd\n    key: gslbd-update\n    action: update\n\
              zone:\n  - domain: example.com\n    storage: \"{d}\"\n    file: example.com.zone\n    acl: gslbd\n    zonefile-sync: -1\n",
             d = dir.display()
@@ -254,7 +257,8 @@ fn apply(config: &Path, key: &Path) -> (bool, String, String) {
 async fn a_resolver_follows_the_delegation_and_the_failover() {
     let dir = tempfile::tempdir().expect("temp dir");
     let secret = new_secret();
-    let _knot = start_knot(dir.path(), &secret);
+    let other = new_secret();
+    let _knot = start_knot(dir.path(), &secret, &other);
 
     // The two regions, gossiping, each probing its own backend.
     let eu_backend = backends::http(
@@ -359,6 +363,14 @@ async fn a_resolver_follows_the_delegation_and_the_failover() {
             "nothing changed"
         );
     }
+
+    // A key the server knows but does not allow to update the zone: refused, nothing changes.
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, format!("hmac-sha256:other:{other}\n")).expect("key");
+    let (ok, stdout, stderr) = apply(&ap_config, &other_key);
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert_eq!(records(KNOT, "gslb.example.com", RecordType::NS).len(), 2);
 
     // A recursive resolver, knowing only where example.com is, finds the answer through the
     // delegation.
