@@ -236,6 +236,27 @@ pub struct ProbeSettings {
     pub target_policy: TargetPolicy,
 }
 
+impl ProbeSettings {
+    /// No probe (services whose targets are all in other regions).
+    pub fn none() -> Self {
+        Self {
+            kind: ProbeKind::None,
+            port: 80,
+            path: "/".to_string(),
+            host: None,
+            expect_status: vec![(200, 399)],
+            body_contains: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(800),
+            rise: 2,
+            fall: 2,
+            target_policy: TargetPolicy::Any,
+        }
+    }
+}
+
 /// One balanced name in the zone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {

@@ -6,12 +6,13 @@
 //! `peer_timeout` (its targets leave answers) — unless every other region is stale too: then
 //! this node is the one cut off, and the last known state keeps serving (availability first).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
 
-use crate::gossip::report::ServiceReport;
+use crate::gossip::report::{ServiceReport, ServiceSpec};
+use crate::model::{ProbeSettings, RegionDef, Service, Strategy, Target};
 
 /// How recently a region was heard from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -138,6 +139,16 @@ impl RemoteView {
         }
     }
 
+    /// Every (region, service, report) held.
+    pub fn reported(&self) -> impl Iterator<Item = (usize, &Name, &ServiceReport)> {
+        self.regions.iter().flat_map(|(region, state)| {
+            state
+                .services
+                .iter()
+                .map(move |(name, (_, report))| (*region, name, report))
+        })
+    }
+
     /// The latest report of `region` about `service`.
     pub fn service(&self, region: usize, service: &Name) -> Option<&ServiceReport> {
         self.regions
@@ -145,6 +156,75 @@ impl RemoteView {
             .and_then(|s| s.services.get(service))
             .map(|(_, r)| r)
     }
+}
+
+/// Services other regions serve and this one does not (a host annotated in some clusters
+/// only): built from their reports' specs so that this server answers them the same way. For
+/// each name, the first region in config order whose report has addresses and a spec gives
+/// the rules; the targets are the remote regions' (no local target).
+pub fn remote_only_services(
+    view: &RemoteView,
+    regions: &[RegionDef],
+    local: Option<usize>,
+    known: &HashSet<Name>,
+) -> Vec<Service> {
+    let mut specs: BTreeMap<&Name, (usize, &ServiceSpec)> = BTreeMap::new();
+    for (region, name, report) in view.reported() {
+        let Some(spec) = &report.spec else { continue };
+        if known.contains(name) || report.addresses.is_empty() {
+            continue;
+        }
+        let entry = specs.entry(name).or_insert((region, spec));
+        if region < entry.0 {
+            *entry = (region, spec);
+        }
+    }
+    let index = |name: &String| regions.iter().position(|r| r.name.as_str() == name);
+    specs
+        .into_iter()
+        .map(|(name, (_, spec))| {
+            let strategy = match spec.strategy.as_str() {
+                "failover" => {
+                    let mut order: Vec<usize> = spec.order.iter().filter_map(index).collect();
+                    order.dedup();
+                    let rest: Vec<usize> =
+                        (0..regions.len()).filter(|i| !order.contains(i)).collect();
+                    order.extend(rest);
+                    Strategy::Failover { order }
+                }
+                "weighted" => {
+                    let mut weights = vec![0; regions.len()];
+                    for (region, weight) in &spec.weights {
+                        if let Some(i) = index(region) {
+                            weights[i] = *weight;
+                        }
+                    }
+                    Strategy::Weighted {
+                        weights,
+                        pick: spec.pick.unwrap_or(1).max(1),
+                    }
+                }
+                "geo" => Strategy::Geo,
+                _ => Strategy::RoundRobin,
+            };
+            Service {
+                name: name.clone(),
+                strategy,
+                ttl: spec.ttl,
+                targets: (0..regions.len())
+                    .filter(|i| Some(*i) != local)
+                    .map(|region| Target {
+                        region,
+                        addresses: Vec::new(),
+                        health: None,
+                        backends: None,
+                    })
+                    .collect(),
+                all_down: spec.all_down,
+                probe: ProbeSettings::none(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -163,6 +243,7 @@ mod tests {
             down: vec![],
             changed_ms: 1,
             failing_since_ms: None,
+            spec: None,
             weight: None,
         }
     }
@@ -224,5 +305,67 @@ mod tests {
         assert_eq!(v.service(1, &name).unwrap().health, Health::Unhealthy);
         assert!(v.report(1, name.clone(), 11, report(Health::Healthy), t0));
         assert_eq!(v.service(1, &name).unwrap().health, Health::Healthy);
+    }
+
+    #[test]
+    fn services_only_other_regions_serve_follow_the_first_region_s_rules() {
+        use crate::model::{AllDownPolicy, Region};
+        let t0 = Instant::now();
+        let mut v = view(t0);
+        let regions: Vec<RegionDef> = ["eu", "us", "ap"]
+            .iter()
+            .map(|n| RegionDef {
+                name: Region::new(n),
+                nameserver: None,
+                glue: Vec::new(),
+                location: None,
+            })
+            .collect();
+        let spec = |strategy: &str, ttl: u32| ServiceSpec {
+            strategy: strategy.to_string(),
+            order: vec!["ap".to_string()],
+            weights: BTreeMap::new(),
+            pick: None,
+            ttl,
+            all_down: AllDownPolicy::Empty,
+        };
+        let with = |spec: Option<ServiceSpec>, addresses: bool| ServiceReport {
+            spec,
+            addresses: if addresses {
+                report(Health::Healthy).addresses
+            } else {
+                Vec::new()
+            },
+            ..report(Health::Healthy)
+        };
+        let only = Name::from_ascii("only.gslb.example.com.").unwrap();
+        let mine = Name::from_ascii("mine.gslb.example.com.").unwrap();
+        let gone = Name::from_ascii("gone.gslb.example.com.").unwrap();
+        v.report(2, only.clone(), 1, with(Some(spec("geo", 5)), true), t0);
+        v.report(
+            1,
+            only.clone(),
+            1,
+            with(Some(spec("failover", 7)), true),
+            t0,
+        );
+        v.report(1, mine.clone(), 1, with(Some(spec("geo", 5)), true), t0);
+        v.report(1, gone.clone(), 1, with(None, false), t0);
+        let known: HashSet<Name> = [mine].into_iter().collect();
+        let services = remote_only_services(&v, &regions, Some(0), &known);
+        assert_eq!(services.len(), 1, "{services:?}");
+        let service = &services[0];
+        assert_eq!(service.name, only);
+        // us comes before ap in the config: its rules win.
+        assert_eq!(
+            service.strategy,
+            Strategy::Failover {
+                order: vec![2, 0, 1]
+            }
+        );
+        assert_eq!((service.ttl, service.all_down), (7, AllDownPolicy::Empty));
+        // No local target: this region has nothing to answer for it.
+        let regions_with_targets: Vec<usize> = service.targets.iter().map(|t| t.region).collect();
+        assert_eq!(regions_with_targets, [1, 2]);
     }
 }

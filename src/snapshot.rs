@@ -366,6 +366,7 @@ fn local_view(service: &Service, target: &Target, verdicts: &Verdicts) -> Target
 pub struct ServiceAnswer {
     pub name: Name,
     pub strategy: Strategy,
+    pub ttl: u32,
     pub all_down: AllDownPolicy,
     /// Regions with targets, in region order.
     pub regions: Vec<RegionAnswer>,
@@ -476,6 +477,7 @@ impl Snapshot {
                 ServiceAnswer {
                     name: service.name.clone(),
                     strategy: service.strategy.clone(),
+                    ttl: service.ttl,
                     all_down: service.all_down,
                     regions: service
                         .targets
@@ -637,6 +639,7 @@ mod tests {
             down: vec!["198.51.100.8".parse().unwrap()],
             changed_ms: 1,
             failing_since_ms: None,
+            spec: None,
             weight: Some(90),
         };
         view.report(1, name, 1, report, t0);

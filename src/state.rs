@@ -17,7 +17,7 @@ use crate::health::plan;
 use crate::health::{ProbeKey, Verdict, Verdicts};
 use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Region, Service};
-use crate::remote::{Freshness, RemoteView};
+use crate::remote::{Freshness, RemoteView, remote_only_services};
 use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
 
 /// Events arriving within this window of the first one share one rebuild.
@@ -102,6 +102,11 @@ struct World {
     model: Model,
     /// Where the probe plan of `model` goes (the checker).
     plans: watch::Sender<Arc<Plan>>,
+    /// Names of the config's and discovered services (others come from remote reports).
+    local_names: HashSet<Name>,
+    /// A report about a service this region does not define came in: `model` is recomputed
+    /// before the next snapshot.
+    remote_services_changed: bool,
     verdicts: Verdicts,
     remote: Option<RemoteView>,
     freshness: HashMap<usize, Freshness>,
@@ -123,6 +128,16 @@ impl World {
                 model.services.push(service.clone());
             }
         }
+        self.local_names = model.services.iter().map(|s| s.name.clone()).collect();
+        if let Some(view) = &self.remote {
+            let remote =
+                remote_only_services(view, &model.regions, model.local_region, &self.local_names);
+            if !remote.is_empty() {
+                debug!(services = remote.len(), "services only other regions serve");
+            }
+            model.services.extend(remote);
+        }
+        self.remote_services_changed = false;
         self.model = model;
         let planned = plan::plan(&self.model, true);
         // Verdicts of probes the new model no longer runs are stale.
@@ -140,6 +155,9 @@ impl World {
     /// Builds, publishes and accounts for a new snapshot; returns how long the build took.
     fn publish(&mut self, store: &ArcSwap<Snapshot>) -> Duration {
         let started = Instant::now();
+        if self.remote_services_changed {
+            self.merge();
+        }
         let snapshot = Arc::new(self.snapshot());
         store.store(snapshot.clone());
         let took = started.elapsed();
@@ -207,6 +225,9 @@ impl World {
                 else {
                     return false;
                 };
+                if !self.local_names.contains(&service) {
+                    self.remote_services_changed = true;
+                }
                 let changed = view.report(index, service, issued_ms, report, at);
                 self.refresh_freshness(Instant::now()) | changed
             }
@@ -273,6 +294,8 @@ pub fn start(
     let mut world = World {
         base: model.clone(),
         discovered: Vec::new(),
+        local_names: model.services.iter().map(|s| s.name.clone()).collect(),
+        remote_services_changed: false,
         model,
         plans,
         verdicts: Verdicts::new(),

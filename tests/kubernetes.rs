@@ -737,6 +737,7 @@ async fn http_routes_and_load_balancer_services_are_balanced_too() {
 /// The README's two-cluster example: eu and us each run gslbd against their own API server,
 /// with the same annotated Ingress; gossip carries each region's addresses and health, so
 /// both servers answer alike and fail over together when eu's backends lose their endpoints.
+/// A host annotated in one cluster only is answered by both servers too.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_clusters_fail_over_together() {
     let keys = common::cluster::keys();
@@ -795,6 +796,34 @@ async fn two_clusters_fail_over_together() {
     apis[0].apply(slice("web", true));
     for node in &nodes {
         wait_for_answer(node.addr, app, PATIENCE, |a| a == ["127.0.75.1"]).await;
+    }
+
+    // A host annotated in us's cluster only: eu's server answers it too, the same way (the
+    // rules travel in us's report); deleted, it is gone from both.
+    let only = "only-us.gslb.example.com";
+    apis[1].apply(ingress(
+        "only-us",
+        &[only],
+        &[("gslbd.io/strategy", "round-robin"), ("gslbd.io/ttl", "9")],
+        &["127.0.75.2"],
+        "web",
+    ));
+    for node in &nodes {
+        wait_for_answer(node.addr, only, PATIENCE, |a| a == ["127.0.75.2"]).await;
+        let reply = udp(node.addr, &query(only, RecordType::A));
+        assert_eq!(reply.answers[0].ttl, 9);
+    }
+    apis[1].delete("Ingress", "shop", "only-us");
+    for node in &nodes {
+        let deadline = Instant::now() + PATIENCE;
+        while udp(node.addr, &query(only, RecordType::A))
+            .metadata
+            .response_code
+            != ResponseCode::NXDomain
+        {
+            assert!(Instant::now() < deadline, "{only} still served");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
     }
     for node in nodes {
         node.app.shutdown().await;

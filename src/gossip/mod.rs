@@ -28,7 +28,7 @@ use crate::snapshot::Snapshot;
 use crate::state::Event;
 use crate::unix_ms;
 use keys::{Keyring, SigningKey, VerifyingKey};
-use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
+use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, ServiceSpec, Verified};
 use transport::{Partition, SealedTransport, TransportStats};
 
 /// How often the heartbeat value is re-signed.
@@ -204,10 +204,38 @@ fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, Service
                 changed_ms: 0,
                 failing_since_ms: answer.down_since_ms,
                 weight,
+                spec: Some(spec(snapshot, service)),
             };
             Some((service.name.clone(), report))
         })
         .collect()
+}
+
+/// How `service` is answered, with regions by name.
+fn spec(snapshot: &Snapshot, service: &crate::snapshot::ServiceAnswer) -> ServiceSpec {
+    let name = |i: &usize| snapshot.regions[*i].as_str().to_string();
+    let (order, weights, pick) = match &service.strategy {
+        Strategy::Failover { order } => (order.iter().map(name).collect(), BTreeMap::new(), None),
+        Strategy::Weighted { weights, pick } => (
+            Vec::new(),
+            weights
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| **w > 0)
+                .map(|(i, w)| (name(&i), *w))
+                .collect(),
+            Some(*pick),
+        ),
+        _ => (Vec::new(), BTreeMap::new(), None),
+    };
+    ServiceSpec {
+        strategy: service.strategy.name().to_string(),
+        order,
+        weights,
+        pick,
+        ttl: service.ttl,
+        all_down: service.all_down,
+    }
 }
 
 /// Who this node speaks for, and in which cluster.
@@ -286,6 +314,7 @@ async fn publish(
                 changed_ms: now,
                 failing_since_ms: None,
                 weight: None,
+                spec: None,
             };
             let key = format!("{SERVICE_PREFIX}{name}");
             updates.push((

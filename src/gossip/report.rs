@@ -4,7 +4,7 @@
 //! value cannot be moved to another region or key, and its issue time, so an old value cannot
 //! be replayed over a newer one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use base64::Engine;
@@ -40,6 +40,31 @@ pub struct ServiceReport {
     /// The region's weight for weighted services (it speaks for itself).
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// How the service is answered, so that regions without it (a host annotated in some
+    /// clusters only) answer it too, the same way.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<ServiceSpec>,
+}
+
+/// A service's answering rules, with regions by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// `round-robin`, `weighted`, `failover` or `geo`.
+    #[serde(rename = "k")]
+    pub strategy: String,
+    /// Failover order.
+    #[serde(rename = "o", default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
+    /// Weights by region.
+    #[serde(rename = "w", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
+    /// Regions drawn per weighted answer.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<usize>,
+    #[serde(rename = "t")]
+    pub ttl: u32,
+    #[serde(rename = "d")]
+    pub all_down: crate::model::AllDownPolicy,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -196,6 +221,7 @@ mod tests {
             down: vec![],
             changed_ms: 5,
             failing_since_ms: None,
+            spec: None,
             weight: Some(30),
         }
     }
