@@ -47,6 +47,7 @@ pub struct App {
     gossip: Option<Gossip>,
     gossip_settings: Option<crate::config::GossipSettings>,
     kubernetes: Option<Kubernetes>,
+    kubernetes_settings: Option<crate::config::KubernetesSettings>,
     admin: Option<AdminServer>,
     metrics: Arc<Metrics>,
     settings: ServerSettings,
@@ -117,6 +118,7 @@ impl App {
             concurrency,
             metrics.clone(),
         );
+        let kubernetes_settings = config.kubernetes.clone();
         let kubernetes = config
             .kubernetes
             .zip(kube_client)
@@ -164,6 +166,7 @@ impl App {
             gossip,
             gossip_settings: config.gossip,
             kubernetes,
+            kubernetes_settings,
             admin,
             metrics,
             settings: config.server,
@@ -232,6 +235,11 @@ impl App {
                 .map(|g| (&g.listen, &g.keys, &g.region_keys, &g.seeds))
         {
             warn!("[gossip] settings changed; they apply at the next restart");
+        }
+        if config.kubernetes != self.kubernetes_settings {
+            warn!(
+                "[kubernetes] settings (or the regions and zone they use) changed; they apply at the next restart"
+            );
         }
         let services = config.model.services.len();
         self.state.replace_model(config.model).await;
