@@ -9,7 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
 use crate::dns::{time_bucket, udp};
@@ -111,23 +111,13 @@ fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
                 health: answer.health,
                 why: answer.why,
                 reason: answer.why.to_string(),
-                addresses: addresses(answer.all.a.iter().chain(&answer.all.aaaa)),
-                answerable: addresses(answer.addresses.a.iter().chain(&answer.addresses.aaaa)),
+                addresses: answer.all.ips(),
+                answerable: answer.addresses.ips(),
                 weight: answer.weight,
                 down_since_ms: answer.down_since_ms,
             })
             .collect(),
     }
-}
-
-fn addresses<'r>(records: impl Iterator<Item = &'r Record>) -> Vec<IpAddr> {
-    records
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// An `/explain` question.

@@ -77,6 +77,29 @@ impl Addresses {
         out
     }
 
+    /// Every address, A records first.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.a
+            .iter()
+            .chain(&self.aaaa)
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many addresses.
+    pub fn len(&self) -> usize {
+        self.a.len() + self.aaaa.len()
+    }
+
+    /// Whether there is no address.
+    pub fn is_empty(&self) -> bool {
+        self.a.is_empty() && self.aaaa.is_empty()
+    }
+
     /// The records of one type (A or AAAA; empty for anything else).
     pub fn of(&self, rtype: RecordType) -> &[Record] {
         match rtype {

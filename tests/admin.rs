@@ -3,50 +3,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::backends::{self, Mode};
 use common::*;
 use hickory_proto::rr::RecordType;
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect admin");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of the sample whose line holds every `labels` fragment.
-fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-                && labels.iter().all(|f| l.contains(f))
-        })
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics_follow_what_happens() {
@@ -65,16 +26,16 @@ async fn health_readiness_and_metrics_follow_what_happens() {
     let server = start_text(&text).await;
     let admin = server.app.admin_addr().expect("admin enabled");
 
-    assert_eq!(get(admin, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(admin, "/healthz"), (200, "ok\n".to_string()));
     // The probe answers after 300 ms: not ready before its first result, ready after.
-    let (status, body) = get(admin, "/readyz");
+    let (status, body) = http_get(admin, "/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("waiting for the first result of 1 probes"),
         "{body}"
     );
     let deadline = Instant::now() + Duration::from_secs(15);
-    while get(admin, "/readyz").0 != 200 {
+    while http_get(admin, "/readyz").0 != 200 {
         assert!(Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -94,7 +55,7 @@ async fn health_readiness_and_metrics_follow_what_happens() {
     response.metadata.message_type = hickory_proto::op::MessageType::Response;
     let _ = udp_raw_wait(server.addr, &bytes(&response), Duration::from_millis(200));
 
-    let (status, metrics) = get(admin, "/metrics");
+    let (status, metrics) = http_get(admin, "/metrics");
     assert_eq!(status, 200);
     let q = "gslbd_dns_queries_total";
     assert!(
@@ -145,7 +106,7 @@ async fn health_readiness_and_metrics_follow_what_happens() {
     server.app.reload_from(&path).await.expect("valid");
     std::fs::write(&path, "[zone").expect("write config");
     assert!(server.app.reload_from(&path).await.is_err());
-    let (_, metrics) = get(admin, "/metrics");
+    let (_, metrics) = http_get(admin, "/metrics");
     assert_eq!(
         sample(&metrics, "gslbd_config_reloads_total", &["result=\"ok\""]),
         1.0
@@ -198,13 +159,13 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
 
     // Unknown answers too; wait for the probe's verdict.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !get(admin, "/state").1.contains("\"healthy\":1") {
+    while !http_get(admin, "/state").1.contains("\"healthy\":1") {
         assert!(Instant::now() < deadline, "no verdict");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // /state: every service and region, with health and why.
-    let (status, body) = get(admin, "/state");
+    let (status, body) = http_get(admin, "/state");
     assert_eq!(status, 200, "{body}");
     let state: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(state["zone"], "gslb.example.com.");
@@ -229,7 +190,7 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
 
     // /explain gives what a real query gets, and why.
     let explain = |path: &str| {
-        let (status, body) = get(admin, path);
+        let (status, body) = http_get(admin, path);
         assert_eq!(status, 200, "{path}: {body}");
         serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
     };
@@ -276,7 +237,7 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
             "unknown region \"mars\"",
         ),
     ] {
-        let (status, body) = get(admin, path);
+        let (status, body) = http_get(admin, path);
         assert_eq!(status, 400, "{path}: {body}");
         assert!(body.contains(why), "{path}: {body}");
     }
@@ -285,7 +246,7 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
     for _ in 0..10 {
         udp(server.addr, &query(svc, RecordType::A));
     }
-    let (_, metrics) = get(admin, "/metrics");
+    let (_, metrics) = http_get(admin, "/metrics");
     assert!(
         sample(
             &metrics,
@@ -319,7 +280,7 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
     // eu's backend fails: answers move to us, and the metrics and /state say so.
     backend.set(Mode::Status(500, "down"));
     wait_for_answer(server.addr, svc, Duration::from_secs(10), |a| a == us).await;
-    let (_, metrics) = get(admin, "/metrics");
+    let (_, metrics) = http_get(admin, "/metrics");
     assert_eq!(
         sample(&metrics, "gslbd_service_region_health", &svc_eu),
         0.0,
@@ -339,7 +300,8 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
         "one failover of eu: {metrics}"
     );
     assert!(sample(&metrics, "gslbd_failover_seconds_sum", &["region=\"eu\""]) > 0.0);
-    let state: serde_json::Value = serde_json::from_str(&get(admin, "/state").1).expect("JSON");
+    let state: serde_json::Value =
+        serde_json::from_str(&http_get(admin, "/state").1).expect("JSON");
     let eu_state = &service(&state)["regions"][0];
     assert_eq!(eu_state["health"], "unhealthy");
     assert_eq!(eu_state["why"]["unhealthy"], 1);

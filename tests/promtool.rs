@@ -42,22 +42,6 @@ fn promtool(args: &[&str], stdin: Option<&str>, dir: &Path) -> (bool, String) {
     (output.status.success(), text)
 }
 
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .expect("a body")
-}
-
 /// Metric names in a text exposition (`# TYPE` lines and sample names).
 fn exported(scrape: &str) -> BTreeSet<String> {
     scrape
@@ -170,7 +154,7 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
 
     let mut exported = BTreeSet::new();
     for admin in [node.app.admin_addr(), kube_node.app.admin_addr()] {
-        let scrape = http_get(admin.expect("admin"), "/metrics");
+        let (_, scrape) = http_get(admin.expect("admin"), "/metrics");
         let (ok, lint) = promtool(&["check", "metrics"], Some(&scrape), root);
         assert!(ok, "promtool check metrics:\n{lint}\n{scrape}");
         exported.extend(self::exported(&scrape));

@@ -8,7 +8,7 @@ pub mod report;
 pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ListenerHandle};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::Name;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -168,14 +168,6 @@ impl Gossip {
     }
 }
 
-fn addresses(records: &[Record]) -> impl Iterator<Item = IpAddr> + '_ {
-    records.iter().filter_map(|r| match &r.data {
-        RData::A(a) => Some(IpAddr::V4(a.0)),
-        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-        _ => None,
-    })
-}
-
 /// What this region says of one service: health, all addresses, those down, weight.
 /// This region's report for every service it has targets for, from the served snapshot
 /// (`changed_ms` left for the publisher to fill in).
@@ -188,12 +180,8 @@ fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, Service
         .iter()
         .filter_map(|service| {
             let answer = service.regions.iter().find(|r| r.region == local)?;
-            let all: Vec<IpAddr> = addresses(&answer.all.a)
-                .chain(addresses(&answer.all.aaaa))
-                .collect();
-            let up: Vec<IpAddr> = addresses(&answer.addresses.a)
-                .chain(addresses(&answer.addresses.aaaa))
-                .collect();
+            let all = answer.all.ips();
+            let up = answer.addresses.ips();
             let down = all.iter().filter(|a| !up.contains(a)).copied().collect();
             let weight =
                 matches!(service.strategy, Strategy::Weighted { .. }).then_some(answer.weight);

@@ -29,8 +29,8 @@ impl Published {
     fn of(answer: &RegionAnswer) -> Self {
         Self {
             health: answer.health,
-            healthy_targets: answer.addresses.a.len() + answer.addresses.aaaa.len(),
-            targets: answer.all.a.len() + answer.all.aaaa.len(),
+            healthy_targets: answer.addresses.len(),
+            targets: answer.all.len(),
         }
     }
 }
