@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::dns::{time_bucket, udp};
 use crate::model::{AllDownPolicy, Health, Strategy};
-use crate::snapshot::{Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot, Why};
+use crate::region_health::Why;
+use crate::snapshot::{Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot};
 
 /// `/state`: the whole view.
 #[derive(Debug, Serialize)]

@@ -30,6 +30,7 @@ pub mod health;
 pub mod kubernetes;
 pub mod metrics;
 pub mod model;
+pub mod region_health;
 pub mod remote;
 pub mod snapshot;
 pub mod state;

@@ -184,6 +184,16 @@ pub enum TargetPolicy {
     All,
 }
 
+impl TargetPolicy {
+    /// The policy as written in config and annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetPolicy::Any => "any",
+            TargetPolicy::All => "all",
+        }
+    }
+}
+
 /// What a probe does.
 #[derive(
     Clone,

@@ -12,13 +12,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::gossip::report::ServiceReport;
-use crate::health::checker::Plan;
-use crate::health::plan;
-use crate::health::{ProbeKey, Verdict, Verdicts};
+use crate::health::{Plan, ProbeKey, Verdict, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Region, Service};
+use crate::region_health::{Inputs, RemoteInputs};
 use crate::remote::{Freshness, RemoteView, remote_only_services};
-use crate::snapshot::{Inputs, RemoteInputs, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// Events arriving within this window of the first one share one rebuild.
 const COALESCE: Duration = Duration::from_millis(10);

@@ -2,7 +2,7 @@
 //! a timeout, a shared bound on probes in flight, and verdict changes sent to the state owner.
 //! A hanging target only ever holds its own task (and one permit, for at most its timeout).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,15 +12,12 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::plan::{ProbeKey, Verdict};
 use super::probe::{Probe, ProbeError, ProbeFactory};
-use super::verdict::Tracker;
+use super::rise_fall::RiseFall;
+use super::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::ProbeSettings;
 use crate::state::Event;
-
-/// The probes to run.
-pub type Plan = BTreeMap<ProbeKey, ProbeSettings>;
 
 /// Handle to the running checker.
 pub struct Checker {
@@ -167,7 +164,7 @@ async fn run_probe(
     if let Err(error) = &probe {
         warn!(probe = %key, %error, "probe cannot run; counting it as failing");
     }
-    let mut tracker = Tracker::new(settings.rise, settings.fall);
+    let mut rise_fall = RiseFall::new(settings.rise, settings.fall);
     // Whether the current run of results passes, and when its first probe started (Unix ms).
     let mut run: Option<(bool, u64)> = None;
     // The first probe goes out within a tenth of the interval: verdicts come fast at start.
@@ -211,7 +208,7 @@ async fn run_probe(
             debug!(probe = %key, %error, "probe failed");
         }
         first_round.done();
-        if let Some(transition) = tracker.observe(result.is_ok()) {
+        if let Some(transition) = rise_fall.observe(result.is_ok()) {
             let reason = match &result {
                 Ok(()) => format!("{} consecutive successes", settings.rise),
                 Err(error) => format!("{} consecutive failures, last: {error}", settings.fall),

@@ -1,10 +1,14 @@
-//! Health of this region's targets: which probes to run (`plan`), running them (`probe`),
-//! rise/fall thresholds (`verdict`), and the scheduler that feeds verdicts to the state owner
-//! (`checker`).
+//! Health of this region's targets: which probes to run (`plan`, keyed by `probe_key`),
+//! running them (`probe`), rise/fall thresholds (`rise_fall`), the scheduler that feeds
+//! verdicts to the state owner (`checker`), and the verdicts it holds (`verdict`).
 
 pub mod checker;
 pub mod plan;
 pub mod probe;
+pub mod probe_key;
+pub mod rise_fall;
 pub mod verdict;
 
-pub use plan::{ProbeKey, Verdict, Verdicts};
+pub use plan::Plan;
+pub use probe_key::ProbeKey;
+pub use verdict::{Verdict, Verdicts};

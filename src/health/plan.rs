@@ -1,75 +1,20 @@
 //! Which probes the model asks for: one per distinct (address, port, scheme, host, path),
 //! however many services share it, for the local region's targets only.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeMap;
 
 use tracing::warn;
 
-use crate::model::{Health, Model, ProbeKind, ProbeSettings, Service};
+use super::ProbeKey;
+use crate::model::{Model, ProbeSettings, Service};
 
-/// What identifies a probe.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProbeKey {
-    pub kind: ProbeKind,
-    pub addr: SocketAddr,
-    /// Host header and TLS name (empty for TCP).
-    pub host: String,
-    /// HTTP path (empty for TCP).
-    pub path: String,
-}
-
-impl fmt::Display for ProbeKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            ProbeKind::Tcp | ProbeKind::None => write!(f, "tcp://{}", self.addr),
-            ProbeKind::Http => write!(f, "http://{}{} via {}", self.host, self.path, self.addr),
-            ProbeKind::Https => write!(f, "https://{}{} via {}", self.host, self.path, self.addr),
-        }
-    }
-}
-
-/// A probe's latest verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub health: Health,
-    /// When the run of results that led to it began (Unix ms): the first failing probe of an
-    /// `Unhealthy` verdict, the first passing one of a `Healthy` one.
-    pub since_ms: u64,
-}
-
-/// The latest verdict of every probe.
-pub type Verdicts = HashMap<ProbeKey, Verdict>;
-
-/// The probe of `service`'s target address `addr`, if the service is probed.
-pub fn key_for(service: &Service, addr: IpAddr) -> Option<ProbeKey> {
-    let settings = &service.probe;
-    let addr = SocketAddr::new(addr, settings.port);
-    match settings.kind {
-        ProbeKind::None => None,
-        ProbeKind::Tcp => Some(ProbeKey {
-            kind: ProbeKind::Tcp,
-            addr,
-            host: String::new(),
-            path: String::new(),
-        }),
-        kind @ (ProbeKind::Http | ProbeKind::Https) => Some(ProbeKey {
-            kind,
-            addr,
-            host: settings
-                .host
-                .clone()
-                .unwrap_or_else(|| service.name.to_string().trim_end_matches('.').to_string()),
-            path: settings.path.clone(),
-        }),
-    }
-}
+/// The probes to run, with their settings.
+pub type Plan = BTreeMap<ProbeKey, ProbeSettings>;
 
 /// Every probe to run, with its settings. Services sharing a probe whose other settings differ
 /// (interval, expected status, ...) get the first one's, in config order; `warn_conflicts`
 /// logs each such case.
-pub fn plan(model: &Model, warn_conflicts: bool) -> BTreeMap<ProbeKey, ProbeSettings> {
+pub fn plan(model: &Model, warn_conflicts: bool) -> Plan {
     let mut probes: BTreeMap<ProbeKey, (ProbeSettings, &Service)> = BTreeMap::new();
     let Some(local) = model.local_region else {
         return BTreeMap::new();
@@ -77,7 +22,7 @@ pub fn plan(model: &Model, warn_conflicts: bool) -> BTreeMap<ProbeKey, ProbeSett
     for service in &model.services {
         for target in service.targets.iter().filter(|t| t.region == local) {
             for &addr in &target.addresses {
-                let Some(key) = key_for(service, addr) else {
+                let Some(key) = ProbeKey::for_target(service, addr) else {
                     continue;
                 };
                 match probes.get(&key) {

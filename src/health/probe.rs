@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::plan::ProbeKey;
+use super::ProbeKey;
 use crate::model::{ProbeKind, ProbeSettings};
 
 /// How much of a body is searched for `body_contains`.

@@ -1,121 +1,18 @@
-//! Rise/fall thresholds: a target changes state only after enough consecutive results agree.
+//! A probe's verdict as the state owner holds it: the latest health of every probed target.
 
+use std::collections::HashMap;
+
+use super::ProbeKey;
 use crate::model::Health;
 
-/// A change of verdict.
+/// A probe's latest verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Transition {
-    pub from: Health,
-    pub to: Health,
+pub struct Verdict {
+    pub health: Health,
+    /// When the run of results that led to it began (Unix ms): the first failing probe of an
+    /// `Unhealthy` verdict, the first passing one of a `Healthy` one.
+    pub since_ms: u64,
 }
 
-/// One target's verdict, from consecutive probe results.
-#[derive(Clone, Debug)]
-pub struct Tracker {
-    rise: u32,
-    fall: u32,
-    state: Health,
-    successes: u32,
-    failures: u32,
-}
-
-impl Tracker {
-    /// Starts `Unknown`: the first verdict needs `rise` successes or `fall` failures.
-    pub fn new(rise: u32, fall: u32) -> Self {
-        Self {
-            rise: rise.max(1),
-            fall: fall.max(1),
-            state: Health::Unknown,
-            successes: 0,
-            failures: 0,
-        }
-    }
-
-    /// The current verdict.
-    pub fn state(&self) -> Health {
-        self.state
-    }
-
-    /// Records one probe result; returns the transition it causes, if any.
-    pub fn observe(&mut self, ok: bool) -> Option<Transition> {
-        if ok {
-            self.successes = self.successes.saturating_add(1);
-            self.failures = 0;
-        } else {
-            self.failures = self.failures.saturating_add(1);
-            self.successes = 0;
-        }
-        let next = if ok && self.successes >= self.rise {
-            Health::Healthy
-        } else if !ok && self.failures >= self.fall {
-            Health::Unhealthy
-        } else {
-            self.state
-        };
-        (next != self.state).then(|| {
-            let transition = Transition {
-                from: self.state,
-                to: next,
-            };
-            self.state = next;
-            transition
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use Health::*;
-
-    fn states(rise: u32, fall: u32, results: &[bool]) -> Vec<Health> {
-        let mut tracker = Tracker::new(rise, fall);
-        results
-            .iter()
-            .map(|&ok| {
-                tracker.observe(ok);
-                tracker.state()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn needs_rise_successes_and_fall_failures_in_a_row() {
-        let t = true;
-        let f = false;
-        assert_eq!(
-            states(2, 2, &[t, t, f, t, f, f, t, f, t, t]),
-            vec![
-                Unknown, Healthy, Healthy, Healthy, Healthy, Unhealthy, Unhealthy, Unhealthy,
-                Unhealthy, Healthy
-            ]
-        );
-        assert_eq!(
-            states(1, 3, &[f, f, f, t]),
-            vec![Unknown, Unknown, Unhealthy, Healthy]
-        );
-    }
-
-    #[test]
-    fn reports_each_transition_once() {
-        let mut tracker = Tracker::new(2, 2);
-        assert_eq!(tracker.observe(true), None);
-        assert_eq!(
-            tracker.observe(true),
-            Some(Transition {
-                from: Unknown,
-                to: Healthy
-            })
-        );
-        assert_eq!(tracker.observe(true), None);
-        assert_eq!(tracker.observe(false), None);
-        assert_eq!(
-            tracker.observe(false),
-            Some(Transition {
-                from: Healthy,
-                to: Unhealthy
-            })
-        );
-        assert_eq!(tracker.observe(false), None);
-    }
-}
+/// The latest verdict of every probe.
+pub type Verdicts = HashMap<ProbeKey, Verdict>;

@@ -1,0 +1,323 @@
+//! The immutable view the DNS path reads: every name of the zone with its answer candidates,
+//! built from the model and swapped atomically (`ArcSwap<Snapshot>`) when anything changes.
+//!
+//! All work that does not depend on the question is done here: name lookup table, SOA/NS/glue
+//! records, the negative-answer SOA, per-region address records, geo orders.
+
+mod records;
+
+pub use records::{Addresses, ZoneRecords, wire_name};
+
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use hickory_proto::rr::{LowerName, Name};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::geo::GeoIndex;
+use crate::health::Verdicts;
+use crate::model::{AllDownPolicy, Health, Model, Region, Strategy};
+use crate::region_health::{self, Inputs, Why};
+use crate::remote::Freshness;
+
+/// What a name of the zone is.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// The zone apex: SOA and NS.
+    Apex,
+    /// A balanced service (index into [`Snapshot::services`]).
+    Service(usize),
+    /// A region nameserver inside the zone, with its fixed addresses.
+    Host(Addresses),
+    /// A name that exists only because names below it do (RFC 8020: NODATA, not NXDOMAIN).
+    EmptyNonTerminal,
+}
+
+/// One region's contribution to a service.
+#[derive(Clone, Debug)]
+pub struct RegionAnswer {
+    /// Index into [`Snapshot::regions`].
+    pub region: usize,
+    pub health: Health,
+    /// The addresses to answer while the region is available: those not found unhealthy.
+    pub addresses: Arc<Addresses>,
+    /// Every address, for fail-open answers (shared with `addresses` when none is down).
+    pub all: Arc<Addresses>,
+    /// Weight for the weighted strategy: the config's, or the region's own report's.
+    pub weight: u32,
+    /// Why the region has this health.
+    pub why: Why,
+    /// When the region went unhealthy (its first failing probe, Unix ms), when known.
+    pub down_since_ms: Option<u64>,
+}
+
+/// A service ready to answer.
+#[derive(Clone, Debug)]
+pub struct ServiceAnswer {
+    pub name: Name,
+    pub strategy: Strategy,
+    pub ttl: u32,
+    pub all_down: AllDownPolicy,
+    /// Regions with targets, in region order.
+    pub regions: Vec<RegionAnswer>,
+    /// Stable per-name salt so that different services spread clients differently.
+    pub salt: u64,
+    /// The name in wire format (lowercase, uncompressed).
+    pub owner_wire: Box<[u8]>,
+}
+
+impl ServiceAnswer {
+    /// Position in `regions` of the given region index, if it has targets.
+    pub fn position(&self, region: usize) -> Option<usize> {
+        self.regions.iter().position(|r| r.region == region)
+    }
+}
+
+/// Where a region's health comes from, as this server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    /// This server's own region: its probes decide.
+    Local,
+    /// Gossip is off: the config decides.
+    Static,
+    /// Another region, by how recently it was heard from.
+    Remote(Freshness),
+}
+
+/// An immutable world view.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub zone: ZoneRecords,
+    pub regions: Vec<Region>,
+    /// Per region (same index as `regions`): where its health comes from.
+    pub region_status: Vec<RegionStatus>,
+    pub services: Vec<ServiceAnswer>,
+    pub geo: GeoIndex,
+    pub max_udp_payload: u16,
+    /// Length of the time bucket answers depend on, in ms.
+    pub time_bucket_ms: u64,
+    nodes: FxHashMap<LowerName, Node>,
+}
+
+impl Snapshot {
+    /// Builds the view of `model` with the latest probe verdicts and remote reports.
+    pub fn build(model: &Model, max_udp_payload: u16, inputs: &Inputs<'_>) -> Self {
+        let (zone, hosts) = ZoneRecords::build(&model.zone, &model.regions);
+        let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
+        nodes.insert(zone.origin.clone(), Node::Apex);
+        for (nameserver, addresses) in hosts {
+            nodes.insert(LowerName::new(&nameserver), Node::Host(addresses));
+        }
+
+        let services: Vec<ServiceAnswer> = model
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| {
+                nodes.insert(LowerName::new(&service.name), Node::Service(index));
+                ServiceAnswer {
+                    name: service.name.clone(),
+                    strategy: service.strategy.clone(),
+                    ttl: service.ttl,
+                    all_down: service.all_down,
+                    regions: service
+                        .targets
+                        .iter()
+                        .map(|t| {
+                            let view =
+                                region_health::decide(service, t, model.local_region, inputs);
+                            let all =
+                                Arc::new(Addresses::new(&service.name, service.ttl, &view.all));
+                            let configured = match &service.strategy {
+                                Strategy::Weighted { weights, .. } => weights[t.region],
+                                _ => 1,
+                            };
+                            RegionAnswer {
+                                region: t.region,
+                                weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
+                                health: view.health,
+                                why: view.why,
+                                down_since_ms: view.down_since_ms,
+                                addresses: if view.answerable == view.all {
+                                    all.clone()
+                                } else {
+                                    Arc::new(Addresses::new(
+                                        &service.name,
+                                        service.ttl,
+                                        &view.answerable,
+                                    ))
+                                },
+                                all,
+                            }
+                        })
+                        .collect(),
+                    salt: name_salt(&service.name),
+                    owner_wire: wire_name(&service.name),
+                }
+            })
+            .collect();
+
+        // Every name between a node and the apex exists (RFC 8020).
+        let owners: Vec<LowerName> = nodes.keys().cloned().collect();
+        for owner in owners {
+            let mut name = owner.base_name();
+            while name.num_labels() > zone.origin.num_labels() {
+                if let Entry::Vacant(slot) = nodes.entry(name.clone()) {
+                    slot.insert(Node::EmptyNonTerminal);
+                }
+                name = name.base_name();
+            }
+        }
+
+        Self {
+            zone,
+            regions: model.regions.iter().map(|r| r.name.clone()).collect(),
+            region_status: (0..model.regions.len())
+                .map(|i| match inputs.remote {
+                    _ if model.local_region == Some(i) => RegionStatus::Local,
+                    None => RegionStatus::Static,
+                    Some(remote) => RegionStatus::Remote(
+                        remote
+                            .freshness
+                            .get(&i)
+                            .copied()
+                            .unwrap_or(Freshness::Fresh),
+                    ),
+                })
+                .collect(),
+            services,
+            geo: GeoIndex::build(&model.geo, &model.regions),
+            max_udp_payload,
+            time_bucket_ms: model.zone.time_bucket_ms,
+            nodes,
+        }
+    }
+
+    /// A snapshot of `model` with no probe verdicts and no gossip (tests, benches).
+    pub fn from_model(model: &Model, max_udp_payload: u16) -> Self {
+        let verdicts = Verdicts::new();
+        Self::build(
+            model,
+            max_udp_payload,
+            &Inputs {
+                verdicts: &verdicts,
+                remote: None,
+            },
+        )
+    }
+
+    /// The node at `name`, if the zone has it.
+    pub fn node(&self, name: &LowerName) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// Whether `name` is the apex or below it.
+    pub fn is_in_zone(&self, name: &LowerName) -> bool {
+        self.zone.origin.zone_of(name)
+    }
+}
+
+/// FNV-1a over the lowercase name: the same on every server, unlike `Hash` with random keys.
+fn name_salt(name: &Name) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for label in name.iter() {
+        for &b in label {
+            hash ^= u64::from(b.to_ascii_lowercase());
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash ^= 0x2e;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config;
+    use crate::gossip::report::ServiceReport;
+    use crate::region_health::RemoteInputs;
+    use crate::remote::RemoteView;
+
+    const CONFIG: &str = r#"
+        local_region = "eu"
+        [zone]
+        name = "gslb.example.com"
+        [[regions]]
+        name = "eu"
+        nameserver = "ns.gslb.example.com"
+        glue = ["192.0.2.53"]
+        [[regions]]
+        name = "us"
+        [[regions]]
+        name = "ap"
+        [[services]]
+        name = "web.gslb.example.com"
+        strategy = "weighted"
+        probe = { kind = "none" }
+        weights = { eu = 50, us = 30, ap = 20 }
+        targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
+    "#;
+
+    #[test]
+    fn remote_reports_set_health_addresses_and_weight_by_freshness() {
+        let model = config::parse(CONFIG).unwrap().model;
+        let t0 = Instant::now();
+        let mut view = RemoteView::new(t0, Duration::from_secs(5), Duration::from_secs(15));
+        let name = Name::from_ascii("web.gslb.example.com.").unwrap();
+        let report = ServiceReport {
+            health: Health::Unhealthy,
+            addresses: vec![
+                "198.51.100.7".parse().unwrap(),
+                "198.51.100.8".parse().unwrap(),
+            ],
+            down: vec!["198.51.100.8".parse().unwrap()],
+            changed_ms: 1,
+            failing_since_ms: None,
+            spec: None,
+            weight: Some(90),
+        };
+        view.report(1, name, 1, report, t0);
+        let verdicts = Verdicts::new();
+        let build = |now: Instant| {
+            let freshness = view.effective(&[1, 2], now);
+            let snapshot = Snapshot::build(
+                &model,
+                1232,
+                &Inputs {
+                    verdicts: &verdicts,
+                    remote: Some(RemoteInputs {
+                        view: &view,
+                        freshness: &freshness,
+                    }),
+                },
+            );
+            let us = snapshot.services[0].regions[1].clone();
+            let ap = snapshot.services[0].regions[2].clone();
+            (us, ap)
+        };
+        let (us, ap) = build(t0);
+        assert_eq!((us.health, us.weight), (Health::Unhealthy, 90));
+        assert_eq!(us.all.a.len(), 2);
+        assert_eq!(
+            us.addresses.a.len(),
+            1,
+            "the address reported down leaves answers"
+        );
+        // ap never reported: unknown, with the config's targets and weight.
+        assert_eq!(
+            (ap.health, ap.weight, ap.all.a.len()),
+            (Health::Unknown, 20, 1)
+        );
+        // us goes quiet: suspect (unknown), then stale (unhealthy) while ap is fresh... but ap
+        // is never heard either, so both go stale together and the last state keeps serving.
+        let (us, _) = build(t0 + Duration::from_secs(6));
+        assert_eq!(us.health, Health::Unknown);
+        let (us, ap) = build(t0 + Duration::from_secs(20));
+        assert_eq!((us.health, ap.health), (Health::Unknown, Health::Unknown));
+    }
+}
