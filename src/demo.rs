@@ -5,14 +5,40 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::app::App;
-use crate::config;
-use crate::gossip::keys::generate;
+use crate::app::{App, StartError};
+use crate::config::{self, ConfigError};
+use crate::gossip::keys::{KeyError, generate};
+
+/// Why the demo cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot make gossip keys")]
+    Keys(#[from] KeyError),
+    #[error("cannot start the demo backend on {addr}")]
+    Backend {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("demo config of region {region}")]
+    Config {
+        region: &'static str,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("cannot start region {region}")]
+    Start {
+        region: &'static str,
+        #[source]
+        source: StartError,
+    },
+    #[error("cannot watch SIGTERM")]
+    Signal(#[source] std::io::Error),
+}
 
 /// (region, DNS/gossip address, backend address, location)
 const REGIONS: [(&str, &str, &str, &str); 3] = [
@@ -26,10 +52,10 @@ const BACKEND_PORT: u16 = 8080;
 const ADMIN_PORT: u16 = 9053;
 
 /// A local web server standing for a region's ingress: 200 while `up`, 503 while not.
-pub async fn backend(addr: SocketAddr, up: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub async fn backend(addr: SocketAddr, up: Arc<AtomicBool>) -> Result<(), DemoError> {
     let listener = TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot start the demo backend on {addr}"))?;
+        .map_err(|source| DemoError::Backend { addr, source })?;
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let up = up.clone();
@@ -136,7 +162,7 @@ targets = {{ {t} }}
 
 /// Runs the demo until `quit`, end of input followed by Ctrl-C, or SIGTERM.
 #[allow(clippy::print_stdout)]
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run() -> Result<(), DemoError> {
     let mut seeds = Vec::new();
     let mut publics = Vec::new();
     let mut cluster_key = String::new();
@@ -151,17 +177,17 @@ pub async fn run() -> anyhow::Result<()> {
     let mut switches = Vec::new();
     for (_, _, backend_ip, _) in REGIONS {
         let up = Arc::new(AtomicBool::new(true));
-        let addr = SocketAddr::new(backend_ip.parse()?, BACKEND_PORT);
+        let addr = SocketAddr::new(backend_ip.parse().expect("a literal address"), BACKEND_PORT);
         backend(addr, up.clone()).await?;
         switches.push(up);
     }
     let mut apps = Vec::new();
-    for (me, (region, ..)) in REGIONS.iter().enumerate() {
+    for (me, &(region, ..)) in REGIONS.iter().enumerate() {
         let text = region_config(me, &cluster_key, &seeds, &publics);
-        let config = config::parse(&text).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+        let config = config::parse(&text).map_err(|source| DemoError::Config { region, source })?;
         let app = App::start(config, None)
             .await
-            .with_context(|| format!("cannot start region {region}"))?;
+            .map_err(|source| DemoError::Start { region, source })?;
         apps.push(app);
     }
     info!("demo running: three regions, gossiping");
@@ -193,7 +219,8 @@ pub async fn run() -> anyhow::Result<()> {
     println!("bring it back, `status`, or `quit`. Within ~2 s every region's answers change.\n");
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(DemoError::Signal)?;
     let mut stdin_open = true;
     loop {
         tokio::select! {

@@ -97,33 +97,30 @@ enum DelegationAction {
     },
 }
 
+/// Exit status when the configuration cannot be used (sysexits.h `EX_CONFIG`); any other
+/// failure exits with 1, and a bad command line with 2 (clap).
+const EXIT_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
-    match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
+    let result = match cli.command {
+        Command::CheckConfig { file } => return check_config(&file),
         Command::Keygen { regions } => keygen(&regions),
-        Command::Delegation { action } => match delegation(action) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Demo => match demo() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!("{error:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Run { config, listen } => match run(config, listen) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!("{error:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Delegation { action } => delegation(action).inspect_err(|error| {
+            eprintln!("error: {error:#}");
+        }),
+        Command::Demo => demo().inspect_err(|error| tracing::error!("{error:#}")),
+        Command::Run { config, listen } => {
+            run(config, listen).inspect_err(|error| tracing::error!("{error:#}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.chain().any(|e| e.is::<config::ConfigError>()) => {
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -157,31 +154,25 @@ fn check_config(file: &std::path::Path) -> ExitCode {
         Err(error) => {
             eprintln!("{}: invalid", file.display());
             eprintln!("{error}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }
 
 /// Prints TOML to paste into each region's config (stdout is the point of this command).
 #[allow(clippy::print_stdout)]
-fn keygen(regions: &[String]) -> ExitCode {
+fn keygen(regions: &[String]) -> anyhow::Result<()> {
     let mut cluster_key = None;
     let mut lines = Vec::new();
     let mut publics = Vec::new();
     for region in regions {
-        match gslbd::gossip::keys::generate() {
-            Ok((cluster, seed, public)) => {
-                cluster_key.get_or_insert(cluster);
-                lines.push(format!(
-                    "# region {region}: in {region}'s config only\nsigning_key = \"{seed}\""
-                ));
-                publics.push(format!("{region} = \"{public}\""));
-            }
-            Err(error) => {
-                eprintln!("cannot generate keys: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
+        let (cluster, seed, public) = gslbd::gossip::keys::generate()
+            .inspect_err(|error| eprintln!("cannot generate keys: {error}"))?;
+        cluster_key.get_or_insert(cluster);
+        lines.push(format!(
+            "# region {region}: in {region}'s config only\nsigning_key = \"{seed}\""
+        ));
+        publics.push(format!("{region} = \"{public}\""));
     }
     println!("# [gossip] keys. Every region's config: the same keys and region_keys.");
     println!("keys = [\"{}\"]", cluster_key.unwrap_or_default());
@@ -192,31 +183,31 @@ fn keygen(regions: &[String]) -> ExitCode {
     for line in publics {
         println!("{line}");
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// `gslbd delegation ...`: results on stdout, errors on stderr.
 #[allow(clippy::print_stdout)]
 fn delegation(action: DelegationAction) -> anyhow::Result<()> {
-    use gslbd::delegation::{Delegation, external_dns, key, update};
+    use gslbd::delegation::apply::Parent;
+    use gslbd::delegation::{Delegation, external_dns};
     let load = |path: &PathBuf| {
-        config::load(path).with_context(|| format!("cannot read {}", path.display()))
+        config::load(path)
+            .map(|config| Delegation::of(&config.model))
+            .with_context(|| format!("cannot read {}", path.display()))
     };
     match action {
         DelegationAction::Print { config } => {
-            let delegation = Delegation::of(&load(&config)?.model);
+            let delegation = load(&config)?;
             print!("{}", delegation.zone_file(&delegation.default_parent()));
-            Ok(())
         }
         DelegationAction::DnsEndpoint {
             config,
             name,
             namespace,
         } => {
-            let delegation = Delegation::of(&load(&config)?.model);
-            let object = external_dns::dns_endpoint(&delegation, &name, &namespace);
+            let object = external_dns::dns_endpoint(&load(&config)?, &name, &namespace);
             println!("{}", serde_json::to_string_pretty(&object)?);
-            Ok(())
         }
         DelegationAction::Apply {
             config,
@@ -225,38 +216,12 @@ fn delegation(action: DelegationAction) -> anyhow::Result<()> {
             parent_zone,
             dry_run,
         } => {
-            let delegation = Delegation::of(&load(&config)?.model);
-            let parent = match parent_zone {
-                Some(text) => hickory_proto::rr::Name::from_ascii(&text)
-                    .map(|n| {
-                        let mut n = n.to_lowercase();
-                        n.set_fqdn(true);
-                        n
-                    })
-                    .with_context(|| format!("bad --parent-zone {text:?}"))?,
-                None => delegation.default_parent(),
-            };
-            anyhow::ensure!(
-                parent.zone_of(&delegation.zone) && parent != delegation.zone,
-                "{} is not a parent of {}",
-                parent,
-                delegation.zone
-            );
-            let text = std::fs::read_to_string(&tsig_key)
-                .with_context(|| format!("cannot read {}", tsig_key.display()))?;
-            let key = key::parse(&text)
-                .with_context(|| format!("bad TSIG key file {}", tsig_key.display()))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(async {
-                let address = tokio::net::lookup_host(&server)
-                    .await
-                    .with_context(|| format!("bad --server {server:?} (HOST:PORT)"))?
-                    .next()
-                    .with_context(|| format!("{server} has no address"))?;
-                let changes = update::plan(address, &delegation).await?;
+            let delegation = load(&config)?;
+            runtime(false)?.block_on(async {
+                let parent =
+                    Parent::resolve(&delegation, &server, &tsig_key, parent_zone.as_deref())
+                        .await?;
+                let changes = parent.plan().await?;
                 for entry in &changes.delete {
                     println!("delete\t{}", entry.record(delegation.ttl));
                 }
@@ -268,32 +233,41 @@ fn delegation(action: DelegationAction) -> anyhow::Result<()> {
                         "{} is up to date on {server}: nothing sent",
                         delegation.zone
                     );
-                    return Ok(());
-                }
-                if dry_run {
+                } else if dry_run {
                     println!("dry run: nothing sent");
-                    return Ok(());
+                } else {
+                    parent.apply(&changes).await?;
+                    println!(
+                        "{} delegated in {} on {server}: {} added, {} deleted",
+                        delegation.zone,
+                        parent.zone,
+                        changes.add.len(),
+                        changes.delete.len()
+                    );
                 }
-                update::apply(address, &parent, &delegation, &changes, &key).await?;
-                println!(
-                    "{} delegated in {parent} on {server}: {} added, {} deleted",
-                    delegation.zone,
-                    changes.add.len(),
-                    changes.delete.len()
-                );
-                Ok(())
-            })
+                anyhow::Ok(())
+            })?;
         }
     }
+    Ok(())
 }
 
-fn demo() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The async runtime: one thread for one-shot commands, the default pool for the daemon.
+fn runtime(multi_thread: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
         .enable_all()
         .thread_name("gslbd")
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(gslbd::demo::run())
+        .context("cannot start the async runtime")
+}
+
+fn demo() -> anyhow::Result<()> {
+    Ok(runtime(true)?.block_on(gslbd::demo::run())?)
 }
 
 fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
@@ -302,12 +276,7 @@ fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
     if !listen.is_empty() {
         config.server.listen = listen;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("gslbd")
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    runtime(true)?.block_on(async move {
         let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

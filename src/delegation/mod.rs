@@ -3,6 +3,7 @@
 //! TSIG (`update`, `gslbd delegation apply`), or published as an ExternalDNS `DNSEndpoint`
 //! (`external_dns`).
 
+pub mod apply;
 pub mod external_dns;
 pub mod key;
 pub mod update;

@@ -4,9 +4,9 @@
 //! The DNS hot path never touches a label map: counters per (transport, qtype, rcode) are
 //! resolved once here into a fixed table, and the UDP loop adds a batch's counts at once.
 
-mod snapshot;
+mod published;
 
-pub use snapshot::{SnapshotWatch, health_value, service_label};
+pub use published::{SnapshotWatch, health_value, service_label};
 
 use std::time::Duration;
 
