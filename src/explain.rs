@@ -94,7 +94,7 @@ fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
     let region_name = |i: usize| snapshot.regions[i].as_str().to_string();
     ServiceState {
         name: service.name.to_string(),
-        strategy: service.strategy.name(),
+        strategy: service.strategy.kind().as_str(),
         order: match &service.strategy {
             Strategy::Failover { order } => Some(order.iter().map(|&i| region_name(i)).collect()),
             _ => None,
@@ -268,7 +268,7 @@ fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> 
     };
     let regions: Vec<String> = service.regions.iter().map(describe).collect();
     let available: Vec<&RegionAnswer> = service.regions.iter().filter(|r| usable(r)).collect();
-    let strategy = service.strategy.name();
+    let strategy = service.strategy.kind();
     if available.is_empty() {
         let policy = match service.all_down {
             AllDownPolicy::FailOpen => "fail-open: every known address",

@@ -79,24 +79,65 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// The strategy's name as written in config and annotations.
-    pub fn name(&self) -> &'static str {
+    /// Which strategy this is, without its parameters.
+    pub fn kind(&self) -> StrategyKind {
         match self {
-            Strategy::RoundRobin => "round-robin",
-            Strategy::Weighted { .. } => "weighted",
-            Strategy::Failover { .. } => "failover",
-            Strategy::Geo => "geo",
+            Strategy::RoundRobin => StrategyKind::RoundRobin,
+            Strategy::Weighted { .. } => StrategyKind::Weighted,
+            Strategy::Failover { .. } => StrategyKind::Failover,
+            Strategy::Geo => StrategyKind::Geo,
         }
     }
+}
 
-    /// Position in [`crate::metrics::STRATEGIES`].
-    pub fn index(&self) -> usize {
+/// A strategy's name, as written in config, annotations, gossip reports and metric labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StrategyKind {
+    RoundRobin = 0,
+    Weighted = 1,
+    Failover = 2,
+    Geo = 3,
+}
+
+impl StrategyKind {
+    /// Every strategy, in discriminant order.
+    pub const ALL: [StrategyKind; 4] = [
+        StrategyKind::RoundRobin,
+        StrategyKind::Weighted,
+        StrategyKind::Failover,
+        StrategyKind::Geo,
+    ];
+
+    /// The name as written: `round-robin`, `weighted`, `failover`, `geo`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Strategy::RoundRobin => 0,
-            Strategy::Weighted { .. } => 1,
-            Strategy::Failover { .. } => 2,
-            Strategy::Geo => 3,
+            StrategyKind::RoundRobin => "round-robin",
+            StrategyKind::Weighted => "weighted",
+            StrategyKind::Failover => "failover",
+            StrategyKind::Geo => "geo",
         }
+    }
+}
+
+impl fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A strategy name that is none of the four.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {0:?}: expected round-robin, weighted, failover or geo")]
+pub struct UnknownStrategy(pub String);
+
+impl std::str::FromStr for StrategyKind {
+    type Err = UnknownStrategy;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| UnknownStrategy(text.to_string()))
     }
 }
 

@@ -12,9 +12,18 @@ use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_server::zone_handler::MessageRequest;
 use smallvec::SmallVec;
 
-use super::select::{self, Client, Records};
-use crate::metrics::Served;
+use super::select::{self, AnswerResult, Client, Records};
+use crate::model::StrategyKind;
 use crate::snapshot::{Node, Snapshot};
+
+/// Which service answered a question, and how (counted by the transports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Index into the snapshot's services.
+    pub service: usize,
+    pub strategy: StrategyKind,
+    pub result: AnswerResult,
+}
 
 /// The response to send, borrowing its records from the snapshot.
 #[derive(Debug)]
@@ -131,7 +140,7 @@ pub fn respond<'s>(
                 let selection = select::select(service, rtype, &client, bucket, &snapshot.geo);
                 response.served = Some(Served {
                     service: *index,
-                    strategy: service.strategy.index(),
+                    strategy: service.strategy.kind(),
                     result: selection.result,
                 });
                 response.answers = selection.records;

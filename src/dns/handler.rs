@@ -49,8 +49,8 @@ impl RequestHandler for Handler {
         self.metrics
             .add_query(transport, qtype, response.metadata.response_code);
         if let Some(served) = response.served {
-            let mut answers: AnswerCounts = Default::default();
-            answers[served.strategy][served.result] = 1;
+            let mut answers = AnswerCounts::default();
+            answers.add(&served);
             self.metrics.add_answers(&answers);
             self.metrics.add_service_answers(&snapshot, &[served]);
         }

@@ -71,15 +71,38 @@ pub struct Selection<'s> {
     pub records: Records<'s>,
     /// RFC 7871 scope prefix to return: `Some(0)` means the answer holds for every client.
     pub scope: Option<u8>,
-    /// Index into [`crate::metrics::ANSWER_RESULTS`]: from available regions, failing open,
-    /// or nothing.
-    pub result: usize,
+    /// From available regions, failing open, or nothing.
+    pub result: AnswerResult,
 }
 
-/// [`Selection::result`] values.
-pub const FROM_AVAILABLE: usize = 0;
-pub const FAIL_OPEN: usize = 1;
-pub const NOTHING: usize = 2;
+/// How a service's A/AAAA question was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnswerResult {
+    /// From the available regions.
+    Healthy = 0,
+    /// No region available: every known address (the service's `all_down = fail-open`).
+    FailOpen = 1,
+    /// No address to give.
+    None = 2,
+}
+
+impl AnswerResult {
+    /// Every result, in discriminant order.
+    pub const ALL: [AnswerResult; 3] = [
+        AnswerResult::Healthy,
+        AnswerResult::FailOpen,
+        AnswerResult::None,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerResult::Healthy => "healthy",
+            AnswerResult::FailOpen => "fail_open",
+            AnswerResult::None => "none",
+        }
+    }
+}
 
 /// splitmix64's finaliser: a cheap, well-mixed 64-bit hash.
 fn mix(mut x: u64) -> u64 {
@@ -109,14 +132,14 @@ pub fn select<'s>(
     let mut selection = Selection {
         records: Records::new(),
         scope: Some(0),
-        result: FROM_AVAILABLE,
+        result: AnswerResult::Healthy,
     };
 
     if available.is_empty() {
-        selection.result = NOTHING;
+        selection.result = AnswerResult::None;
         if service.all_down == AllDownPolicy::FailOpen {
             // Fail open: every known address, the ones probes found down included, rotated.
-            selection.result = FAIL_OPEN;
+            selection.result = AnswerResult::FailOpen;
             let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
             push_rotated(
                 &mut selection.records,
@@ -209,7 +232,7 @@ pub fn select<'s>(
         }
     }
     if selection.records.is_empty() {
-        selection.result = NOTHING;
+        selection.result = AnswerResult::None;
     }
     selection
 }

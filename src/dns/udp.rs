@@ -21,8 +21,9 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::answer::Served;
 use super::{answer, encode, time_bucket};
-use crate::metrics::{AnswerCounts, Metrics, QueryCounts, Served, qtype_index, rcode_index};
+use crate::metrics::{AnswerCounts, Metrics, QueryCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
 /// How often a blocked receive wakes up to look for shutdown.
@@ -92,7 +93,7 @@ fn serve(
         let bucket = time_bucket(snapshot.time_bucket_ms);
         replies.clear();
         let mut counts: QueryCounts = Default::default();
-        let mut answer_counts: AnswerCounts = Default::default();
+        let mut answer_counts = AnswerCounts::default();
         served.clear();
         let mut dropped = 0;
         let durations = metrics.answer_duration_seconds.local();
@@ -112,7 +113,7 @@ fn serve(
                 } => {
                     counts[qtype][rcode] += 1;
                     if let Some(service) = service {
-                        answer_counts[service.strategy][service.result] += 1;
+                        answer_counts.add(&service);
                         if per_service {
                             served.push(service);
                         }

@@ -217,7 +217,7 @@ fn spec(snapshot: &Snapshot, service: &crate::snapshot::ServiceAnswer) -> Servic
         _ => (Vec::new(), BTreeMap::new(), None),
     };
     ServiceSpec {
-        strategy: service.strategy.name().to_string(),
+        strategy: service.strategy.kind().as_str().to_string(),
         order,
         weights,
         pick,

@@ -11,6 +11,10 @@ pub use published::{SnapshotWatch, health_value, service_label};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
+
+use crate::dns::answer::Served;
+use crate::dns::select::AnswerResult;
+use crate::model::StrategyKind;
 use hickory_proto::rr::RecordType;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
@@ -58,23 +62,16 @@ pub fn rcode_index(rcode: ResponseCode) -> usize {
 /// Per-batch query counts, indexed [qtype][rcode]; flushed with [`Metrics::add_queries`].
 pub type QueryCounts = [[u64; RCODES.len()]; QTYPES.len()];
 
-/// Strategies, as the `strategy` label of answers (index: [`crate::model::Strategy::index`]).
-pub const STRATEGIES: [&str; 4] = ["round-robin", "weighted", "failover", "geo"];
-/// How a service's A/AAAA question was answered: from available regions, failing open with
-/// every address, or with no address at all.
-pub const ANSWER_RESULTS: [&str; 3] = ["healthy", "fail_open", "none"];
+/// Per-batch service answer counts, indexed [`StrategyKind`][`AnswerResult`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AnswerCounts([[u64; AnswerResult::ALL.len()]; StrategyKind::ALL.len()]);
 
-/// Which service answered a question, how: indexes into the snapshot's services,
-/// [`STRATEGIES`] and [`ANSWER_RESULTS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Served {
-    pub service: usize,
-    pub strategy: usize,
-    pub result: usize,
+impl AnswerCounts {
+    /// Counts one answer.
+    pub fn add(&mut self, served: &Served) {
+        self.0[served.strategy as usize][served.result as usize] += 1;
+    }
 }
-
-/// Per-batch service answer counts, indexed [strategy][result].
-pub type AnswerCounts = [[u64; ANSWER_RESULTS.len()]; STRATEGIES.len()];
 
 /// gslbd's metrics.
 pub struct Metrics {
@@ -389,12 +386,14 @@ impl Metrics {
                 vec.with_label_values(&[*value]);
             }
         }
-        let answers = STRATEGIES
+        let answers = StrategyKind::ALL
             .iter()
             .map(|strategy| {
-                ANSWER_RESULTS
+                AnswerResult::ALL
                     .iter()
-                    .map(|result| answers_vec.with_label_values(&[*strategy, *result]))
+                    .map(|result| {
+                        answers_vec.with_label_values(&[strategy.as_str(), result.as_str()])
+                    })
                     .collect()
             })
             .collect();
@@ -440,7 +439,7 @@ impl Metrics {
 
     /// Adds a batch of service answer counts.
     pub fn add_answers(&self, counts: &AnswerCounts) {
-        for (s, row) in counts.iter().enumerate() {
+        for (s, row) in counts.0.iter().enumerate() {
             for (r, &n) in row.iter().enumerate() {
                 if n > 0 {
                     self.answers[s][r].inc_by(n);
@@ -459,8 +458,8 @@ impl Metrics {
             if let Some(service) = snapshot.services.get(served.service) {
                 vec.with_label_values(&[
                     service_label(&service.name).as_str(),
-                    STRATEGIES[served.strategy],
-                    ANSWER_RESULTS[served.result],
+                    served.strategy.as_str(),
+                    served.result.as_str(),
                 ])
                 .inc();
             }
