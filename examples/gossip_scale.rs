@@ -16,13 +16,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arc_swap::ArcSwap;
 use gslbd::config;
-use gslbd::gossip::Gossip;
 use gslbd::gossip::keys::generate;
-use gslbd::snapshot::Snapshot;
+use gslbd::gossip::{Gossip, local_report};
+use gslbd::health::Verdicts;
+use gslbd::region_health::Inputs;
 use gslbd::state::Event;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -110,20 +110,25 @@ async fn main() -> anyhow::Result<()> {
     let mut nodes: Vec<Gossip> = Vec::new();
     let mut verified: Vec<Arc<AtomicUsize>> = Vec::new();
     let mut first_gossip = None;
+    // Each node's report stays as built: the senders live as long as the nodes.
+    let mut report_senders = Vec::new();
     for text in &configs {
         let text = match first_gossip {
             Some(addr) => text.replace("seeds = []", &format!("seeds = [\"{addr}\"]")),
             None => text.clone(),
         };
         let config = config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let store = Arc::new(ArcSwap::from_pointee(Snapshot::from_model(
-            &config.model,
-            1232,
-        )));
+        let inputs = Inputs {
+            verdicts: &Verdicts::new(),
+            remote: None,
+        };
+        let (report, reports) =
+            watch::channel(Arc::new(local_report::build(&config.model, &inputs)));
+        report_senders.push(report);
         let (events, mut inbox) = mpsc::channel(1024);
         let settings = config.gossip.expect("gossip configured");
         let metrics = Arc::new(gslbd::metrics::Metrics::new());
-        let node = Gossip::start(&settings, store, events, None, metrics).await?;
+        let node = Gossip::start(&settings, reports, events, None, metrics).await?;
         first_gossip.get_or_insert(node.local_addr);
         let count = Arc::new(AtomicUsize::new(0));
         let counter = count.clone();

@@ -88,7 +88,7 @@ impl App {
             Some(settings) => Some(
                 Gossip::start(
                     settings,
-                    store.clone(),
+                    state.reports(),
                     state.sender(),
                     partition,
                     metrics.clone(),

@@ -91,7 +91,8 @@ impl Strategy {
 }
 
 /// A strategy's name, as written in config, annotations, gossip reports and metric labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StrategyKind {
     RoundRobin = 0,
     Weighted = 1,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::Name;
 
 use crate::gossip::report::{ServiceReport, ServiceSpec};
-use crate::model::{ProbeSettings, RegionDef, Service, Strategy, Target};
+use crate::model::{ProbeSettings, RegionDef, Service, Strategy, StrategyKind, Target};
 
 /// How recently a region was heard from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -183,8 +183,8 @@ pub fn remote_only_services(
     specs
         .into_iter()
         .map(|(name, (_, spec))| {
-            let strategy = match spec.strategy.as_str() {
-                "failover" => {
+            let strategy = match spec.strategy {
+                StrategyKind::Failover => {
                     let mut order: Vec<usize> = spec.order.iter().filter_map(index).collect();
                     order.dedup();
                     let rest: Vec<usize> =
@@ -192,7 +192,7 @@ pub fn remote_only_services(
                     order.extend(rest);
                     Strategy::Failover { order }
                 }
-                "weighted" => {
+                StrategyKind::Weighted => {
                     let mut weights = vec![0; regions.len()];
                     for (region, weight) in &spec.weights {
                         if let Some(i) = index(region) {
@@ -204,8 +204,8 @@ pub fn remote_only_services(
                         pick: spec.pick.unwrap_or(1).max(1),
                     }
                 }
-                "geo" => Strategy::Geo,
-                _ => Strategy::RoundRobin,
+                StrategyKind::Geo => Strategy::Geo,
+                StrategyKind::RoundRobin => Strategy::RoundRobin,
             };
             Service {
                 name: name.clone(),
@@ -322,7 +322,7 @@ mod tests {
             })
             .collect();
         let spec = |strategy: &str, ttl: u32| ServiceSpec {
-            strategy: strategy.to_string(),
+            strategy: strategy.parse().unwrap(),
             order: vec!["ap".to_string()],
             weights: BTreeMap::new(),
             pick: None,

@@ -11,6 +11,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::gossip::local_report::{self, LocalReport};
 use crate::gossip::report::ServiceReport;
 use crate::health::{Plan, ProbeKey, Verdict, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
@@ -63,6 +64,7 @@ pub enum Event {
 #[derive(Clone, Debug)]
 pub struct StateHandle {
     events: mpsc::Sender<Event>,
+    reports: watch::Receiver<Arc<LocalReport>>,
 }
 
 impl StateHandle {
@@ -81,6 +83,11 @@ impl StateHandle {
     /// Where sources send their events.
     pub fn sender(&self) -> mpsc::Sender<Event> {
         self.events.clone()
+    }
+
+    /// This region's report, as of the latest snapshot (for gossip).
+    pub fn reports(&self) -> watch::Receiver<Arc<LocalReport>> {
+        self.reports.clone()
     }
 }
 
@@ -101,6 +108,8 @@ struct World {
     model: Model,
     /// Where the probe plan of `model` goes (the checker).
     plans: watch::Sender<Arc<Plan>>,
+    /// Where this region's report goes with each snapshot (gossip).
+    reports: watch::Sender<Arc<LocalReport>>,
     /// Names of the config's and discovered services (others come from remote reports).
     local_names: HashSet<Name>,
     /// A report about a service this region does not define came in: `model` is recomputed
@@ -159,6 +168,7 @@ impl World {
         }
         let snapshot = Arc::new(self.snapshot());
         store.store(snapshot.clone());
+        self.publish_report();
         let took = started.elapsed();
         self.metrics.snapshot_built(took);
         self.watch
@@ -166,15 +176,31 @@ impl World {
         took
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let inputs = Inputs {
+    fn inputs(&self) -> Inputs<'_> {
+        Inputs {
             verdicts: &self.verdicts,
             remote: self.remote.as_ref().map(|view| RemoteInputs {
                 view,
                 freshness: &self.freshness,
             }),
-        };
-        Snapshot::build(&self.model, self.max_udp_payload, &inputs)
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::build(&self.model, self.max_udp_payload, &self.inputs())
+    }
+
+    /// Hands gossip this region's report of the served model, when it changed.
+    fn publish_report(&self) {
+        let report = local_report::build(&self.model, &self.inputs());
+        self.reports.send_if_modified(|current| {
+            if **current == report {
+                false
+            } else {
+                *current = Arc::new(report);
+                true
+            }
+        });
     }
 
     fn region_index(&self, region: &Region) -> Option<usize> {
@@ -297,6 +323,7 @@ pub fn start(
         remote_services_changed: false,
         model,
         plans,
+        reports: watch::channel(Arc::default()).0,
         verdicts: Verdicts::new(),
         remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
         freshness: HashMap::new(),
@@ -307,9 +334,11 @@ pub fn start(
     world.refresh_freshness(Instant::now());
     let started = Instant::now();
     let first = Arc::new(world.snapshot());
+    world.publish_report();
     metrics.snapshot_built(started.elapsed());
     world.watch.published(&metrics, &first, crate::unix_ms());
     let store = Arc::new(ArcSwap::new(first));
+    let reports = world.reports.subscribe();
     let (events, mut inbox) = mpsc::channel(1024);
     let owner_store = store.clone();
     let task = tokio::spawn(async move {
@@ -366,7 +395,7 @@ pub fn start(
             }
         }
     });
-    (store, StateHandle { events }, task)
+    (store, StateHandle { events, reports }, task)
 }
 
 fn event_time(event: &Event) -> Option<Instant> {

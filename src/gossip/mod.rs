@@ -4,6 +4,7 @@
 //! touches the snapshot it serves from except to read what to publish.
 
 pub mod keys;
+pub mod local_report;
 pub mod report;
 pub mod transport;
 
@@ -14,21 +15,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ListenerHandle};
 use hickory_proto::rr::Name;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::GossipSettings;
 use crate::metrics::Metrics;
-use crate::model::{Health, Region, Strategy};
-use crate::snapshot::Snapshot;
+use crate::model::{Health, Region};
 use crate::state::Event;
 use crate::unix_ms;
 use keys::{Keyring, SigningKey, VerifyingKey};
-use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, ServiceSpec, Verified};
+use local_report::LocalReport;
+use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
 use transport::{Partition, SealedTransport, TransportStats};
 
 /// How often the heartbeat value is re-signed.
@@ -55,10 +55,10 @@ pub struct Gossip {
 }
 
 impl Gossip {
-    /// Joins the cluster and starts publishing this region's reports from `store`.
+    /// Joins the cluster and starts publishing this region's reports as `reports` gives them.
     pub async fn start(
         settings: &GossipSettings,
-        store: Arc<ArcSwap<Snapshot>>,
+        reports: watch::Receiver<Arc<LocalReport>>,
         events: mpsc::Sender<Event>,
         partition: Option<Arc<Partition>>,
         metrics: Arc<Metrics>,
@@ -138,7 +138,7 @@ impl Gossip {
         ));
         let publisher = tokio::spawn(publish(
             handle.chitchat(),
-            store,
+            reports,
             identity,
             signing,
             settings.interval,
@@ -168,64 +168,6 @@ impl Gossip {
     }
 }
 
-/// What this region says of one service: health, all addresses, those down, weight.
-/// This region's report for every service it has targets for, from the served snapshot
-/// (`changed_ms` left for the publisher to fill in).
-fn local_reports(snapshot: &Snapshot, region: &Region) -> BTreeMap<Name, ServiceReport> {
-    let Some(local) = snapshot.regions.iter().position(|r| r == region) else {
-        return BTreeMap::new();
-    };
-    snapshot
-        .services
-        .iter()
-        .filter_map(|service| {
-            let answer = service.regions.iter().find(|r| r.region == local)?;
-            let all = answer.all.ips();
-            let up = answer.addresses.ips();
-            let down = all.iter().filter(|a| !up.contains(a)).copied().collect();
-            let weight =
-                matches!(service.strategy, Strategy::Weighted { .. }).then_some(answer.weight);
-            let report = ServiceReport {
-                health: answer.health,
-                addresses: all,
-                down,
-                changed_ms: 0,
-                failing_since_ms: answer.down_since_ms,
-                weight,
-                spec: Some(spec(snapshot, service)),
-            };
-            Some((service.name.clone(), report))
-        })
-        .collect()
-}
-
-/// How `service` is answered, with regions by name.
-fn spec(snapshot: &Snapshot, service: &crate::snapshot::ServiceAnswer) -> ServiceSpec {
-    let name = |i: &usize| snapshot.regions[*i].as_str().to_string();
-    let (order, weights, pick) = match &service.strategy {
-        Strategy::Failover { order } => (order.iter().map(name).collect(), BTreeMap::new(), None),
-        Strategy::Weighted { weights, pick } => (
-            Vec::new(),
-            weights
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| **w > 0)
-                .map(|(i, w)| (name(&i), *w))
-                .collect(),
-            Some(*pick),
-        ),
-        _ => (Vec::new(), BTreeMap::new(), None),
-    };
-    ServiceSpec {
-        strategy: service.strategy.kind().as_str().to_string(),
-        order,
-        weights,
-        pick,
-        ttl: service.ttl,
-        all_down: service.all_down,
-    }
-}
-
 /// Who this node speaks for, and in which cluster.
 #[derive(Clone, Debug)]
 struct Identity {
@@ -236,7 +178,7 @@ struct Identity {
 /// Publishes changed service reports every round and a heartbeat every second.
 async fn publish(
     chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
-    store: Arc<ArcSwap<Snapshot>>,
+    mut reports: watch::Receiver<Arc<LocalReport>>,
     Identity { region, cluster }: Identity,
     signing: Arc<SigningKey>,
     interval: Duration,
@@ -244,7 +186,8 @@ async fn publish(
     stop: CancellationToken,
 ) {
     let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
-    let mut last_snapshot: Option<Arc<Snapshot>> = None;
+    // The first report counts as changed: it is published at the first tick.
+    reports.mark_changed();
     let mut last_alive: Option<Instant> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -253,20 +196,16 @@ async fn publish(
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let snapshot = store.load_full();
         let now = unix_ms();
         let mut updates: Vec<(String, String)> = Vec::new();
-        // Reports change only with the snapshot: skip the diff while it is the same one.
-        let unchanged = last_snapshot
-            .as_ref()
-            .is_some_and(|last| Arc::ptr_eq(last, &snapshot));
-        last_snapshot = Some(snapshot.clone());
+        // Reports change only when the state owner publishes new ones: diff only then.
+        let unchanged = !reports.has_changed().unwrap_or(false);
         let current = if unchanged {
-            BTreeMap::new()
+            Arc::default()
         } else {
-            local_reports(&snapshot, &region)
+            reports.borrow_and_update().clone()
         };
-        for (name, report) in &current {
+        for (name, report) in current.iter() {
             let changed_ms = match published.get(name) {
                 Some(old) if old.health == report.health => old.changed_ms,
                 _ => now,

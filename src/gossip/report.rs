@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{SigningKey, VerifyingKey};
-use crate::model::{Health, Region};
+use crate::model::{Health, Region, StrategyKind};
 
 /// Key of the heartbeat value.
 pub const ALIVE_KEY: &str = "alive";
@@ -49,9 +49,9 @@ pub struct ServiceReport {
 /// A service's answering rules, with regions by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
-    /// `round-robin`, `weighted`, `failover` or `geo`.
+    /// An unknown strategy makes the whole report malformed: never guessed.
     #[serde(rename = "k")]
-    pub strategy: String,
+    pub strategy: StrategyKind,
     /// Failover order.
     #[serde(rename = "o", default, skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<String>,

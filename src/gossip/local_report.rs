@@ -1,0 +1,89 @@
+//! What this region says about itself: one [`ServiceReport`] per service it has targets for.
+//! The state owner builds it with every snapshot, from the same model and the same health rule
+//! (`region_health`), and hands it to the gossip task over a `watch` channel; the gossip task
+//! only stamps, signs and publishes it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
+
+use super::report::{ServiceReport, ServiceSpec};
+use crate::model::{Model, Service, Strategy};
+use crate::region_health::{self, Inputs};
+
+/// This region's report per service name (`changed_ms` left for the publisher to fill in).
+pub type LocalReport = BTreeMap<Name, ServiceReport>;
+
+/// The report of `model`'s local region for every service with a local target.
+pub fn build(model: &Model, inputs: &Inputs<'_>) -> LocalReport {
+    let Some(local) = model.local_region else {
+        return LocalReport::new();
+    };
+    model
+        .services
+        .iter()
+        .filter_map(|service| {
+            let target = service.targets.iter().find(|t| t.region == local)?;
+            let health = region_health::decide(service, target, Some(local), inputs);
+            let down = health
+                .all
+                .iter()
+                .filter(|a| !health.answerable.contains(a))
+                .copied()
+                .collect();
+            let weight = match &service.strategy {
+                Strategy::Weighted { weights, .. } => Some(weights[local]),
+                _ => None,
+            };
+            let report = ServiceReport {
+                health: health.health,
+                addresses: a_first(health.all),
+                down: a_first(down),
+                changed_ms: 0,
+                failing_since_ms: health.down_since_ms,
+                weight,
+                spec: Some(spec(model, service)),
+            };
+            Some((service.name.clone(), report))
+        })
+        .collect()
+}
+
+/// IPv4 addresses before IPv6 ones, each family in its given order (as the answer's A and
+/// AAAA records hold them).
+fn a_first(mut addresses: Vec<IpAddr>) -> Vec<IpAddr> {
+    addresses.sort_by_key(IpAddr::is_ipv6);
+    addresses
+}
+
+/// How `service` is answered, with regions by name.
+fn spec(model: &Model, service: &Service) -> ServiceSpec {
+    let name = |i: usize| model.regions[i].name.as_str().to_string();
+    let (order, weights, pick) = match &service.strategy {
+        Strategy::Failover { order } => (
+            order.iter().map(|&i| name(i)).collect(),
+            BTreeMap::new(),
+            None,
+        ),
+        Strategy::Weighted { weights, pick } => (
+            Vec::new(),
+            weights
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| **w > 0)
+                .map(|(i, w)| (name(i), *w))
+                .collect(),
+            Some(*pick),
+        ),
+        _ => (Vec::new(), BTreeMap::new(), None),
+    };
+    ServiceSpec {
+        strategy: service.strategy.kind(),
+        order,
+        weights,
+        pick,
+        ttl: service.ttl,
+        all_down: service.all_down,
+    }
+}
