@@ -11,6 +11,9 @@
 //! - `controller`: the loop that runs discovery after each change and reports outcomes.
 //! - `recorder`: tells users on their objects (Kubernetes Events).
 //!
+//! The ExternalDNS `DNSEndpoint` publisher lives with the delegation
+//! (`crate::delegation::dns_endpoint`); [`Kubernetes`] runs it as one of its tasks.
+//!
 //! The stores keep their content while the API server is unreachable (the watchers retry with
 //! backoff), so the last known services keep serving; a watch that expired (410 Gone) relists
 //! and the store is replaced atomically, so nothing is lost or duplicated.
@@ -28,21 +31,20 @@ mod watch;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service as KubeService;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client};
+use kube::Client;
+use kube::api::{ApiResource, DynamicObject};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 pub use client::{KubeError, client};
 
 use crate::config::KubernetesSettings;
+use crate::delegation::{self, Delegation};
 use crate::metrics::Metrics;
 use crate::state::Event;
 use sources::Claim;
@@ -147,43 +149,17 @@ impl Kubernetes {
         }
     }
 
-    /// Keeps the ExternalDNS `DNSEndpoint` `namespace/name` equal to `delegation` (server-side
-    /// apply, field manager `gslbd`), retrying with backoff until the API server takes it.
+    /// Keeps the ExternalDNS `DNSEndpoint` `namespace/name` equal to `delegation` (see
+    /// [`delegation::dns_endpoint::publish`]), as a task stopped with the others.
     pub fn publish_delegation(
         &mut self,
         client: Client,
-        delegation: &crate::delegation::Delegation,
-        (namespace, name): (String, String),
+        delegation: &Delegation,
+        endpoint: (String, String),
     ) {
-        let object = crate::delegation::external_dns::dns_endpoint(delegation, &name, &namespace);
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "externaldns.k8s.io",
-            "v1alpha1",
-            "DNSEndpoint",
-        ));
-        let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
-        let stop = self.stop.clone();
-        self.tasks.push(tokio::spawn(async move {
-            let params = kube::api::PatchParams::apply("gslbd").force();
-            let mut wait = Duration::from_secs(1);
-            loop {
-                match api
-                    .patch(&name, &params, &kube::api::Patch::Apply(&object))
-                    .await
-                {
-                    Ok(_) => {
-                        info!(%namespace, %name, "ExternalDNS DNSEndpoint with the delegation applied");
-                        return;
-                    }
-                    Err(error) => warn!(%namespace, %name, %error, retry_in = ?wait, "cannot apply the ExternalDNS DNSEndpoint (is ExternalDNS's CRD installed? RBAC?)"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.cancelled() => return,
-                }
-                wait = (wait * 2).min(Duration::from_secs(60));
-            }
-        }));
+        let publish =
+            delegation::dns_endpoint::publish(client, delegation, endpoint, self.stop.clone());
+        self.tasks.push(tokio::spawn(publish));
     }
 
     /// Set once every watch has listed and the first discovery reached the state owner.
