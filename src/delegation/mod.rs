@@ -1,9 +1,11 @@
 //! Delegating the zone from its parent: the records the parent needs (`records`), printed in
 //! zone-file format (`gslbd delegation print`), applied by RFC 2136 dynamic update signed with
-//! TSIG (`update`, `gslbd delegation apply`), or published as an ExternalDNS `DNSEndpoint`
-//! (`external_dns`).
+//! TSIG (`update`; `apply` checks the command line's server, key and parent zone for
+//! `gslbd delegation apply`), or published as an ExternalDNS `DNSEndpoint` (`external_dns`
+//! builds the object, `dns_endpoint` applies it to the cluster).
 
 pub mod apply;
+pub mod dns_endpoint;
 pub mod external_dns;
 pub mod key;
 pub mod update;

@@ -1,0 +1,99 @@
+//! The controller loop: after each change the watches report (debounced), and every
+//! `resolve_interval` for status host names, it reads the stores through the index, discovers
+//! the services and sends them to the state owner when they changed. Outcomes are logged,
+//! counted and told on the objects (Events) once per change; `synced` is set after the first
+//! discovery that follows the core watches' first list.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Sources;
+use super::discover::{self, Discovery, Outcome};
+use super::recorder::Recorder;
+use super::resolve::{self, resolve};
+use super::sources::ObjectId;
+use super::watch::WatchContext;
+use crate::config::KubernetesSettings;
+use crate::metrics::Metrics;
+use crate::state::Event;
+
+/// How long a burst of changes (an initial list, a rollout) may settle into one discovery.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// After each change (debounced), discovers and sends the services; reports outcomes.
+pub(super) async fn run(
+    settings: KubernetesSettings,
+    sources: Sources,
+    context: WatchContext,
+    events: mpsc::Sender<Event>,
+    recorder: Option<Recorder>,
+    metrics: Arc<Metrics>,
+    synced: Arc<AtomicBool>,
+) {
+    let mut resolved = resolve::Cache::new();
+    let mut reported: BTreeMap<ObjectId, Outcome> = BTreeMap::new();
+    let mut last_sent: Option<Vec<crate::model::Service>> = None;
+    let mut tick = tokio::time::interval(settings.resolve_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = context.changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tick.tick() => {}
+            _ = context.stop.cancelled() => return,
+        }
+        let claims = sources.claims();
+        resolve(&claims, &mut resolved, settings.resolve_interval).await;
+        let Discovery { services, outcomes } = discover::discover(
+            claims,
+            &sources.readiness(),
+            &resolve::addresses(&resolved),
+            &settings.defaults,
+        );
+        // Outcomes: log, count and tell each object once per change.
+        let mut skipped: BTreeMap<(&'static str, &'static str), i64> = BTreeMap::new();
+        for (id, (claim, outcome)) in &outcomes {
+            if let Outcome::Skipped { reason, .. } = outcome {
+                *skipped.entry((id.kind, reason)).or_default() += 1;
+            }
+            if reported.get(id) == Some(outcome) {
+                continue;
+            }
+            match outcome {
+                Outcome::Balanced { hosts } => {
+                    info!(object = %id, hosts = hosts.join(","), "Kubernetes object balanced")
+                }
+                Outcome::Skipped { reason, message } => {
+                    warn!(object = %id, reason, %message, "Kubernetes object skipped")
+                }
+            }
+            if let Some(recorder) = &recorder {
+                recorder.publish(&claim.reference, outcome).await;
+            }
+        }
+        reported = outcomes.into_iter().map(|(id, (_, o))| (id, o)).collect();
+        metrics.kube_objects_skipped.reset();
+        for ((kind, reason), count) in skipped {
+            metrics
+                .kube_objects_skipped
+                .with_label_values(&[kind, reason])
+                .set(count);
+        }
+        metrics.kube_services.set(services.len() as i64);
+        if last_sent.as_ref() != Some(&services) {
+            info!(services = services.len(), "Kubernetes services discovered");
+            last_sent = Some(services.clone());
+            if events.send(Event::Discovered { services }).await.is_err() {
+                return;
+            }
+        }
+        if !synced.load(Ordering::Relaxed) && sources.listed() {
+            info!("first Kubernetes discovery done");
+            synced.store(true, Ordering::Relaxed);
+        }
+    }
+}

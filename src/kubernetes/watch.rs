@@ -1,0 +1,169 @@
+//! The watches: one kube-runtime watcher per kind and watched namespace, feeding a reflector
+//! store. The watch tasks only keep the stores current, count events and errors, and wake the
+//! controller; what the objects mean is the index's business (`index.rs`).
+//!
+//! A store keeps its content while the API server is unreachable (the watcher retries with
+//! backoff), and a watch that expired (410 Gone) relists and replaces the store atomically.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+
+/// Stores of one kind, one per watched namespace (or one for all).
+pub(super) struct Stores<K: Resource<DynamicType = D> + 'static, D: Clone + Eq + Hash + 'static> {
+    stores: Vec<Store<K>>,
+}
+
+impl<K, D> Stores<K, D>
+where
+    K: Resource<DynamicType = D> + Clone + 'static,
+    D: Clone + Eq + Hash + 'static,
+{
+    /// Every object the stores hold now.
+    pub(super) fn all(&self) -> Vec<Arc<K>> {
+        self.stores.iter().flat_map(|s| s.state()).collect()
+    }
+
+    /// Whether every store has completed its first list.
+    pub(super) fn listed(&self) -> bool {
+        self.stores.iter().all(|s| {
+            futures::FutureExt::now_or_never(s.wait_until_ready()).is_some_and(|r| r.is_ok())
+        })
+    }
+}
+
+/// Shared by the watch tasks and the controller.
+#[derive(Clone)]
+pub(super) struct WatchContext {
+    /// Woken on every change that may alter the discovered services.
+    pub(super) changed: Arc<Notify>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) stop: CancellationToken,
+}
+
+/// Starts one reflector per namespace for `apis`.
+pub(super) fn watch<K>(
+    apis: Vec<Api<K>>,
+    kind: &'static str,
+    dyntype: K::DynamicType,
+    context: &WatchContext,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Stores<K, K::DynamicType>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Clone + Eq + Hash + Send + Sync + 'static,
+{
+    // Series start at zero, so rate() and alerts see them from the first scrape.
+    for event in ["apply", "delete", "init", "init_apply", "init_done"] {
+        context
+            .metrics
+            .kube_watch_events
+            .with_label_values(&[kind, event]);
+    }
+    context.metrics.kube_watch_errors.with_label_values(&[kind]);
+    let mut stores = Vec::new();
+    for api in apis {
+        let writer = reflector::store::Writer::new(dyntype.clone());
+        stores.push(writer.as_reader());
+        let context = context.clone();
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut failing = false;
+            loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    _ = context.stop.cancelled() => return,
+                };
+                let Some(event) = next else { return };
+                match event {
+                    Ok(event) => {
+                        if failing {
+                            info!(kind, "Kubernetes watch resumed");
+                            failing = false;
+                        }
+                        let (name, notify) = match event {
+                            watcher::Event::Apply(_) => ("apply", true),
+                            watcher::Event::Delete(_) => ("delete", true),
+                            watcher::Event::Init => ("init", false),
+                            watcher::Event::InitApply(_) => ("init_apply", false),
+                            watcher::Event::InitDone => ("init_done", true),
+                        };
+                        context
+                            .metrics
+                            .kube_watch_events
+                            .with_label_values(&[kind, name])
+                            .inc();
+                        if notify {
+                            context.changed.notify_one();
+                        }
+                    }
+                    Err(error) => {
+                        context
+                            .metrics
+                            .kube_watch_errors
+                            .with_label_values(&[kind])
+                            .inc();
+                        if !failing {
+                            warn!(kind, %error, "Kubernetes watch failing; serving the last known objects and retrying");
+                            failing = true;
+                        } else {
+                            debug!(kind, %error, "Kubernetes watch still failing");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    Stores { stores }
+}
+
+/// One API per watched namespace (`Some`), or one for all namespaces (`None`).
+pub(super) fn typed_apis<K>(client: &Client, scopes: &[Option<String>]) -> Vec<Api<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    scopes
+        .iter()
+        .map(|scope| match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        })
+        .collect()
+}
+
+/// As [`typed_apis`] for a Gateway API kind (gateway.networking.k8s.io/v1), read as dynamic
+/// objects (k8s-openapi has no Gateway API types), with the resource to watch it by.
+pub(super) fn gateway_api_apis(
+    client: &Client,
+    scopes: &[Option<String>],
+    kind: &str,
+) -> (Vec<Api<DynamicObject>>, ApiResource) {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        kind,
+    ));
+    let apis = scopes
+        .iter()
+        .map(|scope| match scope {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        })
+        .collect();
+    (apis, resource)
+}
