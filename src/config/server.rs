@@ -1,0 +1,113 @@
+//! `[server]`: how the DNS listeners run. Every field has a default, so the table may be left out.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::default_true;
+use super::problems::Problems;
+
+/// How the DNS listeners run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Addresses to serve DNS on, UDP and TCP each.
+    pub listen: Vec<SocketAddr>,
+    /// Largest UDP response we send (RFC 6891 §6.2.5; 1232 avoids fragmentation).
+    pub max_udp_payload: u16,
+    /// UDP sockets (SO_REUSEPORT) and threads per listen address on the fast path.
+    pub udp_workers: usize,
+    /// Answer UDP on gslbd's own loop (true) or through hickory-server (false).
+    pub udp_fast_path: bool,
+    /// Idle time after which a TCP connection is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Where the admin endpoint (/metrics, /healthz, /readyz, /state, /explain) listens; off
+    /// when `None`.
+    pub admin: Option<SocketAddr>,
+    /// Also count answers per service (`gslbd_dns_service_answers_total`): one series per
+    /// service, strategy and result, so off by default.
+    pub per_service_metrics: bool,
+}
+
+/// `[server]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: Vec<SocketAddr>,
+    #[serde(default = "default_max_udp_payload")]
+    max_udp_payload: u16,
+    #[serde(default = "default_udp_workers")]
+    udp_workers: usize,
+    #[serde(default = "default_true")]
+    udp_fast_path: bool,
+    #[serde(default = "default_tcp_idle_timeout")]
+    tcp_idle_timeout_secs: u64,
+    admin: Option<SocketAddr>,
+    #[serde(default)]
+    per_service_metrics: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_udp_payload: default_max_udp_payload(),
+            udp_workers: default_udp_workers(),
+            udp_fast_path: true,
+            tcp_idle_timeout_secs: default_tcp_idle_timeout(),
+            admin: None,
+            per_service_metrics: false,
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+fn default_udp_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+fn default_tcp_idle_timeout() -> u64 {
+    10
+}
+
+impl RawServer {
+    pub(super) fn validate(self, problems: &mut Problems) -> ServerSettings {
+        if self.listen.is_empty() {
+            problems.add("server.listen", "at least one address is needed");
+        }
+        let mut seen = HashSet::new();
+        for (i, addr) in self.listen.iter().enumerate() {
+            if !seen.insert(addr) {
+                problems.add(format!("server.listen[{i}]"), format!("duplicate {addr}"));
+            }
+        }
+        if self.max_udp_payload < 512 {
+            problems.add(
+                "server.max_udp_payload",
+                format!("{} is below the DNS minimum of 512", self.max_udp_payload),
+            );
+        }
+        if self.udp_workers == 0 || self.udp_workers > 64 {
+            problems.add("server.udp_workers", "must be between 1 and 64");
+        }
+        if self.tcp_idle_timeout_secs == 0 {
+            problems.add("server.tcp_idle_timeout_secs", "must be positive");
+        }
+        ServerSettings {
+            listen: self.listen,
+            max_udp_payload: self.max_udp_payload.max(512),
+            udp_workers: self.udp_workers.clamp(1, 64),
+            udp_fast_path: self.udp_fast_path,
+            tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs),
+            admin: self.admin,
+            per_service_metrics: self.per_service_metrics,
+        }
+    }
+}
