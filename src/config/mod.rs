@@ -15,7 +15,10 @@
 //! - `probe.rs`: the `[probe]` defaults and each service's `probe` overrides.
 //! - `gossip.rs`: `[gossip]` ([`GossipSettings`]).
 //! - `kubernetes.rs`: `[kubernetes]` ([`KubernetesSettings`]).
+//! - `fixture.rs` (tests only): a small valid file the section tests extend.
 
+#[cfg(test)]
+mod fixture;
 mod gossip;
 mod kubernetes;
 mod names;
@@ -193,5 +196,55 @@ impl RawConfig {
                 probe_concurrency,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::Fixture;
+
+    #[test]
+    fn a_file_with_only_zone_and_regions_is_valid() {
+        let config = Fixture::new().config();
+        assert_eq!(config.model.regions.len(), 2);
+        assert!(config.model.services.is_empty());
+        assert_eq!(config.model.local_region, None);
+        assert!(config.gossip.is_none());
+        assert!(config.kubernetes.is_none());
+    }
+
+    #[test]
+    fn local_region_names_one_of_the_regions() {
+        let config = Fixture::new().top(r#"local_region = "us""#).config();
+        assert_eq!(config.model.local_region, Some(1));
+        Fixture::new()
+            .top(r#"local_region = "mars""#)
+            .assert_refused("local_region", "unknown region mars");
+    }
+
+    /// Sections are validated in a fixed order (server, zone, regions, probe, services,
+    /// kubernetes), and problems are listed in that order whatever the order of the file.
+    #[test]
+    fn problems_of_every_section_are_listed_in_validation_order() {
+        let problems = Fixture::new()
+            .table("[kubernetes]")
+            .table("[[services]]\nname = \"app.example.org\"\nstrategy = \"round-robin\"\ntargets = { eu = [\"192.0.2.1\"] }")
+            .table("[probe]\nrise = 0")
+            .table("[[regions]]\nname = \"Asia\"")
+            .zone("time_bucket_ms = 0")
+            .table("[server]\nmax_udp_payload = 100")
+            .problems();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "server.max_udp_payload",
+                "regions[2].name",
+                "zone.time_bucket_ms",
+                "probe.rise",
+                "services[0].name",
+                "kubernetes",
+            ]
+        );
     }
 }

@@ -111,3 +111,59 @@ impl RawServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::super::fixture::{Fixture, assert_has};
+
+    fn server(keys: &str) -> Fixture {
+        Fixture::new().table(&format!("[server]\n{keys}"))
+    }
+
+    #[test]
+    fn without_a_server_table_dns_is_served_on_loopback_5353() {
+        let server = Fixture::new().config().server;
+        assert_eq!(
+            server.listen,
+            vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+        );
+        assert_eq!(server.max_udp_payload, 1232);
+        assert!((1..=4).contains(&server.udp_workers));
+        assert!(server.udp_fast_path);
+        assert_eq!(server.tcp_idle_timeout, Duration::from_secs(10));
+        assert_eq!(server.admin, None);
+        assert!(!server.per_service_metrics);
+    }
+
+    #[test]
+    fn a_listen_address_given_twice_is_named_by_its_index() {
+        server(r#"listen = ["127.0.0.1:53", "[::1]:53", "127.0.0.1:53"]"#)
+            .assert_refused("server.listen[2]", "duplicate 127.0.0.1:53");
+        server("listen = []").assert_refused("server.listen", "at least one address");
+    }
+
+    #[test]
+    fn max_udp_payload_may_not_go_below_the_dns_minimum_of_512() {
+        server("max_udp_payload = 511").assert_refused(
+            "server.max_udp_payload",
+            "511 is below the DNS minimum of 512",
+        );
+        let accepted = server("max_udp_payload = 512").config().server;
+        assert_eq!(accepted.max_udp_payload, 512);
+    }
+
+    #[test]
+    fn workers_and_idle_timeout_must_be_in_range() {
+        let problems = server("udp_workers = 65\ntcp_idle_timeout_secs = 0").problems();
+        assert_has(&problems, "server.udp_workers", "between 1 and 64");
+        assert_has(
+            &problems,
+            "server.tcp_idle_timeout_secs",
+            "must be positive",
+        );
+        server("udp_workers = 0").assert_refused("server.udp_workers", "between 1 and 64");
+    }
+}

@@ -335,3 +335,130 @@ fn valid_region_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::rr::Name;
+
+    use super::super::fixture::{Fixture, assert_has, assert_none_at};
+
+    /// The fixture with a third region (`regions[2]`) made of `keys`.
+    fn third_region(keys: &str) -> Fixture {
+        Fixture::new().table(&format!("[[regions]]\n{keys}"))
+    }
+
+    fn geo(keys: &str) -> Fixture {
+        Fixture::new().table(&format!("[geo]\n{keys}"))
+    }
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).expect("test name")
+    }
+
+    #[test]
+    fn soa_defaults_to_the_first_nameserver_and_hostmaster_in_the_zone() {
+        let zone = Fixture::new().config().model.zone;
+        assert_eq!(zone.origin, name("gslb.example.com."));
+        assert_eq!(zone.soa.mname, name("ns-eu.gslb.example.com."));
+        assert_eq!(zone.soa.rname, name("hostmaster.gslb.example.com."));
+        let soa = &zone.soa;
+        assert_eq!(
+            (soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum),
+            (1, 3600, 600, 86400, 60)
+        );
+        assert_eq!(soa.ttl, 60);
+        assert_eq!((zone.ns_ttl, zone.time_bucket_ms), (3600, 1000));
+    }
+
+    #[test]
+    fn the_root_zone_cannot_be_served() {
+        Fixture::new()
+            .zone_name(".")
+            .assert_refused("zone.name", "the root zone cannot be served");
+    }
+
+    #[test]
+    fn time_bucket_ms_must_be_between_1_and_3600000() {
+        for bad in ["0", "3600001"] {
+            Fixture::new()
+                .zone(&format!("time_bucket_ms = {bad}"))
+                .assert_refused("zone.time_bucket_ms", "between 1 and 3600000");
+        }
+        let zone = Fixture::new().zone("time_bucket_ms = 3600000").config();
+        assert_eq!(zone.model.zone.time_bucket_ms, 3_600_000);
+    }
+
+    #[test]
+    fn ttls_of_2_pow_31_or_more_are_refused() {
+        let problems = Fixture::new()
+            .zone("ns_ttl = 2147483648")
+            .table("[zone.soa]\nexpire = 2147483648\nminimum = 2147483647")
+            .problems();
+        assert_has(&problems, "zone.ns_ttl", "must be below 2^31");
+        assert_has(&problems, "zone.soa.expire", "must be below 2^31");
+        assert_none_at(&problems, "zone.soa.minimum");
+    }
+
+    #[test]
+    fn region_names_are_lowercase_labels_and_unique() {
+        third_region(r#"name = "Asia""#)
+            .assert_refused("regions[2].name", r#"invalid region name "Asia""#);
+        third_region(r#"name = "eu""#).assert_refused("regions[2].name", "duplicate region eu");
+    }
+
+    #[test]
+    fn a_nameserver_inside_the_zone_needs_glue() {
+        third_region("name = \"ap\"\nnameserver = \"ns-ap.gslb.example.com\"").assert_refused(
+            "regions[2].glue",
+            "ns-ap.gslb.example.com. is inside the zone, so it needs glue addresses",
+        );
+        third_region("name = \"ap\"\nglue = [\"192.0.2.54\"]")
+            .assert_refused("regions[2].glue", "glue needs a nameserver");
+    }
+
+    #[test]
+    fn a_nameserver_is_neither_the_apex_nor_another_regions() {
+        third_region("name = \"ap\"\nnameserver = \"NS.us.example.net\"").assert_refused(
+            "regions[2].nameserver",
+            "ns.us.example.net. is already region us's nameserver",
+        );
+        third_region("name = \"ap\"\nnameserver = \"gslb.example.com\"\nglue = [\"192.0.2.54\"]")
+            .assert_refused(
+                "regions[2].nameserver",
+                "the nameserver cannot be the zone apex",
+            );
+    }
+
+    #[test]
+    fn geo_networks_must_be_cidrs_of_known_regions() {
+        let problems =
+            geo(r#"networks = { "192.0.2.0/33" = "eu", "198.51.100.0/24" = "mars" }"#).problems();
+        assert_has(
+            &problems,
+            r#"geo.networks."192.0.2.0/33""#,
+            r#"invalid CIDR "192.0.2.0/33""#,
+        );
+        assert_has(
+            &problems,
+            r#"geo.networks."198.51.100.0/24""#,
+            "unknown region mars",
+        );
+        geo(r#"default_region = "mars""#)
+            .assert_refused("geo.default_region", "unknown region mars");
+    }
+
+    #[test]
+    fn geo_networks_are_truncated_to_their_prefix_and_listed_once() {
+        geo(r#"networks = { "192.0.2.0/24" = "us", "192.0.2.1/24" = "eu" }"#).assert_refused(
+            r#"geo.networks."192.0.2.1/24""#,
+            "network 192.0.2.0/24 is listed twice",
+        );
+        let table = geo("default_region = \"us\"\nnetworks = { \"192.0.2.1/24\" = \"eu\" }")
+            .config()
+            .model
+            .geo;
+        let network = "192.0.2.0/24".parse().expect("test network");
+        assert_eq!(table.networks, vec![(network, 0)]);
+        assert_eq!(table.default_region, Some(1));
+    }
+}
