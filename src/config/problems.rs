@@ -85,3 +85,88 @@ impl Problems {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::fixture::Fixture;
+    use super::super::{load, parse};
+    use super::{ConfigError, Problem};
+
+    fn only_problem(text: &str) -> Problem {
+        match parse(text) {
+            Err(ConfigError::Invalid(problems)) if problems.len() == 1 => problems[0].clone(),
+            other => panic!("expected one problem, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_is_one_line_with_its_location() {
+        let problem = only_problem("[zone\nname = 1");
+        assert_eq!(problem.path, "");
+        assert!(
+            problem
+                .reason
+                .starts_with("TOML parse error at line 1, column 6: unclosed table"),
+            "{problem:?}"
+        );
+        assert!(!problem.reason.contains(['\n', '|', '^']), "{problem:?}");
+    }
+
+    #[test]
+    fn type_and_unknown_field_errors_name_the_field() {
+        let problem = only_problem(&Fixture::new().zone(r#"ttl = "x""#).text());
+        assert_eq!(problem.path, "zone.ttl");
+        assert!(
+            problem
+                .reason
+                .ends_with(r#"invalid type: string "x", expected u32"#),
+            "{problem:?}"
+        );
+        let problem = only_problem(&Fixture::new().table("[server]\nlisten_on = 1").text());
+        assert_eq!(problem.path, "server.listen_on");
+        assert!(
+            problem.reason.contains("unknown field `listen_on`"),
+            "{problem:?}"
+        );
+        let problem = only_problem("[server]\n");
+        assert_eq!(problem.path, "");
+        assert!(
+            problem.reason.contains("missing field `zone`"),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
+    fn the_error_lists_one_problem_per_line_with_its_path() {
+        let error = ConfigError::Invalid(vec![
+            Problem {
+                path: "zone.ttl".into(),
+                reason: "must be below 2^31".into(),
+            },
+            Problem {
+                path: String::new(),
+                reason: "TOML parse error".into(),
+            },
+        ]);
+        assert_eq!(
+            error.to_string(),
+            "zone.ttl: must be below 2^31\nTOML parse error"
+        );
+        assert_eq!(error.problems().len(), 2);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named_and_has_no_problems() {
+        let error = load(Path::new("/nonexistent/gslbd.toml")).expect_err("no such file");
+        assert!(matches!(error, ConfigError::Read { .. }));
+        assert!(error.problems().is_empty());
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read /nonexistent/gslbd.toml: "),
+            "{error}"
+        );
+    }
+}
