@@ -235,3 +235,149 @@ fn parse_status_range(text: &str) -> Option<(u16, u16)> {
     ((100..=599).contains(&low) && (100..=599).contains(&high) && low <= high)
         .then_some((low, high))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::fixture::{Fixture, assert_has, assert_none_at};
+    use crate::model::{ProbeKind, ProbeSettings, TargetPolicy};
+
+    /// The fixture with a top-level `[probe]` of `keys`.
+    fn top(keys: &str) -> Fixture {
+        Fixture::new().table(&format!("[probe]\n{keys}"))
+    }
+
+    /// The fixture with a service (`services[0]`) whose own probe table is `{ keys }`, under
+    /// the top-level `[probe]` given by `defaults`.
+    fn service(defaults: &str, keys: &str) -> Fixture {
+        top(defaults).table(&format!(
+            "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"round-robin\"\n\
+             targets = {{ eu = [\"192.0.2.1\"] }}\nprobe = {{ {keys} }}"
+        ))
+    }
+
+    fn probe_of_service(fixture: Fixture) -> ProbeSettings {
+        fixture.config().model.services[0].probe.clone()
+    }
+
+    #[test]
+    fn defaults_probe_http_every_second_with_two_agreeing_results() {
+        let config = Fixture::new()
+            .table("[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"round-robin\"\ntargets = { eu = [\"192.0.2.1\"] }")
+            .config();
+        let probe = &config.model.services[0].probe;
+        assert_eq!(
+            (probe.kind, probe.port, probe.path.as_str()),
+            (ProbeKind::Http, 80, "/")
+        );
+        assert_eq!(probe.expect_status, vec![(200, 399)]);
+        assert_eq!(probe.interval, Duration::from_millis(1000));
+        assert_eq!(probe.timeout, Duration::from_millis(800));
+        assert_eq!((probe.rise, probe.fall), (2, 2));
+        assert_eq!(probe.target_policy, TargetPolicy::Any);
+        assert_eq!(
+            (probe.host.as_deref(), probe.ca_file.as_deref()),
+            (None, None)
+        );
+        assert_eq!(config.model.probe_concurrency, 64);
+    }
+
+    #[test]
+    fn a_service_probe_overrides_the_top_level_field_by_field() {
+        let probe = probe_of_service(service(
+            "kind = \"https\"\npath = \"/healthz\"\nhost = \"Status.Example.com.\"",
+            "rise = 3",
+        ));
+        assert_eq!(probe.kind, ProbeKind::Https);
+        assert_eq!(probe.port, 443, "https probes default to port 443");
+        assert_eq!(probe.path, "/healthz");
+        assert_eq!(probe.host.as_deref(), Some("status.example.com"));
+        assert_eq!((probe.rise, probe.fall), (3, 2));
+    }
+
+    #[test]
+    fn the_timeout_is_positive_and_below_the_interval() {
+        top("interval_ms = 1000\ntimeout_ms = 1000").assert_refused(
+            "probe.timeout_ms",
+            "must be positive and below interval_ms (1000)",
+        );
+        service("", "timeout_ms = 0")
+            .assert_refused("services[0].probe.timeout_ms", "below interval_ms (1000)");
+        top("interval_ms = 49").assert_refused("probe.interval_ms", "between 50 and 3600000");
+    }
+
+    #[test]
+    fn tcp_probes_cannot_check_status_or_body() {
+        service("", "kind = \"tcp\", body_contains = \"ok\"").assert_refused(
+            "services[0].probe",
+            "body_contains and expect_status need an HTTP(S) probe",
+        );
+        service("kind = \"tcp\"", "expect_status = [\"200\"]")
+            .assert_refused("services[0].probe", "need an HTTP(S) probe");
+        top("kind = \"tcp\"\nbody_contains = \"ok\"")
+            .assert_refused("probe", "need an HTTP(S) probe");
+    }
+
+    #[test]
+    fn tls_settings_need_an_https_probe() {
+        top("ca_file = \"/nonexistent/ca.pem\"")
+            .assert_refused("probe.ca_file", "only valid with kind = \"https\"");
+        top("insecure_skip_verify = true").assert_refused(
+            "probe.insecure_skip_verify",
+            "only valid with kind = \"https\"",
+        );
+        let problems =
+            top("kind = \"https\"\nca_file = \"/nonexistent/ca.pem\"\ninsecure_skip_verify = true")
+                .problems();
+        assert_has(&problems, "probe.ca_file", "not both");
+        assert_has(
+            &problems,
+            "probe.ca_file",
+            "cannot read /nonexistent/ca.pem",
+        );
+    }
+
+    #[test]
+    fn expect_status_takes_codes_and_ranges_within_100_to_599() {
+        let problems =
+            top(r#"expect_status = ["204", "200-299", "600", "399-200", "ok"]"#).problems();
+        assert_none_at(&problems, "probe.expect_status[0]");
+        assert_none_at(&problems, "probe.expect_status[1]");
+        for i in 2..=4 {
+            assert_has(
+                &problems,
+                &format!("probe.expect_status[{i}]"),
+                "is not a status code or range within 100-599",
+            );
+        }
+        let probe = probe_of_service(service("", r#"expect_status = ["204", "300 - 302"]"#));
+        assert_eq!(probe.expect_status, vec![(204, 204), (300, 302)]);
+    }
+
+    #[test]
+    fn port_path_rise_and_fall_are_checked_with_the_table_path() {
+        let problems =
+            service("", "port = 0, path = \"health z\", rise = 0, fall = 101").problems();
+        assert_has(&problems, "services[0].probe.port", "between 1 and 65535");
+        assert_has(
+            &problems,
+            "services[0].probe.path",
+            "\"health z\" must start with '/' and hold no spaces",
+        );
+        assert_has(&problems, "services[0].probe.rise", "between 1 and 100");
+        assert_has(&problems, "services[0].probe.fall", "between 1 and 100");
+    }
+
+    #[test]
+    fn max_concurrency_is_set_in_the_top_level_table_only() {
+        service("", "max_concurrency = 5").assert_refused(
+            "services[0].probe.max_concurrency",
+            "only valid in the top-level [probe] table",
+        );
+        top("max_concurrency = 0")
+            .assert_refused("probe.max_concurrency", "must be between 1 and 10000");
+        let config = top("max_concurrency = 10000").config();
+        assert_eq!(config.model.probe_concurrency, 10_000);
+    }
+}

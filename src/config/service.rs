@@ -353,3 +353,203 @@ impl RawService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::fixture::{Fixture, assert_has};
+    use crate::model::{AllDownPolicy, Health, Strategy};
+
+    /// Targets in both of the fixture's regions.
+    const TARGETS: &str = r#"targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"] }"#;
+
+    /// The fixture with one service (`services[0]`) named `name`, made of `keys`.
+    fn named(name: &str, keys: &str) -> Fixture {
+        Fixture::new().table(&format!("[[services]]\nname = {name:?}\n{keys}"))
+    }
+
+    fn service(keys: &str) -> Fixture {
+        named("app.gslb.example.com", keys)
+    }
+
+    fn weighted(weights: &str) -> Fixture {
+        service(&format!(
+            "strategy = \"weighted\"\nweights = {{ {weights} }}\n{TARGETS}"
+        ))
+    }
+
+    fn failover(order: &str, targets: &str) -> Fixture {
+        service(&format!(
+            "strategy = \"failover\"\nfailover_order = [{order}]\n{targets}"
+        ))
+    }
+
+    #[test]
+    fn a_service_inherits_ttl_all_down_and_probe_from_the_file() {
+        let config = failover(r#""us", "eu""#, TARGETS).config();
+        let app = &config.model.services[0];
+        assert_eq!(app.name.to_string(), "app.gslb.example.com.");
+        assert_eq!(app.ttl, 30);
+        assert_eq!(app.all_down, AllDownPolicy::FailOpen);
+        assert_eq!(app.strategy, Strategy::Failover { order: vec![1, 0] });
+        assert_eq!(app.probe.interval, Duration::from_secs(1));
+        let regions: Vec<usize> = app.targets.iter().map(|t| t.region).collect();
+        assert_eq!(regions, vec![0, 1], "targets are kept in region order");
+    }
+
+    #[test]
+    fn a_service_name_is_strictly_inside_the_zone() {
+        let round_robin = format!("strategy = \"round-robin\"\n{TARGETS}");
+        named("app.example.org", &round_robin).assert_refused(
+            "services[0].name",
+            "app.example.org. is outside zone gslb.example.com.",
+        );
+        named("gslb.example.com", &round_robin)
+            .assert_refused("services[0].name", "the zone apex cannot be a service");
+        // parse_name refuses '*' before the wildcard check is reached.
+        named("*.gslb.example.com", &round_robin)
+            .assert_refused("services[0].name", "only letters, digits, '-' and '_'");
+    }
+
+    #[test]
+    fn service_names_are_unique_and_not_a_nameservers() {
+        let round_robin = format!("strategy = \"round-robin\"\n{TARGETS}");
+        named("ns-eu.gslb.example.com", &round_robin).assert_refused(
+            "services[0].name",
+            "ns-eu.gslb.example.com. is a region nameserver name",
+        );
+        let twice = service(&round_robin).table(&format!(
+            "[[services]]\nname = \"APP.gslb.example.com\"\n{round_robin}"
+        ));
+        twice.assert_refused(
+            "services[1].name",
+            "duplicate service app.gslb.example.com.",
+        );
+    }
+
+    #[test]
+    fn weights_are_between_1_and_1000000_for_every_region_with_targets() {
+        weighted("eu = 0, us = 1").assert_refused(
+            "services[0].weights.eu",
+            "weight must be between 1 and 1000000, got 0",
+        );
+        weighted("eu = 1, us = 1000001").assert_refused("services[0].weights.us", "got 1000001");
+        weighted("eu = 1").assert_refused("services[0].weights", "missing weight for region us");
+        let config = weighted("eu = 3, us = 1").config();
+        let strategy = &config.model.services[0].strategy;
+        assert_eq!(
+            *strategy,
+            Strategy::Weighted {
+                weights: vec![3, 1],
+                pick: 1
+            }
+        );
+    }
+
+    #[test]
+    fn pick_is_at_most_the_number_of_regions_with_targets() {
+        let pick = |n: i64| {
+            service(&format!(
+                "strategy = \"weighted\"\nweights = {{ eu = 1, us = 1 }}\npick = {n}\n{TARGETS}"
+            ))
+        };
+        pick(3).assert_refused(
+            "services[0].pick",
+            "must be between 1 and the number of regions with targets (2), got 3",
+        );
+        pick(0).assert_refused("services[0].pick", "got 0");
+        let strategy = pick(2).config().model.services[0].strategy.clone();
+        assert!(matches!(strategy, Strategy::Weighted { pick: 2, .. }));
+    }
+
+    #[test]
+    fn failover_order_lists_each_region_with_targets_once() {
+        failover(r#""eu""#, TARGETS).assert_refused(
+            "services[0].failover_order",
+            "region us has targets but is not in the order",
+        );
+        failover(r#""eu", "us""#, r#"targets = { eu = ["192.0.2.1"] }"#).assert_refused(
+            "services[0].failover_order[1]",
+            "region us has no targets for this service",
+        );
+        failover(r#""eu", "eu", "us""#, TARGETS)
+            .assert_refused("services[0].failover_order[1]", "region eu is listed twice");
+        failover(r#""mars""#, TARGETS)
+            .assert_refused("services[0].failover_order[0]", "unknown region mars");
+    }
+
+    #[test]
+    fn health_may_only_be_set_for_a_region_with_targets() {
+        let config = service(&format!(
+            "strategy = \"round-robin\"\n{TARGETS}\nhealth = {{ eu = \"unhealthy\" }}"
+        ))
+        .config();
+        assert_eq!(
+            config.model.services[0].targets[0].health,
+            Some(Health::Unhealthy)
+        );
+        service("strategy = \"round-robin\"\ntargets = { eu = [\"192.0.2.1\"] }\nhealth = { us = \"unhealthy\" }")
+            .assert_refused(
+                "services[0].health.us",
+                "region us has no targets for this service",
+            );
+    }
+
+    #[test]
+    fn strategy_parameters_only_go_with_their_strategy() {
+        let problems = service(&format!(
+            "strategy = \"round-robin\"\npick = 1\nfailover_order = [\"eu\"]\n{TARGETS}"
+        ))
+        .problems();
+        assert_has(
+            &problems,
+            "services[0].pick",
+            "only valid with strategy weighted",
+        );
+        assert_has(
+            &problems,
+            "services[0].failover_order",
+            "only valid with strategy failover",
+        );
+        service(&format!("strategy = \"geo\"\n{TARGETS}")).assert_refused(
+            "services[0].strategy",
+            "strategy geo needs a [geo] table of networks",
+        );
+    }
+
+    #[test]
+    fn targets_are_usable_addresses_in_known_regions() {
+        let problems = service(
+            r#"strategy = "round-robin"
+targets = { eu = ["192.0.2.1", "192.0.2.1", "0.0.0.0"], us = [], mars = ["192.0.2.9"] }"#,
+        )
+        .problems();
+        let at_eu: Vec<&str> = problems
+            .iter()
+            .filter(|p| p.path == "services[0].targets.eu")
+            .map(|p| p.reason.as_str())
+            .collect();
+        assert_eq!(
+            at_eu,
+            [
+                "duplicate address 192.0.2.1",
+                "0.0.0.0 cannot be a service address"
+            ]
+        );
+        assert_has(&problems, "services[0].targets.us", "no addresses");
+        assert_has(&problems, "services[0].targets.mars", "unknown region mars");
+        service("strategy = \"round-robin\"\ntargets = {}")
+            .assert_refused("services[0].targets", "at least one region needs targets");
+    }
+
+    #[test]
+    fn a_service_ttl_overrides_the_zone_and_stays_below_2_pow_31() {
+        let config = service(&format!("strategy = \"round-robin\"\nttl = 5\n{TARGETS}")).config();
+        assert_eq!(config.model.services[0].ttl, 5);
+        service(&format!(
+            "strategy = \"round-robin\"\nttl = 2147483648\n{TARGETS}"
+        ))
+        .assert_refused("services[0].ttl", "must be below 2^31");
+    }
+}
