@@ -224,3 +224,174 @@ impl RawGossip {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::super::fixture::{Fixture, assert_has};
+    use crate::gossip::keys::generate;
+
+    /// A valid `[gossip]` table for region eu, as fields that tests replace or remove.
+    struct Gossip {
+        fields: BTreeMap<&'static str, String>,
+        eu_seed: String,
+        eu_public: String,
+        us_public: String,
+    }
+
+    impl Gossip {
+        fn valid() -> Self {
+            let (cluster, eu_seed, eu_public) = generate().expect("keys");
+            let (_, _, us_public) = generate().expect("keys");
+            let fields = BTreeMap::from([
+                ("listen", r#""127.0.0.1:7946""#.to_string()),
+                ("keys", format!("[{cluster:?}]")),
+                ("signing_key", format!("{eu_seed:?}")),
+                (
+                    "region_keys",
+                    format!("{{ eu = {eu_public:?}, us = {us_public:?} }}"),
+                ),
+            ]);
+            Self {
+                fields,
+                eu_seed,
+                eu_public,
+                us_public,
+            }
+        }
+
+        fn set(mut self, field: &'static str, value: impl Into<String>) -> Self {
+            self.fields.insert(field, value.into());
+            self
+        }
+
+        fn without(mut self, field: &'static str) -> Self {
+            self.fields.remove(field);
+            self
+        }
+
+        /// The fixture with this table and `local_region` set to `local` (none when empty).
+        fn in_region(&self, local: &str) -> Fixture {
+            let table: Vec<String> = self
+                .fields
+                .iter()
+                .map(|(field, value)| format!("{field} = {value}"))
+                .collect();
+            let fixture = Fixture::new().table(&format!("[gossip]\n{}", table.join("\n")));
+            if local.is_empty() {
+                fixture
+            } else {
+                fixture.top(&format!("local_region = {local:?}"))
+            }
+        }
+    }
+
+    #[test]
+    fn valid_gossip_defaults_the_cluster_to_the_zone_and_advertises_the_listen_address() {
+        let gossip = Gossip::valid().set("instance", "\"eu-1\"");
+        let settings = gossip
+            .in_region("eu")
+            .config()
+            .gossip
+            .expect("gossip settings");
+        assert_eq!(settings.region.as_str(), "eu");
+        assert_eq!(settings.instance, "eu-1");
+        assert_eq!(settings.cluster, "gslb.example.com");
+        assert_eq!(settings.advertise, settings.listen);
+        assert_eq!(settings.signing_key, gossip.eu_seed);
+        assert_eq!(settings.interval, Duration::from_millis(250));
+        assert_eq!(settings.peer_suspect, Duration::from_secs(5));
+        assert_eq!(settings.peer_timeout, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn gossip_needs_the_local_region() {
+        Gossip::valid().in_region("").assert_refused(
+            "gossip",
+            "gossip needs local_region: the region this node speaks for",
+        );
+    }
+
+    #[test]
+    fn cluster_keys_are_32_bytes_of_base64() {
+        Gossip::valid()
+            .set("keys", r#"["c2hvcnQ="]"#)
+            .in_region("eu")
+            .assert_refused("gossip.keys", "expected 32 bytes, got 5");
+        Gossip::valid()
+            .set("keys_file", "\"/nonexistent/keys\"")
+            .in_region("eu")
+            .assert_refused("gossip.keys_file", "give keys or keys_file, not both");
+    }
+
+    #[test]
+    fn the_signing_key_matches_the_local_regions_public_key() {
+        Gossip::valid()
+            .in_region("us")
+            .assert_refused("gossip.signing_key", "does not match gossip.region_keys.us");
+        let (_, other_seed, _) = generate().expect("keys");
+        Gossip::valid()
+            .set("signing_key", format!("{other_seed:?}"))
+            .in_region("eu")
+            .assert_refused("gossip.signing_key", "does not match gossip.region_keys.eu");
+    }
+
+    #[test]
+    fn every_region_has_a_public_key_and_no_other_is_listed() {
+        let gossip = Gossip::valid();
+        let with_mars = format!(
+            "{{ eu = {:?}, us = {:?}, mars = {:?} }}",
+            gossip.eu_public, gossip.us_public, gossip.us_public
+        );
+        gossip
+            .set("region_keys", with_mars)
+            .in_region("eu")
+            .assert_refused("gossip.region_keys.mars", "unknown region mars");
+        let gossip = Gossip::valid();
+        let eu_only = format!("{{ eu = {:?} }}", gossip.eu_public);
+        gossip
+            .set("region_keys", eu_only)
+            .in_region("eu")
+            .assert_refused("gossip.region_keys", "missing public key of region us");
+    }
+
+    #[test]
+    fn seeds_and_timing_are_checked() {
+        let problems = Gossip::valid()
+            .set("seeds", r#"["peer.example.net:7946", "no-port"]"#)
+            .set("interval_ms", "5")
+            .in_region("eu")
+            .problems();
+        assert_has(
+            &problems,
+            "gossip.seeds[1]",
+            r#""no-port" is not host:port"#,
+        );
+        assert_has(
+            &problems,
+            "gossip.interval_ms",
+            "must be between 10 and 60000",
+        );
+        Gossip::valid()
+            .set("peer_suspect_ms", "20000")
+            .in_region("eu")
+            .assert_refused(
+                "gossip.peer_timeout_ms",
+                "need interval_ms * 2 <= peer_suspect_ms < peer_timeout_ms",
+            );
+        Gossip::valid()
+            .set("instance", "\"eu/1\"")
+            .in_region("eu")
+            .assert_refused("gossip.instance", "without '/'");
+    }
+
+    #[test]
+    fn a_missing_signing_key_is_refused() {
+        Gossip::valid()
+            .without("signing_key")
+            .in_region("eu")
+            .assert_refused("gossip.signing_key", "expected 32 bytes, got 0");
+    }
+}

@@ -113,3 +113,85 @@ impl RawKubernetes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::fixture::Fixture;
+
+    /// The fixture with `local_region = "eu"` and a `[kubernetes]` table of `keys`.
+    fn kubernetes(keys: &str) -> Fixture {
+        Fixture::new()
+            .top(r#"local_region = "eu""#)
+            .table(&format!("[kubernetes]\n{keys}"))
+    }
+
+    #[test]
+    fn an_empty_table_discovers_every_source_in_every_namespace() {
+        let config = kubernetes("").config();
+        let settings = config.kubernetes.expect("kubernetes settings");
+        assert!(settings.ingresses && settings.load_balancer_services && settings.gateway_api);
+        assert!(settings.events);
+        assert!(settings.namespaces.is_empty());
+        assert_eq!(settings.api_server, None);
+        assert_eq!(settings.dns_endpoint, None);
+        assert_eq!(settings.resolve_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn discovered_services_start_from_the_zone_and_the_local_region() {
+        let config = kubernetes(r#"dns_endpoint = "gslb/delegation""#).config();
+        let settings = config.kubernetes.expect("kubernetes settings");
+        assert_eq!(
+            settings.dns_endpoint,
+            Some(("gslb".to_string(), "delegation".to_string()))
+        );
+        let defaults = settings.defaults;
+        assert_eq!(defaults.zone, config.model.zone.origin);
+        assert_eq!(defaults.regions, config.model.regions);
+        assert_eq!(defaults.local_region, 0);
+        assert_eq!(defaults.ttl, 30);
+        assert_eq!(defaults.probe.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn kubernetes_needs_the_local_region() {
+        Fixture::new().table("[kubernetes]").assert_refused(
+            "kubernetes",
+            "needs local_region: discovered objects are this region's targets",
+        );
+    }
+
+    #[test]
+    fn the_api_server_is_an_http_or_https_url() {
+        kubernetes(r#"api_server = "127.0.0.1:8001""#).assert_refused(
+            "kubernetes.api_server",
+            r#""127.0.0.1:8001" is not an http:// or https:// URL"#,
+        );
+        let config = kubernetes(r#"api_server = "https://k8s.example.net""#).config();
+        let settings = config.kubernetes.expect("kubernetes settings");
+        assert_eq!(
+            settings.api_server.as_deref(),
+            Some("https://k8s.example.net")
+        );
+    }
+
+    #[test]
+    fn at_least_one_source_is_on() {
+        kubernetes("ingresses = false\nload_balancer_services = false\ngateway_api = false")
+            .assert_refused("kubernetes", "every source is off: nothing to discover");
+    }
+
+    #[test]
+    fn the_dns_endpoint_is_namespace_slash_name() {
+        for bad in ["delegation", "gslb/", "/delegation"] {
+            kubernetes(&format!("dns_endpoint = {bad:?}")).assert_refused(
+                "kubernetes.dns_endpoint",
+                &format!("{bad:?} is not namespace/name"),
+            );
+        }
+        kubernetes("resolve_interval_secs = 0")
+            .assert_refused("kubernetes.resolve_interval_secs", "must be positive");
+    }
+}
