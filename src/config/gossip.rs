@@ -1,0 +1,397 @@
+//! `[gossip]`: how this node exchanges health with the other regions. Validation reads the key
+//! files and parses every key, so a bad key is named with its field by `check-config` rather than
+//! found when the first peer is contacted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use super::problems::Problems;
+use crate::model::{Region, RegionDef};
+
+/// How this gslbd gossips with the other regions' (validated: keys parse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GossipSettings {
+    /// This node's region (the config's `local_region`).
+    pub region: Region,
+    /// Node name within the region, unique per replica.
+    pub instance: String,
+    pub listen: SocketAddr,
+    /// The address peers reach this node at.
+    pub advertise: SocketAddr,
+    /// `host:port` of peers to start from; membership finds the rest.
+    pub seeds: Vec<String>,
+    /// Only nodes of the same cluster talk; bound into every seal and signature.
+    pub cluster: String,
+    /// Base64 keys, 32 bytes each: the first seals, all open (rotation).
+    pub keys: Vec<String>,
+    /// Base64 Ed25519 seed of this region's signing key.
+    pub signing_key: String,
+    /// Base64 Ed25519 public key of every region.
+    pub region_keys: BTreeMap<String, String>,
+    pub interval: Duration,
+    pub peer_suspect: Duration,
+    pub peer_timeout: Duration,
+}
+
+/// `[gossip]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGossip {
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+    #[serde(default)]
+    seeds: Vec<String>,
+    cluster: Option<String>,
+    instance: Option<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    /// A file with the cluster keys, one per line (e.g. a mounted Kubernetes Secret).
+    keys_file: Option<PathBuf>,
+    #[serde(default)]
+    signing_key: String,
+    /// A file holding the signing key (e.g. a mounted Kubernetes Secret).
+    signing_key_file: Option<PathBuf>,
+    region_keys: BTreeMap<String, String>,
+    #[serde(default = "default_gossip_interval")]
+    interval_ms: u64,
+    #[serde(default = "default_peer_suspect")]
+    peer_suspect_ms: u64,
+    #[serde(default = "default_peer_timeout")]
+    peer_timeout_ms: u64,
+}
+
+fn default_gossip_interval() -> u64 {
+    250
+}
+fn default_peer_suspect() -> u64 {
+    5_000
+}
+fn default_peer_timeout() -> u64 {
+    15_000
+}
+
+impl RawGossip {
+    /// Validates the table for `local_region`, reading key files it names.
+    pub(super) fn validate(
+        &self,
+        local_region: Option<&RegionDef>,
+        regions: &[RegionDef],
+        zone: &Name,
+        problems: &mut Problems,
+    ) -> Option<GossipSettings> {
+        use crate::gossip::keys::{Keyring, SigningKey, VerifyingKey};
+        let before = problems.0.len();
+        let Some(local) = local_region else {
+            problems.add(
+                "gossip",
+                "gossip needs local_region: the region this node speaks for",
+            );
+            return None;
+        };
+        let cluster = self
+            .cluster
+            .clone()
+            .unwrap_or_else(|| zone.to_string().trim_end_matches('.').to_string());
+        let read =
+            |field: &str, path: &PathBuf, problems: &mut Problems| match std::fs::read_to_string(
+                path,
+            ) {
+                Ok(text) => Some(text),
+                Err(error) => {
+                    problems.add(
+                        format!("gossip.{field}"),
+                        format!("cannot read {}: {error}", path.display()),
+                    );
+                    None
+                }
+            };
+        let keys: Vec<String> = match (&self.keys_file, self.keys.is_empty()) {
+            (Some(_), false) => {
+                problems.add("gossip.keys_file", "give keys or keys_file, not both");
+                Vec::new()
+            }
+            (Some(path), true) => read("keys_file", path, problems)
+                .map(|text| {
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            (None, _) => self.keys.clone(),
+        };
+        let signing_key = match (&self.signing_key_file, self.signing_key.is_empty()) {
+            (Some(_), false) => {
+                problems.add(
+                    "gossip.signing_key_file",
+                    "give signing_key or signing_key_file, not both",
+                );
+                String::new()
+            }
+            (Some(path), true) => read("signing_key_file", path, problems)
+                .map(|text| text.trim().to_string())
+                .unwrap_or_default(),
+            (None, _) => self.signing_key.clone(),
+        };
+        if let Err(error) = Keyring::new(&cluster, &keys) {
+            problems.add(
+                "gossip.keys",
+                format!("{error} (each key is base64 of 32 bytes)"),
+            );
+        }
+        match SigningKey::from_base64(&signing_key) {
+            Err(error) => problems.add("gossip.signing_key", error.to_string()),
+            Ok(signing) => {
+                if self.region_keys.get(local.name.as_str()) != Some(&signing.public_base64()) {
+                    problems.add(
+                        "gossip.signing_key",
+                        format!("does not match gossip.region_keys.{}", local.name),
+                    );
+                }
+            }
+        }
+        for (region, key) in &self.region_keys {
+            if !regions.iter().any(|r| r.name.as_str() == region) {
+                problems.add(
+                    format!("gossip.region_keys.{region}"),
+                    format!("unknown region {region}"),
+                );
+            } else if let Err(error) = VerifyingKey::from_base64(key) {
+                problems.add(format!("gossip.region_keys.{region}"), error.to_string());
+            }
+        }
+        for region in regions {
+            if !self.region_keys.contains_key(region.name.as_str()) {
+                problems.add(
+                    "gossip.region_keys",
+                    format!("missing public key of region {}", region.name),
+                );
+            }
+        }
+        for (i, seed) in self.seeds.iter().enumerate() {
+            let valid = seed.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !valid {
+                problems.add(
+                    format!("gossip.seeds[{i}]"),
+                    format!("{seed:?} is not host:port"),
+                );
+            }
+        }
+        if !(10..=60_000).contains(&self.interval_ms) {
+            problems.add("gossip.interval_ms", "must be between 10 and 60000");
+        }
+        if self.peer_suspect_ms < 2 * self.interval_ms
+            || self.peer_timeout_ms <= self.peer_suspect_ms
+        {
+            problems.add(
+                "gossip.peer_timeout_ms",
+                "need interval_ms * 2 <= peer_suspect_ms < peer_timeout_ms",
+            );
+        }
+        // Replicas of one region need distinct names: the pod's name when Kubernetes gives it.
+        let instance = self
+            .instance
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .unwrap_or_else(|| "0".into());
+        if instance.is_empty() || instance.contains('/') {
+            problems.add("gossip.instance", "must be non-empty, without '/'");
+        }
+        if self.listen.port() == 0 && self.advertise.is_none() {
+            // Fine for tests: the bound port is advertised.
+        }
+        (problems.0.len() == before).then(|| GossipSettings {
+            region: local.name.clone(),
+            instance,
+            listen: self.listen,
+            advertise: self.advertise.unwrap_or(self.listen),
+            seeds: self.seeds.clone(),
+            cluster,
+            keys,
+            signing_key,
+            region_keys: self.region_keys.clone(),
+            interval: Duration::from_millis(self.interval_ms),
+            peer_suspect: Duration::from_millis(self.peer_suspect_ms),
+            peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::super::fixture::{Fixture, assert_has};
+    use crate::gossip::keys::generate;
+
+    /// A valid `[gossip]` table for region eu, as fields that tests replace or remove.
+    struct Gossip {
+        fields: BTreeMap<&'static str, String>,
+        eu_seed: String,
+        eu_public: String,
+        us_public: String,
+    }
+
+    impl Gossip {
+        fn valid() -> Self {
+            let (cluster, eu_seed, eu_public) = generate().expect("keys");
+            let (_, _, us_public) = generate().expect("keys");
+            let fields = BTreeMap::from([
+                ("listen", r#""127.0.0.1:7946""#.to_string()),
+                ("keys", format!("[{cluster:?}]")),
+                ("signing_key", format!("{eu_seed:?}")),
+                (
+                    "region_keys",
+                    format!("{{ eu = {eu_public:?}, us = {us_public:?} }}"),
+                ),
+            ]);
+            Self {
+                fields,
+                eu_seed,
+                eu_public,
+                us_public,
+            }
+        }
+
+        fn set(mut self, field: &'static str, value: impl Into<String>) -> Self {
+            self.fields.insert(field, value.into());
+            self
+        }
+
+        fn without(mut self, field: &'static str) -> Self {
+            self.fields.remove(field);
+            self
+        }
+
+        /// The fixture with this table and `local_region` set to `local` (none when empty).
+        fn in_region(&self, local: &str) -> Fixture {
+            let table: Vec<String> = self
+                .fields
+                .iter()
+                .map(|(field, value)| format!("{field} = {value}"))
+                .collect();
+            let fixture = Fixture::new().table(&format!("[gossip]\n{}", table.join("\n")));
+            if local.is_empty() {
+                fixture
+            } else {
+                fixture.top(&format!("local_region = {local:?}"))
+            }
+        }
+    }
+
+    #[test]
+    fn valid_gossip_defaults_the_cluster_to_the_zone_and_advertises_the_listen_address() {
+        let gossip = Gossip::valid().set("instance", "\"eu-1\"");
+        let settings = gossip
+            .in_region("eu")
+            .config()
+            .gossip
+            .expect("gossip settings");
+        assert_eq!(settings.region.as_str(), "eu");
+        assert_eq!(settings.instance, "eu-1");
+        assert_eq!(settings.cluster, "gslb.example.com");
+        assert_eq!(settings.advertise, settings.listen);
+        assert_eq!(settings.signing_key, gossip.eu_seed);
+        assert_eq!(settings.interval, Duration::from_millis(250));
+        assert_eq!(settings.peer_suspect, Duration::from_secs(5));
+        assert_eq!(settings.peer_timeout, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn gossip_needs_the_local_region() {
+        Gossip::valid().in_region("").assert_refused(
+            "gossip",
+            "gossip needs local_region: the region this node speaks for",
+        );
+    }
+
+    #[test]
+    fn cluster_keys_are_32_bytes_of_base64() {
+        Gossip::valid()
+            .set("keys", r#"["c2hvcnQ="]"#)
+            .in_region("eu")
+            .assert_refused("gossip.keys", "expected 32 bytes, got 5");
+        Gossip::valid()
+            .set("keys_file", "\"/nonexistent/keys\"")
+            .in_region("eu")
+            .assert_refused("gossip.keys_file", "give keys or keys_file, not both");
+    }
+
+    #[test]
+    fn the_signing_key_matches_the_local_regions_public_key() {
+        Gossip::valid()
+            .in_region("us")
+            .assert_refused("gossip.signing_key", "does not match gossip.region_keys.us");
+        let (_, other_seed, _) = generate().expect("keys");
+        Gossip::valid()
+            .set("signing_key", format!("{other_seed:?}"))
+            .in_region("eu")
+            .assert_refused("gossip.signing_key", "does not match gossip.region_keys.eu");
+    }
+
+    #[test]
+    fn every_region_has_a_public_key_and_no_other_is_listed() {
+        let gossip = Gossip::valid();
+        let with_mars = format!(
+            "{{ eu = {:?}, us = {:?}, mars = {:?} }}",
+            gossip.eu_public, gossip.us_public, gossip.us_public
+        );
+        gossip
+            .set("region_keys", with_mars)
+            .in_region("eu")
+            .assert_refused("gossip.region_keys.mars", "unknown region mars");
+        let gossip = Gossip::valid();
+        let eu_only = format!("{{ eu = {:?} }}", gossip.eu_public);
+        gossip
+            .set("region_keys", eu_only)
+            .in_region("eu")
+            .assert_refused("gossip.region_keys", "missing public key of region us");
+    }
+
+    #[test]
+    fn seeds_and_timing_are_checked() {
+        let problems = Gossip::valid()
+            .set("seeds", r#"["peer.example.net:7946", "no-port"]"#)
+            .set("interval_ms", "5")
+            .in_region("eu")
+            .problems();
+        assert_has(
+            &problems,
+            "gossip.seeds[1]",
+            r#""no-port" is not host:port"#,
+        );
+        assert_has(
+            &problems,
+            "gossip.interval_ms",
+            "must be between 10 and 60000",
+        );
+        Gossip::valid()
+            .set("peer_suspect_ms", "20000")
+            .in_region("eu")
+            .assert_refused(
+                "gossip.peer_timeout_ms",
+                "need interval_ms * 2 <= peer_suspect_ms < peer_timeout_ms",
+            );
+        Gossip::valid()
+            .set("instance", "\"eu/1\"")
+            .in_region("eu")
+            .assert_refused("gossip.instance", "without '/'");
+    }
+
+    #[test]
+    fn a_missing_signing_key_is_refused() {
+        Gossip::valid()
+            .without("signing_key")
+            .in_region("eu")
+            .assert_refused("gossip.signing_key", "expected 32 bytes, got 0");
+    }
+}

@@ -1,0 +1,169 @@
+//! `[server]`: how the DNS listeners run. Every field has a default, so the table may be left out.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::default_true;
+use super::problems::Problems;
+
+/// How the DNS listeners run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Addresses to serve DNS on, UDP and TCP each.
+    pub listen: Vec<SocketAddr>,
+    /// Largest UDP response we send (RFC 6891 §6.2.5; 1232 avoids fragmentation).
+    pub max_udp_payload: u16,
+    /// UDP sockets (SO_REUSEPORT) and threads per listen address on the fast path.
+    pub udp_workers: usize,
+    /// Answer UDP on gslbd's own loop (true) or through hickory-server (false).
+    pub udp_fast_path: bool,
+    /// Idle time after which a TCP connection is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Where the admin endpoint (/metrics, /healthz, /readyz, /state, /explain) listens; off
+    /// when `None`.
+    pub admin: Option<SocketAddr>,
+    /// Also count answers per service (`gslbd_dns_service_answers_total`): one series per
+    /// service, strategy and result, so off by default.
+    pub per_service_metrics: bool,
+}
+
+/// `[server]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    #[serde(default = "default_listen")]
+    listen: Vec<SocketAddr>,
+    #[serde(default = "default_max_udp_payload")]
+    max_udp_payload: u16,
+    #[serde(default = "default_udp_workers")]
+    udp_workers: usize,
+    #[serde(default = "default_true")]
+    udp_fast_path: bool,
+    #[serde(default = "default_tcp_idle_timeout")]
+    tcp_idle_timeout_secs: u64,
+    admin: Option<SocketAddr>,
+    #[serde(default)]
+    per_service_metrics: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_udp_payload: default_max_udp_payload(),
+            udp_workers: default_udp_workers(),
+            udp_fast_path: true,
+            tcp_idle_timeout_secs: default_tcp_idle_timeout(),
+            admin: None,
+            per_service_metrics: false,
+        }
+    }
+}
+
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+}
+fn default_max_udp_payload() -> u16 {
+    1232
+}
+fn default_udp_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+fn default_tcp_idle_timeout() -> u64 {
+    10
+}
+
+impl RawServer {
+    pub(super) fn validate(self, problems: &mut Problems) -> ServerSettings {
+        if self.listen.is_empty() {
+            problems.add("server.listen", "at least one address is needed");
+        }
+        let mut seen = HashSet::new();
+        for (i, addr) in self.listen.iter().enumerate() {
+            if !seen.insert(addr) {
+                problems.add(format!("server.listen[{i}]"), format!("duplicate {addr}"));
+            }
+        }
+        if self.max_udp_payload < 512 {
+            problems.add(
+                "server.max_udp_payload",
+                format!("{} is below the DNS minimum of 512", self.max_udp_payload),
+            );
+        }
+        if self.udp_workers == 0 || self.udp_workers > 64 {
+            problems.add("server.udp_workers", "must be between 1 and 64");
+        }
+        if self.tcp_idle_timeout_secs == 0 {
+            problems.add("server.tcp_idle_timeout_secs", "must be positive");
+        }
+        ServerSettings {
+            listen: self.listen,
+            max_udp_payload: self.max_udp_payload.max(512),
+            udp_workers: self.udp_workers.clamp(1, 64),
+            udp_fast_path: self.udp_fast_path,
+            tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs),
+            admin: self.admin,
+            per_service_metrics: self.per_service_metrics,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::super::fixture::{Fixture, assert_has};
+
+    fn server(keys: &str) -> Fixture {
+        Fixture::new().table(&format!("[server]\n{keys}"))
+    }
+
+    #[test]
+    fn without_a_server_table_dns_is_served_on_loopback_5353() {
+        let server = Fixture::new().config().server;
+        assert_eq!(
+            server.listen,
+            vec![SocketAddr::from(([127, 0, 0, 1], 5353))]
+        );
+        assert_eq!(server.max_udp_payload, 1232);
+        assert!((1..=4).contains(&server.udp_workers));
+        assert!(server.udp_fast_path);
+        assert_eq!(server.tcp_idle_timeout, Duration::from_secs(10));
+        assert_eq!(server.admin, None);
+        assert!(!server.per_service_metrics);
+    }
+
+    #[test]
+    fn a_listen_address_given_twice_is_named_by_its_index() {
+        server(r#"listen = ["127.0.0.1:53", "[::1]:53", "127.0.0.1:53"]"#)
+            .assert_refused("server.listen[2]", "duplicate 127.0.0.1:53");
+        server("listen = []").assert_refused("server.listen", "at least one address");
+    }
+
+    #[test]
+    fn max_udp_payload_may_not_go_below_the_dns_minimum_of_512() {
+        server("max_udp_payload = 511").assert_refused(
+            "server.max_udp_payload",
+            "511 is below the DNS minimum of 512",
+        );
+        let accepted = server("max_udp_payload = 512").config().server;
+        assert_eq!(accepted.max_udp_payload, 512);
+    }
+
+    #[test]
+    fn workers_and_idle_timeout_must_be_in_range() {
+        let problems = server("udp_workers = 65\ntcp_idle_timeout_secs = 0").problems();
+        assert_has(&problems, "server.udp_workers", "between 1 and 64");
+        assert_has(
+            &problems,
+            "server.tcp_idle_timeout_secs",
+            "must be positive",
+        );
+        server("udp_workers = 0").assert_refused("server.udp_workers", "between 1 and 64");
+    }
+}
