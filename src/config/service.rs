@@ -13,24 +13,18 @@ use super::names::parse_name;
 use super::probe::RawProbe;
 use super::problems::Problems;
 use super::zone::RawZone;
-use crate::model::{AllDownPolicy, Health, ProbeSettings, RegionDef, Service, Strategy, Target};
+use crate::model::{
+    AllDownPolicy, Health, ProbeSettings, RegionDef, Service, Strategy, StrategyKind, Target,
+};
 
 /// The `strategy` field; its parameters are separate fields of the service.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-enum StrategyName {
-    RoundRobin,
-    Weighted,
-    Failover,
-    Geo,
-}
 
 /// One `[[services]]` entry as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
     name: String,
-    strategy: StrategyName,
+    strategy: StrategyKind,
     ttl: Option<u32>,
     failover_order: Option<Vec<String>>,
     weights: Option<BTreeMap<String, i64>>,
@@ -235,10 +229,10 @@ impl RawService {
                 format!("only valid with strategy {strategy}"),
             );
         };
-        if self.strategy != StrategyName::Failover && self.failover_order.is_some() {
+        if self.strategy != StrategyKind::Failover && self.failover_order.is_some() {
             only_for(problems, "failover_order", "failover");
         }
-        if self.strategy != StrategyName::Weighted {
+        if self.strategy != StrategyKind::Weighted {
             if self.weights.is_some() {
                 only_for(problems, "weights", "weighted");
             }
@@ -247,8 +241,8 @@ impl RawService {
             }
         }
         match self.strategy {
-            StrategyName::RoundRobin => Some(Strategy::RoundRobin),
-            StrategyName::Geo => {
+            StrategyKind::RoundRobin => Some(Strategy::RoundRobin),
+            StrategyKind::Geo => {
                 if !has_geo_table {
                     problems.add(
                         format!("{path}.strategy"),
@@ -257,7 +251,7 @@ impl RawService {
                 }
                 Some(Strategy::Geo)
             }
-            StrategyName::Failover => {
+            StrategyKind::Failover => {
                 let Some(order) = &self.failover_order else {
                     problems.add(
                         format!("{path}.failover_order"),
@@ -296,7 +290,7 @@ impl RawService {
                 }
                 Some(Strategy::Failover { order: indexes })
             }
-            StrategyName::Weighted => {
+            StrategyKind::Weighted => {
                 let Some(raw_weights) = &self.weights else {
                     problems.add(
                         format!("{path}.weights"),

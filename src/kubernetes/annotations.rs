@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::model::{AllDownPolicy, ProbeKind, RegionDef, Strategy, TargetPolicy};
+use crate::model::{AllDownPolicy, ProbeKind, RegionDef, Strategy, StrategyKind, TargetPolicy};
 
 pub const STRATEGY: [&str; 2] = ["gslbd.io/strategy", "k8gb.io/strategy"];
 pub const FAILOVER_ORDER: [&str; 1] = ["gslbd.io/failover-order"];
@@ -101,13 +101,27 @@ pub fn parse(
         Some((wkey, text)) => Some(parse_weights(wkey, text, regions.len(), &region_index)?),
         None => None,
     };
-    let strategy = match value.to_ascii_lowercase().as_str() {
+    // k8gb's spellings: roundRobin and geoip.
+    let kind = match value.to_ascii_lowercase().as_str() {
+        "roundrobin" => Ok(StrategyKind::RoundRobin),
+        "geoip" => Ok(StrategyKind::Geo),
+        other => other.parse::<StrategyKind>(),
+    }
+    .map_err(|_| {
+        bad(
+            key,
+            value,
+            "bad_strategy",
+            "strategy must be round-robin (roundRobin), weighted, failover or geo (geoip)",
+        )
+    })?;
+    let strategy = match kind {
         // k8gb: roundRobin with weights is its weighted round robin.
-        "round-robin" | "roundrobin" => match weights {
+        StrategyKind::RoundRobin => match weights {
             Some(weights) => Strategy::Weighted { weights, pick: 1 },
             None => Strategy::RoundRobin,
         },
-        "weighted" => match weights {
+        StrategyKind::Weighted => match weights {
             Some(weights) => Strategy::Weighted { weights, pick: 1 },
             None => {
                 return Err(bad(
@@ -118,18 +132,10 @@ pub fn parse(
                 ));
             }
         },
-        "failover" => Strategy::Failover {
+        StrategyKind::Failover => Strategy::Failover {
             order: failover_order(annotations, regions.len(), &region_index)?,
         },
-        "geo" | "geoip" => Strategy::Geo,
-        _ => {
-            return Err(bad(
-                key,
-                value,
-                "bad_strategy",
-                "strategy must be round-robin (roundRobin), weighted, failover or geo (geoip)",
-            ));
-        }
+        StrategyKind::Geo => Strategy::Geo,
     };
     let ttl = match get(annotations, &TTL) {
         Some((key, text)) => match text.parse::<u32>() {
