@@ -13,7 +13,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
 use crate::dns::{time_bucket, udp};
-use crate::model::{AllDownPolicy, Health, Strategy};
+use crate::model::{AllDownPolicy, Health, RegionIndex, Strategy};
 use crate::region_health::Why;
 use crate::snapshot::{Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot};
 
@@ -91,7 +91,7 @@ pub fn state(snapshot: &Snapshot) -> State {
 }
 
 fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
-    let region_name = |i: usize| snapshot.regions[i].as_str().to_string();
+    let region_name = |i: RegionIndex| snapshot.regions[i].as_str().to_string();
     ServiceState {
         name: service.name.to_string(),
         strategy: service.strategy.kind().as_str(),
@@ -166,14 +166,10 @@ pub struct Explanation {
 pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, ExplainError> {
     let mut down = Vec::new();
     for name in &question.down {
-        let index = snapshot
-            .regions
-            .iter()
-            .position(|r| r.as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = snapshot.regions.iter().map(|r| r.as_str()).collect();
-                ExplainError::UnknownRegion(name.clone(), known.join(", "))
-            })?;
+        let index = snapshot.region_index(name).ok_or_else(|| {
+            let known: Vec<&str> = snapshot.regions.iter().map(|r| r.as_str()).collect();
+            ExplainError::UnknownRegion(name.clone(), known.join(", "))
+        })?;
         down.push(index);
     }
     let what_if;
@@ -214,7 +210,7 @@ pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, 
             None,
         ),
         Some(Node::Service(index)) => {
-            let service = &snapshot.services[*index];
+            let service = snapshot.service(*index);
             (
                 decide(snapshot, service, question),
                 Some(service_state(snapshot, service)),
@@ -235,7 +231,7 @@ pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, 
 }
 
 /// A copy of `snapshot` with `down` regions unhealthy in every service.
-fn mark_down(snapshot: &Snapshot, down: &[usize]) -> Snapshot {
+fn mark_down(snapshot: &Snapshot, down: &[RegionIndex]) -> Snapshot {
     let mut copy = snapshot.clone();
     for service in &mut copy.services {
         for answer in &mut service.regions {
@@ -250,7 +246,7 @@ fn mark_down(snapshot: &Snapshot, down: &[usize]) -> Snapshot {
 
 /// The strategy's decision for `service`, in words (mirrors `dns::select`).
 fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> String {
-    let name = |i: usize| snapshot.regions[i].as_str();
+    let name = |i: RegionIndex| snapshot.regions[i].as_str();
     let rtype = match question.rtype {
         RecordType::AAAA => RecordType::AAAA,
         _ => RecordType::A,
@@ -285,7 +281,7 @@ fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let first_in = |order: &[usize]| {
+    let first_in = |order: &[RegionIndex]| {
         order
             .iter()
             .find(|&&i| available.iter().any(|r| r.region == i))

@@ -7,13 +7,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::model::{GeoTable, RegionDef};
+use crate::model::{GeoTable, RegionDef, RegionIndex};
 
 /// Where the client was placed, and how much of its address that placement depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement<'g> {
-    /// Regions nearest first, as indexes into the model's regions.
-    pub order: &'g [usize],
+    /// Regions nearest first.
+    pub order: &'g [RegionIndex],
     /// Leading bits of the client address that decided the placement (RFC 7871 scope).
     /// `None` when the whole given prefix mattered (no network matched, or a more specific
     /// network lies inside the matched one).
@@ -24,17 +24,17 @@ pub struct Placement<'g> {
 #[derive(Clone, Debug, Default)]
 pub struct GeoIndex {
     /// (network, region, has a more specific network inside), longest prefix first.
-    networks: Vec<(IpNet, usize, bool)>,
+    networks: Vec<(IpNet, RegionIndex, bool)>,
     /// `orders[r]`: regions sorted by distance from region `r` (r first).
-    orders: Vec<Vec<usize>>,
+    orders: Vec<Vec<RegionIndex>>,
     /// Order for clients no network matches.
-    default_order: Vec<usize>,
+    default_order: Vec<RegionIndex>,
 }
 
 impl GeoIndex {
     /// Precomputes the lookup table and the distance orders.
     pub fn build(table: &GeoTable, regions: &[RegionDef]) -> Self {
-        let mut networks: Vec<(IpNet, usize, bool)> = table
+        let mut networks: Vec<(IpNet, RegionIndex, bool)> = table
             .networks
             .iter()
             .map(|(net, region)| {
@@ -46,12 +46,12 @@ impl GeoIndex {
             })
             .collect();
         networks.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()).then(a.0.cmp(&b.0)));
-        let orders: Vec<Vec<usize>> = (0..regions.len())
+        let orders: Vec<Vec<RegionIndex>> = RegionIndex::all(regions.len())
             .map(|home| order_from(home, regions))
             .collect();
         let default_order = match table.default_region {
             Some(home) => orders[home].clone(),
-            None => (0..regions.len()).collect(),
+            None => RegionIndex::all(regions.len()).collect(),
         };
         Self {
             networks,
@@ -79,11 +79,10 @@ impl GeoIndex {
 
 /// Regions ordered by great-circle distance from `home`; regions without a location follow
 /// in config order. Ties keep config order, so every server computes the same order.
-fn order_from(home: usize, regions: &[RegionDef]) -> Vec<usize> {
+fn order_from(home: RegionIndex, regions: &[RegionDef]) -> Vec<RegionIndex> {
     let origin = regions[home].location;
-    let mut others: Vec<(usize, f64)> = regions
-        .iter()
-        .enumerate()
+    let mut others: Vec<(RegionIndex, f64)> = RegionIndex::all(regions.len())
+        .zip(regions)
         .filter(|(i, _)| *i != home)
         .map(|(i, r)| {
             let distance = match (origin, r.location) {
@@ -111,51 +110,34 @@ fn haversine_km((lat1, lon1): (f64, f64), (lat2, lon2): (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Region;
-
-    fn region(name: &str, location: Option<(f64, f64)>) -> RegionDef {
-        RegionDef {
-            name: Region::new(name),
-            nameserver: None,
-            glue: vec![],
-            location,
-        }
-    }
-
-    fn regions() -> Vec<RegionDef> {
-        vec![
-            region("eu", Some((50.1, 8.7))),
-            region("us", Some((39.0, -77.5))),
-            region("ap", Some((1.35, 103.8))),
-        ]
-    }
+    use crate::fixtures::{AP, EU, US, regions};
 
     #[test]
     fn orders_regions_by_distance_from_home() {
         let regions = regions();
-        assert_eq!(order_from(0, &regions), vec![0, 1, 2]);
-        assert_eq!(order_from(1, &regions), vec![1, 0, 2]);
-        assert_eq!(order_from(2, &regions), vec![2, 0, 1]);
+        assert_eq!(order_from(EU, &regions), vec![EU, US, AP]);
+        assert_eq!(order_from(US, &regions), vec![US, EU, AP]);
+        assert_eq!(order_from(AP, &regions), vec![AP, EU, US]);
     }
 
     #[test]
     fn longest_prefix_wins_and_scope_is_conservative_when_nested() {
         let table = GeoTable {
             networks: vec![
-                ("198.51.100.0/24".parse().unwrap(), 1),
-                ("198.51.100.128/25".parse().unwrap(), 2),
-                ("203.0.113.0/24".parse().unwrap(), 0),
+                ("198.51.100.0/24".parse().unwrap(), US),
+                ("198.51.100.128/25".parse().unwrap(), AP),
+                ("203.0.113.0/24".parse().unwrap(), EU),
             ],
-            default_region: Some(1),
+            default_region: Some(US),
         };
         let geo = GeoIndex::build(&table, &regions());
         let p = geo.place("198.51.100.200".parse().unwrap());
-        assert_eq!((p.order[0], p.scope), (2, Some(25)));
+        assert_eq!((p.order[0], p.scope), (AP, Some(25)));
         let p = geo.place("198.51.100.7".parse().unwrap());
-        assert_eq!((p.order[0], p.scope), (1, None));
+        assert_eq!((p.order[0], p.scope), (US, None));
         let p = geo.place("203.0.113.9".parse().unwrap());
-        assert_eq!((p.order, p.scope), (&[0, 1, 2][..], Some(24)));
+        assert_eq!((p.order, p.scope), (&[EU, US, AP][..], Some(24)));
         let p = geo.place("192.0.2.1".parse().unwrap());
-        assert_eq!((p.order, p.scope), (&[1, 0, 2][..], None));
+        assert_eq!((p.order, p.scope), (&[US, EU, AP][..], None));
     }
 }

@@ -24,6 +24,8 @@ pub mod delegation;
 pub mod demo;
 pub mod dns;
 pub mod explain;
+#[cfg(test)]
+mod fixtures;
 pub mod geo;
 pub mod gossip;
 pub mod health;

@@ -34,6 +34,65 @@ impl fmt::Display for Region {
     }
 }
 
+/// A region's position in [`Model::regions`]: how the model, the snapshot (whose `regions`
+/// keep the model's order) and the remote view refer to a region. Never stored across models:
+/// a reload may reorder regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegionIndex(usize);
+
+impl RegionIndex {
+    /// The region at `position` in the model's regions.
+    pub const fn new(position: usize) -> Self {
+        Self(position)
+    }
+
+    /// The position in the model's regions.
+    pub const fn get(self) -> usize {
+        self.0
+    }
+
+    /// The region named `name` among `regions`.
+    pub fn of(regions: &[RegionDef], name: &str) -> Option<Self> {
+        regions
+            .iter()
+            .position(|r| r.name.as_str() == name)
+            .map(Self)
+    }
+
+    /// Every region of a model with `count` regions, in order.
+    pub fn all(count: usize) -> impl Iterator<Item = Self> {
+        (0..count).map(Self)
+    }
+}
+
+impl fmt::Display for RegionIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "region #{}", self.0)
+    }
+}
+
+impl<T> std::ops::Index<RegionIndex> for [T] {
+    type Output = T;
+
+    fn index(&self, region: RegionIndex) -> &T {
+        &self[region.0]
+    }
+}
+
+impl<T> std::ops::Index<RegionIndex> for Vec<T> {
+    type Output = T;
+
+    fn index(&self, region: RegionIndex) -> &T {
+        &self[region.0]
+    }
+}
+
+impl<T> std::ops::IndexMut<RegionIndex> for Vec<T> {
+    fn index_mut(&mut self, region: RegionIndex) -> &mut T {
+        &mut self[region.0]
+    }
+}
+
 /// Health of one region for one service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -72,8 +131,8 @@ pub enum Strategy {
     RoundRobin,
     /// `pick` regions drawn by weight (without replacement); weights are indexed by region.
     Weighted { weights: Vec<u32>, pick: usize },
-    /// The first available region in `order` (indexes into [`Model::regions`]).
-    Failover { order: Vec<usize> },
+    /// The first available region in `order`.
+    Failover { order: Vec<RegionIndex> },
     /// The available region nearest to the client.
     Geo,
 }
@@ -184,8 +243,7 @@ pub struct RegionDef {
 /// A service's addresses in one region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// Index into [`Model::regions`].
-    pub region: usize,
+    pub region: RegionIndex,
     pub addresses: Vec<IpAddr>,
     /// Health set in config: it overrides what probes say (e.g. to drain a region). `None`:
     /// probes decide for the local region, and other regions count as healthy.
@@ -326,9 +384,9 @@ pub struct Service {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GeoTable {
     /// Networks (normalised) with the index of their region.
-    pub networks: Vec<(IpNet, usize)>,
+    pub networks: Vec<(IpNet, RegionIndex)>,
     /// Region whose neighbourhood serves clients no network matches.
-    pub default_region: Option<usize>,
+    pub default_region: Option<RegionIndex>,
 }
 
 /// Everything the DNS side serves, validated.
@@ -339,7 +397,7 @@ pub struct Model {
     pub services: Vec<Service>,
     pub geo: GeoTable,
     /// This gslbd's own region (index into `regions`): the one it probes.
-    pub local_region: Option<usize>,
+    pub local_region: Option<RegionIndex>,
     /// Probes running at once, at most.
     pub probe_concurrency: usize,
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::health::{ProbeKey, Verdict, Verdicts};
-use crate::model::{Health, ProbeKind, Service, Target, TargetPolicy};
+use crate::model::{Health, ProbeKind, RegionIndex, Service, Target, TargetPolicy};
 use crate::remote::{Freshness, RemoteView};
 
 /// Where health comes from, besides the model: local probe verdicts and remote reports.
@@ -25,7 +25,7 @@ pub struct Inputs<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteInputs<'a> {
     pub view: &'a RemoteView,
-    pub freshness: &'a HashMap<usize, Freshness>,
+    pub freshness: &'a HashMap<RegionIndex, Freshness>,
 }
 
 /// Why a region has the health it has for a service: shown by `/state` and `/explain`.
@@ -119,7 +119,7 @@ pub struct RegionHealth {
 pub fn decide(
     service: &Service,
     target: &Target,
-    local: Option<usize>,
+    local: Option<RegionIndex>,
     inputs: &Inputs<'_>,
 ) -> RegionHealth {
     let statically = |health: Health, why: Why| RegionHealth {
@@ -269,15 +269,21 @@ fn from_probes(service: &Service, target: &Target, verdicts: &Verdicts) -> Regio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::fixtures;
 
     #[test]
     fn a_region_goes_down_with_its_last_address_under_any_and_its_first_under_all() {
         for (policy, since) in [("any", 200), ("all", 100)] {
-            let text = format!(
-                "local_region = \"eu\"\n[zone]\nname = \"gslb.example.com\"\n[[regions]]\nname = \"eu\"\nnameserver = \"ns.gslb.example.com\"\nglue = [\"192.0.2.53\"]\n[[services]]\nname = \"a.gslb.example.com\"\nstrategy = \"round-robin\"\nprobe = {{ kind = \"tcp\", port = 80, target_policy = \"{policy}\" }}\ntargets = {{ eu = [\"127.0.0.2\", \"127.0.0.3\"] }}\n"
-            );
-            let model = config::parse(&text).unwrap().model;
+            let model = fixtures::config(&format!(
+                r#"
+                [[services]]
+                name = "a.gslb.example.com"
+                strategy = "round-robin"
+                probe = {{ kind = "tcp", port = 80, target_policy = "{policy}" }}
+                targets = {{ eu = ["127.0.0.2", "127.0.0.3"] }}
+                "#
+            ))
+            .model;
             let service = &model.services[0];
             let mut verdicts = Verdicts::new();
             for (addr, since_ms) in [("127.0.0.2", 100), ("127.0.0.3", 200)] {

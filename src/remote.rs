@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::Name;
 
 use crate::gossip::report::{ServiceReport, ServiceSpec};
-use crate::model::{ProbeSettings, RegionDef, Service, Strategy, StrategyKind, Target};
+use crate::model::{
+    ProbeSettings, RegionDef, RegionIndex, Service, Strategy, StrategyKind, Target,
+};
 
 /// How recently a region was heard from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -33,7 +35,7 @@ struct RegionState {
 /// Reports of remote regions (indexes into the model's regions).
 #[derive(Clone, Debug)]
 pub struct RemoteView {
-    regions: HashMap<usize, RegionState>,
+    regions: HashMap<RegionIndex, RegionState>,
     started: Instant,
     pub peer_suspect: Duration,
     pub peer_timeout: Duration,
@@ -57,7 +59,7 @@ impl RemoteView {
     }
 
     /// A verified heartbeat issued at `issued_ms`, received at `at`. Returns whether it is new.
-    pub fn heard(&mut self, region: usize, issued_ms: u64, at: Instant) -> bool {
+    pub fn heard(&mut self, region: RegionIndex, issued_ms: u64, at: Instant) -> bool {
         let state = self.regions.entry(region).or_default();
         if issued_ms < state.newest_alive_ms {
             return false; // a replayed old heartbeat
@@ -71,7 +73,7 @@ impl RemoteView {
     /// Returns whether the view changed.
     pub fn report(
         &mut self,
-        region: usize,
+        region: RegionIndex,
         service: Name,
         issued_ms: u64,
         report: ServiceReport,
@@ -93,14 +95,14 @@ impl RemoteView {
     }
 
     /// The region no longer reports `service` (its key was deleted).
-    pub fn forget(&mut self, region: usize, service: &Name) -> bool {
+    pub fn forget(&mut self, region: RegionIndex, service: &Name) -> bool {
         self.regions
             .get_mut(&region)
             .is_some_and(|s| s.services.remove(service).is_some())
     }
 
     /// When `region` was last heard from; our own start if never.
-    pub fn last_heard(&self, region: usize) -> Instant {
+    pub fn last_heard(&self, region: RegionIndex) -> Instant {
         self.regions
             .get(&region)
             .and_then(|s| s.last_heard)
@@ -108,7 +110,7 @@ impl RemoteView {
     }
 
     /// How fresh `region` is at `now`. Never heard: counted from our own start.
-    pub fn freshness(&self, region: usize, now: Instant) -> Freshness {
+    pub fn freshness(&self, region: RegionIndex, now: Instant) -> Freshness {
         let since = self
             .regions
             .get(&region)
@@ -125,8 +127,12 @@ impl RemoteView {
     }
 
     /// Freshness of every remote region, with the all-stale rule applied.
-    pub fn effective(&self, remote_regions: &[usize], now: Instant) -> HashMap<usize, Freshness> {
-        let raw: HashMap<usize, Freshness> = remote_regions
+    pub fn effective(
+        &self,
+        remote_regions: &[RegionIndex],
+        now: Instant,
+    ) -> HashMap<RegionIndex, Freshness> {
+        let raw: HashMap<RegionIndex, Freshness> = remote_regions
             .iter()
             .map(|&r| (r, self.freshness(r, now)))
             .collect();
@@ -140,7 +146,7 @@ impl RemoteView {
     }
 
     /// Every (region, service, report) held.
-    pub fn reported(&self) -> impl Iterator<Item = (usize, &Name, &ServiceReport)> {
+    pub fn reported(&self) -> impl Iterator<Item = (RegionIndex, &Name, &ServiceReport)> {
         self.regions.iter().flat_map(|(region, state)| {
             state
                 .services
@@ -150,7 +156,7 @@ impl RemoteView {
     }
 
     /// The latest report of `region` about `service`.
-    pub fn service(&self, region: usize, service: &Name) -> Option<&ServiceReport> {
+    pub fn service(&self, region: RegionIndex, service: &Name) -> Option<&ServiceReport> {
         self.regions
             .get(&region)
             .and_then(|s| s.services.get(service))
@@ -165,10 +171,10 @@ impl RemoteView {
 pub fn remote_only_services(
     view: &RemoteView,
     regions: &[RegionDef],
-    local: Option<usize>,
+    local: Option<RegionIndex>,
     known: &HashSet<Name>,
 ) -> Vec<Service> {
-    let mut specs: BTreeMap<&Name, (usize, &ServiceSpec)> = BTreeMap::new();
+    let mut specs: BTreeMap<&Name, (RegionIndex, &ServiceSpec)> = BTreeMap::new();
     for (region, name, report) in view.reported() {
         let Some(spec) = &report.spec else { continue };
         if known.contains(name) || report.addresses.is_empty() {
@@ -179,16 +185,17 @@ pub fn remote_only_services(
             *entry = (region, spec);
         }
     }
-    let index = |name: &String| regions.iter().position(|r| r.name.as_str() == name);
+    let index = |name: &String| RegionIndex::of(regions, name);
     specs
         .into_iter()
         .map(|(name, (_, spec))| {
             let strategy = match spec.strategy {
                 StrategyKind::Failover => {
-                    let mut order: Vec<usize> = spec.order.iter().filter_map(index).collect();
+                    let mut order: Vec<RegionIndex> = spec.order.iter().filter_map(index).collect();
                     order.dedup();
-                    let rest: Vec<usize> =
-                        (0..regions.len()).filter(|i| !order.contains(i)).collect();
+                    let rest: Vec<RegionIndex> = RegionIndex::all(regions.len())
+                        .filter(|i| !order.contains(i))
+                        .collect();
                     order.extend(rest);
                     Strategy::Failover { order }
                 }
@@ -211,7 +218,7 @@ pub fn remote_only_services(
                 name: name.clone(),
                 strategy,
                 ttl: spec.ttl,
-                targets: (0..regions.len())
+                targets: RegionIndex::all(regions.len())
                     .filter(|i| Some(*i) != local)
                     .map(|region| Target {
                         region,
@@ -230,6 +237,7 @@ pub fn remote_only_services(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{AP, EU, US, name};
     use crate::model::Health;
 
     fn view(start: Instant) -> RemoteView {
@@ -252,29 +260,29 @@ mod tests {
     fn regions_age_from_fresh_to_suspect_to_stale_and_return_at_once() {
         let t0 = Instant::now();
         let mut v = view(t0);
-        assert_eq!(v.freshness(1, t0), Freshness::Fresh);
-        assert!(v.heard(1, 100, t0));
+        assert_eq!(v.freshness(US, t0), Freshness::Fresh);
+        assert!(v.heard(US, 100, t0));
         assert_eq!(
-            v.freshness(1, t0 + Duration::from_secs(4)),
+            v.freshness(US, t0 + Duration::from_secs(4)),
             Freshness::Fresh
         );
         assert_eq!(
-            v.freshness(1, t0 + Duration::from_secs(6)),
+            v.freshness(US, t0 + Duration::from_secs(6)),
             Freshness::Suspect
         );
         assert_eq!(
-            v.freshness(1, t0 + Duration::from_secs(16)),
+            v.freshness(US, t0 + Duration::from_secs(16)),
             Freshness::Stale
         );
-        assert!(v.heard(1, 200, t0 + Duration::from_secs(20)));
+        assert!(v.heard(US, 200, t0 + Duration::from_secs(20)));
         assert_eq!(
-            v.freshness(1, t0 + Duration::from_secs(20)),
+            v.freshness(US, t0 + Duration::from_secs(20)),
             Freshness::Fresh
         );
         // A replayed old heartbeat does not revive it.
-        assert!(!v.heard(1, 150, t0 + Duration::from_secs(40)));
+        assert!(!v.heard(US, 150, t0 + Duration::from_secs(40)));
         assert_eq!(
-            v.freshness(1, t0 + Duration::from_secs(40)),
+            v.freshness(US, t0 + Duration::from_secs(40)),
             Freshness::Stale
         );
     }
@@ -283,44 +291,36 @@ mod tests {
     fn when_every_other_region_is_stale_the_last_state_keeps_serving() {
         let t0 = Instant::now();
         let mut v = view(t0);
-        v.heard(1, 1, t0);
-        v.heard(2, 1, t0);
+        v.heard(US, 1, t0);
+        v.heard(AP, 1, t0);
         let late = t0 + Duration::from_secs(30);
-        let eff = v.effective(&[1, 2], late);
-        assert_eq!(eff[&1], Freshness::Suspect);
-        assert_eq!(eff[&2], Freshness::Suspect);
-        v.heard(2, 2, late);
-        let eff = v.effective(&[1, 2], late);
-        assert_eq!(eff[&1], Freshness::Stale);
-        assert_eq!(eff[&2], Freshness::Fresh);
+        let eff = v.effective(&[US, AP], late);
+        assert_eq!(eff[&US], Freshness::Suspect);
+        assert_eq!(eff[&AP], Freshness::Suspect);
+        v.heard(AP, 2, late);
+        let eff = v.effective(&[US, AP], late);
+        assert_eq!(eff[&US], Freshness::Stale);
+        assert_eq!(eff[&AP], Freshness::Fresh);
     }
 
     #[test]
     fn older_reports_never_replace_newer_ones() {
         let t0 = Instant::now();
         let mut v = view(t0);
-        let name = Name::from_ascii("app.gslb.example.com.").unwrap();
-        assert!(v.report(1, name.clone(), 10, report(Health::Unhealthy), t0));
-        assert!(!v.report(1, name.clone(), 5, report(Health::Healthy), t0));
-        assert_eq!(v.service(1, &name).unwrap().health, Health::Unhealthy);
-        assert!(v.report(1, name.clone(), 11, report(Health::Healthy), t0));
-        assert_eq!(v.service(1, &name).unwrap().health, Health::Healthy);
+        let name = name("app.gslb.example.com.");
+        assert!(v.report(US, name.clone(), 10, report(Health::Unhealthy), t0));
+        assert!(!v.report(US, name.clone(), 5, report(Health::Healthy), t0));
+        assert_eq!(v.service(US, &name).unwrap().health, Health::Unhealthy);
+        assert!(v.report(US, name.clone(), 11, report(Health::Healthy), t0));
+        assert_eq!(v.service(US, &name).unwrap().health, Health::Healthy);
     }
 
     #[test]
     fn services_only_other_regions_serve_follow_the_first_region_s_rules() {
-        use crate::model::{AllDownPolicy, Region};
+        use crate::model::AllDownPolicy;
         let t0 = Instant::now();
         let mut v = view(t0);
-        let regions: Vec<RegionDef> = ["eu", "us", "ap"]
-            .iter()
-            .map(|n| RegionDef {
-                name: Region::new(n),
-                nameserver: None,
-                glue: Vec::new(),
-                location: None,
-            })
-            .collect();
+        let regions = crate::fixtures::regions();
         let spec = |strategy: &str, ttl: u32| ServiceSpec {
             strategy: strategy.parse().unwrap(),
             order: vec!["ap".to_string()],
@@ -338,21 +338,21 @@ mod tests {
             },
             ..report(Health::Healthy)
         };
-        let only = Name::from_ascii("only.gslb.example.com.").unwrap();
-        let mine = Name::from_ascii("mine.gslb.example.com.").unwrap();
-        let gone = Name::from_ascii("gone.gslb.example.com.").unwrap();
-        v.report(2, only.clone(), 1, with(Some(spec("geo", 5)), true), t0);
+        let only = name("only.gslb.example.com.");
+        let mine = name("mine.gslb.example.com.");
+        let gone = name("gone.gslb.example.com.");
+        v.report(AP, only.clone(), 1, with(Some(spec("geo", 5)), true), t0);
         v.report(
-            1,
+            US,
             only.clone(),
             1,
             with(Some(spec("failover", 7)), true),
             t0,
         );
-        v.report(1, mine.clone(), 1, with(Some(spec("geo", 5)), true), t0);
-        v.report(1, gone.clone(), 1, with(None, false), t0);
+        v.report(US, mine.clone(), 1, with(Some(spec("geo", 5)), true), t0);
+        v.report(US, gone.clone(), 1, with(None, false), t0);
         let known: HashSet<Name> = [mine].into_iter().collect();
-        let services = remote_only_services(&v, &regions, Some(0), &known);
+        let services = remote_only_services(&v, &regions, Some(EU), &known);
         assert_eq!(services.len(), 1, "{services:?}");
         let service = &services[0];
         assert_eq!(service.name, only);
@@ -360,12 +360,13 @@ mod tests {
         assert_eq!(
             service.strategy,
             Strategy::Failover {
-                order: vec![2, 0, 1]
+                order: vec![AP, EU, US]
             }
         );
         assert_eq!((service.ttl, service.all_down), (7, AllDownPolicy::Empty));
         // No local target: this region has nothing to answer for it.
-        let regions_with_targets: Vec<usize> = service.targets.iter().map(|t| t.region).collect();
-        assert_eq!(regions_with_targets, [1, 2]);
+        let regions_with_targets: Vec<RegionIndex> =
+            service.targets.iter().map(|t| t.region).collect();
+        assert_eq!(regions_with_targets, [US, AP]);
     }
 }

@@ -15,7 +15,7 @@ use crate::gossip::local_report::{self, LocalReport};
 use crate::gossip::report::ServiceReport;
 use crate::health::{Plan, ProbeKey, Verdict, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
-use crate::model::{Model, Region, Service};
+use crate::model::{Model, Region, RegionIndex, Service};
 use crate::region_health::{Inputs, RemoteInputs};
 use crate::remote::{Freshness, RemoteView, remote_only_services};
 use crate::snapshot::Snapshot;
@@ -117,7 +117,7 @@ struct World {
     remote_services_changed: bool,
     verdicts: Verdicts,
     remote: Option<RemoteView>,
-    freshness: HashMap<usize, Freshness>,
+    freshness: HashMap<RegionIndex, Freshness>,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
@@ -203,8 +203,8 @@ impl World {
         });
     }
 
-    fn region_index(&self, region: &Region) -> Option<usize> {
-        self.model.regions.iter().position(|r| &r.name == region)
+    fn region_index(&self, region: &Region) -> Option<RegionIndex> {
+        RegionIndex::of(&self.model.regions, region.as_str())
     }
 
     /// Applies one event; returns whether the view may have changed.
@@ -264,7 +264,7 @@ impl World {
         let Some(view) = &self.remote else {
             return false;
         };
-        let remote: Vec<usize> = (0..self.model.regions.len())
+        let remote: Vec<RegionIndex> = RegionIndex::all(self.model.regions.len())
             .filter(|&i| Some(i) != self.model.local_region)
             .collect();
         let next = view.effective(&remote, now);

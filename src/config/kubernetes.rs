@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::default_true;
 use super::problems::Problems;
 use crate::kubernetes::discover::Defaults;
+use crate::model::RegionIndex;
 
 /// Where and what to discover in Kubernetes (`[kubernetes]`).
 #[derive(Clone, Debug, PartialEq)]
@@ -60,8 +61,8 @@ impl RawKubernetes {
     /// index of the local region.
     pub(super) fn validate(
         &self,
-        local_region: Option<usize>,
-        defaults: impl FnOnce(usize) -> Defaults,
+        local_region: Option<RegionIndex>,
+        defaults: impl FnOnce(RegionIndex) -> Defaults,
         problems: &mut Problems,
     ) -> Option<KubernetesSettings> {
         let Some(local) = local_region else {
@@ -150,7 +151,7 @@ mod tests {
         let defaults = settings.defaults;
         assert_eq!(defaults.zone, config.model.zone.origin);
         assert_eq!(defaults.regions, config.model.regions);
-        assert_eq!(defaults.local_region, 0);
+        assert_eq!(defaults.local_region, crate::fixtures::EU);
         assert_eq!(defaults.ttl, 30);
         assert_eq!(defaults.probe.interval, Duration::from_secs(1));
     }

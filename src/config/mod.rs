@@ -45,7 +45,7 @@ use self::server::RawServer;
 use self::service::{RawService, ServiceDefaults, validate_services};
 use self::zone::{RawGeo, RawRegion, RawZone, validate_regions};
 use crate::kubernetes::discover::Defaults;
-use crate::model::{GeoTable, Model};
+use crate::model::{GeoTable, Model, RegionIndex};
 
 /// RFC 2181 §8: TTLs are 31-bit values.
 const MAX_TTL: u32 = i32::MAX as u32;
@@ -128,7 +128,7 @@ impl RawConfig {
         let origin = self.zone.origin(problems);
 
         let regions = validate_regions(&self.regions, &origin, problems);
-        let region_index = |name: &str| regions.iter().position(|r| r.name.as_str() == name);
+        let region_index = |name: &str| RegionIndex::of(&regions, name);
 
         let zone = self.zone.validate(&origin, &regions, problems);
         let default_probe = self.probe.validate("probe", problems);
@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn local_region_names_one_of_the_regions() {
         let config = Fixture::new().top(r#"local_region = "us""#).config();
-        assert_eq!(config.model.local_region, Some(1));
+        assert_eq!(config.model.local_region, Some(crate::fixtures::US));
         Fixture::new()
             .top(r#"local_region = "mars""#)
             .assert_refused("local_region", "unknown region mars");

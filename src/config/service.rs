@@ -14,10 +14,9 @@ use super::probe::RawProbe;
 use super::problems::Problems;
 use super::zone::RawZone;
 use crate::model::{
-    AllDownPolicy, Health, ProbeSettings, RegionDef, Service, Strategy, StrategyKind, Target,
+    AllDownPolicy, Health, ProbeSettings, RegionDef, RegionIndex, Service, Strategy, StrategyKind,
+    Target,
 };
-
-/// The `strategy` field; its parameters are separate fields of the service.
 
 /// One `[[services]]` entry as written.
 #[derive(Debug, Deserialize)]
@@ -52,7 +51,7 @@ pub(super) fn validate_services(
     raw: &[RawService],
     defaults: &ServiceDefaults<'_>,
     regions: &[RegionDef],
-    region_index: &dyn Fn(&str) -> Option<usize>,
+    region_index: &dyn Fn(&str) -> Option<RegionIndex>,
     has_geo_table: bool,
     problems: &mut Problems,
 ) -> Vec<Service> {
@@ -98,7 +97,7 @@ impl RawService {
         path: &str,
         defaults: &ServiceDefaults<'_>,
         regions: &[RegionDef],
-        region_index: &dyn Fn(&str) -> Option<usize>,
+        region_index: &dyn Fn(&str) -> Option<RegionIndex>,
         has_geo_table: bool,
         problems: &mut Problems,
     ) -> Option<Service> {
@@ -219,7 +218,7 @@ impl RawService {
         &self,
         path: &str,
         regions: &[RegionDef],
-        region_index: &dyn Fn(&str) -> Option<usize>,
+        region_index: &dyn Fn(&str) -> Option<RegionIndex>,
         has_geo_table: bool,
         problems: &mut Problems,
     ) -> Option<Strategy> {
@@ -353,6 +352,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::fixture::{Fixture, assert_has};
+    use crate::fixtures::{EU, US};
     use crate::model::{AllDownPolicy, Health, Strategy};
 
     /// Targets in both of the fixture's regions.
@@ -386,10 +386,15 @@ mod tests {
         assert_eq!(app.name.to_string(), "app.gslb.example.com.");
         assert_eq!(app.ttl, 30);
         assert_eq!(app.all_down, AllDownPolicy::FailOpen);
-        assert_eq!(app.strategy, Strategy::Failover { order: vec![1, 0] });
+        assert_eq!(
+            app.strategy,
+            Strategy::Failover {
+                order: vec![US, EU]
+            }
+        );
         assert_eq!(app.probe.interval, Duration::from_secs(1));
-        let regions: Vec<usize> = app.targets.iter().map(|t| t.region).collect();
-        assert_eq!(regions, vec![0, 1], "targets are kept in region order");
+        let regions: Vec<_> = app.targets.iter().map(|t| t.region).collect();
+        assert_eq!(regions, vec![EU, US], "targets are kept in region order");
     }
 
     #[test]

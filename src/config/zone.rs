@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::MAX_TTL;
 use super::names::parse_name;
 use super::problems::Problems;
-use crate::model::{AllDownPolicy, GeoTable, Region, RegionDef, Soa, Zone};
+use crate::model::{AllDownPolicy, GeoTable, Region, RegionDef, RegionIndex, Soa, Zone};
 
 /// `[zone]` as written.
 #[derive(Debug, Deserialize)]
@@ -290,7 +290,7 @@ impl RawGeo {
     /// Validates the networks and the default region against the regions' names.
     pub(super) fn validate(
         &self,
-        region_index: &dyn Fn(&str) -> Option<usize>,
+        region_index: &dyn Fn(&str) -> Option<RegionIndex>,
         problems: &mut Problems,
     ) -> GeoTable {
         let default_region = self.default_region.as_ref().and_then(|name| {
@@ -300,7 +300,7 @@ impl RawGeo {
             }
             index
         });
-        let mut networks: Vec<(IpNet, usize)> = Vec::new();
+        let mut networks: Vec<(IpNet, RegionIndex)> = Vec::new();
         for (cidr, region) in &self.networks {
             let path = format!("geo.networks.\"{cidr}\"");
             let net = match cidr.parse::<IpNet>() {
@@ -341,6 +341,7 @@ mod tests {
     use hickory_proto::rr::Name;
 
     use super::super::fixture::{Fixture, assert_has, assert_none_at};
+    use crate::fixtures::{EU, US};
 
     /// The fixture with a third region (`regions[2]`) made of `keys`.
     fn third_region(keys: &str) -> Fixture {
@@ -458,7 +459,7 @@ mod tests {
             .model
             .geo;
         let network = "192.0.2.0/24".parse().expect("test network");
-        assert_eq!(table.networks, vec![(network, 0)]);
-        assert_eq!(table.default_region, Some(1));
+        assert_eq!(table.networks, vec![(network, EU)]);
+        assert_eq!(table.default_region, Some(US));
     }
 }

@@ -14,13 +14,12 @@ use smallvec::SmallVec;
 
 use super::select::{self, AnswerResult, Client, Records};
 use crate::model::StrategyKind;
-use crate::snapshot::{Node, Snapshot};
+use crate::snapshot::{Node, ServiceIndex, Snapshot};
 
 /// Which service answered a question, and how (counted by the transports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Served {
-    /// Index into the snapshot's services.
-    pub service: usize,
+    pub service: ServiceIndex,
     pub strategy: StrategyKind,
     pub result: AnswerResult,
 }
@@ -132,7 +131,7 @@ pub fn respond<'s>(
             response.owner_wire = Some(&addresses.owner_wire);
         }
         Node::Service(index) => {
-            let service = &snapshot.services[*index];
+            let service = snapshot.service(*index);
             let has_a = service.regions.iter().any(|r| !r.addresses.a.is_empty());
             let rtype = answer_type(qtype, has_a);
             if matches!(rtype, RecordType::A | RecordType::AAAA) {

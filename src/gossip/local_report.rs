@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::Name;
 
 use super::report::{ServiceReport, ServiceSpec};
-use crate::model::{Model, Service, Strategy};
+use crate::model::{Model, RegionIndex, Service, Strategy};
 use crate::region_health::{self, Inputs};
 
 /// This region's report per service name (`changed_ms` left for the publisher to fill in).
@@ -59,7 +59,7 @@ fn a_first(mut addresses: Vec<IpAddr>) -> Vec<IpAddr> {
 
 /// How `service` is answered, with regions by name.
 fn spec(model: &Model, service: &Service) -> ServiceSpec {
-    let name = |i: usize| model.regions[i].name.as_str().to_string();
+    let name = |i: RegionIndex| model.regions[i].name.as_str().to_string();
     let (order, weights, pick) = match &service.strategy {
         Strategy::Failover { order } => (
             order.iter().map(|&i| name(i)).collect(),
@@ -68,9 +68,8 @@ fn spec(model: &Model, service: &Service) -> ServiceSpec {
         ),
         Strategy::Weighted { weights, pick } => (
             Vec::new(),
-            weights
-                .iter()
-                .enumerate()
+            RegionIndex::all(weights.len())
+                .zip(weights)
                 .filter(|(_, w)| **w > 0)
                 .map(|(i, w)| (name(i), *w))
                 .collect(),

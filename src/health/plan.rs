@@ -51,24 +51,15 @@ pub fn plan(model: &Model, warn_conflicts: bool) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::fixtures;
 
     #[test]
     fn one_probe_per_distinct_target_local_region_only() {
-        let config = config::parse(
+        let config = fixtures::config(
             r#"
-            local_region = "eu"
             [probe]
             kind = "tcp"
             port = 8080
-            [zone]
-            name = "gslb.example.com"
-            [[regions]]
-            name = "eu"
-            nameserver = "ns.gslb.example.com"
-            glue = ["192.0.2.53"]
-            [[regions]]
-            name = "us"
             [[services]]
             name = "a.gslb.example.com"
             strategy = "round-robin"
@@ -88,8 +79,7 @@ mod tests {
             probe = { kind = "none" }
             targets = { eu = ["127.0.0.9"] }
         "#,
-        )
-        .expect("valid");
+        );
         let plan = plan(&config.model, false);
         let keys: Vec<String> = plan.keys().map(ToString::to_string).collect();
         assert_eq!(

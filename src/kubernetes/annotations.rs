@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::model::{AllDownPolicy, ProbeKind, RegionDef, Strategy, StrategyKind, TargetPolicy};
+use crate::model::{
+    AllDownPolicy, ProbeKind, RegionDef, RegionIndex, Strategy, StrategyKind, TargetPolicy,
+};
 
 pub const STRATEGY: [&str; 2] = ["gslbd.io/strategy", "k8gb.io/strategy"];
 pub const FAILOVER_ORDER: [&str; 1] = ["gslbd.io/failover-order"];
@@ -83,19 +85,16 @@ pub fn parse(
     let Some((key, value)) = get(annotations, &STRATEGY) else {
         return Ok(None);
     };
-    let region_index = |key: &str, name: &str| -> Result<usize, AnnotationError> {
-        regions
-            .iter()
-            .position(|r| r.name.as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
-                bad(
-                    key,
-                    name,
-                    "unknown_region",
-                    format!("unknown region {name:?} (regions: {})", known.join(", ")),
-                )
-            })
+    let region_index = |key: &str, name: &str| -> Result<RegionIndex, AnnotationError> {
+        RegionIndex::of(regions, name).ok_or_else(|| {
+            let known: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
+            bad(
+                key,
+                name,
+                "unknown_region",
+                format!("unknown region {name:?} (regions: {})", known.join(", ")),
+            )
+        })
     };
     let weights = match get(annotations, &WEIGHTS) {
         Some((wkey, text)) => Some(parse_weights(wkey, text, regions.len(), &region_index)?),
@@ -259,7 +258,7 @@ fn parse_weights(
     key: &str,
     text: &str,
     regions: usize,
-    region_index: &dyn Fn(&str, &str) -> Result<usize, AnnotationError>,
+    region_index: &dyn Fn(&str, &str) -> Result<RegionIndex, AnnotationError>,
 ) -> Result<Vec<u32>, AnnotationError> {
     let mut weights = vec![0u32; regions];
     let mut seen = vec![false; regions];
@@ -314,8 +313,8 @@ fn parse_weights(
 fn failover_order(
     annotations: &Annotations,
     regions: usize,
-    region_index: &dyn Fn(&str, &str) -> Result<usize, AnnotationError>,
-) -> Result<Vec<usize>, AnnotationError> {
+    region_index: &dyn Fn(&str, &str) -> Result<RegionIndex, AnnotationError>,
+) -> Result<Vec<RegionIndex>, AnnotationError> {
     let (key, text) = match get(annotations, &FAILOVER_ORDER).or(get(annotations, &PRIMARY_REGION))
     {
         Some(found) => found,
@@ -344,7 +343,9 @@ fn failover_order(
     if order.is_empty() {
         return Err(bad(key, text, "bad_order", "no region given"));
     }
-    let rest: Vec<usize> = (0..regions).filter(|i| !order.contains(i)).collect();
+    let rest: Vec<RegionIndex> = RegionIndex::all(regions)
+        .filter(|i| !order.contains(i))
+        .collect();
     order.extend(rest);
     Ok(order)
 }
@@ -352,19 +353,7 @@ fn failover_order(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Region;
-
-    fn regions() -> Vec<RegionDef> {
-        ["eu", "us", "ap"]
-            .iter()
-            .map(|n| RegionDef {
-                name: Region::new(n),
-                nameserver: None,
-                glue: Vec::new(),
-                location: None,
-            })
-            .collect()
-    }
+    use crate::fixtures::{AP, EU, US, regions};
 
     fn parse_pairs(pairs: &[(&str, &str)]) -> Result<Option<Settings>, AnnotationError> {
         let map = pairs
@@ -392,7 +381,7 @@ mod tests {
             (s.strategy, s.ttl),
             (
                 Strategy::Failover {
-                    order: vec![1, 0, 2]
+                    order: vec![US, EU, AP]
                 },
                 Some(15)
             )
@@ -406,7 +395,7 @@ mod tests {
         assert_eq!(
             s.strategy,
             Strategy::Failover {
-                order: vec![2, 0, 1]
+                order: vec![AP, EU, US]
             }
         );
         let s = parse_pairs(&[

@@ -14,7 +14,9 @@ use hickory_proto::rr::Name;
 
 use super::annotations::{self, Settings};
 use super::sources::{Claim, ObjectId};
-use crate::model::{AllDownPolicy, BackendReadiness, ProbeSettings, RegionDef, Service, Target};
+use crate::model::{
+    AllDownPolicy, BackendReadiness, ProbeSettings, RegionDef, RegionIndex, Service, Target,
+};
 
 /// What services discovered in Kubernetes start from.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,7 +24,7 @@ pub struct Defaults {
     /// Lowercase, fully qualified.
     pub zone: Name,
     pub regions: Vec<RegionDef>,
-    pub local_region: usize,
+    pub local_region: RegionIndex,
     pub ttl: u32,
     pub all_down: AllDownPolicy,
     pub probe: ProbeSettings,
@@ -183,7 +185,7 @@ pub fn discover(
         if let Some(kind) = settings.probe_scheme {
             probe.kind = kind;
         }
-        let targets = (0..defaults.regions.len())
+        let targets = RegionIndex::all(defaults.regions.len())
             .map(|region| {
                 let local = region == defaults.local_region;
                 Target {

@@ -222,17 +222,7 @@ impl Sources {
 /// unit tests.
 #[cfg(test)]
 fn test_settings() -> KubernetesSettings {
-    let config = crate::config::parse(
-        r#"
-        local_region = "eu"
-        kubernetes = {}
-        zone = { name = "gslb.example.com" }
-        regions = [
-            { name = "eu", nameserver = "ns-eu.gslb.example.com", glue = ["192.0.2.53"] },
-            { name = "us" },
-        ]
-        "#,
-    )
-    .expect("a valid config");
-    config.kubernetes.expect("a [kubernetes] table")
+    crate::fixtures::config("[kubernetes]")
+        .kubernetes
+        .expect("a [kubernetes] table")
 }

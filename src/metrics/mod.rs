@@ -455,7 +455,7 @@ impl Metrics {
             return;
         };
         for served in served {
-            if let Some(service) = snapshot.services.get(served.service) {
+            if let Some(service) = snapshot.services.get(served.service.get()) {
                 vec.with_label_values(&[
                     service_label(&service.name).as_str(),
                     served.strategy.as_str(),

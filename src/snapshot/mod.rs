@@ -17,17 +17,28 @@ use serde::Serialize;
 
 use crate::geo::GeoIndex;
 use crate::health::Verdicts;
-use crate::model::{AllDownPolicy, Health, Model, Region, Strategy};
+use crate::model::{AllDownPolicy, Health, Model, Region, RegionIndex, Strategy};
 use crate::region_health::{self, Inputs, Why};
 use crate::remote::Freshness;
+
+/// A service's position in [`Snapshot::services`]; valid for that snapshot only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceIndex(usize);
+
+impl ServiceIndex {
+    /// The position in the snapshot's services.
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
 
 /// What a name of the zone is.
 #[derive(Clone, Debug)]
 pub enum Node {
     /// The zone apex: SOA and NS.
     Apex,
-    /// A balanced service (index into [`Snapshot::services`]).
-    Service(usize),
+    /// A balanced service.
+    Service(ServiceIndex),
     /// A region nameserver inside the zone, with its fixed addresses.
     Host(Addresses),
     /// A name that exists only because names below it do (RFC 8020: NODATA, not NXDOMAIN).
@@ -37,8 +48,7 @@ pub enum Node {
 /// One region's contribution to a service.
 #[derive(Clone, Debug)]
 pub struct RegionAnswer {
-    /// Index into [`Snapshot::regions`].
-    pub region: usize,
+    pub region: RegionIndex,
     pub health: Health,
     /// The addresses to answer while the region is available: those not found unhealthy.
     pub addresses: Arc<Addresses>,
@@ -68,8 +78,8 @@ pub struct ServiceAnswer {
 }
 
 impl ServiceAnswer {
-    /// Position in `regions` of the given region index, if it has targets.
-    pub fn position(&self, region: usize) -> Option<usize> {
+    /// Position in `regions` of `region`, if it has targets.
+    pub fn position(&self, region: RegionIndex) -> Option<usize> {
         self.regions.iter().position(|r| r.region == region)
     }
 }
@@ -116,7 +126,10 @@ impl Snapshot {
             .iter()
             .enumerate()
             .map(|(index, service)| {
-                nodes.insert(LowerName::new(&service.name), Node::Service(index));
+                nodes.insert(
+                    LowerName::new(&service.name),
+                    Node::Service(ServiceIndex(index)),
+                );
                 ServiceAnswer {
                     name: service.name.clone(),
                     strategy: service.strategy.clone(),
@@ -174,7 +187,7 @@ impl Snapshot {
         Self {
             zone,
             regions: model.regions.iter().map(|r| r.name.clone()).collect(),
-            region_status: (0..model.regions.len())
+            region_status: RegionIndex::all(model.regions.len())
                 .map(|i| match inputs.remote {
                     _ if model.local_region == Some(i) => RegionStatus::Local,
                     None => RegionStatus::Static,
@@ -208,6 +221,19 @@ impl Snapshot {
         )
     }
 
+    /// The region named `name`.
+    pub fn region_index(&self, name: &str) -> Option<RegionIndex> {
+        self.regions
+            .iter()
+            .position(|r| r.as_str() == name)
+            .map(RegionIndex::new)
+    }
+
+    /// The service at `index`.
+    pub fn service(&self, index: ServiceIndex) -> &ServiceAnswer {
+        &self.services[index.0]
+    }
+
     /// The node at `name`, if the zone has it.
     pub fn node(&self, name: &LowerName) -> Option<&Node> {
         self.nodes.get(name)
@@ -238,23 +264,12 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::config;
+    use crate::fixtures::{self, AP, US};
     use crate::gossip::report::ServiceReport;
     use crate::region_health::RemoteInputs;
     use crate::remote::RemoteView;
 
-    const CONFIG: &str = r#"
-        local_region = "eu"
-        [zone]
-        name = "gslb.example.com"
-        [[regions]]
-        name = "eu"
-        nameserver = "ns.gslb.example.com"
-        glue = ["192.0.2.53"]
-        [[regions]]
-        name = "us"
-        [[regions]]
-        name = "ap"
+    const WEB: &str = r#"
         [[services]]
         name = "web.gslb.example.com"
         strategy = "weighted"
@@ -265,7 +280,7 @@ mod tests {
 
     #[test]
     fn remote_reports_set_health_addresses_and_weight_by_freshness() {
-        let model = config::parse(CONFIG).unwrap().model;
+        let model = fixtures::config(WEB).model;
         let t0 = Instant::now();
         let mut view = RemoteView::new(t0, Duration::from_secs(5), Duration::from_secs(15));
         let name = Name::from_ascii("web.gslb.example.com.").unwrap();
@@ -281,10 +296,10 @@ mod tests {
             spec: None,
             weight: Some(90),
         };
-        view.report(1, name, 1, report, t0);
+        view.report(US, name, 1, report, t0);
         let verdicts = Verdicts::new();
         let build = |now: Instant| {
-            let freshness = view.effective(&[1, 2], now);
+            let freshness = view.effective(&[US, AP], now);
             let snapshot = Snapshot::build(
                 &model,
                 1232,

@@ -1,0 +1,67 @@
+//! Fixtures shared by unit tests: the three regions `eu`, `us` and `ap` of zone
+//! `gslb.example.com`, as model values and as the head of a config file that tests complete
+//! with their services.
+
+use hickory_proto::rr::Name;
+
+use crate::config::{self, Config};
+use crate::model::{Region, RegionDef, RegionIndex};
+
+pub const EU: RegionIndex = RegionIndex::new(0);
+pub const US: RegionIndex = RegionIndex::new(1);
+pub const AP: RegionIndex = RegionIndex::new(2);
+
+/// Zone `gslb.example.com`, local region `eu` (its nameserver inside the zone, with glue),
+/// and regions `us` and `ap` with locations (Frankfurt, Virginia, Singapore): the head of a
+/// config file, without services.
+pub const ZONE: &str = r#"
+local_region = "eu"
+
+[zone]
+name = "gslb.example.com"
+
+[[regions]]
+name = "eu"
+nameserver = "ns.gslb.example.com"
+glue = ["192.0.2.53"]
+location = [50.1, 8.7]
+
+[[regions]]
+name = "us"
+location = [39.0, -77.5]
+
+[[regions]]
+name = "ap"
+location = [1.35, 103.8]
+"#;
+
+/// [`ZONE`] followed by `tables` (services, `[probe]`, `[kubernetes]`, ...), validated.
+pub fn config(tables: &str) -> Config {
+    let text = format!("{ZONE}\n{tables}");
+    match config::parse(&text) {
+        Ok(config) => config,
+        Err(error) => panic!("fixture config refused:\n{error}\n--- config:\n{text}"),
+    }
+}
+
+/// The regions of [`ZONE`] as model values (without nameservers).
+pub fn regions() -> Vec<RegionDef> {
+    [
+        ("eu", (50.1, 8.7)),
+        ("us", (39.0, -77.5)),
+        ("ap", (1.35, 103.8)),
+    ]
+    .into_iter()
+    .map(|(name, location)| RegionDef {
+        name: Region::new(name),
+        nameserver: None,
+        glue: Vec::new(),
+        location: Some(location),
+    })
+    .collect()
+}
+
+/// A fully qualified name.
+pub fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("a valid name")
+}
