@@ -11,8 +11,8 @@ use tracing::{error, info, warn};
 use crate::admin::{AdminServer, Readiness};
 use crate::config::{self, Config, ConfigError, ServerSettings};
 use crate::dns::server::{DnsServer, ServerError};
-use crate::gossip::Gossip;
 use crate::gossip::transport::Partition;
+use crate::gossip::{Gossip, GossipError};
 use crate::health::checker::Checker;
 use crate::health::plan;
 use crate::health::probe::{NetProbes, ProbeFactory};
@@ -26,11 +26,11 @@ use crate::state::{self, RemoteSettings, StateHandle};
 pub enum StartError {
     #[error(transparent)]
     Dns(#[from] ServerError),
-    #[error("gossip: {0:#}")]
-    Gossip(anyhow::Error),
-    #[error("kubernetes: {0}")]
+    #[error(transparent)]
+    Gossip(#[from] GossipError),
+    #[error("kubernetes")]
     Kubernetes(#[from] crate::kubernetes::KubeError),
-    #[error("cannot serve the admin endpoint on {addr}: {source}")]
+    #[error("cannot serve the admin endpoint on {addr}")]
     Admin {
         addr: SocketAddr,
         source: std::io::Error,
@@ -93,8 +93,7 @@ impl App {
                     partition,
                     metrics.clone(),
                 )
-                .await
-                .map_err(StartError::Gossip)?,
+                .await?,
             ),
             None => None,
         };
@@ -225,15 +224,7 @@ impl App {
         if config.server != self.settings {
             warn!("[server] settings changed; they apply at the next restart");
         }
-        if config
-            .gossip
-            .as_ref()
-            .map(|g| (&g.listen, &g.keys, &g.region_keys, &g.seeds))
-            != self
-                .gossip_settings
-                .as_ref()
-                .map(|g| (&g.listen, &g.keys, &g.region_keys, &g.seeds))
-        {
+        if config.gossip != self.gossip_settings {
             warn!("[gossip] settings changed; they apply at the next restart");
         }
         if config.kubernetes != self.kubernetes_settings {

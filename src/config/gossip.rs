@@ -5,15 +5,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
 use super::problems::Problems;
+use crate::gossip::keys::{Keyring, RegionKeys, SigningKey, VerifyingKey};
 use crate::model::{Region, RegionDef};
 
-/// How this gslbd gossips with the other regions' (validated: keys parse).
+/// How this gslbd gossips with the other regions', keys parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GossipSettings {
     /// This node's region (the config's `local_region`).
@@ -27,12 +29,12 @@ pub struct GossipSettings {
     pub seeds: Vec<String>,
     /// Only nodes of the same cluster talk; bound into every seal and signature.
     pub cluster: String,
-    /// Base64 keys, 32 bytes each: the first seals, all open (rotation).
-    pub keys: Vec<String>,
-    /// Base64 Ed25519 seed of this region's signing key.
-    pub signing_key: String,
-    /// Base64 Ed25519 public key of every region.
-    pub region_keys: BTreeMap<String, String>,
+    /// The cluster keys: the first seals, all open (rotation).
+    pub keyring: Arc<Keyring>,
+    /// This region's signing key.
+    pub signing_key: Arc<SigningKey>,
+    /// Every region's public key, by region name.
+    pub region_keys: Arc<RegionKeys>,
     pub interval: Duration,
     pub peer_suspect: Duration,
     pub peer_timeout: Duration,
@@ -84,7 +86,6 @@ impl RawGossip {
         zone: &Name,
         problems: &mut Problems,
     ) -> Option<GossipSettings> {
-        use crate::gossip::keys::{Keyring, SigningKey, VerifyingKey};
         let before = problems.0.len();
         let Some(local) = local_region else {
             problems.add(
@@ -139,14 +140,19 @@ impl RawGossip {
                 .unwrap_or_default(),
             (None, _) => self.signing_key.clone(),
         };
-        if let Err(error) = Keyring::new(&cluster, &keys) {
-            problems.add(
-                "gossip.keys",
-                format!("{error} (each key is base64 of 32 bytes)"),
-            );
-        }
-        match SigningKey::from_base64(&signing_key) {
-            Err(error) => problems.add("gossip.signing_key", error.to_string()),
+        let keyring = Keyring::new(&cluster, &keys)
+            .inspect_err(|error| {
+                problems.add(
+                    "gossip.keys",
+                    format!("{error} (each key is base64 of 32 bytes)"),
+                )
+            })
+            .ok();
+        let signing_key = match SigningKey::from_base64(&signing_key) {
+            Err(error) => {
+                problems.add("gossip.signing_key", error.to_string());
+                None
+            }
             Ok(signing) => {
                 if self.region_keys.get(local.name.as_str()) != Some(&signing.public_base64()) {
                     problems.add(
@@ -154,16 +160,25 @@ impl RawGossip {
                         format!("does not match gossip.region_keys.{}", local.name),
                     );
                 }
+                Some(signing)
             }
-        }
+        };
+        let mut region_keys = RegionKeys::new();
         for (region, key) in &self.region_keys {
             if !regions.iter().any(|r| r.name.as_str() == region) {
                 problems.add(
                     format!("gossip.region_keys.{region}"),
                     format!("unknown region {region}"),
                 );
-            } else if let Err(error) = VerifyingKey::from_base64(key) {
-                problems.add(format!("gossip.region_keys.{region}"), error.to_string());
+            } else {
+                match VerifyingKey::from_base64(key) {
+                    Ok(key) => {
+                        region_keys.insert(region.clone(), key);
+                    }
+                    Err(error) => {
+                        problems.add(format!("gossip.region_keys.{region}"), error.to_string())
+                    }
+                }
             }
         }
         for region in regions {
@@ -205,9 +220,9 @@ impl RawGossip {
         if instance.is_empty() || instance.contains('/') {
             problems.add("gossip.instance", "must be non-empty, without '/'");
         }
-        if self.listen.port() == 0 && self.advertise.is_none() {
-            // Fine for tests: the bound port is advertised.
-        }
+        let (Some(keyring), Some(signing_key)) = (keyring, signing_key) else {
+            return None;
+        };
         (problems.0.len() == before).then(|| GossipSettings {
             region: local.name.clone(),
             instance,
@@ -215,9 +230,9 @@ impl RawGossip {
             advertise: self.advertise.unwrap_or(self.listen),
             seeds: self.seeds.clone(),
             cluster,
-            keys,
-            signing_key,
-            region_keys: self.region_keys.clone(),
+            keyring: Arc::new(keyring),
+            signing_key: Arc::new(signing_key),
+            region_keys: Arc::new(region_keys),
             interval: Duration::from_millis(self.interval_ms),
             peer_suspect: Duration::from_millis(self.peer_suspect_ms),
             peer_timeout: Duration::from_millis(self.peer_timeout_ms),
@@ -231,7 +246,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::fixture::{Fixture, assert_has};
-    use crate::gossip::keys::generate;
+    use crate::gossip::keys::{SigningKey, generate};
 
     /// A valid `[gossip]` table for region eu, as fields that tests replace or remove.
     struct Gossip {
@@ -300,7 +315,17 @@ mod tests {
         assert_eq!(settings.instance, "eu-1");
         assert_eq!(settings.cluster, "gslb.example.com");
         assert_eq!(settings.advertise, settings.listen);
-        assert_eq!(settings.signing_key, gossip.eu_seed);
+        assert_eq!(
+            settings.signing_key.public_base64(),
+            SigningKey::from_base64(&gossip.eu_seed)
+                .expect("a generated seed")
+                .public_base64()
+        );
+        assert_eq!(
+            settings.region_keys.keys().collect::<Vec<_>>(),
+            ["eu", "us"],
+            "every region's public key, parsed"
+        );
         assert_eq!(settings.interval, Duration::from_millis(250));
         assert_eq!(settings.peer_suspect, Duration::from_secs(5));
         assert_eq!(settings.peer_timeout, Duration::from_secs(15));

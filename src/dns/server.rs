@@ -28,7 +28,7 @@ const EPHEMERAL_TRIES: usize = 16;
 /// Why the DNS server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
 }
 

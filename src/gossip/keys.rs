@@ -59,9 +59,19 @@ fn decode_fixed<const N: usize>(text: &str) -> Result<[u8; N], KeyError> {
 }
 
 struct ClusterKey {
-    id: [u8; KEY_ID_LEN],
+    /// SHA-256 of the key: its first bytes name it in datagrams, the whole compares keyrings.
+    digest: [u8; 32],
     key: LessSafeKey,
 }
+
+impl ClusterKey {
+    fn id(&self) -> &[u8] {
+        &self.digest[..KEY_ID_LEN]
+    }
+}
+
+/// Every region's public key, by region name.
+pub type RegionKeys = std::collections::BTreeMap<String, VerifyingKey>;
 
 /// The cluster's shared keys.
 pub struct Keyring {
@@ -79,6 +89,21 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+/// Same cluster, same keys in the same order (for reloads: a changed keyring needs a restart).
+impl PartialEq for Keyring {
+    fn eq(&self, other: &Self) -> bool {
+        self.cluster == other.cluster
+            && self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|(a, b)| a.digest == b.digest)
+    }
+}
+
+impl Eq for Keyring {}
+
 impl Keyring {
     /// Keys as base64 of 32 bytes; the first seals, all open.
     pub fn new(cluster: &str, keys: &[String]) -> Result<Self, KeyError> {
@@ -86,13 +111,12 @@ impl Keyring {
             .iter()
             .map(|text| {
                 let bytes = decode_fixed::<32>(text)?;
-                let hash = digest::digest(&digest::SHA256, &bytes);
-                let mut id = [0u8; KEY_ID_LEN];
-                id.copy_from_slice(&hash.as_ref()[..KEY_ID_LEN]);
+                let mut digest = [0u8; 32];
+                digest.copy_from_slice(digest::digest(&digest::SHA256, &bytes).as_ref());
                 let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes)
                     .map_err(|_| KeyError::Invalid("chacha20-poly1305 key".into()))?;
                 Ok(ClusterKey {
-                    id,
+                    digest,
                     key: LessSafeKey::new(key),
                 })
             })
@@ -119,7 +143,7 @@ impl Keyring {
         }
         out.clear();
         out.push(SEAL_VERSION);
-        out.extend_from_slice(&key.id);
+        out.extend_from_slice(key.id());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(payload);
         let header_len = 1 + KEY_ID_LEN + NONCE_LEN;
@@ -144,7 +168,7 @@ impl Keyring {
         let key = self
             .keys
             .iter()
-            .find(|k| k.id == id)
+            .find(|k| k.id() == id)
             .ok_or(Rejection::UnknownKey)?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&sealed[1 + KEY_ID_LEN..header_len]);
@@ -162,6 +186,15 @@ impl Keyring {
 
 /// A region's private signing key.
 pub struct SigningKey(Ed25519KeyPair);
+
+/// Keys are the same when their public halves are.
+impl PartialEq for SigningKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.public_key().as_ref() == other.0.public_key().as_ref()
+    }
+}
+
+impl Eq for SigningKey {}
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

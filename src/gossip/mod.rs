@@ -8,13 +8,12 @@ pub mod local_report;
 pub mod report;
 pub mod transport;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ListenerHandle};
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
@@ -26,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::{Health, Region};
 use crate::state::Event;
 use crate::unix_ms;
-use keys::{Keyring, SigningKey, VerifyingKey};
+use keys::{RegionKeys, SigningKey};
 use local_report::LocalReport;
 use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
 use transport::{Partition, SealedTransport, TransportStats};
@@ -40,6 +39,20 @@ pub struct ReportStats {
     pub accepted: AtomicU64,
     pub rejected_signature: AtomicU64,
     pub rejected_other: AtomicU64,
+}
+
+/// Why gossip cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    #[error("cannot bind gossip to {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// chitchat reports its errors as `anyhow` errors.
+    #[error("cannot start the gossip node")]
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A running gossip node.
@@ -62,25 +75,23 @@ impl Gossip {
         events: mpsc::Sender<Event>,
         partition: Option<Arc<Partition>>,
         metrics: Arc<Metrics>,
-    ) -> anyhow::Result<Self> {
-        let keyring = Arc::new(Keyring::new(&settings.cluster, &settings.keys)?);
-        let signing = Arc::new(SigningKey::from_base64(&settings.signing_key)?);
-        let region_keys: HashMap<String, VerifyingKey> = settings
-            .region_keys
-            .iter()
-            .map(|(region, key)| Ok((region.clone(), VerifyingKey::from_base64(key)?)))
-            .collect::<Result<_, keys::KeyError>>()?;
+    ) -> Result<Self, GossipError> {
         let transport_stats = Arc::new(TransportStats {
             metrics: Some(metrics.clone()),
             ..TransportStats::default()
         });
-        let transport = SealedTransport::new(keyring, transport_stats.clone(), partition);
+        let transport =
+            SealedTransport::new(settings.keyring.clone(), transport_stats.clone(), partition);
 
         // Binding port 0 (tests) means advertising the port actually bound: bind first.
+        let bind_error = |source| GossipError::Bind {
+            addr: settings.listen,
+            source,
+        };
         let probe = tokio::net::UdpSocket::bind(settings.listen)
             .await
-            .with_context(|| format!("cannot bind gossip to {}", settings.listen))?;
-        let bound = probe.local_addr()?;
+            .map_err(bind_error)?;
+        let bound = probe.local_addr().map_err(bind_error)?;
         drop(probe);
         let advertise = if settings.advertise.port() == 0 {
             SocketAddr::new(settings.advertise.ip(), bound.port())
@@ -104,7 +115,9 @@ impl Gossip {
             catchup_callback: None,
             extra_liveness_predicate: None,
         };
-        let handle = chitchat::spawn_chitchat(config, Vec::new(), &transport).await?;
+        let handle = chitchat::spawn_chitchat(config, Vec::new(), &transport)
+            .await
+            .map_err(|error| GossipError::Start(error.into()))?;
         info!(node = %node_id, %advertise, seeds = ?settings.seeds, "gossip started");
 
         let (changes_tx, changes) = mpsc::unbounded_channel::<(String, String, String)>();
@@ -130,7 +143,7 @@ impl Gossip {
         let receiver = tokio::spawn(receive(
             changes,
             identity.clone(),
-            region_keys,
+            settings.region_keys.clone(),
             events,
             report_stats.clone(),
             metrics.clone(),
@@ -140,7 +153,7 @@ impl Gossip {
             handle.chitchat(),
             reports,
             identity,
-            signing,
+            settings.signing_key.clone(),
             settings.interval,
             metrics,
             stop.clone(),
@@ -279,7 +292,7 @@ async fn receive(
         region: local,
         cluster,
     }: Identity,
-    region_keys: HashMap<String, VerifyingKey>,
+    region_keys: Arc<RegionKeys>,
     events: mpsc::Sender<Event>,
     stats: Arc<ReportStats>,
     metrics: Arc<Metrics>,

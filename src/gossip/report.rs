@@ -4,14 +4,14 @@
 //! value cannot be moved to another region or key, and its issue time, so an old value cannot
 //! be replayed over a newer one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{SigningKey, VerifyingKey};
+use super::keys::{RegionKeys, SigningKey};
 use crate::model::{Health, Region, StrategyKind};
 
 /// Key of the heartbeat value.
@@ -151,7 +151,7 @@ pub fn verify<T: for<'de> Deserialize<'de>>(
     cluster: &str,
     publisher: &str,
     key: &str,
-    region_keys: &HashMap<String, VerifyingKey>,
+    region_keys: &RegionKeys,
 ) -> Result<Verified<T>, ReportError> {
     let (signature, json) = text.split_once('.').ok_or(ReportError::Malformed)?;
     let signature = STANDARD
@@ -193,12 +193,12 @@ pub fn region_of_node(node_id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gossip::keys::generate;
+    use crate::gossip::keys::{VerifyingKey, generate};
 
-    fn keys() -> (SigningKey, SigningKey, HashMap<String, VerifyingKey>) {
+    fn keys() -> (SigningKey, SigningKey, RegionKeys) {
         let (_, eu_seed, eu_public) = generate().unwrap();
         let (_, us_seed, us_public) = generate().unwrap();
-        let mut public = HashMap::new();
+        let mut public = RegionKeys::new();
         public.insert(
             "eu".to_string(),
             VerifyingKey::from_base64(&eu_public).unwrap(),
