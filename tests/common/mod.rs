@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod cluster;
+pub mod config;
 pub mod kube_api;
 
 use std::io::{Read, Write};
@@ -11,11 +12,12 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use gslbd::app::App;
-use gslbd::config;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
+
+use config::ConfigFile;
 
 /// Three regions, a geo table and one service per strategy; `{extra}` is appended.
 pub const BASE: &str = r#"
@@ -95,7 +97,7 @@ pub async fn start(extra: &str) -> TestServer {
 }
 
 /// Refuses a config that would probe anything but loopback: tests never send traffic elsewhere.
-pub fn assert_probes_stay_local(config: &config::Config) {
+pub fn assert_probes_stay_local(config: &gslbd::config::Config) {
     for key in gslbd::health::plan::plan(&config.model, false).keys() {
         assert!(
             key.addr.ip().is_loopback(),
@@ -104,9 +106,14 @@ pub fn assert_probes_stay_local(config: &config::Config) {
     }
 }
 
-/// Starts gslbd on a whole config text.
+/// Starts gslbd on `config`.
+pub async fn start_config(config: &ConfigFile) -> TestServer {
+    start_text(&config.to_toml()).await
+}
+
+/// Starts gslbd on a whole config text (for text the typed [`ConfigFile`] cannot write).
 pub async fn start_text(text: &str) -> TestServer {
-    let config = config::parse(text).expect("test config is valid");
+    let config = gslbd::config::parse(text).expect("test config is valid");
     assert_probes_stay_local(&config);
     let app = App::start(config, None).await.expect("server starts");
     let addr = app.dns_addrs()[0];
