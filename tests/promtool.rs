@@ -92,8 +92,11 @@ fn without_grafana_variables(expr: &str) -> String {
 async fn live_scrape_rules_and_dashboard_pass_promtool() {
     let _ = NEEDS;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cluster =
-        Cluster::start_with(68, "admin = \"127.0.0.1:0\"\nper_service_metrics = true").await;
+    let cluster = Cluster::start_with(68, |config| {
+        config.server.admin = Some("127.0.0.1:0".into());
+        config.server.per_service_metrics = Some(true);
+    })
+    .await;
     let eu = vec![cluster.addr(0)];
     let us = vec![cluster.addr(1)];
     for i in 0..3 {
