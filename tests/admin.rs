@@ -6,8 +6,19 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::backends::{self, Mode};
+use common::config::{ConfigFile, Probe, Service};
 use common::*;
 use hickory_proto::rr::RecordType;
+
+/// The base config seen from region eu, whose services keep their static health (no
+/// probes), with the admin listener on and `service` probed on its own terms.
+fn with_probed_service(service: Service) -> ConfigFile {
+    let mut config = ConfigFile::base().seen_from("eu");
+    config.probe = Probe::none();
+    config.server.admin = Some("127.0.0.1:0".into());
+    config.services.push(service);
+    config
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_metrics_follow_what_happens() {
@@ -15,15 +26,12 @@ async fn health_readiness_and_metrics_follow_what_happens() {
         backends::bind("127.0.46.2", 0).await,
         Mode::Slow(Duration::from_millis(300)),
     );
-    let text = format!(
-        "local_region = \"eu\"\n[probe]\nkind = \"none\"\n{}\n[[services]]\nname = \"probed.gslb.example.com\"\nstrategy = \"round-robin\"\nprobe = {{ kind = \"http\", port = {}, interval_ms = 1000, timeout_ms = 900 }}\ntargets = {{ eu = [\"127.0.46.2\"] }}\n",
-        BASE.replace(
-            "udp_workers = 2",
-            "udp_workers = 2\nadmin = \"127.0.0.1:0\""
-        ),
-        backend.addr.port()
+    let config = with_probed_service(
+        Service::round_robin("probed.gslb.example.com")
+            .probe(Probe::http(backend.addr.port(), 1000, 900))
+            .target("eu", &["127.0.46.2"]),
     );
-    let server = start_text(&text).await;
+    let server = start_config(&config).await;
     let admin = server.app.admin_addr().expect("admin enabled");
 
     assert_eq!(http_get(admin, "/healthz"), (200, "ok\n".to_string()));
@@ -102,7 +110,7 @@ async fn health_readiness_and_metrics_follow_what_happens() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("gslbd.toml");
-    std::fs::write(&path, &text).expect("write config");
+    std::fs::write(&path, config.to_toml()).expect("write config");
     server.app.reload_from(&path).await.expect("valid");
     std::fs::write(&path, "[zone").expect("write config");
     assert!(server.app.reload_from(&path).await.is_err());
@@ -130,8 +138,7 @@ async fn health_readiness_and_metrics_follow_what_happens() {
 #[should_panic(expected = "only 127.0.0.0/8 and ::1 may be probed")]
 fn the_test_guard_refuses_configs_that_would_probe_beyond_loopback() {
     // Parsed only: nothing starts, nothing is sent.
-    let config = gslbd::config::parse(&format!("local_region = \"eu\"\n{BASE}")).expect("valid");
-    assert_probes_stay_local(&config);
+    assert_probes_stay_local(&ConfigFile::base().seen_from("eu").parse());
 }
 
 /// /state, /explain and the per-service metrics, while the local region of a failover service
@@ -142,15 +149,14 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
         backends::bind("127.0.46.3", 0).await,
         Mode::Status(200, "ok"),
     );
-    let text = format!(
-        "local_region = \"eu\"\n[probe]\nkind = \"none\"\n{}\n[[services]]\nname = \"svc.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"eu\", \"us\"]\nprobe = {{ kind = \"http\", port = {}, interval_ms = 200, timeout_ms = 150, rise = 1, fall = 2 }}\ntargets = {{ eu = [\"127.0.46.3\"], us = [\"198.51.100.9\"] }}\n",
-        BASE.replace(
-            "udp_workers = 2",
-            "udp_workers = 2\nadmin = \"127.0.0.1:0\"\nper_service_metrics = true"
-        ),
-        backend.addr.port()
+    let mut config = with_probed_service(
+        Service::failover("svc.gslb.example.com", &["eu", "us"])
+            .probe(Probe::http(backend.addr.port(), 200, 150).rise_fall(1, 2))
+            .target("eu", &["127.0.46.3"])
+            .target("us", &["198.51.100.9"]),
     );
-    let server = start_text(&text).await;
+    config.server.per_service_metrics = Some(true);
+    let server = start_config(&config).await;
     let admin = server.app.admin_addr().expect("admin enabled");
     let svc = "svc.gslb.example.com";
     let eu = vec!["127.0.46.3".to_string()];

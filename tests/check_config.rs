@@ -2,7 +2,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::Command;
+
+use common::config::{ConfigFile, Gossip, Kubernetes, Probe, strs};
 
 fn check(text: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -25,12 +28,45 @@ fn assert_refused(text: &str, expected: &[&str]) {
     }
 }
 
-fn base_with(from: &str, to: &str) -> String {
-    assert!(
-        common::BASE.contains(from),
-        "test edits an existing line: {from}"
-    );
-    common::BASE.replacen(from, to, 1)
+/// The base config changed by `change`, as TOML.
+fn base_with(change: impl FnOnce(&mut ConfigFile)) -> String {
+    let mut config = ConfigFile::base();
+    change(&mut config);
+    config.to_toml()
+}
+
+/// `config` as TOML with `key = value` added to the table at `path` (dot-separated, array
+/// indexes as numbers, made when missing): a key gslbd does not know, which the typed mirror
+/// has no field for.
+fn with_unknown_key(
+    config: &ConfigFile,
+    path: &str,
+    key: &str,
+    value: impl Into<toml::Value>,
+) -> String {
+    let mut root = toml::Value::try_from(config).expect("the config mirror serializes");
+    let mut table = &mut root;
+    for segment in path.split('.') {
+        table = match table {
+            toml::Value::Array(items) => &mut items[segment.parse::<usize>().expect("an index")],
+            toml::Value::Table(entries) => entries
+                .entry(segment)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            other => panic!("{path}: {segment} is in {other}, not in a table"),
+        };
+    }
+    table
+        .as_table_mut()
+        .expect("path names a table")
+        .insert(key.into(), value.into());
+    toml::to_string(&root).expect("TOML serializes")
+}
+
+/// Public keys by region.
+fn region_keys(keys: [(&str, &str); 3]) -> BTreeMap<String, String> {
+    keys.iter()
+        .map(|(region, key)| (region.to_string(), key.to_string()))
+        .collect()
 }
 
 #[test]
@@ -44,18 +80,18 @@ fn example_and_test_configs_are_valid() {
         stderr.contains("ok (zone gslb.example.com., 3 regions, 4 services)"),
         "{stderr}"
     );
-    let (ok, stderr) = check(common::BASE);
+    let (ok, stderr) = check(&ConfigFile::base().to_toml());
     assert!(ok, "{stderr}");
 }
 
 #[test]
 fn unknown_keys_are_named() {
     assert_refused(
-        &base_with("ttl = 30", "ttl = 30\ntll = 5"),
+        &with_unknown_key(&ConfigFile::base(), "zone", "tll", 5),
         &["zone", "unknown field `tll`"],
     );
     assert_refused(
-        &base_with("strategy = \"geo\"", "strategy = \"geo\"\nweight = 3"),
+        &with_unknown_key(&ConfigFile::base(), "services.3", "weight", 3),
         &["services[3]", "unknown field `weight`"],
     );
 }
@@ -63,45 +99,62 @@ fn unknown_keys_are_named() {
 #[test]
 fn bad_addresses_are_named() {
     assert_refused(
-        &base_with("\"192.0.2.2\"", "\"192.0.2.300\""),
+        &base_with(|c| {
+            let web = c.service_mut("web.gslb.example.com");
+            web.targets.insert("eu".into(), strs(&["192.0.2.300"]));
+        }),
         &["services[1].targets.eu[0]", "invalid IP address"],
     );
     assert_refused(
-        &base_with("\"127.0.0.1:0\"", "\"localhost:53\""),
+        &base_with(|c| c.server.listen = strs(&["localhost:53"])),
         &["server.listen[0]"],
     );
     assert_refused(
-        &base_with("glue = [\"127.0.20.1\"]", "glue = [\"not-an-ip\"]"),
+        &base_with(|c| c.region_mut("us").glue = strs(&["not-an-ip"])),
         &["regions[1].glue[0]"],
     );
     assert_refused(
-        &base_with("\"192.0.2.6\"", "\"0.0.0.0\""),
+        &base_with(|c| {
+            let v4only = c.service_mut("v4only.deep.gslb.example.com");
+            v4only.targets.insert("eu".into(), strs(&["0.0.0.0"]));
+        }),
         &[
             "services[4].targets.eu",
             "0.0.0.0 cannot be a service address",
         ],
     );
     assert_refused(
-        &base_with("\"192.0.2.0/24\" = \"eu\"", "\"192.0.2.0/33\" = \"eu\""),
+        &base_with(|c| {
+            let networks = &mut c.geo.as_mut().expect("geo").networks;
+            networks.remove("192.0.2.0/24");
+            networks.insert("192.0.2.0/33".into(), "eu".into());
+        }),
         &["geo.networks.\"192.0.2.0/33\"", "invalid CIDR"],
     );
 }
 
 #[test]
 fn non_positive_weights_are_refused() {
+    let web = "web.gslb.example.com";
     assert_refused(
-        &base_with("us = 30", "us = 0"),
+        &base_with(|c| {
+            c.service_mut(web).weights.insert("us".into(), 0);
+        }),
         &[
             "services[1].weights.us",
             "weight must be between 1 and 1000000, got 0",
         ],
     );
     assert_refused(
-        &base_with("ap = 20", "ap = -5"),
+        &base_with(|c| {
+            c.service_mut(web).weights.insert("ap".into(), -5);
+        }),
         &["services[1].weights.ap", "got -5"],
     );
     assert_refused(
-        &base_with(", ap = 20 }", " }"),
+        &base_with(|c| {
+            c.service_mut(web).weights.remove("ap");
+        }),
         &["services[1].weights", "missing weight for region ap"],
     );
 }
@@ -109,15 +162,15 @@ fn non_positive_weights_are_refused() {
 #[test]
 fn failover_order_must_name_known_regions() {
     assert_refused(
-        &base_with("[\"eu\", \"us\", \"ap\"]", "[\"eu\", \"mars\", \"ap\"]"),
+        &base_with(|c| c.services[0].failover_order[1] = "mars".into()),
         &["services[0].failover_order[1]", "unknown region mars"],
     );
     assert_refused(
-        &base_with("[\"eu\", \"us\", \"ap\"]", "[\"eu\", \"eu\", \"ap\"]"),
+        &base_with(|c| c.services[0].failover_order[1] = "eu".into()),
         &["services[0].failover_order[1]", "listed twice"],
     );
     assert_refused(
-        &base_with("failover_order = [\"eu\", \"us\", \"ap\"]\n", ""),
+        &base_with(|c| c.services[0].failover_order.clear()),
         &[
             "services[0].failover_order",
             "strategy failover needs an ordered list",
@@ -127,23 +180,24 @@ fn failover_order_must_name_known_regions() {
 
 #[test]
 fn service_names_must_be_inside_the_zone() {
+    let app_named = |name: &str| base_with(|c| c.services[0].name = name.into());
     assert_refused(
-        &base_with("\"app.gslb.example.com\"", "\"app.example.org\""),
+        &app_named("app.example.org"),
         &[
             "services[0].name",
             "app.example.org. is outside zone gslb.example.com.",
         ],
     );
     assert_refused(
-        &base_with("\"app.gslb.example.com\"", "\"gslb.example.com\""),
+        &app_named("gslb.example.com"),
         &["services[0].name", "zone apex"],
     );
     assert_refused(
-        &base_with("\"app.gslb.example.com\"", "\"ns-us.gslb.example.com\""),
+        &app_named("ns-us.gslb.example.com"),
         &["services[0].name", "region nameserver name"],
     );
     assert_refused(
-        &base_with("\"app.gslb.example.com\"", "\"bad name.gslb.example.com\""),
+        &app_named("bad name.gslb.example.com"),
         &["services[0].name"],
     );
 }
@@ -151,14 +205,14 @@ fn service_names_must_be_inside_the_zone() {
 #[test]
 fn duplicate_services_and_regions_are_refused() {
     assert_refused(
-        &base_with("\"web.gslb.example.com\"", "\"APP.gslb.example.com\""),
+        &base_with(|c| c.services[1].name = "APP.gslb.example.com".into()),
         &[
             "services[1].name",
             "duplicate service app.gslb.example.com.",
         ],
     );
     assert_refused(
-        &base_with("name = \"us\"", "name = \"eu\""),
+        &base_with(|c| c.regions[1].name = "eu".into()),
         &["regions[1].name", "duplicate region eu"],
     );
 }
@@ -166,33 +220,25 @@ fn duplicate_services_and_regions_are_refused() {
 #[test]
 fn strategy_parameters_must_match_the_strategy() {
     assert_refused(
-        &base_with(
-            "strategy = \"round-robin\"",
-            "strategy = \"round-robin\"\nweights = { eu = 1 }",
-        ),
+        &base_with(|c| {
+            c.services[2].weights.insert("eu".into(), 1);
+        }),
         &["services[2].weights", "only valid with strategy weighted"],
     );
     assert_refused(
-        &base_with("strategy = \"geo\"", "strategy = \"nearest\""),
+        &base_with(|c| c.services[3].strategy = "nearest".into()),
         &["services[3].strategy", "unknown variant `nearest`"],
     );
-    let no_geo_table = common::BASE
-        .replace("[geo]", "[unused]")
-        .replace("[unused]\n", "");
-    let no_geo_table = no_geo_table
-        .lines()
-        .filter(|l| !l.starts_with("default_region") && !l.starts_with("networks"))
-        .collect::<Vec<_>>()
-        .join("\n");
     assert_refused(
-        &no_geo_table,
+        &base_with(|c| c.geo = None),
         &["services[3].strategy", "strategy geo needs a [geo] table"],
     );
     assert_refused(
-        &base_with(
-            "targets = { eu = [\"192.0.2.5\"]",
-            "targets = { moon = [\"192.0.2.9\"], eu = [\"192.0.2.5\"]",
-        ),
+        &base_with(|c| {
+            c.services[3]
+                .targets
+                .insert("moon".into(), strs(&["192.0.2.9"]));
+        }),
         &["services[3].targets.moon", "unknown region moon"],
     );
 }
@@ -200,51 +246,56 @@ fn strategy_parameters_must_match_the_strategy() {
 #[test]
 fn zone_and_region_problems_are_named() {
     assert_refused(
-        &base_with("name = \"gslb.example.com\"", "name = \"\""),
+        &base_with(|c| c.zone.name = String::new()),
         &["zone.name", "empty name"],
     );
     assert_refused(
-        &base_with("glue = [\"127.0.30.1\"]", "glue = []"),
+        &base_with(|c| c.regions[2].glue.clear()),
         &[
             "regions[2].glue",
             "inside the zone, so it needs glue addresses",
         ],
     );
     assert_refused(
-        &base_with("location = [1.35, 103.8]", "location = [91, 0]"),
+        &base_with(|c| c.regions[2].location = Some([91.0, 0.0])),
         &["regions[2].location"],
     );
     assert_refused(
-        &base_with("name = \"ap\"", "name = \"Asia Pacific\""),
+        &base_with(|c| c.regions[2].name = "Asia Pacific".into()),
         &["regions[2].name", "invalid region name"],
     );
     assert_refused(
-        &base_with("ttl = 30", "ttl = 4294967295"),
+        &base_with(|c| c.zone.ttl = Some(4294967295)),
         &["zone.ttl", "below 2^31"],
     );
 }
 
 #[test]
 fn the_zone_needs_at_least_one_nameserver() {
-    let text: String = common::BASE
-        .lines()
-        .filter(|l| !l.starts_with("nameserver") && !l.starts_with("glue"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = base_with(|c| {
+        for region in &mut c.regions {
+            region.nameserver = None;
+            region.glue.clear();
+        }
+    });
     assert_refused(&text, &["regions: at least one region needs a nameserver"]);
     assert_refused(
-        &base_with("nameserver = \"ns-ap.gslb.example.com\"\n", ""),
+        &base_with(|c| c.regions[2].nameserver = None),
         &["regions[2].glue", "glue needs a nameserver"],
     );
 }
 
 #[test]
 fn several_problems_are_listed_together() {
-    let text =
-        base_with("us = 30", "us = 0").replace("\"app.gslb.example.com\"", "\"app.example.org\"");
+    let text = base_with(|c| {
+        c.services[0].name = "app.example.org".into();
+        c.services[1].weights.insert("us".into(), 0);
+    });
     assert_refused(&text, &["services[0].name", "services[1].weights.us"]);
 }
 
+/// Literal text: these are about the file's syntax and shape, which the typed mirror cannot
+/// get wrong.
 #[test]
 fn syntax_errors_and_missing_files_are_reported() {
     assert_refused("[zone\nname = 1", &["TOML parse error"]);
@@ -259,81 +310,115 @@ fn syntax_errors_and_missing_files_are_reported() {
     );
 }
 
-fn with_probe(top: &str, service_probe: &str) -> String {
-    let text = format!("{top}\n{}", common::BASE);
-    if service_probe.is_empty() {
-        text
-    } else {
-        text.replacen(
-            "strategy = \"failover\"",
-            &format!("strategy = \"failover\"\nprobe = {{ {service_probe} }}"),
-            1,
-        )
-    }
-}
-
 #[test]
 fn probe_settings_are_validated_with_their_path() {
-    let (ok, stderr) = check(&with_probe(
-        "local_region = \"eu\"\n[probe]\nkind = \"http\"\npath = \"/healthz\"\nexpect_status = [\"200-299\", \"404\"]",
-        "kind = \"tcp\", port = 8443",
-    ));
+    let (ok, stderr) = check(&base_with(|c| {
+        c.local_region = Some("eu".into());
+        c.probe = Probe {
+            kind: Some("http".into()),
+            path: Some("/healthz".into()),
+            expect_status: Some(strs(&["200-299", "404"])),
+            ..Probe::default()
+        };
+        c.services[0].probe = Probe {
+            kind: Some("tcp".into()),
+            port: Some(8443),
+            ..Probe::default()
+        };
+    }));
     assert!(ok, "{stderr}");
+    // The top-level [probe] table, then the first service's (app, failover).
+    let top = |probe: Probe| base_with(|c| c.probe = probe);
+    let app = |probe: Probe| base_with(|c| c.services[0].probe = probe);
     assert_refused(
-        &with_probe("[probe]\ninterval_ms = 1000\ntimeout_ms = 1000", ""),
+        &top(Probe {
+            interval_ms: Some(1000),
+            timeout_ms: Some(1000),
+            ..Probe::default()
+        }),
         &["probe.timeout_ms", "below interval_ms (1000)"],
     );
     assert_refused(
-        &with_probe("", "path = \"health\""),
+        &app(Probe {
+            path: Some("health".into()),
+            ..Probe::default()
+        }),
         &["services[0].probe.path", "must start with '/'"],
     );
     assert_refused(
-        &with_probe("[probe]\nexpect_status = [\"600\"]", ""),
+        &top(Probe {
+            expect_status: Some(strs(&["600"])),
+            ..Probe::default()
+        }),
         &["probe.expect_status[0]", "not a status code or range"],
     );
     assert_refused(
-        &with_probe("", "kind = \"http\", ca_file = \"/etc/hostname\""),
+        &app(Probe {
+            kind: Some("http".into()),
+            ca_file: Some("/etc/hostname".into()),
+            ..Probe::default()
+        }),
         &[
             "services[0].probe.ca_file",
             "only valid with kind = \"https\"",
         ],
     );
     assert_refused(
-        &with_probe("", "kind = \"https\", ca_file = \"/nonexistent/ca.pem\""),
+        &app(Probe {
+            kind: Some("https".into()),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Probe::default()
+        }),
         &[
             "services[0].probe.ca_file",
             "cannot read /nonexistent/ca.pem",
         ],
     );
     assert_refused(
-        &with_probe("", "rise = 0"),
+        &app(Probe {
+            rise: Some(0),
+            ..Probe::default()
+        }),
         &["services[0].probe.rise", "between 1 and 100"],
     );
     assert_refused(
-        &with_probe("", "kind = \"ftp\""),
+        &app(Probe {
+            kind: Some("ftp".into()),
+            ..Probe::default()
+        }),
         &["services[0].probe.kind", "unknown variant `ftp`"],
     );
     assert_refused(
-        &with_probe("", "intervall_ms = 5"),
+        &with_unknown_key(&ConfigFile::base(), "services.0.probe", "intervall_ms", 5),
         &["services[0].probe", "unknown field `intervall_ms`"],
     );
     assert_refused(
-        &with_probe("", "max_concurrency = 5"),
+        &app(Probe {
+            max_concurrency: Some(5),
+            ..Probe::default()
+        }),
         &[
             "services[0].probe.max_concurrency",
             "only valid in the top-level [probe] table",
         ],
     );
     assert_refused(
-        &with_probe("[probe]\nmax_concurrency = 0", ""),
+        &top(Probe {
+            max_concurrency: Some(0),
+            ..Probe::default()
+        }),
         &["probe.max_concurrency"],
     );
     assert_refused(
-        &with_probe("local_region = \"mars\"", ""),
+        &ConfigFile::base().seen_from("mars").to_toml(),
         &["local_region: unknown region mars"],
     );
     assert_refused(
-        &with_probe("", "kind = \"tcp\", body_contains = \"ok\""),
+        &app(Probe {
+            kind: Some("tcp".into()),
+            body_contains: Some("ok".into()),
+            ..Probe::default()
+        }),
         &[
             "services[0].probe",
             "body_contains and expect_status need an HTTP(S) probe",
@@ -341,86 +426,136 @@ fn probe_settings_are_validated_with_their_path() {
     );
 }
 
-fn with_gossip(local: &str, gossip: &str) -> String {
-    format!("{local}\n{}\n[gossip]\n{gossip}\n", common::BASE)
-}
-
 #[test]
 fn gossip_settings_are_validated_with_their_path() {
     let (cluster, eu_seed, eu_public) = gslbd::gossip::keys::generate().expect("keys");
     let (_, _, us_public) = gslbd::gossip::keys::generate().expect("keys");
     let (_, _, ap_public) = gslbd::gossip::keys::generate().expect("keys");
-    let good = format!(
-        "listen = \"127.0.0.1:7946\"\nseeds = [\"gslbd-us.example.net:7946\"]\nkeys = [\"{cluster}\"]\nsigning_key = \"{eu_seed}\"\nregion_keys = {{ eu = \"{eu_public}\", us = \"{us_public}\", ap = \"{ap_public}\" }}"
-    );
-    let (ok, stderr) = check(&with_gossip("local_region = \"eu\"", &good));
+    let good = Gossip {
+        listen: "127.0.0.1:7946".into(),
+        seeds: strs(&["gslbd-us.example.net:7946"]),
+        keys: vec![cluster],
+        signing_key: Some(eu_seed),
+        region_keys: region_keys([("eu", &eu_public), ("us", &us_public), ("ap", &ap_public)]),
+        ..Gossip::default()
+    };
+    let from = |local: Option<&str>, gossip: Gossip| ConfigFile {
+        local_region: local.map(String::from),
+        gossip: Some(gossip),
+        ..ConfigFile::base()
+    };
+    let (ok, stderr) = check(&from(Some("eu"), good.clone()).to_toml());
     assert!(ok, "{stderr}");
     assert_refused(
-        &with_gossip("", &good),
+        &from(None, good.clone()).to_toml(),
         &["gossip: gossip needs local_region"],
     );
     assert_refused(
-        &with_gossip("local_region = \"us\"", &good),
+        &from(Some("us"), good.clone()).to_toml(),
         &["gossip.signing_key", "does not match gossip.region_keys.us"],
     );
+    let short_key = Gossip {
+        keys: strs(&["c2hvcnQ="]),
+        ..good.clone()
+    };
     assert_refused(
-        &with_gossip("local_region = \"eu\"", &good.replace(&cluster, "c2hvcnQ=")),
+        &from(Some("eu"), short_key).to_toml(),
         &["gossip.keys", "expected 32 bytes, got 5"],
     );
+    let mut without_ap = good.clone();
+    without_ap.region_keys.remove("ap");
     assert_refused(
-        &with_gossip(
-            "local_region = \"eu\"",
-            &good.replace(&format!(", ap = \"{ap_public}\""), ""),
-        ),
+        &from(Some("eu"), without_ap).to_toml(),
         &["gossip.region_keys", "missing public key of region ap"],
     );
+    let no_port = Gossip {
+        seeds: strs(&["no-port"]),
+        ..good.clone()
+    };
     assert_refused(
-        &with_gossip(
-            "local_region = \"eu\"",
-            &good.replace("gslbd-us.example.net:7946", "no-port"),
-        ),
+        &from(Some("eu"), no_port).to_toml(),
         &["gossip.seeds[0]", "is not host:port"],
     );
+    let suspect_late = Gossip {
+        peer_suspect_ms: Some(20000),
+        ..good.clone()
+    };
     assert_refused(
-        &with_gossip(
-            "local_region = \"eu\"",
-            &format!("{good}\npeer_suspect_ms = 20000"),
-        ),
+        &from(Some("eu"), suspect_late).to_toml(),
         &["gossip.peer_timeout_ms"],
     );
     assert_refused(
-        &with_gossip("local_region = \"eu\"", &format!("{good}\nsecret = 1")),
+        &with_unknown_key(&from(Some("eu"), good), "gossip", "secret", 1),
         &["gossip", "unknown field `secret`"],
     );
 }
 
 #[test]
 fn kubernetes_settings_are_validated_with_their_path() {
-    let with =
-        |local: &str, table: &str| format!("{local}\n{}\n[kubernetes]\n{table}\n", common::BASE);
-    let (ok, stderr) = check(&with(
-        "local_region = \"eu\"",
-        "api_server = \"http://127.0.0.1:8001\"\nnamespaces = [\"shop\"]\ngateway_api = false",
-    ));
+    let from = |local: Option<&str>, kubernetes: Kubernetes| ConfigFile {
+        local_region: local.map(String::from),
+        kubernetes: Some(kubernetes),
+        ..ConfigFile::base()
+    };
+    let (ok, stderr) = check(
+        &from(
+            Some("eu"),
+            Kubernetes {
+                api_server: Some("http://127.0.0.1:8001".into()),
+                namespaces: strs(&["shop"]),
+                gateway_api: Some(false),
+                ..Kubernetes::default()
+            },
+        )
+        .to_toml(),
+    );
     assert!(ok, "{stderr}");
-    assert_refused(&with("", ""), &["kubernetes: needs local_region"]);
     assert_refused(
-        &with("local_region = \"eu\"", "api_server = \"127.0.0.1:8001\""),
+        &from(None, Kubernetes::default()).to_toml(),
+        &["kubernetes: needs local_region"],
+    );
+    assert_refused(
+        &from(
+            Some("eu"),
+            Kubernetes {
+                api_server: Some("127.0.0.1:8001".into()),
+                ..Kubernetes::default()
+            },
+        )
+        .to_toml(),
         &["kubernetes.api_server", "is not an http:// or https:// URL"],
     );
     assert_refused(
-        &with("local_region = \"eu\"", "resolve_interval_secs = 0"),
+        &from(
+            Some("eu"),
+            Kubernetes {
+                resolve_interval_secs: Some(0),
+                ..Kubernetes::default()
+            },
+        )
+        .to_toml(),
         &["kubernetes.resolve_interval_secs", "must be positive"],
     );
     assert_refused(
-        &with(
-            "local_region = \"eu\"",
-            "ingresses = false\nload_balancer_services = false\ngateway_api = false",
-        ),
+        &from(
+            Some("eu"),
+            Kubernetes {
+                ingresses: Some(false),
+                load_balancer_services: Some(false),
+                gateway_api: Some(false),
+                ..Kubernetes::default()
+            },
+        )
+        .to_toml(),
         &["kubernetes: every source is off"],
     );
     assert_refused(
-        &with("local_region = \"eu\"", "namespace = \"shop\""),
+        &with_unknown_key(
+            &from(Some("eu"), Kubernetes::default()),
+            "kubernetes",
+            "namespace",
+            "shop",
+        ),
         &["kubernetes", "unknown field `namespace`"],
     );
 }
@@ -460,28 +595,33 @@ fn gossip_keys_can_come_from_files() {
     std::fs::write(&keys, format!("# current key first\n{cluster}\n")).expect("write");
     let signing = dir.path().join("signing");
     std::fs::write(&signing, format!("{eu_seed}\n")).expect("write");
-    let regions = format!(
-        "region_keys = {{ eu = \"{eu_public}\", us = \"{us_public}\", ap = \"{ap_public}\" }}"
-    );
-    let good = format!(
-        "listen = \"127.0.0.1:7946\"\nkeys_file = \"{}\"\nsigning_key_file = \"{}\"\n{regions}",
-        keys.display(),
-        signing.display()
-    );
-    let (ok, stderr) = check(&with_gossip("local_region = \"eu\"", &good));
+    let good = Gossip {
+        listen: "127.0.0.1:7946".into(),
+        keys_file: Some(keys.display().to_string()),
+        signing_key_file: Some(signing.display().to_string()),
+        region_keys: region_keys([("eu", &eu_public), ("us", &us_public), ("ap", &ap_public)]),
+        ..Gossip::default()
+    };
+    let from_eu = |gossip: Gossip| ConfigFile {
+        gossip: Some(gossip),
+        ..ConfigFile::base().seen_from("eu")
+    };
+    let (ok, stderr) = check(&from_eu(good.clone()).to_toml());
     assert!(ok, "{stderr}");
+    let both = Gossip {
+        signing_key: Some(eu_seed),
+        ..good.clone()
+    };
     assert_refused(
-        &with_gossip(
-            "local_region = \"eu\"",
-            &format!("{good}\nsigning_key = \"{eu_seed}\""),
-        ),
+        &from_eu(both).to_toml(),
         &["gossip.signing_key_file", "not both"],
     );
+    let missing = Gossip {
+        keys_file: Some("/nonexistent/keys".into()),
+        ..good
+    };
     assert_refused(
-        &with_gossip(
-            "local_region = \"eu\"",
-            &good.replace(&keys.display().to_string(), "/nonexistent/keys"),
-        ),
+        &from_eu(missing).to_toml(),
         &["gossip.keys_file", "cannot read /nonexistent/keys"],
     );
 }

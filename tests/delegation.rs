@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::backends::{self, Mode};
+use common::config::{ConfigFile, Probe, Region, Service};
 use common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -171,68 +172,30 @@ fn start_unbound(dir: &Path) -> Daemon {
     unbound
 }
 
+/// Region `region` (eu or us) on port 53 of its glue address, gossiping with `seeds` and
+/// probing its backend over HTTP on `port`; a TTL of 2 s lets the resolver follow a failover.
 fn region_config(
     region: &str,
     keys: &common::cluster::Keys,
     seeds: &[String],
     port: u16,
-) -> String {
+) -> ConfigFile {
     let (me, dns) = match region {
         "eu" => (0, "127.0.10.1"),
         _ => (1, "127.0.20.1"),
     };
-    let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
-    format!(
-        r#"
-local_region = "{region}"
-
-[server]
-listen = ["{dns}:53"]
-udp_workers = 1
-
-[probe]
-kind = "http"
-port = {port}
-interval_ms = 200
-timeout_ms = 150
-rise = 1
-fall = 2
-
-[gossip]
-listen = "{dns}:7950"
-seeds = [{seeds}]
-keys = ["{cluster}"]
-signing_key = "{signing}"
-interval_ms = 50
-region_keys = {{ eu = "{eu}", us = "{us}" }}
-
-[zone]
-name = "gslb.example.com"
-ttl = 2
-ns_ttl = 60
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["127.0.10.1"]
-
-[[regions]]
-name = "us"
-nameserver = "ns-us.gslb.example.com"
-glue = ["127.0.20.1"]
-
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us"]
-targets = {{ eu = ["127.0.77.1"], us = ["127.0.77.2"] }}
-"#,
-        seeds = seeds.join(", "),
-        cluster = keys.cluster,
-        signing = keys.seeds[me],
-        eu = keys.publics[0],
-        us = keys.publics[1],
-    )
+    let mut config = ConfigFile::minimal(&["eu", "us"]).seen_from(region);
+    config.server.listen = vec![format!("{dns}:53")];
+    config.probe = Probe::http(port, 200, 150).rise_fall(1, 2);
+    config.gossip = Some(keys.gossip(me, &["eu", "us"], &format!("{dns}:7950"), seeds));
+    config.zone.ttl = Some(2);
+    config.zone.ns_ttl = Some(60);
+    config.services = vec![
+        Service::failover("app.gslb.example.com", &["eu", "us"])
+            .target("eu", &["127.0.77.1"])
+            .target("us", &["127.0.77.2"]),
+    ];
+    config
 }
 
 /// Runs `gslbd delegation apply`; (success, stdout, stderr).
@@ -261,19 +224,13 @@ async fn a_resolver_follows_the_delegation_and_the_failover() {
     let _knot = start_knot(dir.path(), &secret, &other);
 
     // The two regions, gossiping, each probing its own backend.
-    let eu_backend = backends::http(
-        backends::bind("127.0.77.1", 0).await,
-        Mode::Status(200, "ok"),
-    );
+    let [eu_backend, us_backend] =
+        backends::http_on_one_port(["127.0.77.1", "127.0.77.2"], Mode::Status(200, "ok")).await;
     let port = eu_backend.addr.port();
-    let us_backend = backends::http(
-        backends::bind("127.0.77.2", port).await,
-        Mode::Status(200, "ok"),
-    );
     let keys = common::cluster::keys();
-    let eu_text = region_config("eu", &keys, &[], port);
-    let eu = start_text(&eu_text).await;
-    let us = start_text(&region_config(
+    let eu_config = region_config("eu", &keys, &[], port);
+    let eu = start_config(&eu_config).await;
+    let us = start_config(&region_config(
         "us",
         &keys,
         &["127.0.10.1:7950".to_string()],
@@ -289,7 +246,7 @@ async fn a_resolver_follows_the_delegation_and_the_failover() {
 
     // The delegation, applied by RFC 2136 + TSIG (BIND key file format).
     let config = dir.path().join("eu.toml");
-    std::fs::write(&config, &eu_text).expect("config");
+    std::fs::write(&config, eu_config.to_toml()).expect("config");
     let key = dir.path().join("update.key");
     std::fs::write(
         &key,
@@ -335,16 +292,14 @@ async fn a_resolver_follows_the_delegation_and_the_failover() {
     assert!(stdout.contains("up to date"), "{stdout}");
 
     // A wrong secret, and an unknown key name: refused, saying why, and nothing changes.
-    let with_ap = eu_text.replace(
-        "[[services]]",
-        "[[regions]]\nname = \"ap\"\nnameserver = \"ns-ap.gslb.example.com\"\nglue = [\"127.0.30.1\"]\n\n[[services]]",
-    );
-    let with_ap = with_ap.replace(
-        "region_keys = { eu",
-        &format!("region_keys = {{ ap = \"{}\", eu", keys.publics[2]),
-    );
+    let mut with_ap = eu_config.clone();
+    with_ap.regions.push(Region::delegated("ap"));
+    with_ap
+        .gossip_mut()
+        .region_keys
+        .insert("ap".into(), keys.publics[2].clone());
     let ap_config = dir.path().join("with-ap.toml");
-    std::fs::write(&ap_config, &with_ap).expect("config");
+    std::fs::write(&ap_config, with_ap.to_toml()).expect("config");
     for (name, key_secret, why) in [
         ("gslbd-update", new_secret(), "BADSIG"),
         ("someone-else", secret.clone(), "BADKEY"),

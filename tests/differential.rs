@@ -6,6 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::config::ConfigFile;
 use common::*;
 use hickory_proto::op::OpCode;
 use hickory_proto::rr::{DNSClass, RecordType};
@@ -87,10 +88,11 @@ fn exchange(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fast_path_and_hickory_send_identical_bytes() {
-    let fast = start("").await;
-    let hickory =
-        start_text(&BASE.replace("udp_workers = 2", "udp_workers = 1\nudp_fast_path = false"))
-            .await;
+    let fast = start().await;
+    let mut config = ConfigFile::base();
+    config.server.udp_workers = Some(1);
+    config.server.udp_fast_path = Some(false);
+    let hickory = start_config(&config).await;
     let packets = corpus();
     let mut answered = 0;
     for packet in &packets {
@@ -123,7 +125,7 @@ async fn fast_path_and_hickory_send_identical_bytes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_and_udp_send_identical_bytes_when_the_answer_fits() {
-    let server = start("").await;
+    let server = start().await;
     for qname in [
         "gslb.example.com",
         "app.gslb.example.com",

@@ -2,23 +2,21 @@
 
 mod common;
 
+use common::config::{ConfigFile, Service};
 use common::*;
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, RData, RecordType};
 
 /// 40 IPv6 addresses: too many for 512 bytes, fine for TCP or a large EDNS buffer.
-fn big_service() -> String {
-    let addrs: Vec<String> = (1..=40).map(|i| format!("\"2001:db8:b::{i:x}\"")).collect();
-    format!(
-        "[[services]]\nname = \"big.gslb.example.com\"\nstrategy = \"round-robin\"\ntargets = {{ eu = [{}] }}\n",
-        addrs.join(", ")
-    )
+fn big_service() -> Service {
+    let addrs: Vec<String> = (1..=40).map(|i| format!("2001:db8:b::{i:x}")).collect();
+    Service::round_robin("big.gslb.example.com").target("eu", &addrs)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn service_answer_is_authoritative_without_recursion() {
-    let server = start("").await;
+    let server = start().await;
     let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
     assert!(reply.metadata.authoritative, "AA set");
@@ -37,7 +35,7 @@ async fn service_answer_is_authoritative_without_recursion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apex_soa_and_ns_with_glue() {
-    let server = start("").await;
+    let server = start().await;
     let reply = udp(server.addr, &query("gslb.example.com", RecordType::SOA));
     assert!(reply.metadata.authoritative);
     let RData::SOA(soa) = &reply.answers[0].data else {
@@ -77,11 +75,11 @@ async fn apex_soa_and_ns_with_glue() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn regions_without_a_nameserver_are_left_out_of_the_ns_set() {
-    let text = BASE.replace(
-        "nameserver = \"ns-ap.gslb.example.com\"\nglue = [\"127.0.30.1\"]\n",
-        "",
-    );
-    let server = start_text(&text).await;
+    let mut config = ConfigFile::base();
+    let ap = config.region_mut("ap");
+    ap.nameserver = None;
+    ap.glue.clear();
+    let server = start_config(&config).await;
     let reply = udp(server.addr, &query("gslb.example.com", RecordType::NS));
     assert_eq!(reply.answers.len(), 2);
     assert_eq!(reply.additionals.len(), 3);
@@ -96,7 +94,7 @@ async fn regions_without_a_nameserver_are_left_out_of_the_ns_set() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nameserver_names_answer_their_addresses() {
-    let server = start("").await;
+    let server = start().await;
     let reply = udp(server.addr, &query("ns-eu.gslb.example.com", RecordType::A));
     assert_eq!(addresses(&reply), vec!["127.0.10.1"]);
     assert!(reply.metadata.authoritative);
@@ -130,7 +128,7 @@ fn assert_negative(reply: &Message, rcode: ResponseCode, negative_ttl: u32) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nodata_and_nxdomain_carry_soa_with_negative_ttl() {
-    let server = start("").await;
+    let server = start().await;
     // SOA TTL 120, MINIMUM 60: negative TTL is 60 (RFC 2308 §5).
     let nodata = udp(
         server.addr,
@@ -149,8 +147,9 @@ async fn nodata_and_nxdomain_carry_soa_with_negative_ttl() {
     server.app.shutdown().await;
 
     // SOA TTL below MINIMUM: the SOA TTL wins.
-    let text = BASE.replace("ttl = 120", "ttl = 20");
-    let server = start_text(&text).await;
+    let mut config = ConfigFile::base();
+    config.zone.soa.as_mut().expect("base has an SOA table").ttl = Some(20);
+    let server = start_config(&config).await;
     let nx = udp(server.addr, &query("nope.gslb.example.com", RecordType::A));
     assert_negative(&nx, ResponseCode::NXDomain, 20);
     server.app.shutdown().await;
@@ -158,7 +157,7 @@ async fn nodata_and_nxdomain_carry_soa_with_negative_ttl() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn names_outside_the_zone_are_refused() {
-    let server = start("").await;
+    let server = start().await;
     for qname in [
         "example.com",
         "www.example.org",
@@ -178,7 +177,7 @@ async fn names_outside_the_zone_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chaos_class_is_refused() {
-    let server = start("").await;
+    let server = start().await;
     let reply = udp(
         server.addr,
         &class_query("version.bind", RecordType::TXT, DNSClass::CH),
@@ -194,7 +193,7 @@ async fn chaos_class_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn edns_is_echoed_and_unknown_options_ignored() {
-    let server = start("").await;
+    let server = start().await;
     let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
     let edns = reply.edns.as_ref().expect("OPT echoed");
     assert_eq!(edns.version(), 0);
@@ -227,7 +226,7 @@ async fn edns_is_echoed_and_unknown_options_ignored() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn edns_version_above_zero_gets_badvers() {
-    let server = start("").await;
+    let server = start().await;
     let mut message = query("app.gslb.example.com", RecordType::A);
     message.edns.as_mut().expect("edns").set_version(1);
     let reply = udp(server.addr, &message);
@@ -240,7 +239,9 @@ async fn edns_version_above_zero_gets_badvers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn truncates_to_the_clients_udp_size_and_answers_fully_over_tcp() {
-    let server = start(&big_service()).await;
+    let mut config = ConfigFile::base();
+    config.services.push(big_service());
+    let server = start_config(&config).await;
     let qname = "big.gslb.example.com";
 
     // No EDNS: 512 bytes at most.
@@ -279,7 +280,7 @@ async fn truncates_to_the_clients_udp_size_and_answers_fully_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn question_count_other_than_one_is_formerr() {
-    let server = start("").await;
+    let server = start().await;
     let mut none = query("app.gslb.example.com", RecordType::A);
     none.queries.clear();
     let reply = udp(server.addr, &none);
@@ -300,7 +301,7 @@ async fn question_count_other_than_one_is_formerr() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn opcodes_other_than_query_are_notimp() {
-    let server = start("").await;
+    let server = start().await;
     for opcode in [OpCode::Notify, OpCode::Update, OpCode::Status] {
         let mut message = query("gslb.example.com", RecordType::SOA);
         message.metadata.op_code = opcode;
@@ -318,7 +319,7 @@ async fn opcodes_other_than_query_are_notimp() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn responses_are_never_answered() {
-    let server = start("").await;
+    let server = start().await;
     let mut message = query("app.gslb.example.com", RecordType::A);
     message.metadata.message_type = hickory_proto::op::MessageType::Response;
     let packet = bytes(&message);
@@ -339,7 +340,7 @@ async fn responses_are_never_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn question_case_is_echoed() {
-    let server = start("").await;
+    let server = start().await;
     for qname in [
         "ApP.GsLb.ExAmPlE.CoM",
         "NOPE.gslb.example.com",
@@ -358,7 +359,7 @@ async fn question_case_is_echoed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn any_is_answered_minimally() {
-    let server = start("").await;
+    let server = start().await;
     // RFC 8482: one RRset, not everything.
     let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::ANY));
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
@@ -377,7 +378,7 @@ async fn any_is_answered_minimally() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn zone_transfers_are_refused() {
-    let server = start("").await;
+    let server = start().await;
     let reply = tcp(server.addr, &query("gslb.example.com", RecordType::AXFR));
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
     server.app.shutdown().await;
@@ -385,7 +386,7 @@ async fn zone_transfers_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_subnet_is_echoed_with_scope_zero_for_non_geo_services() {
-    let server = start("").await;
+    let server = start().await;
     let reply = udp(
         server.addr,
         &ecs_query("app.gslb.example.com", RecordType::A, "198.51.100.0", 24),
@@ -402,7 +403,7 @@ async fn client_subnet_is_echoed_with_scope_zero_for_non_geo_services() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_packets_get_formerr_or_nothing_and_the_server_lives_on() {
-    let server = start("").await;
+    let server = start().await;
     let good = bytes(&query("app.gslb.example.com", RecordType::A));
     // Too short for a header: dropped.
     assert_eq!(

@@ -160,35 +160,18 @@ async fn wrong_key_packets_and_forged_reports_are_rejected() {
 
     // An intruder with another cluster key: every datagram it sends is dropped.
     let (other_key, _, _) = generate().expect("keys");
-    let outsider = region_config(
-        1,
-        64,
-        cluster.port,
-        &cluster.keys,
-        &other_key,
-        &cluster.keys.seeds[1],
-        &seeds,
-        "",
-    );
+    let mut outsider = region_config(1, 64, cluster.port, &cluster.keys, &seeds);
+    outsider.gossip_mut().keys = vec![other_key];
     let outsider = start_node(&outsider).await;
 
     // A member with the cluster key claiming to be eu, signing with its own key, and whose
     // eu backend is down: it would publish "eu unhealthy" for eu.
     let (_, rogue_seed, rogue_public) = generate().expect("keys");
-    let mut rogue_keys = keys();
-    rogue_keys.publics = cluster.keys.publics.clone();
-    rogue_keys.publics[0] = rogue_public;
-    let rogue = region_config(
-        0,
-        65,
-        cluster.port,
-        &rogue_keys,
-        &cluster.keys.cluster,
-        &rogue_seed,
-        &seeds,
-        "",
-    )
-    .replace("[gossip]\n", "[gossip]\ninstance = \"rogue\"\n");
+    let mut rogue = region_config(0, 65, cluster.port, &cluster.keys, &seeds);
+    let gossip = rogue.gossip_mut();
+    gossip.instance = Some("rogue".into());
+    gossip.signing_key = Some(rogue_seed);
+    gossip.region_keys.insert("eu".into(), rogue_public);
     let rogue = start_node(&rogue).await;
 
     let deadline = Instant::now() + PATIENCE;

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::backends::{self, Backend, Mode};
+use common::config::{ConfigFile, Kubernetes, Probe};
 use common::kube_api::FakeApi;
 use common::*;
 use hickory_proto::op::ResponseCode;
@@ -17,44 +18,18 @@ use serde_json::{Value, json};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
-fn config(api: &FakeApi, probe_port: u16) -> String {
-    format!(
-        r#"
-local_region = "eu"
-
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-admin = "127.0.0.1:0"
-
-[probe]
-kind = "http"
-port = {probe_port}
-interval_ms = 200
-timeout_ms = 150
-rise = 1
-fall = 2
-
-[kubernetes]
-api_server = "{url}"
-resolve_interval_secs = 1
-
-[zone]
-name = "gslb.example.com"
-ttl = 30
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["127.0.10.1"]
-
-[[regions]]
-name = "us"
-nameserver = "ns-us.gslb.example.com"
-glue = ["127.0.20.1"]
-"#,
-        url = api.url()
-    )
+/// Region eu of eu and us, discovering from `api`, probing over HTTP on `probe_port`.
+fn config(api: &FakeApi, probe_port: u16) -> ConfigFile {
+    let mut config = ConfigFile::minimal(&["eu", "us"]).seen_from("eu");
+    config.server.admin = Some("127.0.0.1:0".into());
+    config.probe = Probe::http(probe_port, 200, 150).rise_fall(1, 2);
+    config.kubernetes = Some(Kubernetes {
+        api_server: Some(api.url()),
+        resolve_interval_secs: Some(1),
+        ..Kubernetes::default()
+    });
+    config.zone.ttl = Some(30);
+    config
 }
 
 fn ingress(
@@ -104,27 +79,20 @@ struct Cluster {
 }
 
 /// A fake API server holding `objects`, HTTP backends on `ips` (one port), and gslbd.
-async fn start(ips: &[&str], objects: Vec<Value>) -> Cluster {
+async fn start<const N: usize>(ips: [&str; N], objects: Vec<Value>) -> Cluster {
     let api = FakeApi::start("127.0.0.1").await;
-    let first = backends::http(backends::bind(ips[0], 0).await, Mode::Status(200, "ok"));
-    let port = first.addr.port();
-    let mut all = vec![first];
-    for ip in &ips[1..] {
-        all.push(backends::http(
-            backends::bind(ip, port).await,
-            Mode::Status(200, "ok"),
-        ));
-    }
+    let all = backends::http_on_one_port(ips, Mode::Status(200, "ok")).await;
+    let port = all[0].addr.port();
     for object in objects {
         api.apply(object);
     }
-    let server = start_text(&config(&api, port)).await;
+    let server = start_config(&config(&api, port)).await;
     let admin = server.app.admin_addr().expect("admin");
     Cluster {
         api,
         server,
         admin,
-        backends: all,
+        backends: Vec::from(all),
     }
 }
 
@@ -175,7 +143,7 @@ const NOERROR: ResponseCode = ResponseCode::NoError;
 async fn answers_follow_ingresses_endpoints_and_annotations() {
     let app = "app.gslb.example.com";
     let cluster = start(
-        &["127.0.70.1", "127.0.70.2"],
+        ["127.0.70.1", "127.0.70.2"],
         vec![
             ingress(
                 "web",
@@ -391,7 +359,7 @@ async fn each_class_of_bad_annotation_skips_only_its_object_and_says_why() {
         &["127.0.71.1"],
         "web",
     ));
-    let cluster = start(&["127.0.71.1"], objects).await;
+    let cluster = start(["127.0.71.1"], objects).await;
     cluster
         .until("good.gslb.example.com", (NOERROR, &["127.0.71.1"]))
         .await;
@@ -487,7 +455,7 @@ async fn two_objects_claiming_one_host_resolve_deterministically() {
         "2026-02-01T00:00:00Z",
     );
     let cluster = start(
-        &["127.0.72.1", "127.0.72.2"],
+        ["127.0.72.1", "127.0.72.2"],
         vec![newer, older.clone(), slice("web", true)],
     )
     .await;
@@ -541,7 +509,7 @@ async fn an_unreachable_api_server_and_expired_watches_lose_nothing() {
     let b = "b.gslb.example.com";
     let annotations = [("gslbd.io/strategy", "round-robin")];
     let cluster = start(
-        &["127.0.73.1", "127.0.73.2"],
+        ["127.0.73.1", "127.0.73.2"],
         vec![
             ingress("a", &[a], &annotations, &["127.0.73.1"], "web"),
             ingress("b", &[b], &annotations, &["127.0.73.2"], "web"),
@@ -658,7 +626,7 @@ async fn http_routes_and_load_balancer_services_are_balanced_too() {
         "spec": {"type": "ClusterIP", "ports": [{"port": 80}]},
     });
     let cluster = start(
-        &["127.0.74.1"],
+        ["127.0.74.1"],
         vec![
             gateway,
             route,
@@ -712,15 +680,9 @@ async fn two_clusters_fail_over_together() {
         ("gslbd.io/primary-region", "eu"),
         ("gslbd.io/ttl", "5"),
     ];
-    let first = backends::http(
-        backends::bind("127.0.75.1", 0).await,
-        Mode::Status(200, "ok"),
-    );
+    let [first, second] =
+        backends::http_on_one_port(["127.0.75.1", "127.0.75.2"], Mode::Status(200, "ok")).await;
     let port = first.addr.port();
-    let second = backends::http(
-        backends::bind("127.0.75.2", port).await,
-        Mode::Status(200, "ok"),
-    );
     let mut apis = Vec::new();
     let mut nodes: Vec<TestServer> = Vec::new();
     for (i, (region, ip)) in [("eu", "127.0.75.1"), ("us", "127.0.75.2")]
@@ -732,22 +694,11 @@ async fn two_clusters_fail_over_together() {
         api.apply(slice("web", true));
         let seeds: Vec<String> = nodes
             .iter()
-            .filter_map(|n| n.app.gossip().map(|g| format!("\"{}\"", g.local_addr)))
+            .filter_map(|n| n.app.gossip().map(|g| g.local_addr.to_string()))
             .collect();
-        let text = config(&api, port)
-            .replace("local_region = \"eu\"", &format!("local_region = \"{region}\""))
-            .replace(
-                "[kubernetes]",
-                &format!(
-                    "[gossip]\nlisten = \"127.0.0.1:0\"\nseeds = [{seeds}]\nkeys = [\"{cluster}\"]\nsigning_key = \"{signing}\"\ninterval_ms = 50\nregion_keys = {{ eu = \"{eu}\", us = \"{us}\" }}\n\n[kubernetes]",
-                    seeds = seeds.join(", "),
-                    cluster = keys.cluster,
-                    signing = keys.seeds[i],
-                    eu = keys.publics[0],
-                    us = keys.publics[1],
-                ),
-            );
-        nodes.push(start_text(&text).await);
+        let mut config = config(&api, port).seen_from(region);
+        config.gossip = Some(keys.gossip(i, &["eu", "us"], "127.0.0.1:0", &seeds));
+        nodes.push(start_config(&config).await);
         apis.push(api);
     }
     for node in &nodes {
@@ -805,11 +756,10 @@ async fn two_clusters_fail_over_together() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_delegation_is_published_as_an_external_dns_endpoint() {
     let api = FakeApi::start("127.0.0.1").await;
-    let text = config(&api, 9).replace(
-        "[kubernetes]",
-        "[kubernetes]\ndns_endpoint = \"gslbd/gslbd-delegation\"",
-    );
-    let server = start_text(&text).await;
+    let mut config = config(&api, 9);
+    let kubernetes = config.kubernetes.as_mut().expect("kubernetes");
+    kubernetes.dns_endpoint = Some("gslbd/gslbd-delegation".into());
+    let server = start_config(&config).await;
     let deadline = Instant::now() + PATIENCE;
     let (target, content_type, object) = loop {
         if let Some(applied) = api.applied().pop() {

@@ -4,7 +4,6 @@ mod common;
 
 use std::net::SocketAddr;
 
-use gslbd::config;
 use gslbd::dns::udp::answer_packet;
 use gslbd::snapshot::Snapshot;
 use hickory_proto::op::Message;
@@ -12,7 +11,7 @@ use hickory_proto::rr::RecordType;
 use proptest::prelude::*;
 
 fn snapshot() -> Snapshot {
-    let config = config::parse(common::BASE).expect("valid config");
+    let config = common::config::ConfigFile::base().parse();
     Snapshot::from_model(&config.model, 1232)
 }
 

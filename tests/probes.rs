@@ -5,10 +5,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::backends::{self, Mode};
+use common::backends::{self, Backend, Mode};
+use common::config::{ConfigFile, Probe, Region, Service};
 use common::*;
 use gslbd::health::ProbeKey;
 use gslbd::health::checker::Checker;
@@ -17,10 +18,13 @@ use gslbd::model::{Health, ProbeKind, ProbeSettings, TargetPolicy};
 use gslbd::state::Event;
 use hickory_proto::rr::RecordType;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls::ServerConfig;
 
 /// A safety bound for waits; tests assert states reached, never how fast.
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// Fast probes of `kind` on `port`: every 150 ms, path /health, rise = fall = 2.
 fn settings(kind: ProbeKind, port: u16) -> ProbeSettings {
     ProbeSettings {
         kind,
@@ -39,6 +43,7 @@ fn settings(kind: ProbeKind, port: u16) -> ProbeSettings {
     }
 }
 
+/// The probe of `addr` for service `host` (TCP probes have neither host nor path).
 fn key(kind: ProbeKind, addr: SocketAddr, host: &str) -> ProbeKey {
     let (host, path) = match kind {
         ProbeKind::Tcp => (String::new(), String::new()),
@@ -54,18 +59,28 @@ fn key(kind: ProbeKind, addr: SocketAddr, host: &str) -> ProbeKey {
 
 /// Runs the checker on `probes` and yields verdicts as they come.
 struct Watch {
+    /// What is watched, named in every assertion message.
+    name: &'static str,
     checker: Checker,
     events: mpsc::Receiver<Event>,
 }
 
 impl Watch {
-    fn start(probes: Vec<(ProbeKey, ProbeSettings)>, concurrency: usize) -> Self {
+    fn start(
+        name: &'static str,
+        probes: Vec<(ProbeKey, ProbeSettings)>,
+        concurrency: usize,
+    ) -> Self {
         let (tx, events) = mpsc::channel(64);
         let plan: BTreeMap<_, _> = probes.into_iter().collect();
         let metrics = Arc::new(gslbd::metrics::Metrics::new());
         let (_, plans) = tokio::sync::watch::channel(Arc::new(plan));
         let checker = Checker::start(plans, Arc::new(NetProbes), tx, concurrency, metrics);
-        Self { checker, events }
+        Self {
+            name,
+            checker,
+            events,
+        }
     }
 
     /// The next `n` verdicts, with their probe.
@@ -75,12 +90,13 @@ impl Watch {
             match tokio::time::timeout(PATIENCE, self.events.recv()).await {
                 Ok(Some(Event::Verdict { key, verdict, .. })) => out.push((key, verdict.health)),
                 Ok(Some(_)) => {}
-                _ => panic!("only {} of {n} verdicts: {out:?}", out.len()),
+                _ => panic!("{}: only {} of {n} verdicts: {out:?}", self.name, out.len()),
             }
         }
         out
     }
 
+    /// The next `n` verdicts' health.
     async fn healths(&mut self, n: usize) -> Vec<Health> {
         self.next(n).await.into_iter().map(|(_, h)| h).collect()
     }
@@ -96,157 +112,229 @@ impl Watch {
         out
     }
 
+    /// Stops the checker.
     async fn stop(self) {
         self.checker.shutdown().await;
     }
 }
 
-async fn single(kind: ProbeKind, addr: SocketAddr, settings: ProbeSettings) -> Watch {
-    Watch::start(vec![(key(kind, addr, "app.gslb.example.com"), settings)], 8)
+// --- One target: a listener, the probe's settings, what happens and the verdicts ----------
+
+/// What listens at a row's address.
+enum Listener {
+    /// An HTTP backend in this mode.
+    Http(Mode),
+    /// An HTTPS backend with this certificate, in this mode.
+    Https(Arc<ServerConfig>, Mode),
+    /// Resets every connection as soon as it is accepted.
+    Resetting,
+    /// Accepts connections and holds them.
+    Accepting,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn http_200_is_healthy_and_sends_the_service_host_header() {
-    let backend = backends::http(
-        backends::bind("127.0.40.1", 0).await,
-        Mode::Status(200, "ok"),
-    );
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, backend.addr.port()),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    watch.stop().await;
-    assert!(
-        backend
-            .hosts()
-            .iter()
-            .all(|h| h == &format!("app.gslb.example.com:{}", backend.addr.port())),
-        "{:?}",
-        backend.hosts()
-    );
+/// What a row does or expects next.
+enum Step {
+    /// The next verdicts are these, in order.
+    Verdicts(&'static [Health]),
+    /// The backend switches to this mode.
+    Set(Mode),
+    /// The listener goes away: connections are refused.
+    Close,
+    /// No verdict comes while the backend serves its first `requests` requests.
+    Quiet { requests: u64 },
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn http_500_is_unhealthy() {
-    let backend = backends::http(
-        backends::bind("127.0.40.2", 0).await,
-        Mode::Status(500, "no"),
-    );
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, backend.addr.port()),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
+use Health::{Healthy, Unhealthy};
+use Step::{Close, Quiet, Set, Verdicts};
+
+/// One probe scenario: probes of service app.gslb.example.com at a listener on `ip`.
+struct Row {
+    /// Named in every assertion message.
+    name: &'static str,
+    ip: &'static str,
+    listener: Listener,
+    /// The probe's settings; the port is the listener's, picked when it binds.
+    settings: ProbeSettings,
+    steps: Vec<Step>,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_hanging_backend_times_out_unhealthy() {
-    let backend = backends::http(backends::bind("127.0.40.3", 0).await, Mode::Hang);
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, backend.addr.port()),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
+/// A row's listener once the row ran, for checks of what it saw; stopped when dropped.
+struct Served {
+    addr: SocketAddr,
+    backend: Option<Backend>,
+    /// TLS server names (SNI) an HTTPS backend was sent.
+    server_names: Option<Arc<Mutex<Vec<String>>>>,
+    task: Option<JoinHandle<()>>,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_reset_connection_is_unhealthy() {
-    let listener = backends::bind("127.0.40.4", 0).await;
-    let addr = listener.local_addr().expect("bound");
-    let _server = backends::resetting(listener);
-    let mut watch = single(
-        ProbeKind::Http,
-        addr,
-        settings(ProbeKind::Http, addr.port()),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
+impl Served {
+    /// The HTTP(S) backend; panics for raw TCP listeners.
+    fn backend(&self) -> &Backend {
+        self.backend
+            .as_ref()
+            .expect("an HTTP(S) backend, still listening")
+    }
+
+    /// Stops listening: new connections are refused.
+    fn close(&mut self) {
+        if let Some(backend) = self.backend.take() {
+            backend.stop();
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tcp_connect_probe_follows_the_listener() {
-    let listener = backends::bind("127.0.40.5", 0).await;
-    let addr = listener.local_addr().expect("bound");
-    let server = backends::accepting(listener);
-    let mut watch = single(ProbeKind::Tcp, addr, settings(ProbeKind::Tcp, addr.port())).await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    server.abort();
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Row {
+    /// A row with [`settings`] of `kind`.
+    fn new(
+        name: &'static str,
+        ip: &'static str,
+        kind: ProbeKind,
+        listener: Listener,
+        steps: Vec<Step>,
+    ) -> Self {
+        Self {
+            name,
+            ip,
+            listener,
+            settings: settings(kind, 0),
+            steps,
+        }
+    }
+
+    /// With `change` made to the probe's settings.
+    fn with(mut self, change: impl FnOnce(&mut ProbeSettings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
+    /// Starts the listener and the checker, takes the steps, stops the checker.
+    async fn run(self) -> Served {
+        let listener = backends::bind(self.ip, 0).await;
+        let addr = listener.local_addr().expect("bound");
+        let mut served = Served {
+            addr,
+            backend: None,
+            server_names: None,
+            task: None,
+        };
+        match self.listener {
+            Listener::Http(mode) => served.backend = Some(backends::http(listener, mode)),
+            Listener::Https(tls, mode) => {
+                let (backend, names) = backends::https(listener, tls, mode);
+                served.backend = Some(backend);
+                served.server_names = Some(names);
+            }
+            Listener::Resetting => served.task = Some(backends::resetting(listener)),
+            Listener::Accepting => served.task = Some(backends::accepting(listener)),
+        }
+        let settings = ProbeSettings {
+            port: addr.port(),
+            ..self.settings
+        };
+        let key = key(settings.kind, addr, "app.gslb.example.com");
+        let mut watch = Watch::start(self.name, vec![(key, settings)], 8);
+        let name = self.name;
+        for step in self.steps {
+            match step {
+                Verdicts(want) => assert_eq!(watch.healths(want.len()).await, want, "{name}"),
+                Set(mode) => served.backend().set(mode),
+                Close => served.close(),
+                Quiet { requests } => {
+                    let backend = served.backend();
+                    let deadline = Instant::now() + PATIENCE;
+                    while backend.requests() < requests && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    assert!(backend.requests() >= requests, "{name}");
+                    assert_eq!(watch.pending(), vec![], "{name}");
+                }
+            }
+        }
+        watch.stop().await;
+        served
+    }
+}
+
+/// A `#[tokio::test]` per row of `test: ip, probe kind, listener, [steps];`, the row named
+/// for the test.
+macro_rules! probe_tests {
+    ($($test:ident: $ip:literal, $kind:ident, $listener:expr, [$($step:expr),* $(,)?];)*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            let steps = vec![$($step),*];
+            Row::new(stringify!($test), $ip, ProbeKind::$kind, $listener, steps).run().await;
+        }
+    )*};
+}
+
+probe_tests! {
+    http_500_is_unhealthy:
+        "127.0.40.2", Http, Listener::Http(Mode::Status(500, "no")), [Verdicts(&[Unhealthy])];
+    a_hanging_backend_times_out_unhealthy:
+        "127.0.40.3", Http, Listener::Http(Mode::Hang), [Verdicts(&[Unhealthy])];
+    a_reset_connection_is_unhealthy:
+        "127.0.40.4", Http, Listener::Resetting, [Verdicts(&[Unhealthy])];
     // Connections are refused once the listener is gone.
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_slow_backend_goes_unhealthy_then_recovers() {
-    let backend = backends::http(
-        backends::bind("127.0.40.6", 0).await,
-        Mode::Slow(Duration::from_millis(500)),
-    );
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, backend.addr.port()),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    backend.set(Mode::Status(200, "ok"));
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    watch.stop().await;
+    tcp_connect_probe_follows_the_listener:
+        "127.0.40.5", Tcp, Listener::Accepting,
+        [Verdicts(&[Healthy]), Close, Verdicts(&[Unhealthy])];
+    a_slow_backend_goes_unhealthy_then_recovers:
+        "127.0.40.6", Http, Listener::Http(Mode::Slow(Duration::from_millis(500))),
+        [Verdicts(&[Unhealthy]), Set(Mode::Status(200, "ok")), Verdicts(&[Healthy])];
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn flapping_changes_verdict_only_after_rise_or_fall_in_a_row() {
-    // 3 up, 3 down, ... with rise = fall = 2.
-    let backend = backends::http(
-        backends::bind("127.0.40.7", 0).await,
-        Mode::Flap { up: 3, down: 3 },
+    // rise = fall = 2 throughout.
+    let flap = |up, down| Listener::Http(Mode::Flap { up, down });
+    let (up_down, one_in_five) = (
+        vec![Verdicts(&[Healthy, Unhealthy, Healthy, Unhealthy])],
+        vec![Verdicts(&[Healthy]), Quiet { requests: 14 }],
     );
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, backend.addr.port()),
-    )
-    .await;
-    assert_eq!(
-        watch.healths(4).await,
-        vec![
-            Health::Healthy,
-            Health::Unhealthy,
-            Health::Healthy,
-            Health::Unhealthy
-        ]
-    );
-    watch.stop().await;
-
-    // One failure in five never flips a healthy target with fall = 2.
-    let backend = backends::http(
-        backends::bind("127.0.40.8", 0).await,
-        Mode::Flap { up: 5, down: 1 },
-    );
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, backend.addr.port()),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    let deadline = Instant::now() + PATIENCE;
-    while backend.requests() < 14 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for row in [
+        Row::new(
+            "3 up, 3 down",
+            "127.0.40.7",
+            ProbeKind::Http,
+            flap(3, 3),
+            up_down,
+        ),
+        // One failure in five never flips a healthy target with fall = 2.
+        Row::new(
+            "5 up, 1 down",
+            "127.0.40.8",
+            ProbeKind::Http,
+            flap(5, 1),
+            one_in_five,
+        ),
+    ] {
+        row.run().await;
     }
-    assert!(backend.requests() >= 14);
-    assert_eq!(watch.pending(), vec![]);
-    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_200_is_healthy_and_sends_the_service_host_header() {
+    let served = Row::new(
+        "http 200",
+        "127.0.40.1",
+        ProbeKind::Http,
+        Listener::Http(Mode::Status(200, "ok")),
+        vec![Verdicts(&[Healthy])],
+    )
+    .run()
+    .await;
+    let hosts = served.backend().hosts();
+    let service_host = format!("app.gslb.example.com:{}", served.addr.port());
+    assert!(hosts.iter().all(|h| h == &service_host), "{hosts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,84 +345,73 @@ async fn status_codes_and_body_are_checked_and_redirects_not_followed() {
     );
     let target = format!("http://127.0.40.10:{}/", other.addr.port());
     let location: &'static str = Box::leak(target.into_boxed_str());
-    let backend = backends::http(
-        backends::bind("127.0.40.9", 0).await,
-        Mode::Redirect(location),
-    );
-    let port = backend.addr.port();
-
-    // 302 is within the default 200-399: healthy, and the redirect target never sees a probe.
-    let mut watch = single(
-        ProbeKind::Http,
-        backend.addr,
-        settings(ProbeKind::Http, port),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    watch.stop().await;
+    let (ip, http) = ("127.0.40.9", ProbeKind::Http);
+    let redirect = || Listener::Http(Mode::Redirect(location));
+    let ready = Listener::Http(Mode::Status(200, "status: ready"));
+    let starting = Set(Mode::Status(200, "status: starting"));
+    for row in [
+        // 302 is within the default 200-399: healthy.
+        Row::new("302", ip, http, redirect(), vec![Verdicts(&[Healthy])]),
+        Row::new(
+            "302, only 200",
+            ip,
+            http,
+            redirect(),
+            vec![Verdicts(&[Unhealthy])],
+        )
+        .with(|s| s.expect_status = vec![(200, 200)]),
+        Row::new(
+            "body",
+            ip,
+            http,
+            ready,
+            vec![Verdicts(&[Healthy]), starting, Verdicts(&[Unhealthy])],
+        )
+        .with(|s| s.body_contains = Some("ready".into())),
+    ] {
+        row.run().await;
+    }
+    // The redirect target never saw a probe.
     assert_eq!(other.requests(), 0);
-
-    // Only 200 accepted: the 302 is a failure.
-    let mut only_200 = settings(ProbeKind::Http, port);
-    only_200.expect_status = vec![(200, 200)];
-    let mut watch = single(ProbeKind::Http, backend.addr, only_200).await;
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
-
-    // Body check.
-    backend.set(Mode::Status(200, "status: ready"));
-    let mut wants_ready = settings(ProbeKind::Http, port);
-    wants_ready.body_contains = Some("ready".into());
-    let mut watch = single(ProbeKind::Http, backend.addr, wants_ready.clone()).await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    backend.set(Mode::Status(200, "status: starting"));
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_checks_the_certificate_for_the_service_name() {
     let (pem, tls) = backends::self_signed("app.gslb.example.com");
-    let (backend, server_names) = backends::https(
-        backends::bind("127.0.40.11", 0).await,
-        tls,
-        Mode::Status(200, "ok"),
-    );
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, pem).expect("write ca");
-    let port = backend.addr.port();
+    let (ip, https) = ("127.0.40.11", ProbeKind::Https);
+    let listener = || Listener::Https(tls.clone(), Mode::Status(200, "ok"));
 
-    let mut trusted = settings(ProbeKind::Https, port);
-    trusted.ca_file = Some(ca.clone());
-    let mut watch = single(ProbeKind::Https, backend.addr, trusted).await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    watch.stop().await;
-    assert!(
-        server_names
-            .lock()
-            .expect("names")
-            .iter()
-            .all(|n| n == "app.gslb.example.com")
-    );
-    assert!(!server_names.lock().expect("names").is_empty(), "SNI sent");
+    let trusted = Row::new("trusted", ip, https, listener(), vec![Verdicts(&[Healthy])])
+        .with(|s| s.ca_file = Some(ca.clone()))
+        .run()
+        .await;
+    let server_names = trusted.server_names.as_ref().expect("an HTTPS backend");
+    let names = server_names.lock().expect("names").clone();
+    assert!(names.iter().all(|n| n == "app.gslb.example.com"));
+    assert!(!names.is_empty(), "SNI sent");
 
-    // Not trusted: unhealthy.
-    let mut watch = single(
-        ProbeKind::Https,
-        backend.addr,
-        settings(ProbeKind::Https, port),
-    )
-    .await;
-    assert_eq!(watch.healths(1).await, vec![Health::Unhealthy]);
-    watch.stop().await;
-
-    // Verification off: healthy.
-    let mut insecure = settings(ProbeKind::Https, port);
-    insecure.insecure_skip_verify = true;
-    let mut watch = single(ProbeKind::Https, backend.addr, insecure).await;
-    assert_eq!(watch.healths(1).await, vec![Health::Healthy]);
-    watch.stop().await;
+    for row in [
+        Row::new(
+            "not trusted",
+            ip,
+            https,
+            listener(),
+            vec![Verdicts(&[Unhealthy])],
+        ),
+        Row::new(
+            "verification off",
+            ip,
+            https,
+            listener(),
+            vec![Verdicts(&[Healthy])],
+        )
+        .with(|s| s.insecure_skip_verify = true),
+    ] {
+        row.run().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -359,7 +436,7 @@ async fn a_hanging_target_does_not_hold_up_the_others() {
         })
         .collect();
     // One probe in flight at a time, on purpose.
-    let mut watch = Watch::start(probes, 1);
+    let mut watch = Watch::start("three targets, one probe at a time", probes, 1);
     let mut got: Vec<(SocketAddr, Health)> = watch
         .next(3)
         .await
@@ -379,58 +456,38 @@ async fn a_hanging_target_does_not_hold_up_the_others() {
 
 // --- DNS answers follow the probes -------------------------------------------------------
 
-/// A config where region eu is local and probed over HTTP on `port`, with `services` added.
-fn probed_config(port: u16, services: &str) -> String {
-    format!(
-        r#"
-local_region = "eu"
+/// Region eu of eu, us and ap is local and probed over HTTP on `port`; `service` is served.
+fn probed_config(port: u16, service: Service) -> ConfigFile {
+    let mut config = ConfigFile::minimal(&["eu", "us"]).seen_from("eu");
+    config.regions.push(Region::new("ap"));
+    config.probe = Probe {
+        path: Some("/health".into()),
+        ..Probe::http(port, 150, 120)
+    };
+    config.services.push(service);
+    config
+}
 
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
+/// An HTTP 200 backend on `ip`, and gslbd serving `service` with [`probed_config`] on the
+/// backend's port.
+async fn start_probed(ip: &str, service: Service) -> (Backend, TestServer) {
+    let backend = backends::http(backends::bind(ip, 0).await, Mode::Status(200, "ok"));
+    let server = start_config(&probed_config(backend.addr.port(), service)).await;
+    (backend, server)
+}
 
-[probe]
-kind = "http"
-port = {port}
-path = "/health"
-interval_ms = 150
-timeout_ms = 120
-
-[zone]
-name = "gslb.example.com"
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["127.0.10.1"]
-
-[[regions]]
-name = "us"
-nameserver = "ns-us.gslb.example.com"
-glue = ["127.0.20.1"]
-
-[[regions]]
-name = "ap"
-
-{services}
-"#
-    )
+/// app.gslb.example.com failing over eu, us, ap: eu's target at `eu` (probed), the others'
+/// in documentation ranges (static).
+fn app_failover(eu: &str) -> Service {
+    Service::failover("app.gslb.example.com", &["eu", "us", "ap"])
+        .target("eu", &[eu])
+        .target("us", &["198.51.100.1"])
+        .target("ap", &["203.0.113.1"])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_moves_to_the_next_region_when_the_local_backend_fails_and_back() {
-    let backend = backends::http(
-        backends::bind("127.0.41.2", 0).await,
-        Mode::Status(200, "ok"),
-    );
-    let services = r#"
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us", "ap"]
-targets = { eu = ["127.0.41.2"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
-"#;
-    let server = start_text(&probed_config(backend.addr.port(), services)).await;
+    let (backend, server) = start_probed("127.0.41.2", app_failover("127.0.41.2")).await;
     wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
         a == ["127.0.41.2"]
     })
@@ -450,22 +507,13 @@ targets = { eu = ["127.0.41.2"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn round_robin_drops_the_failing_address_only() {
-    let good = backends::http(
-        backends::bind("127.0.42.2", 0).await,
-        Mode::Status(200, "ok"),
-    );
+    let [good, bad] =
+        backends::http_on_one_port(["127.0.42.2", "127.0.42.3"], Mode::Status(200, "ok")).await;
     let port = good.addr.port();
-    let bad = backends::http(
-        backends::bind("127.0.42.3", port).await,
-        Mode::Status(200, "ok"),
-    );
-    let services = r#"
-[[services]]
-name = "api.gslb.example.com"
-strategy = "round-robin"
-targets = { eu = ["127.0.42.2", "127.0.42.3"], us = ["198.51.100.3"] }
-"#;
-    let server = start_text(&probed_config(port, services)).await;
+    let service = Service::round_robin("api.gslb.example.com")
+        .target("eu", &["127.0.42.2", "127.0.42.3"])
+        .target("us", &["198.51.100.3"]);
+    let server = start_config(&probed_config(port, service)).await;
     wait_for_answer(server.addr, "api.gslb.example.com", PATIENCE, |a| {
         a.len() == 3
     })
@@ -481,18 +529,10 @@ targets = { eu = ["127.0.42.2", "127.0.42.3"], us = ["198.51.100.3"] }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn weighted_stops_picking_the_failing_region() {
-    let backend = backends::http(
-        backends::bind("127.0.43.2", 0).await,
-        Mode::Status(200, "ok"),
-    );
-    let services = r#"
-[[services]]
-name = "web.gslb.example.com"
-strategy = "weighted"
-weights = { eu = 80, us = 20 }
-targets = { eu = ["127.0.43.2"], us = ["198.51.100.2"] }
-"#;
-    let server = start_text(&probed_config(backend.addr.port(), services)).await;
+    let service = Service::weighted("web.gslb.example.com", &[("eu", 80), ("us", 20)])
+        .target("eu", &["127.0.43.2"])
+        .target("us", &["198.51.100.2"]);
+    let (backend, server) = start_probed("127.0.43.2", service).await;
     backend.set(Mode::Status(503, "down"));
     // Wait until the verdict shows in answers, then no client gets eu any more.
     let deadline = Instant::now() + PATIENCE;
@@ -523,19 +563,10 @@ targets = { eu = ["127.0.43.2"], us = ["198.51.100.2"] }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fail_open_answers_every_address_when_all_regions_are_down() {
-    let backend = backends::http(
-        backends::bind("127.0.44.2", 0).await,
-        Mode::Status(200, "ok"),
-    );
-    let services = r#"
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us", "ap"]
-health = { us = "unhealthy", ap = "unhealthy" }
-targets = { eu = ["127.0.44.2"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
-"#;
-    let server = start_text(&probed_config(backend.addr.port(), services)).await;
+    let service = app_failover("127.0.44.2")
+        .health("us", "unhealthy")
+        .health("ap", "unhealthy");
+    let (backend, server) = start_probed("127.0.44.2", service).await;
     wait_for_answer(server.addr, "app.gslb.example.com", PATIENCE, |a| {
         a == ["127.0.44.2"]
     })
@@ -553,19 +584,13 @@ targets = { eu = ["127.0.44.2"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
 async fn targets_without_a_verdict_yet_still_answer() {
     // No cold-start window: before any probe has decided, the local region answers.
     let backend = backends::http(backends::bind("127.0.45.2", 0).await, Mode::Hang);
-    let services = r#"
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us"]
-targets = { eu = ["127.0.45.2"], us = ["198.51.100.1"] }
-"#;
-    let mut text = probed_config(backend.addr.port(), services);
-    text = text.replace(
-        "interval_ms = 150\ntimeout_ms = 120",
-        "interval_ms = 60000\ntimeout_ms = 50000",
-    );
-    let server = start_text(&text).await;
+    let service = Service::failover("app.gslb.example.com", &["eu", "us"])
+        .target("eu", &["127.0.45.2"])
+        .target("us", &["198.51.100.1"]);
+    let mut config = probed_config(backend.addr.port(), service);
+    config.probe.interval_ms = Some(60000);
+    config.probe.timeout_ms = Some(50000);
+    let server = start_config(&config).await;
     let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
     assert_eq!(addresses(&reply), vec!["127.0.45.2"]);
     server.app.shutdown().await;

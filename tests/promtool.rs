@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::backends::Mode;
 use common::cluster::*;
+use common::config::{ConfigFile, Kubernetes, Probe};
 use common::kube_api::FakeApi;
 use common::*;
 use hickory_proto::rr::RecordType;
@@ -92,8 +93,11 @@ fn without_grafana_variables(expr: &str) -> String {
 async fn live_scrape_rules_and_dashboard_pass_promtool() {
     let _ = NEEDS;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cluster =
-        Cluster::start_with(68, "admin = \"127.0.0.1:0\"\nper_service_metrics = true").await;
+    let cluster = Cluster::start_with(68, |config| {
+        config.server.admin = Some("127.0.0.1:0".into());
+        config.server.per_service_metrics = Some(true);
+    })
+    .await;
     let eu = vec![cluster.addr(0)];
     let us = vec![cluster.addr(1)];
     for i in 0..3 {
@@ -138,15 +142,15 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
             "status": {"loadBalancer": {"ingress": [{"ip": "127.0.68.9"}]}},
         }));
     }
-    let kube_node = start_text(&format!(
-        "local_region = \"eu\"\n{}\n[probe]\nkind = \"none\"\n[kubernetes]\napi_server = \"{}\"\n",
-        BASE.replace(
-            "udp_workers = 2",
-            "udp_workers = 1\nadmin = \"127.0.0.1:0\""
-        ),
-        api.url()
-    ))
-    .await;
+    let mut config = ConfigFile::base().seen_from("eu");
+    config.server.udp_workers = Some(1);
+    config.server.admin = Some("127.0.0.1:0".into());
+    config.probe = Probe::none();
+    config.kubernetes = Some(Kubernetes {
+        api_server: Some(api.url()),
+        ..Kubernetes::default()
+    });
+    let kube_node = start_config(&config).await;
     wait_for_answer(kube_node.addr, "good.gslb.example.com", PATIENCE, |a| {
         a == ["127.0.68.9"]
     })

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::config::{ConfigFile, Service};
 use common::*;
 use hickory_proto::rr::RecordType;
 
@@ -86,22 +87,23 @@ fn app_answer(addr: SocketAddr) -> Vec<String> {
 fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("gslbd.toml");
-    std::fs::write(&path, BASE).expect("write config");
+    let mut config = ConfigFile::base();
+    std::fs::write(&path, config.to_toml()).expect("write config");
     let mut daemon = Daemon::start(&path);
     assert_eq!(app_answer(daemon.addr), vec!["192.0.2.1"]);
 
     // Good: eu marked down, failover moves to us.
-    let down = BASE.replace(
-        "name = \"app.gslb.example.com\"",
-        "name = \"app.gslb.example.com\"\nhealth = { eu = \"unhealthy\" }",
-    );
-    std::fs::write(&path, &down).expect("write config");
+    let app = config.service_mut("app.gslb.example.com");
+    app.health.insert("eu".into(), "unhealthy".into());
+    std::fs::write(&path, config.to_toml()).expect("write config");
     daemon.signal("HUP");
     daemon.wait_for_log("config reloaded");
     assert_eq!(app_answer(daemon.addr), vec!["198.51.100.1"]);
 
     // Bad: refused with a log line naming the problem; the previous answers keep serving.
-    std::fs::write(&path, down.replace("us = 30", "us = -1")).expect("write config");
+    let web = config.service_mut("web.gslb.example.com");
+    web.weights.insert("us".into(), -1);
+    std::fs::write(&path, config.to_toml()).expect("write config");
     daemon.signal("HUP");
     let line = daemon.wait_for_log("config reload refused");
     assert!(line.contains("services[1].weights.us"), "{line}");
@@ -120,15 +122,19 @@ fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
 async fn reload_adds_and_removes_services_in_process() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("gslbd.toml");
-    let server = start("").await;
-    let extra = "[[services]]\nname = \"new.gslb.example.com\"\nstrategy = \"round-robin\"\ntargets = { us = [\"198.51.100.77\"] }\n";
-    std::fs::write(&path, format!("{BASE}\n{extra}")).expect("write config");
+    let server = start().await;
+    let mut config = ConfigFile::base();
+    config
+        .services
+        .push(Service::round_robin("new.gslb.example.com").target("us", &["198.51.100.77"]));
+    std::fs::write(&path, config.to_toml()).expect("write config");
     server.app.reload_from(&path).await.expect("valid config");
     let reply = udp(server.addr, &query("new.gslb.example.com", RecordType::A));
     assert_eq!(addresses(&reply), vec!["198.51.100.77"]);
 
-    let without_web = BASE.replace("web.gslb.example.com", "web2.gslb.example.com");
-    std::fs::write(&path, without_web).expect("write config");
+    let mut without_web = ConfigFile::base();
+    without_web.service_mut("web.gslb.example.com").name = "web2.gslb.example.com".into();
+    std::fs::write(&path, without_web.to_toml()).expect("write config");
     server.app.reload_from(&path).await.expect("valid config");
     let reply = udp(server.addr, &query("web.gslb.example.com", RecordType::A));
     assert_eq!(

@@ -4,29 +4,36 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
+use common::config::ConfigFile;
 use common::*;
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
-fn health(service: &str, state: &str) -> String {
-    // Rewrites BASE so that `service` carries a static health table.
-    format!("{service}\nhealth = {{ {state} }}")
-}
-
-fn base_with(service_name: &str, health_line: &str) -> String {
-    let marker = format!("name = \"{service_name}\"");
-    BASE.replace(&marker, &health(&marker, health_line))
+/// The base config where `service` carries the static health table `health` (region, state).
+fn base_with(service: &str, health: &[(&str, &str)]) -> ConfigFile {
+    let mut config = ConfigFile::base();
+    let service = config.service_mut(service);
+    for (region, state) in health {
+        service.health.insert(region.to_string(), state.to_string());
+    }
+    config
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failover_moves_down_the_order_as_regions_fail() {
-    for (health_line, expected) in [
-        ("eu = \"healthy\"", "192.0.2.1"),
-        ("eu = \"unhealthy\"", "198.51.100.1"),
-        ("eu = \"unhealthy\", us = \"unhealthy\"", "203.0.113.1"),
-        ("eu = \"unknown\"", "192.0.2.1"),
+    for (health, expected) in [
+        (&[("eu", "healthy")][..], "192.0.2.1"),
+        (&[("eu", "unhealthy")], "198.51.100.1"),
+        (&[("eu", "unhealthy"), ("us", "unhealthy")], "203.0.113.1"),
+        (&[("eu", "unknown")], "192.0.2.1"),
     ] {
-        let server = start_text(&base_with("app.gslb.example.com", health_line)).await;
+        // The row as the file writes it: `eu = "unhealthy", us = "unhealthy"`.
+        let health_line = health
+            .iter()
+            .map(|(region, state)| format!("{region} = \"{state}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let server = start_config(&base_with("app.gslb.example.com", health)).await;
         let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
         assert_eq!(addresses(&reply), vec![expected], "{health_line}");
         server.app.shutdown().await;
@@ -35,8 +42,12 @@ async fn failover_moves_down_the_order_as_regions_fail() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn all_regions_down_fails_open_or_answers_nodata() {
-    let down = "eu = \"unhealthy\", us = \"unhealthy\", ap = \"unhealthy\"";
-    let server = start_text(&base_with("app.gslb.example.com", down)).await;
+    let down = [
+        ("eu", "unhealthy"),
+        ("us", "unhealthy"),
+        ("ap", "unhealthy"),
+    ];
+    let server = start_config(&base_with("app.gslb.example.com", &down)).await;
     let mut got = addresses(&udp(
         server.addr,
         &query("app.gslb.example.com", RecordType::A),
@@ -45,9 +56,9 @@ async fn all_regions_down_fails_open_or_answers_nodata() {
     assert_eq!(got, vec!["192.0.2.1", "198.51.100.1", "203.0.113.1"]);
     server.app.shutdown().await;
 
-    let text = base_with("app.gslb.example.com", down)
-        .replace("ttl = 30\n", "ttl = 30\nall_down = \"empty\"\n");
-    let server = start_text(&text).await;
+    let mut config = base_with("app.gslb.example.com", &down);
+    config.zone.all_down = Some("empty".into());
+    let server = start_config(&config).await;
     let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
     assert!(reply.answers.is_empty());
     assert_eq!(reply.authorities.len(), 1, "NODATA with SOA");
@@ -56,7 +67,7 @@ async fn all_regions_down_fails_open_or_answers_nodata() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn round_robin_answers_every_healthy_address_rotated() {
-    let server = start_text(&base_with("api.gslb.example.com", "us = \"unhealthy\"")).await;
+    let server = start_config(&base_with("api.gslb.example.com", &[("us", "unhealthy")])).await;
     let mut firsts = HashSet::new();
     for i in 0..200u32 {
         let subnet = format!("100.{}.{}.0", 64 + i / 256, i % 256);
@@ -76,7 +87,7 @@ async fn round_robin_answers_every_healthy_address_rotated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn weighted_picks_one_address_in_proportion_and_skips_unhealthy_regions() {
-    let server = start("").await;
+    let server = start().await;
     let mut counts: HashMap<String, u32> = HashMap::new();
     let n = 3000u32;
     for i in 0..n {
@@ -100,7 +111,7 @@ async fn weighted_picks_one_address_in_proportion_and_skips_unhealthy_regions() 
     }
     server.app.shutdown().await;
 
-    let server = start_text(&base_with("web.gslb.example.com", "eu = \"unhealthy\"")).await;
+    let server = start_config(&base_with("web.gslb.example.com", &[("eu", "unhealthy")])).await;
     for i in 0..300u32 {
         let subnet = format!("10.{}.{}.0", i / 256, i % 256);
         let reply = udp(
@@ -121,7 +132,7 @@ fn scope_of(reply: &hickory_proto::op::Message) -> u8 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn geo_answers_the_nearest_healthy_region_to_the_client_subnet() {
-    let server = start("").await;
+    let server = start().await;
     for (subnet, expected) in [
         ("192.0.2.0", "192.0.2.5"),
         ("198.51.100.0", "198.51.100.5"),
@@ -148,7 +159,7 @@ async fn geo_answers_the_nearest_healthy_region_to_the_client_subnet() {
     server.app.shutdown().await;
 
     // ap down: Singapore clients go to the nearer of eu and us (eu).
-    let server = start_text(&base_with("geo.gslb.example.com", "ap = \"unhealthy\"")).await;
+    let server = start_config(&base_with("geo.gslb.example.com", &[("ap", "unhealthy")])).await;
     let reply = udp(
         server.addr,
         &ecs_query("geo.gslb.example.com", RecordType::A, "203.0.113.0", 24),
@@ -159,8 +170,8 @@ async fn geo_answers_the_nearest_healthy_region_to_the_client_subnet() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_servers_of_the_zone_give_the_same_answers() {
-    let a = start("").await;
-    let b = start("").await;
+    let a = start().await;
+    let b = start().await;
     let mut compared = 0;
     for i in 0..300u32 {
         let subnet = format!("10.{}.{}.0", i / 256, i % 256);

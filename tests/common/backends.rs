@@ -129,6 +129,22 @@ pub fn http(listener: TcpListener, mode: Mode) -> Backend {
     Backend { addr, shared, task }
 }
 
+/// HTTP backends on `ips`, each in `mode`, all on the port the first one picks: one probe
+/// port reaches every region's backend.
+pub async fn http_on_one_port<const N: usize>(ips: [&str; N], mode: Mode) -> [Backend; N] {
+    let mut all = Vec::with_capacity(N);
+    let mut port = 0;
+    for ip in ips {
+        let backend = http(bind(ip, port).await, mode.clone());
+        port = backend.addr.port();
+        all.push(backend);
+    }
+    match all.try_into() {
+        Ok(all) => all,
+        Err(_) => unreachable!("one backend per address"),
+    }
+}
+
 /// A TLS listener for axum: completes the handshake, skips clients that fail it.
 struct TlsListener {
     inner: TcpListener,

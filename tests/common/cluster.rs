@@ -4,22 +4,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gslbd::app::App;
-use gslbd::config;
 use gslbd::gossip::keys::generate;
 use gslbd::gossip::transport::Partition;
 use gslbd::health::probe::NetProbes;
 
 use super::backends::{self, Backend, Mode};
+use super::config::{ConfigFile, Gossip, Probe, Service};
 
 pub const PATIENCE: Duration = Duration::from_secs(20);
 pub const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 
+/// Gossip keys of a test cluster: one cluster key, a signing seed and public key per region.
 pub struct Keys {
     pub cluster: String,
     pub seeds: Vec<String>,
     pub publics: Vec<String>,
 }
 
+/// Fresh keys for the three `REGIONS`.
 pub fn keys() -> Keys {
     let mut keys = Keys {
         cluster: String::new(),
@@ -37,83 +39,51 @@ pub fn keys() -> Keys {
     keys
 }
 
+impl Keys {
+    /// A `[gossip]` table for region `REGIONS[me]` in a cluster of `regions` (names from
+    /// `REGIONS`): these keys, `seeds`, listening on `listen`, gossiping every 50 ms.
+    pub fn gossip(&self, me: usize, regions: &[&str], listen: &str, seeds: &[String]) -> Gossip {
+        let region_keys = regions
+            .iter()
+            .map(|region| {
+                let i = REGIONS
+                    .iter()
+                    .position(|r| r == region)
+                    .expect("a region of REGIONS");
+                (region.to_string(), self.publics[i].clone())
+            })
+            .collect();
+        Gossip {
+            listen: listen.into(),
+            seeds: seeds.to_vec(),
+            keys: vec![self.cluster.clone()],
+            signing_key: Some(self.seeds[me].clone()),
+            region_keys,
+            interval_ms: Some(50),
+            ..Gossip::default()
+        }
+    }
+}
+
 /// The config of region `REGIONS[me]`; `net` is a distinct 127.0.<net>.x range per test.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a test helper mirroring the config's fields"
-)]
-pub fn region_config(
-    me: usize,
-    net: u8,
-    port: u16,
-    keys: &Keys,
-    cluster_key: &str,
-    signing: &str,
-    seeds: &[String],
-    server_extra: &str,
-) -> String {
-    let region_keys: Vec<String> = REGIONS
-        .iter()
-        .zip(&keys.publics)
-        .map(|(r, k)| format!("{r} = \"{k}\""))
-        .collect();
-    let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
-    format!(
-        r#"
-local_region = "{region}"
-
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-{server_extra}
-
-[probe]
-kind = "http"
-port = {port}
-interval_ms = 100
-timeout_ms = 80
-
-[gossip]
-listen = "127.0.0.1:0"
-seeds = [{seeds}]
-keys = ["{cluster_key}"]
-signing_key = "{signing}"
-interval_ms = 50
-peer_suspect_ms = 800
-peer_timeout_ms = 1600
-region_keys = {{ {region_keys} }}
-
-[zone]
-name = "gslb.example.com"
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["127.0.10.1"]
-[[regions]]
-name = "us"
-nameserver = "ns-us.gslb.example.com"
-glue = ["127.0.20.1"]
-[[regions]]
-name = "ap"
-nameserver = "ns-ap.gslb.example.com"
-glue = ["127.0.30.1"]
-
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us", "ap"]
-targets = {{ eu = ["127.0.{net}.1"], us = ["127.0.{net}.2"], ap = ["127.0.{net}.3"] }}
-
-[[services]]
-name = "api.gslb.example.com"
-strategy = "round-robin"
-targets = {{ eu = ["127.0.{net}.1"], us = ["127.0.{net}.2"], ap = ["127.0.{net}.3"] }}
-"#,
-        region = REGIONS[me],
-        seeds = seeds.join(", "),
-        region_keys = region_keys.join(", "),
-    )
+pub fn region_config(me: usize, net: u8, port: u16, keys: &Keys, seeds: &[String]) -> ConfigFile {
+    let mut config = ConfigFile::minimal(&REGIONS).seen_from(REGIONS[me]);
+    config.probe = Probe::http(port, 100, 80);
+    config.gossip = Some(Gossip {
+        peer_suspect_ms: Some(800),
+        peer_timeout_ms: Some(1600),
+        ..keys.gossip(me, &REGIONS, "127.0.0.1:0", seeds)
+    });
+    // Region i's backend listens on 127.0.<net>.<i + 1>.
+    let mut app = Service::failover("app.gslb.example.com", &REGIONS);
+    let mut api = Service::round_robin("api.gslb.example.com");
+    for (i, region) in REGIONS.iter().enumerate() {
+        let addr = format!("127.0.{net}.{}", i + 1);
+        app = app.target(region, &[&addr]);
+        api = api.target(region, &[addr]);
+    }
+    config.services = vec![app, api];
+    config
 }
 
 pub struct Cluster {
@@ -122,8 +92,8 @@ pub struct Cluster {
     pub port: u16,
     pub backends: Vec<Backend>,
     pub nodes: Vec<Option<Node>>,
-    /// Lines added to every node's `[server]` table.
-    pub server_extra: String,
+    /// Applied to every node's config before it starts.
+    pub customize: fn(&mut ConfigFile),
 }
 
 pub struct Node {
@@ -132,8 +102,9 @@ pub struct Node {
     pub partition: Arc<Partition>,
 }
 
-pub async fn start_node(text: &str) -> Node {
-    let config = config::parse(text).expect("valid config");
+/// Starts one node on `config`, with real probes and a partition the test can close.
+pub async fn start_node(config: &ConfigFile) -> Node {
+    let config = config.parse();
     super::assert_probes_stay_local(&config);
     let partition = Arc::new(Partition::default());
     let app = App::start_with(config, None, Arc::new(NetProbes), Some(partition.clone()))
@@ -149,30 +120,23 @@ pub async fn start_node(text: &str) -> Node {
 
 impl Cluster {
     pub async fn start(net: u8) -> Self {
-        Self::start_with(net, "").await
+        Self::start_with(net, |_| {}).await
     }
 
-    /// As [`Cluster::start`], with `server_extra` added to every node's `[server]` table.
-    pub async fn start_with(net: u8, server_extra: &str) -> Self {
-        let first = backends::http(
-            backends::bind(&format!("127.0.{net}.1"), 0).await,
-            Mode::Status(200, "ok"),
-        );
-        let port = first.addr.port();
-        let mut backends = vec![first];
-        for host in 2..=3 {
-            backends.push(backends::http(
-                backends::bind(&format!("127.0.{net}.{host}"), port).await,
-                Mode::Status(200, "ok"),
-            ));
-        }
+    /// As [`Cluster::start`], with `customize` applied to every node's config.
+    pub async fn start_with(net: u8, customize: fn(&mut ConfigFile)) -> Self {
+        let ips = [1, 2, 3].map(|host| format!("127.0.{net}.{host}"));
+        let backends =
+            backends::http_on_one_port(ips.each_ref().map(String::as_str), Mode::Status(200, "ok"))
+                .await;
+        let port = backends[0].addr.port();
         let mut cluster = Self {
             keys: keys(),
             net,
             port,
-            backends,
+            backends: Vec::from(backends),
             nodes: Vec::new(),
-            server_extra: server_extra.to_string(),
+            customize,
         };
         for me in 0..3 {
             let node = cluster.start_region(me).await;
@@ -190,17 +154,9 @@ impl Cluster {
     }
 
     pub async fn start_region(&self, me: usize) -> Node {
-        let text = region_config(
-            me,
-            self.net,
-            self.port,
-            &self.keys,
-            &self.keys.cluster,
-            &self.keys.seeds[me],
-            &self.seeds(),
-            &self.server_extra,
-        );
-        start_node(&text).await
+        let mut config = region_config(me, self.net, self.port, &self.keys, &self.seeds());
+        (self.customize)(&mut config);
+        start_node(&config).await
     }
 
     pub fn node(&self, i: usize) -> &Node {

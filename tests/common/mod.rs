@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod cluster;
+pub mod config;
 pub mod kube_api;
 
 use std::io::{Read, Write};
@@ -11,77 +12,12 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use gslbd::app::App;
-use gslbd::config;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
-/// Three regions, a geo table and one service per strategy; `{extra}` is appended.
-pub const BASE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 2
-
-[zone]
-name = "gslb.example.com"
-ttl = 30
-
-[zone.soa]
-rname = "hostmaster.example.com"
-serial = 7
-ttl = 120
-minimum = 60
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["127.0.10.1", "2001:db8::10"]
-location = [50.1, 8.7]
-
-[[regions]]
-name = "us"
-nameserver = "ns-us.gslb.example.com"
-glue = ["127.0.20.1"]
-location = [39.0, -77.5]
-
-[[regions]]
-name = "ap"
-nameserver = "ns-ap.gslb.example.com"
-glue = ["127.0.30.1"]
-location = [1.35, 103.8]
-
-[geo]
-default_region = "us"
-networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" = "ap", "127.0.0.0/8" = "ap" }
-
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us", "ap"]
-targets = { eu = ["192.0.2.1", "2001:db8:e::1"], us = ["198.51.100.1", "2001:db8:a::1"], ap = ["203.0.113.1", "2001:db8:c::1"] }
-
-[[services]]
-name = "web.gslb.example.com"
-strategy = "weighted"
-weights = { eu = 50, us = 30, ap = 20 }
-targets = { eu = ["192.0.2.2"], us = ["198.51.100.2"], ap = ["203.0.113.2"] }
-
-[[services]]
-name = "api.gslb.example.com"
-strategy = "round-robin"
-targets = { eu = ["192.0.2.3", "192.0.2.4"], us = ["198.51.100.3"], ap = ["203.0.113.3"] }
-
-[[services]]
-name = "geo.gslb.example.com"
-strategy = "geo"
-targets = { eu = ["192.0.2.5"], us = ["198.51.100.5"], ap = ["203.0.113.5"] }
-
-[[services]]
-name = "v4only.deep.gslb.example.com"
-strategy = "round-robin"
-targets = { eu = ["192.0.2.6"] }
-"#;
+use config::ConfigFile;
 
 /// A running in-process server.
 pub struct TestServer {
@@ -89,13 +25,18 @@ pub struct TestServer {
     pub addr: SocketAddr,
 }
 
-/// Starts gslbd on `BASE` plus `extra`.
-pub async fn start(extra: &str) -> TestServer {
-    start_text(&format!("{BASE}\n{extra}")).await
+/// Starts gslbd on [`ConfigFile::base`].
+pub async fn start() -> TestServer {
+    start_config(&ConfigFile::base()).await
+}
+
+/// Starts gslbd on `config`.
+pub async fn start_config(config: &ConfigFile) -> TestServer {
+    start_text(&config.to_toml()).await
 }
 
 /// Refuses a config that would probe anything but loopback: tests never send traffic elsewhere.
-pub fn assert_probes_stay_local(config: &config::Config) {
+pub fn assert_probes_stay_local(config: &gslbd::config::Config) {
     for key in gslbd::health::plan::plan(&config.model, false).keys() {
         assert!(
             key.addr.ip().is_loopback(),
@@ -104,9 +45,9 @@ pub fn assert_probes_stay_local(config: &config::Config) {
     }
 }
 
-/// Starts gslbd on a whole config text.
+/// Starts gslbd on a whole config text (for text the typed [`ConfigFile`] cannot write).
 pub async fn start_text(text: &str) -> TestServer {
-    let config = config::parse(text).expect("test config is valid");
+    let config = gslbd::config::parse(text).expect("test config is valid");
     assert_probes_stay_local(&config);
     let app = App::start(config, None).await.expect("server starts");
     let addr = app.dns_addrs()[0];
