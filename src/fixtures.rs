@@ -11,28 +11,19 @@ pub const EU: RegionIndex = RegionIndex::new(0);
 pub const US: RegionIndex = RegionIndex::new(1);
 pub const AP: RegionIndex = RegionIndex::new(2);
 
-/// Zone `gslb.example.com`, local region `eu` (its nameserver inside the zone, with glue),
-/// and regions `us` and `ap` with locations (Frankfurt, Virginia, Singapore): the head of a
-/// config file, without services.
+/// Zone `gslb.example.com` with the local region `eu` (its nameserver inside the zone, with
+/// IPv4 and IPv6 glue), `us` (its nameserver outside the zone) and `ap` (no nameserver), their
+/// locations (Frankfurt, Virginia, Singapore) and a geo table with one documentation network
+/// each: the head of a config file, without services.
 pub const ZONE: &str = r#"
 local_region = "eu"
-
-[zone]
-name = "gslb.example.com"
-
-[[regions]]
-name = "eu"
-nameserver = "ns.gslb.example.com"
-glue = ["192.0.2.53"]
-location = [50.1, 8.7]
-
-[[regions]]
-name = "us"
-location = [39.0, -77.5]
-
-[[regions]]
-name = "ap"
-location = [1.35, 103.8]
+zone = { name = "gslb.example.com" }
+regions = [
+    { name = "eu", nameserver = "ns-eu.gslb.example.com", glue = ["192.0.2.53", "2001:db8::53"], location = [50.1, 8.7] },
+    { name = "us", nameserver = "ns.us.example.net", location = [39.0, -77.5] },
+    { name = "ap", location = [1.35, 103.8] },
+]
+geo = { default_region = "us", networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" = "ap" } }
 "#;
 
 /// [`ZONE`] followed by `tables` (services, `[probe]`, `[kubernetes]`, ...), validated.

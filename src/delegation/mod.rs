@@ -149,28 +149,12 @@ impl Delegation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::fixtures;
 
     #[test]
     fn ns_set_and_glue_only_for_nameservers_inside_the_zone() {
-        let model = config::parse(
-            r#"
-            [zone]
-            name = "gslb.example.com"
-            ns_ttl = 3600
-            [[regions]]
-            name = "eu"
-            nameserver = "ns-eu.gslb.example.com"
-            glue = ["192.0.2.53", "2001:db8::53"]
-            [[regions]]
-            name = "us"
-            nameserver = "ns.us.example.net"
-            [[regions]]
-            name = "ap"
-            "#,
-        )
-        .unwrap()
-        .model;
+        // Zone NS TTL: 3600 by default.
+        let model = fixtures::config("").model;
         let delegation = Delegation::of(&model);
         let text = delegation.zone_file(&delegation.default_parent());
         assert_eq!(

@@ -178,19 +178,11 @@ mod tests {
     use hickory_server::server::Request;
 
     use super::*;
-    use crate::config;
     use crate::dns::answer;
+    use crate::fixtures;
     use crate::snapshot::Snapshot;
 
-    const CONFIG: &str = r#"
-        [zone]
-        name = "gslb.example.com"
-        [[regions]]
-        name = "eu"
-        nameserver = "ns-eu.gslb.example.com"
-        glue = ["192.0.2.53", "2001:db8::53"]
-        [[regions]]
-        name = "us"
+    const SERVICES: &str = r#"
         [[services]]
         name = "rr.gslb.example.com"
         strategy = "round-robin"
@@ -209,7 +201,7 @@ mod tests {
 
     #[test]
     fn fast_encoder_writes_hickorys_bytes() {
-        let snapshot = Snapshot::from_model(&config::parse(CONFIG).expect("valid").model, 1232);
+        let snapshot = Snapshot::from_model(&fixtures::config(SERVICES).model, 1232);
         let src = SocketAddr::from(([127, 0, 0, 1], 53));
         let mut cases = 0;
         for qname in [

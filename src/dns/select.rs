@@ -275,37 +275,13 @@ fn push_rotated<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::fixtures;
     use crate::snapshot::Snapshot;
     use std::collections::HashMap;
     use std::net::Ipv4Addr;
 
-    const BASE: &str = r#"
-        [zone]
-        name = "gslb.example.com"
-        [[regions]]
-        name = "eu"
-        nameserver = "ns-eu.gslb.example.com"
-        glue = ["192.0.2.53"]
-        location = [50.1, 8.7]
-        [[regions]]
-        name = "us"
-        nameserver = "ns-us.gslb.example.com"
-        glue = ["198.51.100.53"]
-        location = [39.0, -77.5]
-        [[regions]]
-        name = "ap"
-        nameserver = "ns-ap.gslb.example.com"
-        glue = ["203.0.113.53"]
-        location = [1.35, 103.8]
-        [geo]
-        default_region = "us"
-        networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" = "ap" }
-    "#;
-
     fn snapshot(services: &str) -> Snapshot {
-        let config = config::parse(&format!("{BASE}\n{services}")).expect("valid test config");
-        Snapshot::from_model(&config.model, 1232)
+        Snapshot::from_model(&fixtures::config(services).model, 1232)
     }
 
     fn addrs(selection: &Selection<'_>) -> Vec<String> {
