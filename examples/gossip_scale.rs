@@ -18,10 +18,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gslbd::config;
 use gslbd::gossip::keys::generate;
+use gslbd::gossip::transport::OpenNetwork;
 use gslbd::gossip::{Gossip, local_report};
 use gslbd::health::Verdicts;
 use gslbd::region_health::Inputs;
 use gslbd::state::Event;
+use gslbd::tasks::Tasks;
 use tokio::sync::{mpsc, watch};
 
 fn rss_kib() -> u64 {
@@ -110,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let mut nodes: Vec<Gossip> = Vec::new();
     let mut verified: Vec<Arc<AtomicUsize>> = Vec::new();
     let mut first_gossip = None;
+    let tasks = Tasks::new();
     // Each node's report stays as built: the senders live as long as the nodes.
     let mut report_senders = Vec::new();
     for text in &configs {
@@ -128,7 +131,15 @@ async fn main() -> anyhow::Result<()> {
         let (events, mut inbox) = mpsc::channel(1024);
         let settings = config.gossip.expect("gossip configured");
         let metrics = Arc::new(gslbd::metrics::Metrics::new());
-        let node = Gossip::start(&settings, reports, events, None, metrics).await?;
+        let node = Gossip::start(
+            &tasks,
+            &settings,
+            reports,
+            events,
+            Arc::new(OpenNetwork),
+            metrics,
+        )
+        .await?;
         first_gossip.get_or_insert(node.local_addr);
         let count = Arc::new(AtomicUsize::new(0));
         let counter = count.clone();
@@ -184,8 +195,7 @@ async fn main() -> anyhow::Result<()> {
         rss_converged.saturating_sub(rss_before) as f64 / 1024.0,
         rss_converged.saturating_sub(rss_before) as f64 / 1024.0 / regions as f64
     );
-    for node in nodes {
-        node.shutdown().await;
-    }
+    drop(nodes);
+    tasks.shutdown().await;
     Ok(())
 }

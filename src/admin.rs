@@ -1,12 +1,12 @@
 //! The admin HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive),
 //! `/readyz` (ready to take traffic: zone loaded and sockets bound, which `App::start` ensures
-//! before serving this, and the first round of probes done), `/state` (the served snapshot as
+//! before serving this, and what the served snapshot's readiness waits for: the first round of
+//! probes, the first Kubernetes discovery), `/state` (the served snapshot as
 //! JSON, with the reason for every region's health) and `/explain?name=&client=[&type=][&down=]`
 //! (the answer a client would get and why; `down=eu,us` asks what if those regions were down).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::extract::{Query, State};
@@ -16,43 +16,30 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hickory_proto::rr::{Name, RecordType};
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::explain::{self, Question};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
-
-/// What `/readyz` waits for.
-#[derive(Clone, Debug)]
-pub struct Readiness {
-    /// Probes of the first plan without a first result yet.
-    pub probes: Arc<AtomicUsize>,
-    /// With Kubernetes discovery: whether the first discovery (after the watches listed) is in.
-    pub kubernetes: Option<Arc<AtomicBool>>,
-}
+use crate::tasks::Tasks;
 
 #[derive(Clone)]
 struct AdminState {
     metrics: Arc<Metrics>,
-    ready: Readiness,
     store: Arc<ArcSwap<Snapshot>>,
 }
 
-/// The running admin endpoint.
-pub struct AdminServer {
-    pub local_addr: SocketAddr,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The admin endpoint, served as a task of the daemon.
+pub struct AdminServer;
 
 impl AdminServer {
+    /// Listens on `addr` and serves until `tasks` stop; returns the bound address.
     pub async fn start(
+        tasks: &Tasks,
         addr: SocketAddr,
         metrics: Arc<Metrics>,
-        ready: Readiness,
         store: Arc<ArcSwap<Snapshot>>,
-    ) -> std::io::Result<Self> {
+    ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let router = Router::new()
@@ -61,29 +48,15 @@ impl AdminServer {
             .route("/readyz", get(readyz))
             .route("/state", get(state_page))
             .route("/explain", get(explain_page))
-            .with_state(AdminState {
-                metrics,
-                ready,
-                store,
-            });
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        let task = tokio::spawn(async move {
+            .with_state(AdminState { metrics, store });
+        let stopping = tasks.stopping();
+        tasks.spawn(async move {
             let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .with_graceful_shutdown(async move { stopping.cancelled().await })
                 .await;
         });
         info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain)");
-        Ok(Self {
-            local_addr,
-            stop,
-            task,
-        })
-    }
-
-    pub async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+        Ok(local_addr)
     }
 }
 
@@ -95,20 +68,9 @@ async fn metrics_page(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    if let Some(synced) = &state.ready.kubernetes
-        && !synced.load(Ordering::Relaxed)
-    {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for the first Kubernetes discovery\n".to_string(),
-        );
-    }
-    match state.ready.probes.load(Ordering::Relaxed) {
-        0 => (StatusCode::OK, "ready\n".to_string()),
-        pending => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("waiting for the first result of {pending} probes\n"),
-        ),
+    match state.store.load().readiness.waiting_for() {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
 }
 

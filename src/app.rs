@@ -1,25 +1,29 @@
-//! The daemon assembled: state owner, snapshot store, DNS listeners, probe checker and gossip
-//! node, with reload and shutdown. `main.rs` wires signals to it; tests run it in-process.
+//! The daemon assembled: state owner, snapshot store, DNS listeners, probe checker, gossip
+//! node, Kubernetes discovery and admin endpoint, all running as one task tree ([`Tasks`]),
+//! with reload and shutdown. [`run`] is the daemon; `main.rs` gives it the signals, tests run
+//! it (or [`App`]) in-process.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use futures::{Stream, StreamExt};
 use tracing::{error, info, warn};
 
-use crate::admin::{AdminServer, Readiness};
+use crate::admin::AdminServer;
 use crate::config::{self, Config, ConfigError, ServerSettings};
 use crate::dns::server::{DnsServer, ServerError};
-use crate::gossip::transport::Partition;
+use crate::gossip::transport::{OpenNetwork, PeerFilter};
 use crate::gossip::{Gossip, GossipError};
-use crate::health::checker::Checker;
-use crate::health::plan;
 use crate::health::probe::{NetProbes, ProbeFactory};
+use crate::health::{checker, plan};
 use crate::kubernetes::Kubernetes;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
+use crate::tasks::Tasks;
 
 /// Why gslbd could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +41,48 @@ pub enum StartError {
     },
 }
 
+/// How gslbd reaches out: health probes and gossip peers. The real network by default; tests
+/// give probes that answer as told, or cut gossip links between in-process nodes.
+#[derive(Clone)]
+pub struct Outbound {
+    pub probes: Arc<dyn ProbeFactory>,
+    pub peers: Arc<dyn PeerFilter>,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            probes: Arc::new(NetProbes),
+            peers: Arc::new(OpenNetwork),
+        }
+    }
+}
+
+/// Runs gslbd on `config` until `shutdown` completes; each item of `reloads` re-reads
+/// `config_path` (a refused config is logged and changes nothing).
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+    reloads: impl Stream<Item = ()>,
+) -> Result<(), StartError> {
+    App::start(config, config_path)
+        .await?
+        .run(shutdown, reloads)
+        .await;
+    Ok(())
+}
+
 /// A running gslbd.
 pub struct App {
-    dns: DnsServer,
+    tasks: Tasks,
+    dns_addrs: Vec<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     store: Arc<ArcSwap<Snapshot>>,
     state: StateHandle,
-    owner: tokio::task::JoinHandle<()>,
-    checker: Checker,
     gossip: Option<Gossip>,
     gossip_settings: Option<crate::config::GossipSettings>,
-    kubernetes: Option<Kubernetes>,
     kubernetes_settings: Option<crate::config::KubernetesSettings>,
-    admin: Option<AdminServer>,
     metrics: Arc<Metrics>,
     settings: ServerSettings,
     config_path: Option<PathBuf>,
@@ -57,15 +91,31 @@ pub struct App {
 impl App {
     /// Builds the first snapshot, starts serving it and probing the local targets.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
-        Self::start_with(config, config_path, Arc::new(NetProbes), None).await
+        Self::start_with(config, config_path, Outbound::default()).await
     }
 
-    /// As [`App::start`], with probes made by `probes` and, for tests, a gossip partition.
+    /// As [`App::start`], reaching out through `outbound`. If any part cannot start, what
+    /// started stops again before the error returns.
     pub async fn start_with(
         config: Config,
         config_path: Option<PathBuf>,
-        probes: Arc<dyn ProbeFactory>,
-        partition: Option<Arc<Partition>>,
+        outbound: Outbound,
+    ) -> Result<Self, StartError> {
+        let tasks = Tasks::new();
+        match Self::start_on(&tasks, config, config_path, outbound).await {
+            Ok(app) => Ok(app),
+            Err(error) => {
+                tasks.shutdown().await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn start_on(
+        tasks: &Tasks,
+        config: Config,
+        config_path: Option<PathBuf>,
+        outbound: Outbound,
     ) -> Result<Self, StartError> {
         let probe_plan = plan::plan(&config.model, true);
         let concurrency = config.model.probe_concurrency;
@@ -77,20 +127,23 @@ impl App {
         });
         // The state owner sends the probe plan of every model it serves; the checker runs it.
         let (plans, plan_updates) = tokio::sync::watch::channel(Arc::new(probe_plan));
-        let (store, state, owner) = state::start(
+        let (store, state) = state::start(
+            tasks,
             config.model,
             config.server.max_udp_payload,
             remote,
             plans,
+            config.kubernetes.is_some(),
             metrics.clone(),
         );
         let gossip = match &config.gossip {
             Some(settings) => Some(
                 Gossip::start(
+                    tasks,
                     settings,
                     state.reports(),
                     state.sender(),
-                    partition,
+                    outbound.peers,
                     metrics.clone(),
                 )
                 .await?,
@@ -101,81 +154,70 @@ impl App {
             Some(settings) => Some(crate::kubernetes::client(settings).await?),
             None => None,
         };
-        let dns = match DnsServer::start(&config.server, store.clone(), metrics.clone()).await {
-            Ok(dns) => dns,
-            Err(error) => {
-                if let Some(gossip) = gossip {
-                    gossip.shutdown().await;
-                }
-                return Err(error.into());
-            }
-        };
-        let checker = Checker::start(
+        let dns = DnsServer::start(&config.server, store.clone(), metrics.clone(), tasks).await?;
+        checker::start(
+            tasks,
             plan_updates,
-            probes,
+            outbound.probes,
             state.sender(),
             concurrency,
             metrics.clone(),
         );
         let kubernetes_settings = config.kubernetes.clone();
-        let kubernetes = config
-            .kubernetes
-            .zip(kube_client)
-            .map(|(settings, client)| {
-                let endpoint = settings.dns_endpoint.clone();
-                let mut kubernetes =
-                    Kubernetes::start(settings, client.clone(), state.sender(), metrics.clone());
-                if let Some(endpoint) = endpoint {
-                    kubernetes.publish_delegation(client, &delegation, endpoint);
-                }
-                kubernetes
-            });
-        let admin = match config.server.admin {
-            Some(addr) => {
-                let ready = Readiness {
-                    probes: checker.first_round(),
-                    kubernetes: kubernetes.as_ref().map(Kubernetes::synced),
-                };
-                match AdminServer::start(addr, metrics.clone(), ready, store.clone()).await {
-                    Ok(admin) => Some(admin),
-                    Err(error) => {
-                        dns.shutdown().await;
-                        checker.shutdown().await;
-                        if let Some(kubernetes) = kubernetes {
-                            kubernetes.shutdown().await;
-                        }
-                        if let Some(gossip) = gossip {
-                            gossip.shutdown().await;
-                        }
-                        return Err(StartError::Admin {
-                            addr,
-                            source: error,
-                        });
-                    }
-                }
+        if let (Some(settings), Some(client)) = (config.kubernetes, kube_client) {
+            if let Some(endpoint) = settings.dns_endpoint.clone() {
+                Kubernetes::publish_delegation(tasks, client.clone(), &delegation, endpoint);
             }
+            Kubernetes::start(tasks, settings, client, state.sender(), metrics.clone());
+        }
+        let admin_addr = match config.server.admin {
+            Some(addr) => Some(
+                AdminServer::start(tasks, addr, metrics.clone(), store.clone())
+                    .await
+                    .map_err(|source| StartError::Admin { addr, source })?,
+            ),
             None => None,
         };
         Ok(Self {
-            dns,
+            tasks: tasks.clone(),
+            dns_addrs: dns.local_addrs,
+            admin_addr,
             store,
             state,
-            owner,
-            checker,
             gossip,
             gossip_settings: config.gossip,
-            kubernetes,
             kubernetes_settings,
-            admin,
             metrics,
             settings: config.server,
             config_path,
         })
     }
 
+    /// Serves until `shutdown` completes, re-reading the config file at each item of
+    /// `reloads`; then stops.
+    pub async fn run(self, shutdown: impl Future<Output = ()>, reloads: impl Stream<Item = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut reloads = std::pin::pin!(reloads);
+        loop {
+            tokio::select! {
+                reload = reloads.next() => match reload {
+                    // A refused config is logged by reload and changes nothing.
+                    Some(()) => { let _ = self.reload().await; }
+                    None => {
+                        (&mut shutdown).await;
+                        break;
+                    }
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        info!("shutting down");
+        self.shutdown().await;
+    }
+
     /// Where the admin endpoint (/metrics, /healthz, /readyz) listens, if enabled.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|a| a.local_addr)
+        self.admin_addr
     }
 
     /// The metrics registry.
@@ -190,7 +232,7 @@ impl App {
 
     /// Where DNS is served (ports resolved).
     pub fn dns_addrs(&self) -> &[SocketAddr] {
-        &self.dns.local_addrs
+        &self.dns_addrs
     }
 
     /// The snapshot currently served.
@@ -241,19 +283,7 @@ impl App {
 
     /// Stops serving and waits for every task.
     pub async fn shutdown(self) {
-        if let Some(admin) = self.admin {
-            admin.shutdown().await;
-        }
-        self.dns.shutdown().await;
-        if let Some(kubernetes) = self.kubernetes {
-            kubernetes.shutdown().await;
-        }
-        if let Some(gossip) = self.gossip {
-            gossip.shutdown().await;
-        }
-        self.checker.shutdown().await;
-        drop(self.state);
-        let _ = self.owner.await;
+        self.tasks.shutdown().await;
         info!("stopped");
     }
 }

@@ -36,6 +36,7 @@ pub mod region_health;
 pub mod remote;
 pub mod snapshot;
 pub mod state;
+pub mod tasks;
 
 /// Wall-clock time in Unix milliseconds: what reports and verdicts are stamped with, so that
 /// regions can compare them (clocks are assumed NTP-synchronised).

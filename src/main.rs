@@ -11,7 +11,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use gslbd::app::App;
 use gslbd::config;
 
 #[derive(Parser)]
@@ -277,7 +276,7 @@ fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
         config.server.listen = listen;
     }
     runtime(true)?.block_on(async move {
-        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         info!(
@@ -286,20 +285,18 @@ fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
             services = config.model.services.len(),
             "starting"
         );
-        let app = App::start(config, Some(path)).await?;
-        loop {
+        let reloads = futures::stream::unfold(hangup, |mut hangup| async move {
+            hangup.recv().await?;
+            info!("SIGHUP: reloading config");
+            Some(((), hangup))
+        });
+        let shutdown = async move {
             tokio::select! {
-                _ = hangup.recv() => {
-                    info!("SIGHUP: reloading config");
-                    // A refused config is logged by reload and changes nothing.
-                    let _ = app.reload().await;
-                }
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
             }
-        }
-        info!("shutting down");
-        app.shutdown().await;
+        };
+        gslbd::app::run(config, Some(path), shutdown, reloads).await?;
         Ok(())
     })
 }

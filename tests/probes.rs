@@ -12,10 +12,11 @@ use common::backends::{self, Backend, Mode};
 use common::config::{ConfigFile, Probe, Region, Service};
 use common::*;
 use gslbd::health::ProbeKey;
-use gslbd::health::checker::Checker;
+use gslbd::health::checker;
 use gslbd::health::probe::NetProbes;
 use gslbd::model::{Health, ProbeKind, ProbeSettings, TargetPolicy};
 use gslbd::state::Event;
+use gslbd::tasks::Tasks;
 use hickory_proto::rr::RecordType;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -61,7 +62,8 @@ fn key(kind: ProbeKind, addr: SocketAddr, host: &str) -> ProbeKey {
 struct Watch {
     /// What is watched, named in every assertion message.
     name: &'static str,
-    checker: Checker,
+    /// The checker's tasks.
+    tasks: Tasks,
     events: mpsc::Receiver<Event>,
 }
 
@@ -75,10 +77,11 @@ impl Watch {
         let plan: BTreeMap<_, _> = probes.into_iter().collect();
         let metrics = Arc::new(gslbd::metrics::Metrics::new());
         let (_, plans) = tokio::sync::watch::channel(Arc::new(plan));
-        let checker = Checker::start(plans, Arc::new(NetProbes), tx, concurrency, metrics);
+        let tasks = Tasks::new();
+        checker::start(&tasks, plans, Arc::new(NetProbes), tx, concurrency, metrics);
         Self {
             name,
-            checker,
+            tasks,
             events,
         }
     }
@@ -114,7 +117,7 @@ impl Watch {
 
     /// Stops the checker.
     async fn stop(self) {
-        self.checker.shutdown().await;
+        self.tasks.shutdown().await;
     }
 }
 

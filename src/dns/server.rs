@@ -17,6 +17,7 @@ use super::udp;
 use crate::config::ServerSettings;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
+use crate::tasks::Tasks;
 
 /// Pending TCP connections per listener.
 const TCP_BACKLOG: i32 = 1024;
@@ -32,64 +33,103 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: io::Error },
 }
 
-/// The running DNS listeners.
+/// The running DNS listeners; they stop with the daemon's tasks.
 pub struct DnsServer {
     /// The bound addresses (ports resolved when 0 was asked), UDP and TCP alike.
     pub local_addrs: Vec<SocketAddr>,
-    hickory: Server<Handler>,
-    udp_threads: Vec<JoinHandle<()>>,
-    stop: CancellationToken,
 }
 
 impl DnsServer {
-    /// Binds every listen address and starts answering from `store`.
+    /// Binds every listen address and starts answering from `store` until `tasks` stop.
     pub async fn start(
         settings: &ServerSettings,
         store: Arc<ArcSwap<Snapshot>>,
         metrics: Arc<Metrics>,
+        tasks: &Tasks,
     ) -> Result<Self, ServerError> {
-        let mut hickory = Server::new(Handler::new(store.clone(), metrics.clone()));
-        let stop = CancellationToken::new();
+        let mut transports = Transports {
+            hickory: Server::new(Handler::new(store.clone(), metrics.clone())),
+            udp_threads: Vec::new(),
+            stop: CancellationToken::new(),
+            is_listening: false,
+        };
         let mut local_addrs = Vec::new();
-        let mut udp_threads = Vec::new();
         for &wanted in &settings.listen {
-            let (udp_sockets, tcp, addr) = bind_pair(wanted, settings.udp_workers)?;
-            hickory.register_listener(tcp, settings.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
-            for socket in udp_sockets {
-                if settings.udp_fast_path {
-                    let thread =
-                        udp::spawn(socket.into(), store.clone(), metrics.clone(), stop.clone())
-                            .map_err(|source| ServerError::Bind { addr, source })?;
-                    udp_threads.push(thread);
-                } else {
-                    let socket = UdpSocket::from_std(socket.into())
-                        .map_err(|source| ServerError::Bind { addr, source })?;
-                    hickory.register_socket(socket);
+            match transports.listen(wanted, settings, &store, &metrics) {
+                Ok(addr) => local_addrs.push(addr),
+                Err(error) => {
+                    // What already listens stops with the failed start.
+                    transports.stop().await;
+                    return Err(error);
                 }
             }
-            info!(
-                %addr,
-                udp_workers = settings.udp_workers,
-                udp_fast_path = settings.udp_fast_path,
-                "dns listening on udp and tcp"
-            );
-            local_addrs.push(addr);
         }
-        Ok(Self {
-            local_addrs,
-            hickory,
-            udp_threads,
-            stop,
-        })
+        let stopping = tasks.stopping();
+        tasks.spawn(async move {
+            stopping.cancelled().await;
+            transports.stop().await;
+        });
+        Ok(Self { local_addrs })
+    }
+}
+
+/// hickory-server (TCP, and UDP without the fast path) and the UDP fast path's threads.
+struct Transports {
+    hickory: Server<Handler>,
+    udp_threads: Vec<JoinHandle<()>>,
+    /// The UDP threads are not tokio tasks: they watch this token.
+    stop: CancellationToken,
+    /// Whether hickory-server has anything to stop.
+    is_listening: bool,
+}
+
+impl Transports {
+    /// Binds `wanted` (UDP and TCP) and starts answering there; returns the bound address.
+    fn listen(
+        &mut self,
+        wanted: SocketAddr,
+        settings: &ServerSettings,
+        store: &Arc<ArcSwap<Snapshot>>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<SocketAddr, ServerError> {
+        let (udp_sockets, tcp, addr) = bind_pair(wanted, settings.udp_workers)?;
+        self.hickory
+            .register_listener(tcp, settings.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
+        self.is_listening = true;
+        for socket in udp_sockets {
+            if settings.udp_fast_path {
+                let thread = udp::spawn(
+                    socket.into(),
+                    store.clone(),
+                    metrics.clone(),
+                    self.stop.clone(),
+                )
+                .map_err(|source| ServerError::Bind { addr, source })?;
+                self.udp_threads.push(thread);
+            } else {
+                let socket = UdpSocket::from_std(socket.into())
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                self.hickory.register_socket(socket);
+            }
+        }
+        info!(
+            %addr,
+            udp_workers = settings.udp_workers,
+            udp_fast_path = settings.udp_fast_path,
+            "dns listening on udp and tcp"
+        );
+        Ok(addr)
     }
 
     /// Stops accepting queries and waits for the transports to finish.
-    pub async fn shutdown(mut self) {
+    async fn stop(mut self) {
         self.stop.cancel();
-        if let Err(error) = self.hickory.shutdown_gracefully().await {
+        if self.is_listening
+            && let Err(error) = self.hickory.shutdown_gracefully().await
+        {
             warn!(%error, "dns server stopped with an error");
         }
-        let threads = std::mem::take(&mut self.udp_threads);
+        let threads = self.udp_threads;
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {
                 let _ = thread.join();

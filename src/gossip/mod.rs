@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, ListenerHandle};
+use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig};
 use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -24,11 +24,12 @@ use crate::config::GossipSettings;
 use crate::metrics::Metrics;
 use crate::model::{Health, Region};
 use crate::state::Event;
+use crate::tasks::Tasks;
 use crate::unix_ms;
 use keys::{RegionKeys, SigningKey};
 use local_report::LocalReport;
 use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
-use transport::{Partition, SealedTransport, TransportStats};
+use transport::{PeerFilter, SealedTransport, TransportStats};
 
 /// How often the heartbeat value is re-signed.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -55,12 +56,8 @@ pub enum GossipError {
     Start(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// A running gossip node.
+/// A running gossip node; it leaves the cluster when the daemon's tasks stop.
 pub struct Gossip {
-    handle: Option<ChitchatHandle>,
-    _listener: ListenerHandle,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    stop: CancellationToken,
     pub transport_stats: Arc<TransportStats>,
     pub report_stats: Arc<ReportStats>,
     /// Where this node gossips.
@@ -68,12 +65,14 @@ pub struct Gossip {
 }
 
 impl Gossip {
-    /// Joins the cluster and starts publishing this region's reports as `reports` gives them.
+    /// Joins the cluster and starts publishing this region's reports as `reports` gives them;
+    /// traffic passes where `peers` allows.
     pub async fn start(
+        tasks: &Tasks,
         settings: &GossipSettings,
         reports: watch::Receiver<Arc<LocalReport>>,
         events: mpsc::Sender<Event>,
-        partition: Option<Arc<Partition>>,
+        peers: Arc<dyn PeerFilter>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, GossipError> {
         let transport_stats = Arc::new(TransportStats {
@@ -81,7 +80,7 @@ impl Gossip {
             ..TransportStats::default()
         });
         let transport =
-            SealedTransport::new(settings.keyring.clone(), transport_stats.clone(), partition);
+            SealedTransport::new(settings.keyring.clone(), transport_stats.clone(), peers);
 
         // Binding port 0 (tests) means advertising the port actually bound: bind first.
         let bind_error = |source| GossipError::Bind {
@@ -134,50 +133,41 @@ impl Gossip {
                 ));
             });
 
-        let stop = CancellationToken::new();
         let report_stats = Arc::new(ReportStats::default());
         let identity = Identity {
             region: settings.region.clone(),
             cluster: settings.cluster.clone(),
         };
-        let receiver = tokio::spawn(receive(
+        tasks.spawn(receive(
             changes,
             identity.clone(),
             settings.region_keys.clone(),
             events,
             report_stats.clone(),
             metrics.clone(),
-            stop.clone(),
+            tasks.stopping(),
         ));
-        let publisher = tokio::spawn(publish(
+        tasks.spawn(publish(
             handle.chitchat(),
             reports,
             identity,
             settings.signing_key.clone(),
             settings.interval,
             metrics,
-            stop.clone(),
+            tasks.stopping(),
         ));
+        let stopping = tasks.stopping();
+        tasks.spawn(async move {
+            stopping.cancelled().await;
+            // The subscription ends first: nothing more reaches the receiver.
+            drop(listener);
+            let _ = handle.shutdown().await;
+        });
         Ok(Self {
-            handle: Some(handle),
-            _listener: listener,
-            tasks: vec![receiver, publisher],
-            stop,
             transport_stats,
             report_stats,
             local_addr: advertise,
         })
-    }
-
-    /// Leaves the cluster.
-    pub async fn shutdown(mut self) {
-        self.stop.cancel();
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
-        }
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.shutdown().await;
-        }
     }
 }
 

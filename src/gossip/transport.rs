@@ -3,10 +3,10 @@
 //! bytes, so no datagram relies on IP fragmentation across a WAN. Datagrams that do not open
 //! are dropped and counted by reason.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -66,27 +66,19 @@ impl TransportStats {
     }
 }
 
-/// Peers whose traffic is dropped both ways: lets tests cut the network between two nodes.
-#[derive(Debug, Default)]
-pub struct Partition {
-    blocked: RwLock<HashSet<SocketAddr>>,
+/// Whether traffic with a peer may pass, both ways. Production passes everything
+/// ([`OpenNetwork`]); tests cut links between in-process nodes with their own filter.
+pub trait PeerFilter: Send + Sync {
+    fn allows(&self, peer: SocketAddr) -> bool;
 }
 
-impl Partition {
-    pub fn block(&self, peer: SocketAddr) {
-        if let Ok(mut blocked) = self.blocked.write() {
-            blocked.insert(peer);
-        }
-    }
+/// Every peer passes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenNetwork;
 
-    pub fn heal(&self) {
-        if let Ok(mut blocked) = self.blocked.write() {
-            blocked.clear();
-        }
-    }
-
-    fn is_blocked(&self, peer: &SocketAddr) -> bool {
-        self.blocked.read().is_ok_and(|b| b.contains(peer))
+impl PeerFilter for OpenNetwork {
+    fn allows(&self, _peer: SocketAddr) -> bool {
+        true
     }
 }
 
@@ -94,19 +86,19 @@ impl Partition {
 pub struct SealedTransport {
     keyring: Arc<Keyring>,
     stats: Arc<TransportStats>,
-    partition: Option<Arc<Partition>>,
+    peers: Arc<dyn PeerFilter>,
 }
 
 impl SealedTransport {
     pub fn new(
         keyring: Arc<Keyring>,
         stats: Arc<TransportStats>,
-        partition: Option<Arc<Partition>>,
+        peers: Arc<dyn PeerFilter>,
     ) -> Self {
         Self {
             keyring,
             stats,
-            partition,
+            peers,
         }
     }
 }
@@ -121,7 +113,7 @@ impl Transport for SealedTransport {
             socket,
             keyring: self.keyring.clone(),
             stats: self.stats.clone(),
-            partition: self.partition.clone(),
+            peers: self.peers.clone(),
             next_message: rand_start(),
             plain: Vec::new(),
             sealed: Vec::new(),
@@ -150,7 +142,7 @@ struct SealedSocket {
     socket: tokio::net::UdpSocket,
     keyring: Arc<Keyring>,
     stats: Arc<TransportStats>,
-    partition: Option<Arc<Partition>>,
+    peers: Arc<dyn PeerFilter>,
     next_message: u64,
     plain: Vec<u8>,
     sealed: Vec<u8>,
@@ -160,7 +152,7 @@ struct SealedSocket {
 
 impl SealedSocket {
     fn blocked(&self, peer: &SocketAddr) -> bool {
-        self.partition.as_ref().is_some_and(|p| p.is_blocked(peer))
+        !self.peers.allows(*peer)
     }
 
     /// Takes one datagram; returns a whole message when its last fragment arrives.

@@ -1,10 +1,10 @@
 //! The probe scheduler: one task per distinct probe, each on its own interval with jitter and
-//! a timeout, a shared bound on probes in flight, and verdict changes sent to the state owner.
+//! a timeout, a shared bound on probes in flight, and verdict changes (and each probe's first
+//! result, for readiness) sent to the state owner.
 //! A hanging target only ever holds its own task (and one permit, for at most its timeout).
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -18,95 +18,62 @@ use super::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::ProbeSettings;
 use crate::state::Event;
+use crate::tasks::Tasks;
 
-/// Handle to the running checker.
-pub struct Checker {
-    task: tokio::task::JoinHandle<()>,
-    stop: CancellationToken,
-    /// Probes of the current plan that have not finished their first round.
-    pending_first: Arc<AtomicUsize>,
-}
-
-impl Checker {
-    /// Starts probing the plans `plans` carries (the first one now, each new one when it comes);
-    /// verdict changes go to `events`.
-    pub fn start(
-        mut updates: watch::Receiver<Arc<Plan>>,
-        factory: Arc<dyn ProbeFactory>,
-        events: mpsc::Sender<Event>,
-        concurrency: usize,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let pending_first = Arc::new(AtomicUsize::new(updates.borrow().len()));
-        let pending = pending_first.clone();
-        let stop = CancellationToken::new();
-        let task_stop = stop.clone();
-        let context = Arc::new(ProbeContext {
-            factory,
-            permits: Semaphore::new(concurrency.max(1)),
-            events,
-            metrics,
-        });
-        let task = tokio::spawn(async move {
-            let mut running: HashMap<ProbeKey, (ProbeSettings, CancellationToken)> = HashMap::new();
-            // Only the first plan's probes count for readiness; reloads do not unready.
-            let mut first_plan = true;
-            loop {
-                let plan = updates.borrow_and_update().clone();
-                // Stop what left the plan or changed; start what is new.
-                running.retain(|key, (settings, token)| {
-                    let keep = plan.get(key) == Some(settings);
-                    if !keep {
-                        token.cancel();
-                    }
-                    keep
-                });
-                for (key, settings) in plan.iter() {
-                    if running.contains_key(key) {
-                        continue;
-                    }
-                    let token = task_stop.child_token();
-                    tokio::spawn(run_probe(
-                        key.clone(),
-                        settings.clone(),
-                        context.clone(),
-                        token.clone(),
-                        FirstRound(first_plan.then(|| pending.clone())),
-                    ));
-                    running.insert(key.clone(), (settings.clone(), token));
+/// Starts probing the plans `plans` carries (the first one now, each new one when it comes),
+/// on `tasks`; verdict changes, and each probe's first result, go to `events`.
+pub fn start(
+    tasks: &Tasks,
+    mut plans: watch::Receiver<Arc<Plan>>,
+    factory: Arc<dyn ProbeFactory>,
+    events: mpsc::Sender<Event>,
+    concurrency: usize,
+    metrics: Arc<Metrics>,
+) {
+    let context = Arc::new(ProbeContext {
+        factory,
+        permits: Semaphore::new(concurrency.max(1)),
+        events,
+        metrics,
+    });
+    let probes = tasks.clone();
+    tasks.spawn(async move {
+        let stopping = probes.stopping();
+        let mut running: HashMap<ProbeKey, (ProbeSettings, CancellationToken)> = HashMap::new();
+        loop {
+            let plan = plans.borrow_and_update().clone();
+            // Stop what left the plan or changed; start what is new.
+            running.retain(|key, (settings, token)| {
+                let keep = plan.get(key) == Some(settings);
+                if !keep {
+                    token.cancel();
                 }
-                first_plan = false;
-                info!(probes = running.len(), "probe plan applied");
-                tokio::select! {
-                    changed = updates.changed() => if changed.is_err() {
-                        // No more plans will come: keep running this one until stopped.
-                        task_stop.cancelled().await;
-                        break;
-                    },
-                    _ = task_stop.cancelled() => break,
+                keep
+            });
+            for (key, settings) in plan.iter() {
+                if running.contains_key(key) {
+                    continue;
                 }
+                let token = probes.child_token();
+                probes.spawn(run_probe(
+                    key.clone(),
+                    settings.clone(),
+                    context.clone(),
+                    token.clone(),
+                ));
+                running.insert(key.clone(), (settings.clone(), token));
             }
-            for (_, token) in running.values() {
-                token.cancel();
+            info!(probes = running.len(), "probe plan applied");
+            tokio::select! {
+                changed = plans.changed() => if changed.is_err() {
+                    // No more plans will come: keep running this one until stopped.
+                    stopping.cancelled().await;
+                    break;
+                },
+                _ = stopping.cancelled() => break,
             }
-        });
-        Self {
-            task,
-            stop,
-            pending_first,
         }
-    }
-
-    /// Shared count of probes still waiting for their first result (0: a full round done).
-    pub fn first_round(&self) -> Arc<AtomicUsize> {
-        self.pending_first.clone()
-    }
-
-    /// Stops every probe.
-    pub async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
-    }
+    });
 }
 
 /// A deterministic spread in [-10%, +10%] of `interval` for the `round`th probe of `key`, so
@@ -118,24 +85,6 @@ fn jittered(interval: Duration, key: &ProbeKey, round: u64) -> Duration {
     round.hash(&mut hasher);
     let unit = (hasher.finish() % 2001) as f64 / 1000.0 - 1.0; // -1.0 ..= 1.0
     interval.mul_f64(1.0 + unit * 0.1)
-}
-
-/// Counts a probe of the first plan out of the readiness count once: at its first result, or
-/// when it stops before one.
-struct FirstRound(Option<Arc<AtomicUsize>>);
-
-impl FirstRound {
-    fn done(&mut self) {
-        if let Some(pending) = self.0.take() {
-            pending.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for FirstRound {
-    fn drop(&mut self) {
-        self.done();
-    }
 }
 
 /// What every probe task shares.
@@ -152,7 +101,6 @@ async fn run_probe(
     settings: ProbeSettings,
     context: Arc<ProbeContext>,
     stop: CancellationToken,
-    mut first_round: FirstRound,
 ) {
     let ProbeContext {
         factory,
@@ -207,7 +155,6 @@ async fn run_probe(
         if let Err(error) = &result {
             debug!(probe = %key, %error, "probe failed");
         }
-        first_round.done();
         if let Some(transition) = rise_fall.observe(result.is_ok()) {
             let reason = match &result {
                 Ok(()) => format!("{} consecutive successes", settings.rise),
@@ -231,6 +178,15 @@ async fn run_probe(
             if events.send(event).await.is_err() {
                 return;
             }
+        }
+        // After its verdict, if any: once every first result is in, answers reflect them all.
+        if round == 1
+            && events
+                .send(Event::Probed { key: key.clone() })
+                .await
+                .is_err()
+        {
+            return;
         }
         // A slow probe must not make the next ones pile up.
         let now = Instant::now();

@@ -1,12 +1,11 @@
 //! The controller loop: after each change the watches report (debounced), and every
 //! `resolve_interval` for status host names, it reads the stores through the index, discovers
 //! the services and sends them to the state owner when they changed. Outcomes are logged,
-//! counted and told on the objects (Events) once per change; `synced` is set after the first
-//! discovery that follows the core watches' first list.
+//! counted and told on the objects (Events) once per change; the state owner hears
+//! `KubernetesSynced` after the first discovery that follows the core watches' first list.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -33,8 +32,8 @@ pub(super) async fn run(
     events: mpsc::Sender<Event>,
     recorder: Option<Recorder>,
     metrics: Arc<Metrics>,
-    synced: Arc<AtomicBool>,
 ) {
+    let mut synced = false;
     let mut resolved = resolve::Cache::new();
     let mut reported: BTreeMap<ObjectId, Outcome> = BTreeMap::new();
     let mut last_sent: Option<Vec<crate::model::Service>> = None;
@@ -91,9 +90,12 @@ pub(super) async fn run(
                 return;
             }
         }
-        if !synced.load(Ordering::Relaxed) && sources.listed() {
+        if !synced && sources.listed() {
             info!("first Kubernetes discovery done");
-            synced.store(true, Ordering::Relaxed);
+            synced = true;
+            if events.send(Event::KubernetesSynced).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -30,7 +30,6 @@ mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use k8s_openapi::api::core::v1::Service as KubeService;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -38,8 +37,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
 use kube::api::{ApiResource, DynamicObject};
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use client::{KubeError, client};
 
@@ -47,31 +44,28 @@ use crate::config::KubernetesSettings;
 use crate::delegation::{self, Delegation};
 use crate::metrics::Metrics;
 use crate::state::Event;
+use crate::tasks::Tasks;
 use sources::Claim;
 use watch::{Stores, WatchContext, gateway_api_apis, typed_apis, watch};
 
-/// The running discovery.
-pub struct Kubernetes {
-    synced: Arc<AtomicBool>,
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-}
+/// Kubernetes discovery: its watches and controller run as tasks of the daemon.
+pub struct Kubernetes;
 
 impl Kubernetes {
-    /// Starts watching and discovering; services go to `events`.
+    /// Starts watching and discovering on `tasks`; services, and the first complete discovery,
+    /// go to `events`.
     pub fn start(
+        tasks: &Tasks,
         settings: KubernetesSettings,
         client: Client,
         events: mpsc::Sender<Event>,
         metrics: Arc<Metrics>,
-    ) -> Self {
-        let stop = CancellationToken::new();
+    ) {
         let context = WatchContext {
             changed: Arc::new(Notify::new()),
             metrics: metrics.clone(),
-            stop: stop.clone(),
+            stop: tasks.stopping(),
         };
-        let mut tasks = Vec::new();
         let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
             vec![None]
         } else {
@@ -83,7 +77,7 @@ impl Kubernetes {
                 "Ingress",
                 (),
                 &context,
-                &mut tasks,
+                tasks,
             )
         });
         let services = settings.load_balancer_services.then(|| {
@@ -92,7 +86,7 @@ impl Kubernetes {
                 "Service",
                 (),
                 &context,
-                &mut tasks,
+                tasks,
             )
         });
         let slices = watch(
@@ -100,26 +94,14 @@ impl Kubernetes {
             "EndpointSlice",
             (),
             &context,
-            &mut tasks,
+            tasks,
         );
         let gateway_api = settings.gateway_api.then(|| {
             let (route_apis, route_resource) = gateway_api_apis(&client, &scopes, "HTTPRoute");
             let (gateway_apis, gateway_resource) = gateway_api_apis(&client, &scopes, "Gateway");
             (
-                watch(
-                    route_apis,
-                    "HTTPRoute",
-                    route_resource,
-                    &context,
-                    &mut tasks,
-                ),
-                watch(
-                    gateway_apis,
-                    "Gateway",
-                    gateway_resource,
-                    &context,
-                    &mut tasks,
-                ),
+                watch(route_apis, "HTTPRoute", route_resource, &context, tasks),
+                watch(gateway_apis, "Gateway", gateway_resource, &context, tasks),
             )
         });
 
@@ -132,47 +114,25 @@ impl Kubernetes {
             slices,
             gateway_api,
         };
-        let synced = Arc::new(AtomicBool::new(false));
-        tasks.push(tokio::spawn(controller::run(
-            settings,
-            sources,
-            context,
-            events,
-            recorder,
-            metrics,
-            synced.clone(),
-        )));
-        Self {
-            synced,
-            stop,
-            tasks,
-        }
+        tasks.spawn(controller::run(
+            settings, sources, context, events, recorder, metrics,
+        ));
     }
 
     /// Keeps the ExternalDNS `DNSEndpoint` `namespace/name` equal to `delegation` (see
-    /// [`delegation::dns_endpoint::publish`]), as a task stopped with the others.
+    /// [`delegation::dns_endpoint::publish`]), as a task of `tasks`.
     pub fn publish_delegation(
-        &mut self,
+        tasks: &Tasks,
         client: Client,
         delegation: &Delegation,
         endpoint: (String, String),
     ) {
-        let publish =
-            delegation::dns_endpoint::publish(client, delegation, endpoint, self.stop.clone());
-        self.tasks.push(tokio::spawn(publish));
-    }
-
-    /// Set once every watch has listed and the first discovery reached the state owner.
-    pub fn synced(&self) -> Arc<AtomicBool> {
-        self.synced.clone()
-    }
-
-    /// Stops watching.
-    pub async fn shutdown(self) {
-        self.stop.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        tasks.spawn(delegation::dns_endpoint::publish(
+            client,
+            delegation,
+            endpoint,
+            tasks.stopping(),
+        ));
     }
 }
 

@@ -16,11 +16,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
+use crate::tasks::Tasks;
 
 /// Stores of one kind, one per watched namespace (or one for all).
 pub(super) struct Stores<K: Resource<DynamicType = D> + 'static, D: Clone + Eq + Hash + 'static> {
@@ -60,7 +60,7 @@ pub(super) fn watch<K>(
     kind: &'static str,
     dyntype: K::DynamicType,
     context: &WatchContext,
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &Tasks,
 ) -> Stores<K, K::DynamicType>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -81,7 +81,7 @@ where
         let context = context.clone();
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut failing = false;
             loop {
@@ -127,7 +127,7 @@ where
                     }
                 }
             }
-        }));
+        });
     }
     Stores { stores }
 }

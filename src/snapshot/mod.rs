@@ -4,8 +4,10 @@
 //! All work that does not depend on the question is done here: name lookup table, SOA/NS/glue
 //! records, the negative-answer SOA, per-region address records, geo orders.
 
+mod readiness;
 mod records;
 
+pub use readiness::Readiness;
 pub use records::{Addresses, ZoneRecords, wire_name};
 
 use std::collections::hash_map::Entry;
@@ -108,6 +110,8 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
     /// Length of the time bucket answers depend on, in ms.
     pub time_bucket_ms: u64,
+    /// What the server still waits for before `/readyz` passes (set by the state owner).
+    pub readiness: Readiness,
     nodes: FxHashMap<LowerName, Node>,
 }
 
@@ -204,6 +208,7 @@ impl Snapshot {
             geo: GeoIndex::build(&model.geo, &model.regions),
             max_udp_payload,
             time_bucket_ms: model.zone.time_bucket_ms,
+            readiness: Readiness::default(),
             nodes,
         }
     }

@@ -1,12 +1,13 @@
 //! Three gslbd regions gossiping on loopback, each probing its own real HTTP backend.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use gslbd::app::App;
+use gslbd::app::{App, Outbound};
 use gslbd::gossip::keys::generate;
-use gslbd::gossip::transport::Partition;
-use gslbd::health::probe::NetProbes;
+use gslbd::gossip::transport::PeerFilter;
 
 use super::backends::{self, Backend, Mode};
 use super::config::{ConfigFile, Gossip, Probe, Service};
@@ -102,12 +103,39 @@ pub struct Node {
     pub partition: Arc<Partition>,
 }
 
+/// Gossip peers whose traffic a node drops both ways: cuts the network between in-process
+/// nodes.
+#[derive(Debug, Default)]
+pub struct Partition {
+    blocked: RwLock<HashSet<SocketAddr>>,
+}
+
+impl Partition {
+    pub fn block(&self, peer: SocketAddr) {
+        self.blocked.write().expect("lock").insert(peer);
+    }
+
+    pub fn heal(&self) {
+        self.blocked.write().expect("lock").clear();
+    }
+}
+
+impl PeerFilter for Partition {
+    fn allows(&self, peer: SocketAddr) -> bool {
+        !self.blocked.read().expect("lock").contains(&peer)
+    }
+}
+
 /// Starts one node on `config`, with real probes and a partition the test can close.
 pub async fn start_node(config: &ConfigFile) -> Node {
     let config = config.parse();
     super::assert_probes_stay_local(&config);
     let partition = Arc::new(Partition::default());
-    let app = App::start_with(config, None, Arc::new(NetProbes), Some(partition.clone()))
+    let outbound = Outbound {
+        peers: partition.clone(),
+        ..Outbound::default()
+    };
+    let app = App::start_with(config, None, outbound)
         .await
         .expect("node starts");
     let dns = app.dns_addrs()[0];

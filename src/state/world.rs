@@ -1,6 +1,7 @@
-//! The owner of mutable state: one task receives events (a new model, probe verdicts, remote
-//! reports), coalesces bursts, rebuilds the snapshot and publishes it. Nothing else writes the
-//! `ArcSwap`; the DNS path only reads it.
+//! What the state owner holds and how each event changes it: the config's model merged with
+//! discovered and remote-only services, probe verdicts, remote reports and their freshness,
+//! and readiness. Pure but for logs and metrics: the owner task in `mod.rs` feeds it events and
+//! the time, and publishes what it builds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,98 +9,20 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::{Event, RemoteSettings};
 use crate::gossip::local_report::{self, LocalReport};
-use crate::gossip::report::ServiceReport;
-use crate::health::{Plan, ProbeKey, Verdict, Verdicts, plan};
+use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Region, RegionIndex, Service};
 use crate::region_health::{Inputs, RemoteInputs};
 use crate::remote::{Freshness, RemoteView, remote_only_services};
-use crate::snapshot::Snapshot;
-
-/// Events arriving within this window of the first one share one rebuild.
-const COALESCE: Duration = Duration::from_millis(10);
-/// Under a stream of events (a large zone converging) the window grows to twice the last
-/// rebuild's duration, up to this, so rebuilding never takes more than about a third of a core.
-const MAX_COALESCE: Duration = Duration::from_millis(500);
-/// How often remote regions' freshness is re-evaluated.
-const FRESHNESS_TICK: Duration = Duration::from_millis(200);
-
-/// What can change the world view.
-#[derive(Debug)]
-pub enum Event {
-    /// A new validated model (config reload); `done` is told once it is published.
-    Model {
-        model: Box<Model>,
-        done: Option<oneshot::Sender<()>>,
-    },
-    /// A probe's verdict changed (`at`: when the checker decided).
-    Verdict {
-        key: ProbeKey,
-        verdict: Verdict,
-        at: Instant,
-    },
-    /// The services discovered in Kubernetes (all of them, replacing the previous set).
-    Discovered { services: Vec<Service> },
-    /// A verified heartbeat of a remote region.
-    Heard {
-        region: Region,
-        issued_ms: u64,
-        at: Instant,
-    },
-    /// A verified report of a remote region about one of its services.
-    Report {
-        region: Region,
-        service: Name,
-        issued_ms: u64,
-        report: ServiceReport,
-        at: Instant,
-    },
-}
-
-/// Handle to the owner task.
-#[derive(Clone, Debug)]
-pub struct StateHandle {
-    events: mpsc::Sender<Event>,
-    reports: watch::Receiver<Arc<LocalReport>>,
-}
-
-impl StateHandle {
-    /// Replaces the model and waits until the new snapshot serves.
-    pub async fn replace_model(&self, model: Model) {
-        let (done, published) = oneshot::channel();
-        let event = Event::Model {
-            model: Box::new(model),
-            done: Some(done),
-        };
-        if self.events.send(event).await.is_ok() {
-            let _ = published.await;
-        }
-    }
-
-    /// Where sources send their events.
-    pub fn sender(&self) -> mpsc::Sender<Event> {
-        self.events.clone()
-    }
-
-    /// This region's report, as of the latest snapshot (for gossip).
-    pub fn reports(&self) -> watch::Receiver<Arc<LocalReport>> {
-        self.reports.clone()
-    }
-}
-
-/// Gossip timing the owner needs; `None` when gossip is off.
-#[derive(Clone, Copy, Debug)]
-pub struct RemoteSettings {
-    pub peer_suspect: Duration,
-    pub peer_timeout: Duration,
-}
+use crate::snapshot::{Readiness, Snapshot};
 
 /// What the owner holds.
-struct World {
+pub(super) struct World {
     /// The config's model.
     base: Model,
     /// Services discovered in Kubernetes.
@@ -118,15 +41,72 @@ struct World {
     verdicts: Verdicts,
     remote: Option<RemoteView>,
     freshness: HashMap<RegionIndex, Freshness>,
+    /// Probes of the first plan without a first result yet (readiness).
+    warming: HashSet<ProbeKey>,
+    /// With Kubernetes discovery: whether the first discovery is in (readiness).
+    kubernetes_synced: Option<bool>,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
 }
 
 impl World {
+    /// The owner's state for `model`, before any event: the plan `plans` holds is the first
+    /// one, whose probes readiness waits for.
+    pub(super) fn new(
+        model: Model,
+        max_udp_payload: u16,
+        remote: Option<RemoteSettings>,
+        plans: watch::Sender<Arc<Plan>>,
+        kubernetes: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let warming = plans.borrow().keys().cloned().collect();
+        let mut world = Self {
+            base: model.clone(),
+            discovered: Vec::new(),
+            local_names: model.services.iter().map(|s| s.name.clone()).collect(),
+            remote_services_changed: false,
+            model,
+            plans,
+            reports: watch::channel(Arc::default()).0,
+            verdicts: Verdicts::new(),
+            remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
+            freshness: HashMap::new(),
+            warming,
+            kubernetes_synced: kubernetes.then_some(false),
+            max_udp_payload,
+            metrics,
+            watch: SnapshotWatch::default(),
+        };
+        world.refresh_freshness(Instant::now());
+        world
+    }
+
+    /// The first snapshot, accounted for and with its report handed to gossip.
+    pub(super) fn first_snapshot(&mut self) -> Arc<Snapshot> {
+        let started = Instant::now();
+        let first = Arc::new(self.snapshot());
+        self.publish_report();
+        self.metrics.snapshot_built(started.elapsed());
+        self.watch
+            .published(&self.metrics, &first, crate::unix_ms());
+        first
+    }
+
+    /// Where gossip follows this region's report.
+    pub(super) fn reports(&self) -> watch::Receiver<Arc<LocalReport>> {
+        self.reports.subscribe()
+    }
+
+    /// Services in the served model.
+    pub(super) fn services(&self) -> usize {
+        self.model.services.len()
+    }
+
     /// Recomputes the served model from the config's and the discovered services, and hands
     /// its probe plan to the checker.
-    fn merge(&mut self) {
+    pub(super) fn merge(&mut self) {
         let mut model = self.base.clone();
         let configured: HashSet<Name> = model.services.iter().map(|s| s.name.clone()).collect();
         for service in &self.discovered {
@@ -148,8 +128,10 @@ impl World {
         self.remote_services_changed = false;
         self.model = model;
         let planned = plan::plan(&self.model, true);
-        // Verdicts of probes the new model no longer runs are stale.
+        // Verdicts of probes the new model no longer runs are stale, and their first results
+        // no longer awaited.
         self.verdicts.retain(|key, _| planned.contains_key(key));
+        self.warming.retain(|key| planned.contains_key(key));
         self.plans.send_if_modified(|current| {
             if **current == planned {
                 false
@@ -161,7 +143,7 @@ impl World {
     }
 
     /// Builds, publishes and accounts for a new snapshot; returns how long the build took.
-    fn publish(&mut self, store: &ArcSwap<Snapshot>) -> Duration {
+    pub(super) fn publish(&mut self, store: &ArcSwap<Snapshot>) -> Duration {
         let started = Instant::now();
         if self.remote_services_changed {
             self.merge();
@@ -186,12 +168,17 @@ impl World {
         }
     }
 
-    fn snapshot(&self) -> Snapshot {
-        Snapshot::build(&self.model, self.max_udp_payload, &self.inputs())
+    pub(super) fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot::build(&self.model, self.max_udp_payload, &self.inputs());
+        snapshot.readiness = Readiness {
+            probes_pending: self.warming.len(),
+            kubernetes_synced: self.kubernetes_synced,
+        };
+        snapshot
     }
 
     /// Hands gossip this region's report of the served model, when it changed.
-    fn publish_report(&self) {
+    pub(super) fn publish_report(&self) {
         let report = local_report::build(&self.model, &self.inputs());
         self.reports.send_if_modified(|current| {
             if **current == report {
@@ -208,7 +195,7 @@ impl World {
     }
 
     /// Applies one event; returns whether the view may have changed.
-    fn apply(&mut self, event: Event, done: &mut Vec<oneshot::Sender<()>>) -> bool {
+    pub(super) fn apply(&mut self, event: Event, done: &mut Vec<oneshot::Sender<()>>) -> bool {
         match event {
             Event::Model { model, done: tell } => {
                 self.base = *model;
@@ -228,6 +215,8 @@ impl World {
             Event::Verdict { key, verdict, .. } => {
                 self.verdicts.insert(key, verdict) != Some(verdict)
             }
+            Event::Probed { key } => self.warming.remove(&key),
+            Event::KubernetesSynced => self.kubernetes_synced.replace(true) != Some(true),
             Event::Heard {
                 region,
                 issued_ms,
@@ -260,7 +249,7 @@ impl World {
     }
 
     /// Recomputes remote freshness; logs and returns whether any region changed class.
-    fn refresh_freshness(&mut self, now: Instant) -> bool {
+    pub(super) fn refresh_freshness(&mut self, now: Instant) -> bool {
         let Some(view) = &self.remote else {
             return false;
         };
@@ -301,106 +290,5 @@ impl World {
         }
         self.freshness = next;
         changed
-    }
-}
-
-/// Publishes the first snapshot and starts the owner task.
-pub fn start(
-    model: Model,
-    max_udp_payload: u16,
-    remote: Option<RemoteSettings>,
-    plans: watch::Sender<Arc<Plan>>,
-    metrics: Arc<Metrics>,
-) -> (
-    Arc<ArcSwap<Snapshot>>,
-    StateHandle,
-    tokio::task::JoinHandle<()>,
-) {
-    let mut world = World {
-        base: model.clone(),
-        discovered: Vec::new(),
-        local_names: model.services.iter().map(|s| s.name.clone()).collect(),
-        remote_services_changed: false,
-        model,
-        plans,
-        reports: watch::channel(Arc::default()).0,
-        verdicts: Verdicts::new(),
-        remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
-        freshness: HashMap::new(),
-        max_udp_payload,
-        metrics: metrics.clone(),
-        watch: SnapshotWatch::default(),
-    };
-    world.refresh_freshness(Instant::now());
-    let started = Instant::now();
-    let first = Arc::new(world.snapshot());
-    world.publish_report();
-    metrics.snapshot_built(started.elapsed());
-    world.watch.published(&metrics, &first, crate::unix_ms());
-    let store = Arc::new(ArcSwap::new(first));
-    let reports = world.reports.subscribe();
-    let (events, mut inbox) = mpsc::channel(1024);
-    let owner_store = store.clone();
-    let task = tokio::spawn(async move {
-        let mut last_build = Duration::ZERO;
-        let mut tick = tokio::time::interval(FRESHNESS_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let first = tokio::select! {
-                event = inbox.recv() => match event {
-                    Some(event) => event,
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    if world.refresh_freshness(Instant::now()) {
-                        world.publish(&owner_store);
-                        info!("snapshot published after a freshness change");
-                    }
-                    continue;
-                }
-            };
-            let oldest = event_time(&first);
-            let mut done = Vec::new();
-            let mut changed = world.apply(first, &mut done);
-            let mut events = 1;
-            let window = COALESCE.max(last_build * 2).min(MAX_COALESCE);
-            let deadline = tokio::time::Instant::now() + window;
-            loop {
-                tokio::select! {
-                    next = inbox.recv() => match next {
-                        Some(event) => {
-                            changed |= world.apply(event, &mut done);
-                            events += 1;
-                        }
-                        None => break,
-                    },
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
-            }
-            if changed {
-                last_build = world.publish(&owner_store);
-                let delay = oldest.map(|at| at.elapsed());
-                info!(
-                    events,
-                    services = world.model.services.len(),
-                    build_us = last_build.as_micros() as u64,
-                    publish_delay_us = delay.map(|d| d.as_micros() as u64),
-                    "snapshot published"
-                );
-            } else {
-                debug!(events, "no change; snapshot kept");
-            }
-            for tell in done {
-                let _ = tell.send(());
-            }
-        }
-    });
-    (store, StateHandle { events, reports }, task)
-}
-
-fn event_time(event: &Event) -> Option<Instant> {
-    match event {
-        Event::Verdict { at, .. } | Event::Heard { at, .. } | Event::Report { at, .. } => Some(*at),
-        Event::Model { .. } | Event::Discovered { .. } => None,
     }
 }

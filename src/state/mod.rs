@@ -1,0 +1,198 @@
+//! The owner of mutable state: one task receives events (a new model, probe verdicts and first
+//! results, discovered services, remote reports), coalesces bursts, rebuilds the snapshot and
+//! publishes it, with this region's report for gossip. Nothing else writes the `ArcSwap`; the
+//! DNS path only reads it. What it holds and how events change it is `world`.
+
+mod world;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::gossip::local_report::LocalReport;
+use crate::gossip::report::ServiceReport;
+use crate::health::{Plan, ProbeKey, Verdict};
+use crate::metrics::Metrics;
+use crate::model::{Model, Region, Service};
+use crate::snapshot::Snapshot;
+use crate::tasks::Tasks;
+use world::World;
+
+/// Events arriving within this window of the first one share one rebuild.
+const COALESCE: Duration = Duration::from_millis(10);
+/// Under a stream of events (a large zone converging) the window grows to twice the last
+/// rebuild's duration, up to this, so rebuilding never takes more than about a third of a core.
+const MAX_COALESCE: Duration = Duration::from_millis(500);
+/// How often remote regions' freshness is re-evaluated.
+const FRESHNESS_TICK: Duration = Duration::from_millis(200);
+
+/// What can change the world view.
+#[derive(Debug)]
+pub enum Event {
+    /// A new validated model (config reload); `done` is told once it is published.
+    Model {
+        model: Box<Model>,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// A probe's verdict changed (`at`: when the checker decided).
+    Verdict {
+        key: ProbeKey,
+        verdict: Verdict,
+        at: Instant,
+    },
+    /// The services discovered in Kubernetes (all of them, replacing the previous set).
+    Discovered { services: Vec<Service> },
+    /// A verified heartbeat of a remote region.
+    Heard {
+        region: Region,
+        issued_ms: u64,
+        at: Instant,
+    },
+    /// A verified report of a remote region about one of its services.
+    Report {
+        region: Region,
+        service: Name,
+        issued_ms: u64,
+        report: ServiceReport,
+        at: Instant,
+    },
+    /// A probe had its first result (after its verdict event, if that result made one).
+    Probed { key: ProbeKey },
+    /// Kubernetes discovery is complete for the first time: every watch listed and the
+    /// discovered services were sent.
+    KubernetesSynced,
+}
+
+/// Handle to the owner task.
+#[derive(Clone, Debug)]
+pub struct StateHandle {
+    events: mpsc::Sender<Event>,
+    reports: watch::Receiver<Arc<LocalReport>>,
+}
+
+impl StateHandle {
+    /// Replaces the model and waits until the new snapshot serves.
+    pub async fn replace_model(&self, model: Model) {
+        let (done, published) = oneshot::channel();
+        let event = Event::Model {
+            model: Box::new(model),
+            done: Some(done),
+        };
+        if self.events.send(event).await.is_ok() {
+            let _ = published.await;
+        }
+    }
+
+    /// Where sources send their events.
+    pub fn sender(&self) -> mpsc::Sender<Event> {
+        self.events.clone()
+    }
+
+    /// This region's report, as of the latest snapshot (for gossip).
+    pub fn reports(&self) -> watch::Receiver<Arc<LocalReport>> {
+        self.reports.clone()
+    }
+}
+
+/// Gossip timing the owner needs; `None` when gossip is off.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteSettings {
+    pub peer_suspect: Duration,
+    pub peer_timeout: Duration,
+}
+
+/// Publishes the first snapshot and starts the owner task on `tasks`; `kubernetes` says
+/// whether readiness waits for a first Kubernetes discovery.
+pub fn start(
+    tasks: &Tasks,
+    model: Model,
+    max_udp_payload: u16,
+    remote: Option<RemoteSettings>,
+    plans: watch::Sender<Arc<Plan>>,
+    kubernetes: bool,
+    metrics: Arc<Metrics>,
+) -> (Arc<ArcSwap<Snapshot>>, StateHandle) {
+    let mut world = World::new(model, max_udp_payload, remote, plans, kubernetes, metrics);
+    let store = Arc::new(ArcSwap::new(world.first_snapshot()));
+    let reports = world.reports();
+    let (events, inbox) = mpsc::channel(1024);
+    tasks.spawn(run(world, inbox, store.clone(), tasks.stopping()));
+    (store, StateHandle { events, reports })
+}
+
+/// The owner's loop: takes events until every sender is gone or the daemon stops.
+async fn run(
+    mut world: World,
+    mut inbox: mpsc::Receiver<Event>,
+    store: Arc<ArcSwap<Snapshot>>,
+    stopping: CancellationToken,
+) {
+    let mut last_build = Duration::ZERO;
+    let mut tick = tokio::time::interval(FRESHNESS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            event = inbox.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = tick.tick() => {
+                if world.refresh_freshness(Instant::now()) {
+                    world.publish(&store);
+                    info!("snapshot published after a freshness change");
+                }
+                continue;
+            }
+            _ = stopping.cancelled() => break,
+        };
+        let oldest = event_time(&first);
+        let mut done = Vec::new();
+        let mut changed = world.apply(first, &mut done);
+        let mut events = 1;
+        let window = COALESCE.max(last_build * 2).min(MAX_COALESCE);
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            tokio::select! {
+                next = inbox.recv() => match next {
+                    Some(event) => {
+                        changed |= world.apply(event, &mut done);
+                        events += 1;
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        if changed {
+            last_build = world.publish(&store);
+            let delay = oldest.map(|at| at.elapsed());
+            info!(
+                events,
+                services = world.services(),
+                build_us = last_build.as_micros() as u64,
+                publish_delay_us = delay.map(|d| d.as_micros() as u64),
+                "snapshot published"
+            );
+        } else {
+            debug!(events, "no change; snapshot kept");
+        }
+        for tell in done {
+            let _ = tell.send(());
+        }
+    }
+}
+
+fn event_time(event: &Event) -> Option<Instant> {
+    match event {
+        Event::Verdict { at, .. } | Event::Heard { at, .. } | Event::Report { at, .. } => Some(*at),
+        Event::Model { .. }
+        | Event::Discovered { .. }
+        | Event::Probed { .. }
+        | Event::KubernetesSynced => None,
+    }
+}
