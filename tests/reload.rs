@@ -1,5 +1,6 @@
-//! Reload: SIGHUP to the real binary swaps in a good config and refuses a bad one, which
-//! leaves the previous snapshot serving.
+//! The daemon's life: SIGHUP to the real binary swaps in a good config and refuses a bad one,
+//! which leaves the previous snapshot serving; `App::run` reloads when asked and stops when
+//! told; the exit status tells a bad config (78) from a runtime failure (1).
 
 mod common;
 
@@ -153,4 +154,86 @@ async fn reload_adds_and_removes_services_in_process() {
     );
     assert_eq!(addresses(&reply).len(), 1);
     server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_reloads_when_asked_and_stops_when_told() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gslbd.toml");
+    let mut config = ConfigFile::base();
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    let app = gslbd::app::App::start(config.parse(), Some(path.clone()))
+        .await
+        .expect("server starts");
+    let addr = app.dns_addrs()[0];
+    let (reload, reload_requests) = tokio::sync::mpsc::channel(1);
+    let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let reloads = futures::stream::unfold(reload_requests, |mut requests| async move {
+        requests.recv().await.map(|()| ((), requests))
+    });
+    let shutdown = async move {
+        let _ = stop_requested.await;
+    };
+    let running = tokio::spawn(app.run(shutdown, reloads));
+    assert_eq!(app_answer(addr), vec!["192.0.2.1"]);
+
+    let app_service = config.service_mut("app.gslb.example.com");
+    app_service.health.insert("eu".into(), "unhealthy".into());
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    reload.send(()).await.expect("run takes reloads");
+    wait_for_answer(
+        addr,
+        "app.gslb.example.com",
+        Duration::from_secs(10),
+        |got| got == ["198.51.100.1"],
+    )
+    .await;
+
+    stop.send(()).expect("run is waiting");
+    running.await.expect("run ends once told to stop");
+    let query = bytes(&query("app.gslb.example.com", RecordType::A));
+    assert_eq!(
+        udp_raw_wait(addr, &query, Duration::from_millis(500)),
+        None,
+        "nothing answers once stopped"
+    );
+}
+
+#[test]
+fn exit_status_tells_a_bad_config_from_a_runtime_failure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[zone").expect("write config");
+    let exit_code = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_gslbd"))
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("run gslbd")
+            .code()
+    };
+    assert_eq!(
+        exit_code(&["check-config".as_ref(), bad.as_ref()]),
+        Some(78)
+    );
+    assert_eq!(
+        exit_code(&["run".as_ref(), "--config".as_ref(), bad.as_ref()]),
+        Some(78)
+    );
+
+    // A valid config whose DNS address is taken: the failure is at run time.
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, ConfigFile::base().to_toml()).expect("write config");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let listen = taken.local_addr().expect("bound").to_string();
+    assert_eq!(
+        exit_code(&[
+            "run".as_ref(),
+            "--config".as_ref(),
+            good.as_ref(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+        ]),
+        Some(1)
+    );
 }

@@ -196,3 +196,151 @@ fn event_time(event: &Event) -> Option<Instant> {
         | Event::KubernetesSynced => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+    use crate::fixtures;
+    use crate::health::{ProbeKey, plan};
+    use crate::model::Health;
+
+    /// Three services, each probed at its own eu address.
+    const PROBED: &str = r#"
+        [probe]
+        kind = "tcp"
+        port = 80
+        [[services]]
+        name = "a.gslb.example.com"
+        strategy = "round-robin"
+        targets = { eu = ["127.0.0.1"], us = ["198.51.100.1"] }
+        [[services]]
+        name = "b.gslb.example.com"
+        strategy = "round-robin"
+        targets = { eu = ["127.0.0.2"], us = ["198.51.100.2"] }
+        [[services]]
+        name = "c.gslb.example.com"
+        strategy = "round-robin"
+        targets = { eu = ["127.0.0.3"], us = ["198.51.100.3"] }
+    "#;
+
+    struct Owner {
+        tasks: Tasks,
+        store: Arc<ArcSwap<Snapshot>>,
+        state: StateHandle,
+        metrics: Arc<Metrics>,
+        keys: Vec<ProbeKey>,
+    }
+
+    fn start_owner() -> Owner {
+        let model = fixtures::config(PROBED).model;
+        let keys = model
+            .services
+            .iter()
+            .map(|s| ProbeKey::for_target(s, s.targets[0].addresses[0]).expect("probed"))
+            .collect();
+        let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
+        let metrics = Arc::new(Metrics::new());
+        let tasks = Tasks::new();
+        let (store, state) = start(&tasks, model, 1232, None, plans, false, metrics.clone());
+        Owner {
+            tasks,
+            store,
+            state,
+            metrics,
+            keys,
+        }
+    }
+
+    fn down(key: &ProbeKey) -> Event {
+        Event::Verdict {
+            key: key.clone(),
+            verdict: Verdict {
+                health: Health::Unhealthy,
+                since_ms: 1,
+            },
+            at: Instant::now(),
+        }
+    }
+
+    impl Owner {
+        async fn send(&self, event: Event) {
+            self.state.sender().send(event).await.expect("owner runs");
+        }
+
+        /// Lets the owner's coalescing window pass (paused time advances on its own).
+        async fn settle(&self) {
+            tokio::time::sleep(COALESCE * 2).await;
+        }
+
+        fn builds(&self) -> u64 {
+            self.metrics.snapshot_builds.get()
+        }
+
+        fn unhealthy(&self) -> usize {
+            let snapshot = self.store.load();
+            snapshot
+                .services
+                .iter()
+                .filter(|s| s.regions[0].health == Health::Unhealthy)
+                .count()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_events_is_one_rebuild_and_a_repeat_is_none() {
+        let owner = start_owner();
+        assert_eq!(owner.builds(), 1, "the first snapshot");
+        for key in &owner.keys {
+            owner.send(down(key)).await;
+        }
+        owner.settle().await;
+        assert_eq!(owner.unhealthy(), 3, "every verdict of the burst is served");
+        assert_eq!(owner.builds(), 2, "one rebuild for the burst");
+
+        // The same verdicts again change nothing: no rebuild.
+        for key in &owner.keys {
+            owner.send(down(key)).await;
+        }
+        owner.settle().await;
+        assert_eq!(owner.builds(), 2);
+        owner.tasks.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_further_apart_than_the_window_are_rebuilt_apart() {
+        let owner = start_owner();
+        owner.send(down(&owner.keys[0])).await;
+        owner.settle().await;
+        assert_eq!((owner.unhealthy(), owner.builds()), (1, 2));
+        owner.send(down(&owner.keys[1])).await;
+        owner.settle().await;
+        assert_eq!((owner.unhealthy(), owner.builds()), (2, 3));
+        owner.tasks.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_model_is_served_before_replace_model_returns() {
+        let owner = start_owner();
+        let mut model = fixtures::config(PROBED).model;
+        model.services.truncate(1);
+        owner.state.replace_model(model).await;
+        assert_eq!(owner.store.load().services.len(), 1);
+        owner.tasks.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_owner_stops_with_the_tasks() {
+        let owner = start_owner();
+        owner.tasks.shutdown().await;
+        assert!(
+            owner
+                .state
+                .sender()
+                .send(down(&owner.keys[0]))
+                .await
+                .is_err(),
+            "nobody takes events once stopped"
+        );
+    }
+}

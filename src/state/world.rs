@@ -292,3 +292,207 @@ impl World {
         changed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::gossip::report::ServiceReport;
+    use crate::health::Verdict;
+    use crate::model::Health;
+
+    const APP: &str = r#"
+        [probe]
+        kind = "tcp"
+        port = 80
+        [[services]]
+        name = "app.gslb.example.com"
+        strategy = "round-robin"
+        ttl = 30
+        targets = { eu = ["127.0.0.1", "127.0.0.2"], us = ["198.51.100.1"] }
+    "#;
+
+    fn world(kubernetes: bool, gossip: bool) -> World {
+        let model = fixtures::config(APP).model;
+        let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
+        let remote = gossip.then_some(RemoteSettings {
+            peer_suspect: Duration::from_secs(5),
+            peer_timeout: Duration::from_secs(15),
+        });
+        World::new(
+            model,
+            1232,
+            remote,
+            plans,
+            kubernetes,
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    fn apply(world: &mut World, event: Event) -> bool {
+        world.apply(event, &mut Vec::new())
+    }
+
+    fn names(world: &World) -> Vec<String> {
+        world
+            .model
+            .services
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect()
+    }
+
+    fn keys(world: &World) -> Vec<ProbeKey> {
+        world.plans.borrow().keys().cloned().collect()
+    }
+
+    #[test]
+    fn discovered_services_join_the_config_s_which_win_on_a_shared_name() {
+        let mut world = world(false, false);
+        let mut same_name = world.base.services[0].clone();
+        same_name.ttl = 5;
+        let mut other = same_name.clone();
+        other.name = fixtures::name("web.gslb.example.com.");
+        let discovered = vec![same_name, other];
+        assert!(apply(
+            &mut world,
+            Event::Discovered {
+                services: discovered.clone(),
+            }
+        ));
+        assert_eq!(
+            names(&world),
+            ["app.gslb.example.com.", "web.gslb.example.com."]
+        );
+        assert_eq!(world.model.services[0].ttl, 30, "the config's app");
+        assert_eq!(keys(&world).len(), 2, "the plan follows the served model");
+        assert!(
+            !apply(
+                &mut world,
+                Event::Discovered {
+                    services: discovered
+                }
+            ),
+            "the same set again is no change"
+        );
+    }
+
+    #[test]
+    fn verdicts_and_awaited_results_of_probes_left_out_of_the_plan_are_dropped() {
+        let mut world = world(false, false);
+        let [first, second] = <[ProbeKey; 2]>::try_from(keys(&world)).expect("two probes");
+        let verdict = Verdict {
+            health: Health::Unhealthy,
+            since_ms: 1,
+        };
+        assert!(apply(
+            &mut world,
+            Event::Verdict {
+                key: first.clone(),
+                verdict,
+                at: Instant::now(),
+            }
+        ));
+        let mut model = world.base.clone();
+        model.services[0].targets[0].addresses.truncate(1);
+        apply(
+            &mut world,
+            Event::Model {
+                model: Box::new(model),
+                done: None,
+            },
+        );
+        assert_eq!(keys(&world), [first.clone()]);
+        assert_eq!(world.verdicts.get(&first), Some(&verdict), "still planned");
+        assert!(!world.warming.contains(&second), "no longer awaited");
+        let mut model = world.base.clone();
+        model.services.clear();
+        apply(
+            &mut world,
+            Event::Model {
+                model: Box::new(model),
+                done: None,
+            },
+        );
+        assert!(world.verdicts.is_empty() && world.warming.is_empty());
+    }
+
+    #[test]
+    fn readiness_waits_for_each_first_probe_result_and_the_first_discovery() {
+        let mut world = world(true, false);
+        let keys = keys(&world);
+        let readiness = |world: &World| world.snapshot().readiness;
+        assert_eq!(
+            readiness(&world),
+            Readiness {
+                probes_pending: 2,
+                kubernetes_synced: Some(false),
+            }
+        );
+        assert!(apply(
+            &mut world,
+            Event::Probed {
+                key: keys[0].clone()
+            }
+        ));
+        assert!(
+            !apply(
+                &mut world,
+                Event::Probed {
+                    key: keys[0].clone()
+                }
+            ),
+            "once"
+        );
+        assert!(apply(&mut world, Event::KubernetesSynced));
+        assert!(apply(
+            &mut world,
+            Event::Probed {
+                key: keys[1].clone()
+            }
+        ));
+        assert_eq!(readiness(&world).waiting_for(), None);
+    }
+
+    #[test]
+    fn a_service_only_another_region_reports_is_served_after_its_report() {
+        let mut world = world(false, true);
+        let spec = crate::gossip::report::ServiceSpec {
+            strategy: crate::model::StrategyKind::Geo,
+            order: Vec::new(),
+            weights: Default::default(),
+            pick: None,
+            ttl: 7,
+            all_down: crate::model::AllDownPolicy::FailOpen,
+        };
+        let report = ServiceReport {
+            health: Health::Healthy,
+            addresses: vec!["198.51.100.9".parse().expect("an address")],
+            down: Vec::new(),
+            changed_ms: 1,
+            failing_since_ms: None,
+            weight: None,
+            spec: Some(spec),
+        };
+        let only_us = fixtures::name("only-us.gslb.example.com.");
+        assert!(apply(
+            &mut world,
+            Event::Report {
+                region: Region::new("us"),
+                service: only_us.clone(),
+                issued_ms: 1,
+                report,
+                at: Instant::now(),
+            }
+        ));
+        world.publish(&ArcSwap::from_pointee(world.snapshot()));
+        assert_eq!(
+            names(&world),
+            ["app.gslb.example.com.", "only-us.gslb.example.com."]
+        );
+        assert_eq!(
+            world.model.services[1].ttl, 7,
+            "with the reporting region's rules"
+        );
+    }
+}
