@@ -402,7 +402,7 @@ mod tests {
                 done: None,
             },
         );
-        assert_eq!(keys(&world), [first.clone()]);
+        assert_eq!(keys(&world), std::slice::from_ref(&first));
         assert_eq!(world.verdicts.get(&first), Some(&verdict), "still planned");
         assert!(!world.warming.contains(&second), "no longer awaited");
         let mut model = world.base.clone();
