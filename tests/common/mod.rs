@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod kube_api;
+pub mod kube_cluster;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
