@@ -17,7 +17,7 @@ use crate::health::checker::Checker;
 use crate::health::plan;
 use crate::health::probe::{NetProbes, ProbeFactory};
 use crate::kubernetes::Kubernetes;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReloadResult};
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
 
@@ -215,7 +215,7 @@ impl App {
             Err(error) => {
                 self.metrics
                     .config_reloads
-                    .with_label_values(&["error"])
+                    .with_label_values(&[ReloadResult::Error.as_str()])
                     .inc();
                 error!(path = %path.display(), %error, "config reload refused, still serving the previous config");
                 return Err(error);
@@ -234,7 +234,10 @@ impl App {
         }
         let services = config.model.services.len();
         self.state.replace_model(config.model).await;
-        self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+        self.metrics
+            .config_reloads
+            .with_label_values(&[ReloadResult::Ok.as_str()])
+            .inc();
         info!(path = %path.display(), services, "config reloaded");
         Ok(())
     }

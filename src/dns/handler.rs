@@ -10,7 +10,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use tracing::debug;
 
-use super::{answer, encode, time_bucket};
+use super::{Transport, answer, encode, time_bucket};
 use crate::metrics::{AnswerCounts, Metrics};
 use crate::snapshot::Snapshot;
 
@@ -40,7 +40,10 @@ impl RequestHandler for Handler {
         let Some(response) = answer::respond(&snapshot, request, request.src().ip(), bucket) else {
             return no_response(request);
         };
-        let transport = usize::from(request.protocol() != Protocol::Udp);
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
         let qtype = request
             .queries
             .queries()

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::answer::Served;
-use super::{answer, encode, time_bucket};
+use super::{DropReason, Transport, answer, encode, time_bucket};
 use crate::metrics::{AnswerCounts, Metrics, QueryCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
@@ -125,10 +125,10 @@ fn serve(
         }
         send_all(fd, &mut send_headers, &answers, &replies);
         durations.flush();
-        metrics.add_queries(0, &counts);
+        metrics.add_queries(Transport::Udp, &counts);
         metrics.add_answers(&answer_counts);
         metrics.add_service_answers(&snapshot, &served);
-        metrics.add_dropped("not_a_query", dropped);
+        metrics.add_dropped(DropReason::NotAQuery, dropped);
     }
 }
 

@@ -324,7 +324,7 @@ async fn receive(
                 stats.rejected_other.fetch_add(1, Ordering::Relaxed);
                 metrics
                     .gossip_reports_rejected
-                    .with_label_values(&["bad_name"])
+                    .with_label_values(&[report::ReportRejection::BadName.as_str()])
                     .inc();
                 continue;
             };
@@ -361,7 +361,7 @@ async fn receive(
                 counter.fetch_add(1, Ordering::Relaxed);
                 metrics
                     .gossip_reports_rejected
-                    .with_label_values(&[error.as_str()])
+                    .with_label_values(&[error.rejection().as_str()])
                     .inc();
                 warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
             }

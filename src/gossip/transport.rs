@@ -55,6 +55,7 @@ impl TransportStats {
             Rejection::Malformed => &self.rejected_malformed,
             Rejection::UnknownKey => &self.rejected_unknown_key,
             Rejection::BadTag => &self.rejected_bad_tag,
+            Rejection::Undecodable => &self.rejected_undecodable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -289,7 +290,7 @@ impl Socket for SealedSocket {
                     if let Some(metrics) = &self.stats.metrics {
                         metrics
                             .gossip_packets_rejected
-                            .with_label_values(&["undecodable"])
+                            .with_label_values(&[Rejection::Undecodable.as_str()])
                             .inc();
                     }
                     debug!(%from, %error, "gossip message does not decode");

@@ -14,6 +14,11 @@ use hickory_proto::op::ResponseCode;
 
 use crate::dns::answer::Served;
 use crate::dns::select::AnswerResult;
+use crate::dns::{DropReason, Transport};
+use crate::gossip::keys::Rejection;
+use crate::gossip::report::ReportRejection;
+use crate::health::probe::ProbeOutcome;
+use crate::label_enum::label_enum;
 use crate::model::StrategyKind;
 use hickory_proto::rr::RecordType;
 use prometheus::{
@@ -35,8 +40,16 @@ const QTYPES: [(&str, Option<RecordType>); 7] = [
 const RCODES: [&str; 7] = [
     "NOERROR", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "SERVFAIL", "other",
 ];
-/// The transports.
-pub const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
+
+label_enum! {
+    /// How a config reload ended; the names are metric label values.
+    pub enum ReloadResult {
+        /// The new config is served.
+        Ok = "ok",
+        /// The file was refused; the previous config keeps serving.
+        Error = "error",
+    }
+}
 
 /// Index of a query type in the counter table.
 pub fn qtype_index(rtype: RecordType) -> usize {
@@ -340,7 +353,7 @@ impl Metrics {
         {
             registry.register(metric).expect("metric names are unique");
         }
-        let queries = TRANSPORTS
+        let queries = Transport::ALL
             .iter()
             .map(|transport| {
                 QTYPES
@@ -349,7 +362,7 @@ impl Metrics {
                         RCODES
                             .iter()
                             .map(|rcode| {
-                                queries_vec.with_label_values(&[*transport, *qtype, *rcode])
+                                queries_vec.with_label_values(&[transport.as_str(), qtype, rcode])
                             })
                             .collect()
                     })
@@ -357,34 +370,20 @@ impl Metrics {
             })
             .collect();
         // Known label values start at zero, so rate() and alerts see a series from the start.
-        for (vec, values) in [
-            (&dropped, &["not_a_query"][..]),
-            (&config_reloads, &["ok", "error"][..]),
-            (
-                &probe_results,
-                &[
-                    "success", "connect", "timeout", "status", "body", "request", "setup",
-                ][..],
-            ),
-            (
-                &gossip_packets_rejected,
-                &["malformed", "unknown_key", "bad_tag", "undecodable"][..],
-            ),
-            (
-                &gossip_reports_rejected,
-                &[
-                    "unknown_region",
-                    "malformed_report",
-                    "bad_signature",
-                    "wrong_region",
-                    "wrong_key",
-                    "bad_name",
-                ][..],
-            ),
-        ] {
-            for value in values {
-                vec.with_label_values(&[*value]);
-            }
+        for reason in DropReason::ALL {
+            dropped.with_label_values(&[reason.as_str()]);
+        }
+        for result in ReloadResult::ALL {
+            config_reloads.with_label_values(&[result.as_str()]);
+        }
+        for outcome in ProbeOutcome::ALL {
+            probe_results.with_label_values(&[outcome.as_str()]);
+        }
+        for reason in Rejection::ALL {
+            gossip_packets_rejected.with_label_values(&[reason.as_str()]);
+        }
+        for reason in ReportRejection::ALL {
+            gossip_reports_rejected.with_label_values(&[reason.as_str()]);
         }
         let answers = StrategyKind::ALL
             .iter()
@@ -426,12 +425,12 @@ impl Metrics {
         }
     }
 
-    /// Adds a batch of query counts for `transport` (index into [`TRANSPORTS`]).
-    pub fn add_queries(&self, transport: usize, counts: &QueryCounts) {
+    /// Adds a batch of query counts for `transport`.
+    pub fn add_queries(&self, transport: Transport, counts: &QueryCounts) {
         for (q, row) in counts.iter().enumerate() {
             for (r, &n) in row.iter().enumerate() {
                 if n > 0 {
-                    self.queries[transport][q][r].inc_by(n);
+                    self.queries[transport as usize][q][r].inc_by(n);
                 }
             }
         }
@@ -472,14 +471,14 @@ impl Metrics {
     }
 
     /// Counts one answered query.
-    pub fn add_query(&self, transport: usize, rtype: RecordType, rcode: ResponseCode) {
-        self.queries[transport][qtype_index(rtype)][rcode_index(rcode)].inc();
+    pub fn add_query(&self, transport: Transport, rtype: RecordType, rcode: ResponseCode) {
+        self.queries[transport as usize][qtype_index(rtype)][rcode_index(rcode)].inc();
     }
 
-    /// Counts packets not answered (`reason`: `response`, `short`).
-    pub fn add_dropped(&self, reason: &str, n: u64) {
+    /// Counts packets not answered.
+    pub fn add_dropped(&self, reason: DropReason, n: u64) {
         if n > 0 {
-            self.dropped.with_label_values(&[reason]).inc_by(n);
+            self.dropped.with_label_values(&[reason.as_str()]).inc_by(n);
         }
     }
 
