@@ -213,10 +213,7 @@ impl App {
         let config = match config::load(path) {
             Ok(config) => config,
             Err(error) => {
-                self.metrics
-                    .config_reloads
-                    .with_label_values(&[ReloadResult::Error.as_str()])
-                    .inc();
+                self.metrics.snapshots.config_reloaded(ReloadResult::Error);
                 error!(path = %path.display(), %error, "config reload refused, still serving the previous config");
                 return Err(error);
             }
@@ -234,10 +231,7 @@ impl App {
         }
         let services = config.model.services.len();
         self.state.replace_model(config.model).await;
-        self.metrics
-            .config_reloads
-            .with_label_values(&[ReloadResult::Ok.as_str()])
-            .inc();
+        self.metrics.snapshots.config_reloaded(ReloadResult::Ok);
         info!(path = %path.display(), services, "config reloaded");
         Ok(())
     }

@@ -8,7 +8,8 @@
 /// PartialEq, Eq, Hash` and gets:
 /// - `ALL`, every variant in declaration order; discriminants follow it, so `variant as
 ///   usize` indexes an array of `ALL.len()` elements;
-/// - `as_str(self)`, the written name, and `Display`, which writes it.
+/// - `as_str(self)`, the written name, and `Display`, which writes it;
+/// - [`LabelEnum`], the same for code generic over label sets.
 macro_rules! label_enum {
     (
         $(#[$meta:meta])*
@@ -45,13 +46,39 @@ macro_rules! label_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl $crate::label_enum::LabelEnum for $name {
+            const ALL: &'static [Self] = $name::ALL;
+
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
     };
 }
 
 pub(crate) use label_enum;
 
+/// What every `label_enum!` enum offers, for code generic over label sets (such as one
+/// metric series per value).
+pub trait LabelEnum: Copy + 'static {
+    /// Every variant, in declaration order.
+    const ALL: &'static [Self];
+
+    /// The written name.
+    fn as_str(self) -> &'static str;
+
+    /// The variant's position in `ALL`.
+    fn index(self) -> usize;
+}
+
 #[cfg(test)]
 mod tests {
+    use super::LabelEnum;
     use crate::dns::select::AnswerResult;
     use crate::model::StrategyKind;
 
@@ -66,8 +93,9 @@ mod tests {
                 StrategyKind::Geo,
             ]
         );
-        for (index, kind) in StrategyKind::ALL.iter().enumerate() {
-            assert_eq!(*kind as usize, index);
+        for (index, &kind) in StrategyKind::ALL.iter().enumerate() {
+            assert_eq!(kind as usize, index);
+            assert_eq!(LabelEnum::index(kind), index);
         }
         assert_eq!(
             AnswerResult::ALL,

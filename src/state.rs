@@ -170,9 +170,9 @@ impl World {
         store.store(snapshot.clone());
         self.publish_report();
         let took = started.elapsed();
-        self.metrics.snapshot_built(took);
+        self.metrics.snapshots.built(took);
         self.watch
-            .published(&self.metrics, &snapshot, crate::unix_ms());
+            .published(&self.metrics.snapshots, &snapshot, crate::unix_ms());
         took
     }
 
@@ -271,9 +271,8 @@ impl World {
         for &region in &remote {
             let age = now.saturating_duration_since(view.last_heard(region));
             self.metrics
-                .region_last_seen_seconds
-                .with_label_values(&[self.model.regions[region].name.as_str()])
-                .set(age.as_secs_f64());
+                .gossip
+                .set_region_last_seen(self.model.regions[region].name.as_str(), age);
         }
         let mut changed = false;
         for (&region, &to) in &next {
@@ -335,8 +334,10 @@ pub fn start(
     let started = Instant::now();
     let first = Arc::new(world.snapshot());
     world.publish_report();
-    metrics.snapshot_built(started.elapsed());
-    world.watch.published(&metrics, &first, crate::unix_ms());
+    metrics.snapshots.built(started.elapsed());
+    world
+        .watch
+        .published(&metrics.snapshots, &first, crate::unix_ms());
     let store = Arc::new(ArcSwap::new(first));
     let reports = world.reports.subscribe();
     let (events, mut inbox) = mpsc::channel(1024);

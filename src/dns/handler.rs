@@ -50,16 +50,15 @@ impl RequestHandler for Handler {
             .first()
             .map_or(RecordType::Unknown(0), |q| q.query_type());
         self.metrics
+            .dns
             .add_query(transport, qtype, response.metadata.response_code);
         if let Some(served) = response.served {
             let mut answers = AnswerCounts::default();
             answers.add(&served);
-            self.metrics.add_answers(&answers);
-            self.metrics.add_service_answers(&snapshot, &[served]);
+            self.metrics.dns.add_answers(&answers);
+            self.metrics.dns.add_service_answers(&snapshot, &[served]);
         }
-        self.metrics
-            .answer_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.dns.observe_answer(started.elapsed());
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,

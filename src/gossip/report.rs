@@ -97,17 +97,13 @@ pub enum ReportError {
 }
 
 label_enum! {
-    /// Why a gossiped value was refused, as counted; the names are metric label values.
+    /// Why a gossiped value was refused, as counted; the names are metric label values. One
+    /// per [`ReportError`] variant ([`ReportError::rejection`]), and `BadName`.
     pub enum ReportRejection {
-        /// [`ReportError::UnknownRegion`].
         UnknownRegion = "unknown_region",
-        /// [`ReportError::Malformed`].
         Malformed = "malformed_report",
-        /// [`ReportError::BadSignature`].
         BadSignature = "bad_signature",
-        /// [`ReportError::WrongRegion`].
         WrongRegion = "wrong_region",
-        /// [`ReportError::WrongKey`].
         WrongKey = "wrong_key",
         /// A service key that is not a DNS name: refused before any verification.
         BadName = "bad_name",

@@ -192,16 +192,10 @@ async fn run_probe(
                 },
                 Err(error) => Err(error.clone()),
             };
-            metrics
-                .probe_duration_seconds
-                .observe(started.elapsed().as_secs_f64());
             let outcome = result
                 .as_ref()
                 .map_or_else(ProbeError::outcome, |()| ProbeOutcome::Success);
-            metrics
-                .probe_results
-                .with_label_values(&[outcome.as_str()])
-                .inc();
+            metrics.probes.observe(outcome, started.elapsed());
             if run.is_none_or(|(ok, _)| ok != result.is_ok()) {
                 run = Some((result.is_ok(), started_ms));
             }

@@ -33,21 +33,16 @@ pub enum ProbeError {
 }
 
 label_enum! {
-    /// How a probe ended; the names are metric label values.
+    /// How a probe ended; the names are metric label values. Past `Success`, one per
+    /// [`ProbeError`] variant ([`ProbeError::outcome`]).
     pub enum ProbeOutcome {
         /// The target answered as expected.
         Success = "success",
-        /// [`ProbeError::Connect`].
         Connect = "connect",
-        /// [`ProbeError::Timeout`].
         Timeout = "timeout",
-        /// [`ProbeError::Status`].
         Status = "status",
-        /// [`ProbeError::Body`].
         Body = "body",
-        /// [`ProbeError::Request`].
         Request = "request",
-        /// [`ProbeError::Setup`].
         Setup = "setup",
     }
 }

@@ -42,6 +42,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use client::{KubeError, client};
+pub use watch::WatchEvent;
 
 use crate::config::KubernetesSettings;
 use crate::delegation::{self, Delegation};

@@ -105,14 +105,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Clone + Eq + Hash + Send + Sync + 'static,
 {
-    // Series start at zero, so rate() and alerts see them from the first scrape.
-    for event in WatchEvent::ALL {
-        context
-            .metrics
-            .kube_watch_events
-            .with_label_values(&[kind, event.as_str()]);
-    }
-    context.metrics.kube_watch_errors.with_label_values(&[kind]);
+    context.metrics.kubernetes.watch_started(kind);
     let mut stores = Vec::new();
     for api in apis {
         let writer = reflector::store::Writer::new(dyntype.clone());
@@ -136,21 +129,13 @@ where
                             failing = false;
                         }
                         let event = WatchEvent::of(&event);
-                        context
-                            .metrics
-                            .kube_watch_events
-                            .with_label_values(&[kind, event.as_str()])
-                            .inc();
+                        context.metrics.kubernetes.watch_event(kind, event);
                         if event.changes_stores() {
                             context.changed.notify_one();
                         }
                     }
                     Err(error) => {
-                        context
-                            .metrics
-                            .kube_watch_errors
-                            .with_label_values(&[kind])
-                            .inc();
+                        context.metrics.kubernetes.watch_error(kind);
                         if !failing {
                             warn!(kind, %error, "Kubernetes watch failing; serving the last known objects and retrying");
                             failing = true;
