@@ -20,7 +20,7 @@ use crate::gossip::{Gossip, GossipError};
 use crate::health::probe::{NetProbes, ProbeFactory};
 use crate::health::{checker, plan};
 use crate::kubernetes::Kubernetes;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReloadResult};
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
 use crate::tasks::Tasks;
@@ -255,10 +255,7 @@ impl App {
         let config = match config::load(path) {
             Ok(config) => config,
             Err(error) => {
-                self.metrics
-                    .config_reloads
-                    .with_label_values(&["error"])
-                    .inc();
+                self.metrics.snapshots.config_reloaded(ReloadResult::Error);
                 error!(path = %path.display(), %error, "config reload refused, still serving the previous config");
                 return Err(error);
             }
@@ -276,7 +273,7 @@ impl App {
         }
         let services = config.model.services.len();
         self.state.replace_model(config.model).await;
-        self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+        self.metrics.snapshots.config_reloaded(ReloadResult::Ok);
         info!(path = %path.display(), services, "config reloaded");
         Ok(())
     }

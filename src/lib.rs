@@ -30,6 +30,7 @@ pub mod geo;
 pub mod gossip;
 pub mod health;
 pub mod kubernetes;
+mod label_enum;
 pub mod metrics;
 pub mod model;
 pub mod region_health;

@@ -12,6 +12,8 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
+use crate::label_enum::label_enum;
+
 /// A region (one cluster) by name, e.g. `eu`. k8gb calls it a geotag.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Region(Arc<str>);
@@ -149,39 +151,15 @@ impl Strategy {
     }
 }
 
-/// A strategy's name, as written in config, annotations, gossip reports and metric labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StrategyKind {
-    RoundRobin = 0,
-    Weighted = 1,
-    Failover = 2,
-    Geo = 3,
-}
-
-impl StrategyKind {
-    /// Every strategy, in discriminant order.
-    pub const ALL: [StrategyKind; 4] = [
-        StrategyKind::RoundRobin,
-        StrategyKind::Weighted,
-        StrategyKind::Failover,
-        StrategyKind::Geo,
-    ];
-
-    /// The name as written: `round-robin`, `weighted`, `failover`, `geo`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StrategyKind::RoundRobin => "round-robin",
-            StrategyKind::Weighted => "weighted",
-            StrategyKind::Failover => "failover",
-            StrategyKind::Geo => "geo",
-        }
-    }
-}
-
-impl fmt::Display for StrategyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+label_enum! {
+    /// A strategy's name, as written in config, annotations, gossip reports and metric labels.
+    #[derive(serde::Deserialize, serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum StrategyKind {
+        RoundRobin = "round-robin",
+        Weighted = "weighted",
+        Failover = "failover",
+        Geo = "geo",
     }
 }
 
@@ -195,7 +173,8 @@ impl std::str::FromStr for StrategyKind {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|kind| kind.as_str() == text)
             .ok_or_else(|| UnknownStrategy(text.to_string()))
     }

@@ -10,7 +10,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use tracing::debug;
 
-use super::{answer, encode, time_bucket};
+use super::{Transport, answer, encode, time_bucket};
 use crate::metrics::{AnswerCounts, Metrics};
 use crate::snapshot::Snapshot;
 
@@ -40,23 +40,25 @@ impl RequestHandler for Handler {
         let Some(response) = answer::respond(&snapshot, request, request.src().ip(), bucket) else {
             return no_response(request);
         };
-        let transport = usize::from(request.protocol() != Protocol::Udp);
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
         let qtype = request
             .queries
             .queries()
             .first()
             .map_or(RecordType::Unknown(0), |q| q.query_type());
         self.metrics
+            .dns
             .add_query(transport, qtype, response.metadata.response_code);
         if let Some(served) = response.served {
             let mut answers = AnswerCounts::default();
             answers.add(&served);
-            self.metrics.add_answers(&answers);
-            self.metrics.add_service_answers(&snapshot, &[served]);
+            self.metrics.dns.add_answers(&answers);
+            self.metrics.dns.add_service_answers(&snapshot, &[served]);
         }
-        self.metrics
-            .answer_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.dns.observe_answer(started.elapsed());
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,

@@ -9,6 +9,27 @@ pub mod select;
 pub mod server;
 pub mod udp;
 
+use crate::label_enum::label_enum;
+
+label_enum! {
+    /// The transport a query came over; the names are metric label values.
+    pub enum Transport {
+        /// UDP, on the fast path or hickory-server's.
+        Udp = "udp",
+        /// TCP (hickory-server).
+        Tcp = "tcp",
+    }
+}
+
+label_enum! {
+    /// Why a datagram got no answer; the names are metric label values.
+    pub enum DropReason {
+        /// Shorter than a header, a response (never answered: no reflection loops), or too
+        /// broken to be answered with FORMERR.
+        NotAQuery = "not_a_query",
+    }
+}
+
 /// The time bucket answers depend on: the number of `bucket_ms` periods since the epoch
 /// (`zone.time_bucket_ms`, one second by default), so servers with roughly synchronised clocks
 /// answer a client alike, and one client's picks change from one bucket to the next.

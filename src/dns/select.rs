@@ -8,6 +8,7 @@ use hickory_proto::rr::{Record, RecordType};
 use smallvec::SmallVec;
 
 use crate::geo::GeoIndex;
+use crate::label_enum::label_enum;
 use crate::model::{AllDownPolicy, Strategy};
 use crate::snapshot::ServiceAnswer;
 
@@ -75,32 +76,15 @@ pub struct Selection<'s> {
     pub result: AnswerResult,
 }
 
-/// How a service's A/AAAA question was answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AnswerResult {
-    /// From the available regions.
-    Healthy = 0,
-    /// No region available: every known address (the service's `all_down = fail-open`).
-    FailOpen = 1,
-    /// No address to give.
-    None = 2,
-}
-
-impl AnswerResult {
-    /// Every result, in discriminant order.
-    pub const ALL: [AnswerResult; 3] = [
-        AnswerResult::Healthy,
-        AnswerResult::FailOpen,
-        AnswerResult::None,
-    ];
-
-    /// The metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnswerResult::Healthy => "healthy",
-            AnswerResult::FailOpen => "fail_open",
-            AnswerResult::None => "none",
-        }
+label_enum! {
+    /// How a service's A/AAAA question was answered; the names are metric label values.
+    pub enum AnswerResult {
+        /// From the available regions.
+        Healthy = "healthy",
+        /// No region available: every known address (the service's `all_down = fail-open`).
+        FailOpen = "fail_open",
+        /// No address to give.
+        None = "none",
     }
 }
 

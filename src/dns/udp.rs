@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::answer::Served;
-use super::{answer, encode, time_bucket};
+use super::{DropReason, Transport, answer, encode, time_bucket};
 use crate::metrics::{AnswerCounts, Metrics, QueryCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
@@ -60,7 +60,7 @@ fn serve(
     let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    let per_service = metrics.per_service();
+    let per_service = metrics.dns.per_service();
     let mut served: Vec<Served> = Vec::with_capacity(if per_service { BATCH } else { 0 });
 
     while !stop.is_cancelled() {
@@ -96,7 +96,7 @@ fn serve(
         let mut answer_counts = AnswerCounts::default();
         served.clear();
         let mut dropped = 0;
-        let durations = metrics.answer_duration_seconds.local();
+        let durations = metrics.dns.answer_durations();
         for (slot, (len, address)) in received.iter().enumerate() {
             let Some(src) = socket_addr(address) else {
                 continue;
@@ -125,10 +125,10 @@ fn serve(
         }
         send_all(fd, &mut send_headers, &answers, &replies);
         durations.flush();
-        metrics.add_queries(0, &counts);
-        metrics.add_answers(&answer_counts);
-        metrics.add_service_answers(&snapshot, &served);
-        metrics.add_dropped("not_a_query", dropped);
+        metrics.dns.add_queries(Transport::Udp, &counts);
+        metrics.dns.add_answers(&answer_counts);
+        metrics.dns.add_service_answers(&snapshot, &served);
+        metrics.dns.add_dropped(DropReason::NotAQuery, dropped);
     }
 }
 

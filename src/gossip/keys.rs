@@ -9,6 +9,8 @@ use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
+use crate::label_enum::label_enum;
+
 /// Sealed datagram layout: version (1) | key id (4) | nonce (12) | ciphertext | tag (16).
 const SEAL_VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 4;
@@ -27,24 +29,18 @@ pub enum KeyError {
     Invalid(String),
 }
 
-/// Why a datagram was dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Rejection {
-    /// Too short or an unknown format version.
-    Malformed,
-    /// Sealed with a key not in our keyring.
-    UnknownKey,
-    /// The tag does not verify: wrong key, corrupted or forged.
-    BadTag,
-}
-
-impl Rejection {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejection::Malformed => "malformed",
-            Rejection::UnknownKey => "unknown_key",
-            Rejection::BadTag => "bad_tag",
-        }
+label_enum! {
+    /// Why a gossip datagram was dropped; the names are metric label values. The keyring
+    /// refuses the first three; the transport the last, once the fragments are reassembled.
+    pub enum Rejection {
+        /// Too short or an unknown format version.
+        Malformed = "malformed",
+        /// Sealed with a key not in our keyring.
+        UnknownKey = "unknown_key",
+        /// The tag does not verify: wrong key, corrupted or forged.
+        BadTag = "bad_tag",
+        /// Opened and reassembled, but not a message chitchat can decode.
+        Undecodable = "undecodable",
     }
 }
 

@@ -261,9 +261,7 @@ async fn publish(
             last_alive = Some(Instant::now());
         }
         let mut chitchat = chitchat.lock().await;
-        metrics
-            .gossip_members
-            .set(chitchat.live_nodes().count() as i64);
+        metrics.gossip.set_members(chitchat.live_nodes().count());
         if !updates.is_empty() {
             let count = updates.len();
             let state = chitchat.self_node_state();
@@ -313,9 +311,8 @@ async fn receive(
             let Ok(name) = Name::from_ascii(service) else {
                 stats.rejected_other.fetch_add(1, Ordering::Relaxed);
                 metrics
-                    .gossip_reports_rejected
-                    .with_label_values(&["bad_name"])
-                    .inc();
+                    .gossip
+                    .report_rejected(report::ReportRejection::BadName);
                 continue;
             };
             report::verify::<ServiceReport>(&value, &cluster, region, &key, &region_keys).map(
@@ -349,10 +346,7 @@ async fn receive(
                     _ => &stats.rejected_other,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .gossip_reports_rejected
-                    .with_label_values(&[error.as_str()])
-                    .inc();
+                metrics.gossip.report_rejected(error.rejection());
                 warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
             }
         }

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{RegionKeys, SigningKey};
+use crate::label_enum::label_enum;
 use crate::model::{Health, Region, StrategyKind};
 
 /// Key of the heartbeat value.
@@ -95,15 +96,35 @@ pub enum ReportError {
     WrongKey { signed: String, published: String },
 }
 
+label_enum! {
+    /// Why a gossiped value was refused, as counted; the names are metric label values. One
+    /// per [`ReportError`] variant ([`ReportError::rejection`]), and `BadName`.
+    pub enum ReportRejection {
+        UnknownRegion = "unknown_region",
+        Malformed = "malformed_report",
+        BadSignature = "bad_signature",
+        WrongRegion = "wrong_region",
+        WrongKey = "wrong_key",
+        /// A service key that is not a DNS name: refused before any verification.
+        BadName = "bad_name",
+    }
+}
+
 impl ReportError {
-    pub fn as_str(&self) -> &'static str {
+    /// The rejection this error counts as.
+    pub fn rejection(&self) -> ReportRejection {
         match self {
-            ReportError::UnknownRegion(_) => "unknown_region",
-            ReportError::Malformed => "malformed_report",
-            ReportError::BadSignature => "bad_signature",
-            ReportError::WrongRegion { .. } => "wrong_region",
-            ReportError::WrongKey { .. } => "wrong_key",
+            ReportError::UnknownRegion(_) => ReportRejection::UnknownRegion,
+            ReportError::Malformed => ReportRejection::Malformed,
+            ReportError::BadSignature => ReportRejection::BadSignature,
+            ReportError::WrongRegion { .. } => ReportRejection::WrongRegion,
+            ReportError::WrongKey { .. } => ReportRejection::WrongKey,
         }
+    }
+
+    /// The rejection's name, for log lines.
+    pub fn as_str(&self) -> &'static str {
+        self.rejection().as_str()
     }
 }
 

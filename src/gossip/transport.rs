@@ -46,15 +46,13 @@ pub struct TransportStats {
 impl TransportStats {
     fn reject(&self, reason: Rejection) {
         if let Some(metrics) = &self.metrics {
-            metrics
-                .gossip_packets_rejected
-                .with_label_values(&[reason.as_str()])
-                .inc();
+            metrics.gossip.packet_rejected(reason);
         }
         let counter = match reason {
             Rejection::Malformed => &self.rejected_malformed,
             Rejection::UnknownKey => &self.rejected_unknown_key,
             Rejection::BadTag => &self.rejected_bad_tag,
+            Rejection::Undecodable => &self.rejected_undecodable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -244,7 +242,7 @@ impl Socket for SealedSocket {
             .bytes_sent
             .fetch_add(sent as u64, Ordering::Relaxed);
         if let Some(metrics) = &self.stats.metrics {
-            metrics.gossip_sent_bytes.inc_by(sent as u64);
+            metrics.gossip.add_sent_bytes(sent as u64);
         }
         Ok(())
     }
@@ -266,7 +264,7 @@ impl Socket for SealedSocket {
                 .bytes_received
                 .fetch_add(len as u64, Ordering::Relaxed);
             if let Some(metrics) = &self.stats.metrics {
-                metrics.gossip_received_bytes.inc_by(len as u64);
+                metrics.gossip.add_received_bytes(len as u64);
             }
             let Some(message) = self.accept(len, from) else {
                 continue;
@@ -279,10 +277,7 @@ impl Socket for SealedSocket {
                         .rejected_undecodable
                         .fetch_add(1, Ordering::Relaxed);
                     if let Some(metrics) = &self.stats.metrics {
-                        metrics
-                            .gossip_packets_rejected
-                            .with_label_values(&["undecodable"])
-                            .inc();
+                        metrics.gossip.packet_rejected(Rejection::Undecodable);
                     }
                     debug!(%from, %error, "gossip message does not decode");
                 }

@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::probe::{Probe, ProbeError, ProbeFactory};
+use super::probe::{Probe, ProbeError, ProbeFactory, ProbeOutcome};
 use super::rise_fall::RiseFall;
 use super::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
@@ -140,13 +140,10 @@ async fn run_probe(
                 },
                 Err(error) => Err(error.clone()),
             };
-            metrics
-                .probe_duration_seconds
-                .observe(started.elapsed().as_secs_f64());
             let outcome = result
                 .as_ref()
-                .map_or_else(ProbeError::kind, |()| "success");
-            metrics.probe_results.with_label_values(&[outcome]).inc();
+                .map_or_else(ProbeError::outcome, |()| ProbeOutcome::Success);
+            metrics.probes.observe(outcome, started.elapsed());
             if run.is_none_or(|(ok, _)| ok != result.is_ok()) {
                 run = Some((result.is_ok(), started_ms));
             }

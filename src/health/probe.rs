@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::ProbeKey;
+use crate::label_enum::label_enum;
 use crate::model::{ProbeKind, ProbeSettings};
 
 /// How much of a body is searched for `body_contains`.
@@ -31,16 +32,31 @@ pub enum ProbeError {
     Setup(String),
 }
 
+label_enum! {
+    /// How a probe ended; the names are metric label values. Past `Success`, one per
+    /// [`ProbeError`] variant ([`ProbeError::outcome`]).
+    pub enum ProbeOutcome {
+        /// The target answered as expected.
+        Success = "success",
+        Connect = "connect",
+        Timeout = "timeout",
+        Status = "status",
+        Body = "body",
+        Request = "request",
+        Setup = "setup",
+    }
+}
+
 impl ProbeError {
-    /// Short label for metrics.
-    pub fn kind(&self) -> &'static str {
+    /// The outcome this failure counts as.
+    pub fn outcome(&self) -> ProbeOutcome {
         match self {
-            ProbeError::Connect(_) => "connect",
-            ProbeError::Timeout(_) => "timeout",
-            ProbeError::Status(_) => "status",
-            ProbeError::Body(_) => "body",
-            ProbeError::Request(_) => "request",
-            ProbeError::Setup(_) => "setup",
+            ProbeError::Connect(_) => ProbeOutcome::Connect,
+            ProbeError::Timeout(_) => ProbeOutcome::Timeout,
+            ProbeError::Status(_) => ProbeOutcome::Status,
+            ProbeError::Body(_) => ProbeOutcome::Body,
+            ProbeError::Request(_) => ProbeOutcome::Request,
+            ProbeError::Setup(_) => ProbeOutcome::Setup,
         }
     }
 }

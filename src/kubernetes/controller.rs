@@ -75,14 +75,8 @@ pub(super) async fn run(
             }
         }
         reported = outcomes.into_iter().map(|(id, (_, o))| (id, o)).collect();
-        metrics.kube_objects_skipped.reset();
-        for ((kind, reason), count) in skipped {
-            metrics
-                .kube_objects_skipped
-                .with_label_values(&[kind, reason])
-                .set(count);
-        }
-        metrics.kube_services.set(services.len() as i64);
+        metrics.kubernetes.set_skipped(skipped);
+        metrics.kubernetes.set_services(services.len());
         if last_sent.as_ref() != Some(&services) {
             info!(services = services.len(), "Kubernetes services discovered");
             last_sent = Some(services.clone());

@@ -39,6 +39,7 @@ use kube::api::{ApiResource, DynamicObject};
 use tokio::sync::{Notify, mpsc};
 
 pub use client::{KubeError, client};
+pub use watch::WatchEvent;
 
 use crate::config::KubernetesSettings;
 use crate::delegation::{self, Delegation};

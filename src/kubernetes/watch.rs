@@ -19,8 +19,47 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::label_enum::label_enum;
 use crate::metrics::Metrics;
 use crate::tasks::Tasks;
+
+label_enum! {
+    /// What a watch stream said; the names are metric label values.
+    pub enum WatchEvent {
+        /// An object was added or changed.
+        Apply = "apply",
+        /// An object was deleted.
+        Delete = "delete",
+        /// A (re)list started: the store is replaced when it is done.
+        Init = "init",
+        /// An object of the list in progress.
+        InitApply = "init_apply",
+        /// The list is complete and the store replaced.
+        InitDone = "init_done",
+    }
+}
+
+impl WatchEvent {
+    /// The event of `event`.
+    fn of<K>(event: &watcher::Event<K>) -> Self {
+        match event {
+            watcher::Event::Apply(_) => WatchEvent::Apply,
+            watcher::Event::Delete(_) => WatchEvent::Delete,
+            watcher::Event::Init => WatchEvent::Init,
+            watcher::Event::InitApply(_) => WatchEvent::InitApply,
+            watcher::Event::InitDone => WatchEvent::InitDone,
+        }
+    }
+
+    /// Whether the stores changed in a way discovery should see: objects applied or deleted
+    /// between lists, or a list done (the objects of a list in progress are not there yet).
+    fn changes_stores(self) -> bool {
+        matches!(
+            self,
+            WatchEvent::Apply | WatchEvent::Delete | WatchEvent::InitDone
+        )
+    }
+}
 
 /// Stores of one kind, one per watched namespace (or one for all).
 pub(super) struct Stores<K: Resource<DynamicType = D> + 'static, D: Clone + Eq + Hash + 'static> {
@@ -66,14 +105,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Clone + Eq + Hash + Send + Sync + 'static,
 {
-    // Series start at zero, so rate() and alerts see them from the first scrape.
-    for event in ["apply", "delete", "init", "init_apply", "init_done"] {
-        context
-            .metrics
-            .kube_watch_events
-            .with_label_values(&[kind, event]);
-    }
-    context.metrics.kube_watch_errors.with_label_values(&[kind]);
+    context.metrics.kubernetes.watch_started(kind);
     let mut stores = Vec::new();
     for api in apis {
         let writer = reflector::store::Writer::new(dyntype.clone());
@@ -96,28 +128,14 @@ where
                             info!(kind, "Kubernetes watch resumed");
                             failing = false;
                         }
-                        let (name, notify) = match event {
-                            watcher::Event::Apply(_) => ("apply", true),
-                            watcher::Event::Delete(_) => ("delete", true),
-                            watcher::Event::Init => ("init", false),
-                            watcher::Event::InitApply(_) => ("init_apply", false),
-                            watcher::Event::InitDone => ("init_done", true),
-                        };
-                        context
-                            .metrics
-                            .kube_watch_events
-                            .with_label_values(&[kind, name])
-                            .inc();
-                        if notify {
+                        let event = WatchEvent::of(&event);
+                        context.metrics.kubernetes.watch_event(kind, event);
+                        if event.changes_stores() {
                             context.changed.notify_one();
                         }
                     }
                     Err(error) => {
-                        context
-                            .metrics
-                            .kube_watch_errors
-                            .with_label_values(&[kind])
-                            .inc();
+                        context.metrics.kubernetes.watch_error(kind);
                         if !failing {
                             warn!(kind, %error, "Kubernetes watch failing; serving the last known objects and retrying");
                             failing = true;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use hickory_proto::rr::Name;
 use tracing::{debug, info};
 
-use super::Metrics;
+use super::SnapshotMetrics;
 use crate::model::Health;
 use crate::snapshot::{RegionAnswer, Snapshot};
 
@@ -61,7 +61,7 @@ pub struct SnapshotWatch {
 
 impl SnapshotWatch {
     /// Updates metrics for a newly published `snapshot` at `now_ms` (Unix ms).
-    pub fn published(&mut self, metrics: &Metrics, snapshot: &Snapshot, now_ms: u64) {
+    pub fn published(&mut self, metrics: &SnapshotMetrics, snapshot: &Snapshot, now_ms: u64) {
         let mut next = HashMap::with_capacity(self.last.len());
         let mut transitions = 0;
         for service in &snapshot.services {

@@ -274,7 +274,7 @@ mod tests {
         }
 
         fn builds(&self) -> u64 {
-            self.metrics.snapshot_builds.get()
+            self.metrics.snapshots.builds()
         }
 
         fn unhealthy(&self) -> usize {

@@ -88,9 +88,9 @@ impl World {
         let started = Instant::now();
         let first = Arc::new(self.snapshot());
         self.publish_report();
-        self.metrics.snapshot_built(started.elapsed());
+        self.metrics.snapshots.built(started.elapsed());
         self.watch
-            .published(&self.metrics, &first, crate::unix_ms());
+            .published(&self.metrics.snapshots, &first, crate::unix_ms());
         first
     }
 
@@ -152,9 +152,9 @@ impl World {
         store.store(snapshot.clone());
         self.publish_report();
         let took = started.elapsed();
-        self.metrics.snapshot_built(took);
+        self.metrics.snapshots.built(took);
         self.watch
-            .published(&self.metrics, &snapshot, crate::unix_ms());
+            .published(&self.metrics.snapshots, &snapshot, crate::unix_ms());
         took
     }
 
@@ -260,9 +260,8 @@ impl World {
         for &region in &remote {
             let age = now.saturating_duration_since(view.last_heard(region));
             self.metrics
-                .region_last_seen_seconds
-                .with_label_values(&[self.model.regions[region].name.as_str()])
-                .set(age.as_secs_f64());
+                .gossip
+                .set_region_last_seen(self.model.regions[region].name.as_str(), age);
         }
         let mut changed = false;
         for (&region, &to) in &next {

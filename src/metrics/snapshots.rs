@@ -1,0 +1,115 @@
+//! The state owner's metrics: snapshot builds and their time, config reloads, and what each
+//! published snapshot says per (service, region) — health, targets, healthy targets — with
+//! failover latency. `published.rs` keeps the per-(service, region) series current.
+
+use std::time::Duration;
+
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGaugeVec, Opts, Registry,
+};
+
+use super::{LabelCounters, histogram, register};
+use crate::label_enum::label_enum;
+
+label_enum! {
+    /// How a config reload ended; the names are metric label values.
+    pub enum ReloadResult {
+        /// The new config is served.
+        Ok = "ok",
+        /// The file was refused; the previous config keeps serving.
+        Error = "error",
+    }
+}
+
+/// The state owner's metrics.
+pub struct SnapshotMetrics {
+    builds: IntCounter,
+    build_seconds: Histogram,
+    config_reloads: LabelCounters<ReloadResult>,
+    /// Per (service, region): 1 healthy, 0.5 unknown, 0 unhealthy.
+    pub(super) service_region_health: GaugeVec,
+    pub(super) service_region_targets: IntGaugeVec,
+    pub(super) service_region_healthy_targets: IntGaugeVec,
+    /// A region's first failing probe → the first snapshot without it, by failed region.
+    pub(super) failover_seconds: HistogramVec,
+}
+
+impl SnapshotMetrics {
+    /// Registers the snapshot metrics, every reload result at zero.
+    pub(super) fn new(registry: &Registry) -> Self {
+        let service_region = |name: &str, help: &str| {
+            register(
+                registry,
+                IntGaugeVec::new(Opts::new(name, help), &["service", "region"]),
+            )
+        };
+        Self {
+            builds: register(
+                registry,
+                IntCounter::new(
+                    "gslbd_snapshot_builds_total",
+                    "Snapshots built and published",
+                ),
+            ),
+            build_seconds: histogram(
+                registry,
+                "gslbd_snapshot_build_seconds",
+                "Time to build a snapshot",
+                &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0],
+            ),
+            config_reloads: LabelCounters::register(
+                registry,
+                "gslbd_config_reloads_total",
+                "Config reloads, by result",
+                "result",
+            ),
+            service_region_health: register(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        "gslbd_service_region_health",
+                        "Health of a service in a region as this server answers it: 1 healthy, 0.5 unknown (answered, unconfirmed), 0 unhealthy",
+                    ),
+                    &["service", "region"],
+                ),
+            ),
+            service_region_targets: service_region(
+                "gslbd_service_region_targets",
+                "Addresses of a service in a region",
+            ),
+            service_region_healthy_targets: service_region(
+                "gslbd_service_region_healthy_targets",
+                "Addresses of a service in a region not found down (answered while the region is in)",
+            ),
+            failover_seconds: register(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "gslbd_failover_seconds",
+                        "Failover latency: from a region's first failing probe (its report's timestamp) to the first snapshot this server publishes without it, by failed region",
+                    )
+                    .buckets(vec![
+                        0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0,
+                    ]),
+                    &["region"],
+                ),
+            ),
+        }
+    }
+
+    /// Snapshots built so far.
+    pub fn builds(&self) -> u64 {
+        self.builds.get()
+    }
+
+    /// Records one snapshot build and published.
+    pub fn built(&self, took: Duration) {
+        self.builds.inc();
+        self.build_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts one config reload.
+    pub fn config_reloaded(&self, result: ReloadResult) {
+        self.config_reloads.inc_by(result, 1);
+    }
+}
