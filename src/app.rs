@@ -129,12 +129,14 @@ impl App {
         let (plans, plan_updates) = tokio::sync::watch::channel(Arc::new(probe_plan));
         let (store, state) = state::start(
             tasks,
-            config.model,
-            config.server.max_udp_payload,
-            remote,
-            plans,
-            config.kubernetes.is_some(),
-            metrics.clone(),
+            state::Setup {
+                model: config.model,
+                max_udp_payload: config.server.max_udp_payload,
+                remote,
+                plans,
+                kubernetes: config.kubernetes.is_some(),
+                metrics: metrics.clone(),
+            },
         );
         let gossip = match &config.gossip {
             Some(settings) => Some(

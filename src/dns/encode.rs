@@ -183,10 +183,10 @@ mod tests {
     use crate::snapshot::Snapshot;
 
     const SERVICES: &str = r#"
-        [[services]]
-        name = "rr.gslb.example.com"
-        strategy = "round-robin"
-        targets = { eu = ["192.0.2.1", "192.0.2.2", "2001:db8::1"], us = ["198.51.100.1", "2001:db8:1::1"] }
+        services = [
+            { name = "rr.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["192.0.2.1", "192.0.2.2", "2001:db8::1"], us = ["198.51.100.1", "2001:db8:1::1"] } },
+        ]
     "#;
 
     fn hickory_bytes(response: &Response<'_>, queries: &Queries) -> Vec<u8> {

@@ -100,11 +100,8 @@ label_enum! {
     /// Why a gossiped value was refused, as counted; the names are metric label values. One
     /// per [`ReportError`] variant ([`ReportError::rejection`]), and `BadName`.
     pub enum ReportRejection {
-        UnknownRegion = "unknown_region",
-        Malformed = "malformed_report",
-        BadSignature = "bad_signature",
-        WrongRegion = "wrong_region",
-        WrongKey = "wrong_key",
+        UnknownRegion = "unknown_region", Malformed = "malformed_report",
+        BadSignature = "bad_signature", WrongRegion = "wrong_region", WrongKey = "wrong_key",
         /// A service key that is not a DNS name: refused before any verification.
         BadName = "bad_name",
     }

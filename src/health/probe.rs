@@ -38,12 +38,8 @@ label_enum! {
     pub enum ProbeOutcome {
         /// The target answered as expected.
         Success = "success",
-        Connect = "connect",
-        Timeout = "timeout",
-        Status = "status",
-        Body = "body",
-        Request = "request",
-        Setup = "setup",
+        Connect = "connect", Timeout = "timeout", Status = "status", Body = "body",
+        Request = "request", Setup = "setup",
     }
 }
 

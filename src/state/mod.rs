@@ -106,18 +106,23 @@ pub struct RemoteSettings {
     pub peer_timeout: Duration,
 }
 
-/// Publishes the first snapshot and starts the owner task on `tasks`; `kubernetes` says
-/// whether readiness waits for a first Kubernetes discovery.
-pub fn start(
-    tasks: &Tasks,
-    model: Model,
-    max_udp_payload: u16,
-    remote: Option<RemoteSettings>,
-    plans: watch::Sender<Arc<Plan>>,
-    kubernetes: bool,
-    metrics: Arc<Metrics>,
-) -> (Arc<ArcSwap<Snapshot>>, StateHandle) {
-    let mut world = World::new(model, max_udp_payload, remote, plans, kubernetes, metrics);
+/// What the owner starts from.
+pub struct Setup {
+    pub model: Model,
+    pub max_udp_payload: u16,
+    /// `None` without gossip.
+    pub remote: Option<RemoteSettings>,
+    /// Where the probe plan of each served model goes; the plan it holds is the first one,
+    /// whose probes readiness waits for.
+    pub plans: watch::Sender<Arc<Plan>>,
+    /// Whether readiness waits for a first Kubernetes discovery.
+    pub kubernetes: bool,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Publishes the first snapshot and starts the owner task on `tasks`.
+pub fn start(tasks: &Tasks, setup: Setup) -> (Arc<ArcSwap<Snapshot>>, StateHandle) {
+    let mut world = World::new(setup);
     let store = Arc::new(ArcSwap::new(world.first_snapshot()));
     let reports = world.reports();
     let (events, inbox) = mpsc::channel(1024);
@@ -199,29 +204,22 @@ fn event_time(event: &Event) -> Option<Instant> {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::fixtures;
     use crate::health::{ProbeKey, plan};
     use crate::model::Health;
 
-    /// Three services, each probed at its own eu address.
+    /// Three services, each probed by TCP at its own eu address.
     const PROBED: &str = r#"
-        [probe]
-        kind = "tcp"
-        port = 80
-        [[services]]
-        name = "a.gslb.example.com"
-        strategy = "round-robin"
-        targets = { eu = ["127.0.0.1"], us = ["198.51.100.1"] }
-        [[services]]
-        name = "b.gslb.example.com"
-        strategy = "round-robin"
-        targets = { eu = ["127.0.0.2"], us = ["198.51.100.2"] }
-        [[services]]
-        name = "c.gslb.example.com"
-        strategy = "round-robin"
-        targets = { eu = ["127.0.0.3"], us = ["198.51.100.3"] }
+        probe = { kind = "tcp", port = 80 }
+        services = [
+            { name = "a.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["127.0.0.1"], us = ["198.51.100.1"] } },
+            { name = "b.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["127.0.0.2"], us = ["198.51.100.2"] } },
+            { name = "c.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["127.0.0.3"], us = ["198.51.100.3"] } },
+        ]
     "#;
 
     struct Owner {
@@ -242,7 +240,15 @@ mod tests {
         let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
         let metrics = Arc::new(Metrics::new());
         let tasks = Tasks::new();
-        let (store, state) = start(&tasks, model, 1232, None, plans, false, metrics.clone());
+        let setup = Setup {
+            model,
+            max_udp_payload: 1232,
+            remote: None,
+            plans,
+            kubernetes: false,
+            metrics: metrics.clone(),
+        };
+        let (store, state) = start(&tasks, setup);
         Owner {
             tasks,
             store,

@@ -12,7 +12,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::{Event, RemoteSettings};
+use super::{Event, Setup};
 use crate::gossip::local_report::{self, LocalReport};
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
@@ -51,16 +51,16 @@ pub(super) struct World {
 }
 
 impl World {
-    /// The owner's state for `model`, before any event: the plan `plans` holds is the first
-    /// one, whose probes readiness waits for.
-    pub(super) fn new(
-        model: Model,
-        max_udp_payload: u16,
-        remote: Option<RemoteSettings>,
-        plans: watch::Sender<Arc<Plan>>,
-        kubernetes: bool,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// The owner's state before any event.
+    pub(super) fn new(setup: Setup) -> Self {
+        let Setup {
+            model,
+            max_udp_payload,
+            remote,
+            plans,
+            kubernetes,
+            metrics,
+        } = setup;
         let warming = plans.borrow().keys().cloned().collect();
         let mut world = Self {
             base: model.clone(),
@@ -299,16 +299,15 @@ mod tests {
     use crate::gossip::report::ServiceReport;
     use crate::health::Verdict;
     use crate::model::Health;
+    use crate::state::RemoteSettings;
 
+    /// One service, probed by TCP at two eu addresses.
     const APP: &str = r#"
-        [probe]
-        kind = "tcp"
-        port = 80
-        [[services]]
-        name = "app.gslb.example.com"
-        strategy = "round-robin"
-        ttl = 30
-        targets = { eu = ["127.0.0.1", "127.0.0.2"], us = ["198.51.100.1"] }
+        services = [
+            { name = "app.gslb.example.com", strategy = "round-robin", ttl = 30,
+              probe = { kind = "tcp", port = 80 },
+              targets = { eu = ["127.0.0.1", "127.0.0.2"], us = ["198.51.100.1"] } },
+        ]
     "#;
 
     fn world(kubernetes: bool, gossip: bool) -> World {
@@ -318,14 +317,14 @@ mod tests {
             peer_suspect: Duration::from_secs(5),
             peer_timeout: Duration::from_secs(15),
         });
-        World::new(
+        World::new(Setup {
             model,
-            1232,
+            max_udp_payload: 1232,
             remote,
             plans,
             kubernetes,
-            Arc::new(Metrics::new()),
-        )
+            metrics: Arc::new(Metrics::new()),
+        })
     }
 
     fn apply(world: &mut World, event: Event) -> bool {
