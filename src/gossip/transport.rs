@@ -273,12 +273,7 @@ impl Socket for SealedSocket {
             match ChitchatMessage::deserialize(&mut slice) {
                 Ok(message) => return Ok((from, message)),
                 Err(error) => {
-                    self.stats
-                        .rejected_undecodable
-                        .fetch_add(1, Ordering::Relaxed);
-                    if let Some(metrics) = &self.stats.metrics {
-                        metrics.gossip.packet_rejected(Rejection::Undecodable);
-                    }
+                    self.stats.reject(Rejection::Undecodable);
                     debug!(%from, %error, "gossip message does not decode");
                 }
             }
