@@ -3,19 +3,32 @@
 //! strategy.
 //!
 //! ```text
-//!   sources                      owner                      readers
-//!   static config ──┐ model    ┌──────────────┐ snapshot  ┌──────────────────────┐
-//!   (probes, gossip,├────────▶ │ state (task) │ ────────▶ │ dns: udp fast path,  │
-//!    kubernetes)  ──┘ events   │ rebuild      │ (ArcSwap) │ hickory-server (tcp) │
-//!                              └──────────────┘           └──────────────────────┘
+//!   sources                         owner                       readers
+//!   config file ───────┐ model    ┌──────────────────┐ snapshot ┌───────────────────────┐
+//!   kubernetes ────────┤ services │ state (one task) │────────▶ │ dns: udp fast path,   │
+//!   health probes ─────┤ verdicts │ merge, coalesce, │ (ArcSwap)│ hickory-server (tcp)  │
+//!   gossip (verified) ─┘ reports  │ rebuild          │────────▶ │ admin: /state /explain│
+//!                                 └──────────────────┘ report   │ gossip: our report    │
+//!                                                     (watch)   └───────────────────────┘
 //! ```
 //!
-//! - [`config`]: the TOML file, validated into the [`model`].
-//! - [`snapshot`]: the immutable, precomputed view the DNS path reads; [`geo`] its client
-//!   placement table.
-//! - [`state`]: the one task that rebuilds and publishes snapshots.
+//! Every module, by what it holds:
+//! - [`app`]: the daemon assembled ([`app::run`], [`app::App`]) on one task tree ([`tasks`]).
+//! - [`config`]: the TOML file, one file per section, validated into the [`model`] (enums with
+//!   written names come from `label_enum`).
+//! - [`state`]: the one task that owns mutable state: events in, snapshots and our region's
+//!   report out.
+//! - [`snapshot`]: the immutable, precomputed view the DNS path reads, with its fixed records
+//!   and readiness; [`region_health`] decides each region's health for each service, and why;
+//!   [`geo`] places clients; [`remote`] holds other regions' reports and their freshness.
 //! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports.
-//! - [`app`]: the daemon assembled, started by `main.rs` or by tests.
+//! - [`health`]: probe plan, probes, rise/fall, the checker.
+//! - [`gossip`]: the chitchat node, signed reports, sealed transport, keys.
+//! - [`kubernetes`]: watches, a pure index and discovery, the controller loop.
+//! - [`delegation`]: the parent zone's NS and glue: print, RFC 2136 apply, ExternalDNS.
+//! - [`metrics`]: Prometheus metrics by subsystem; [`admin`] serves them with `/readyz`,
+//!   `/state` and [`explain`].
+//! - [`demo`]: three regions in one process.
 
 pub mod admin;
 pub mod app;
