@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark harness's --ours command: ../shared/bench/dns-peers.sh --ours 'bash bench/run-gslbd.sh'
-# Converts the run's workload into a gslbd config and execs the release binary in the
-# foreground (the harness records this PID and stops it with SIGTERM).
+# Converts the run's workload into a gslbd config and execs the binary in the foreground (the
+# harness records this PID and stops it with SIGTERM): target/release/gslbd, or $GSLBD_BIN
+# (e.g. target/dist/gslbd, the Dockerfile's build).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python3 "$here/workload-to-config.py" "$BENCH_WORKLOAD" > "$BENCH_DIR/gslbd.toml"
 export GSLBD_LOG="${GSLBD_LOG:-warn}"
-exec "$here/../target/release/gslbd" run --config "$BENCH_DIR/gslbd.toml" \
+exec "${GSLBD_BIN:-$here/../target/release/gslbd}" run --config "$BENCH_DIR/gslbd.toml" \
   --listen "$BENCH_ADDR:$BENCH_PORT"

@@ -297,6 +297,33 @@ mod tests {
     }
 
     #[test]
+    fn a_report_with_a_strategy_we_do_not_know_is_malformed_not_guessed() {
+        let (eu, _, public) = keys();
+        let key = "svc:app.gslb.example.com.";
+        let mut value = serde_json::to_value(ServiceReport {
+            spec: Some(ServiceSpec {
+                strategy: StrategyKind::Failover,
+                order: vec!["eu".into()],
+                weights: BTreeMap::new(),
+                pick: None,
+                ttl: 30,
+                all_down: crate::model::AllDownPolicy::FailOpen,
+            }),
+            ..report()
+        })
+        .unwrap();
+        let signed = sign(&eu, "c", &Region::new("eu"), key, 1, &value);
+        assert!(verify::<ServiceReport>(&signed, "c", "eu", key, &public).is_ok());
+        // A peer of a newer version, or a forger holding eu's key: a strategy named otherwise.
+        value["s"]["k"] = serde_json::json!("nearest");
+        let signed = sign(&eu, "c", &Region::new("eu"), key, 1, &value);
+        assert_eq!(
+            verify::<ServiceReport>(&signed, "c", "eu", key, &public).unwrap_err(),
+            ReportError::Malformed
+        );
+    }
+
+    #[test]
     fn node_ids_name_their_region() {
         assert_eq!(region_of_node("eu/pod-1"), "eu");
         assert_eq!(region_of_node("us"), "us");
