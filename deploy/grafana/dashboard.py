@@ -93,9 +93,12 @@ panel("timeseries", "Answer latency", "Time to answer one query inside gslbd (pa
 y += 8
 panel("timeseries", "Answers by strategy and result",
       "A/AAAA answers about services: from healthy regions, fail-open (no region available, every address), or none.",
-      [(f'sum by (strategy, result) (rate(gslbd_dns_answers_total{sel()}[$__rate_interval]))', "{{strategy}} {{result}}")], 0, 12, 8, unit="reqps")
+      [(f'sum by (strategy, result) (rate(gslbd_dns_answers_total{sel()}[$__rate_interval]))', "{{strategy}} {{result}}")], 0, 8, 8, unit="reqps")
 panel("timeseries", "Dropped packets", "Datagrams not answered (responses, runts), by reason.",
-      [(f'sum by (reason) (rate(gslbd_dns_dropped_total{sel()}[$__rate_interval]))', "{{reason}}")], 12, 12, 8, unit="pps")
+      [(f'sum by (reason) (rate(gslbd_dns_dropped_total{sel()}[$__rate_interval]))', "{{reason}}")], 8, 8, 8, unit="pps")
+panel("timeseries", "Rate-limited answers",
+      "UDP answers over the response rate limit (server.rrl), by class of answer: slipped (sent truncated, the client retries over TCP) or dropped. Sustained values: a flood or a reflection attempt.",
+      [(f'sum by (class, action) (rate(gslbd_dns_rate_limited_total{sel()}[$__rate_interval]))', "{{class}} {{action}}")], 16, 8, 8, unit="pps")
 y += 8
 row("Failover")
 panel("timeseries", "Failover events by region",

@@ -9,7 +9,8 @@
 //!   sections in order and ties them together (`local_region`, the [`Model`]).
 //! - `problems.rs`: [`Problem`], [`ConfigError`] and the collector every section adds to.
 //! - `names.rs`: domain names as written in the file, parsed one way for every section.
-//! - `server.rs`: `[server]`, the DNS listeners ([`ServerSettings`]).
+//! - `server.rs`: `[server]`, the DNS listeners ([`ServerSettings`]); `rrl.rs`: `[server.rrl]`,
+//!   response rate limiting ([`RrlSettings`]).
 //! - `zone.rs`: `[zone]` with its SOA, `[[regions]]` and `[geo]`.
 //! - `service.rs`: `[[services]]` and their strategies.
 //! - `probe.rs`: the `[probe]` defaults and each service's `probe` overrides.
@@ -24,6 +25,7 @@ mod kubernetes;
 mod names;
 mod probe;
 mod problems;
+mod rrl;
 mod server;
 mod service;
 mod zone;
@@ -35,6 +37,7 @@ use serde::Deserialize;
 pub use self::gossip::GossipSettings;
 pub use self::kubernetes::KubernetesSettings;
 pub use self::problems::{ConfigError, Problem};
+pub use self::rrl::RrlSettings;
 pub use self::server::ServerSettings;
 
 use self::gossip::RawGossip;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::default_true;
 use super::problems::Problems;
+use super::rrl::{RawRrl, RrlSettings};
 
 /// How the DNS listeners run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub struct ServerSettings {
     /// Also count answers per service (`gslbd_dns_service_answers_total`): one series per
     /// service, strategy and result, so off by default.
     pub per_service_metrics: bool,
+    /// Response rate limiting of UDP answers; `None` when off.
+    pub rrl: Option<RrlSettings>,
 }
 
 /// `[server]` as written.
@@ -47,6 +50,8 @@ pub(super) struct RawServer {
     admin: Option<SocketAddr>,
     #[serde(default)]
     per_service_metrics: bool,
+    #[serde(default)]
+    rrl: RawRrl,
 }
 
 impl Default for RawServer {
@@ -59,6 +64,7 @@ impl Default for RawServer {
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             admin: None,
             per_service_metrics: false,
+            rrl: RawRrl::default(),
         }
     }
 }
@@ -108,6 +114,7 @@ impl RawServer {
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs),
             admin: self.admin,
             per_service_metrics: self.per_service_metrics,
+            rrl: self.rrl.validate(problems),
         }
     }
 }

@@ -10,20 +10,64 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use tracing::debug;
 
+use super::rrl::{AnswerKey, Decision, Limited, Rrl};
 use super::{Transport, answer, encode, time_bucket};
-use crate::metrics::{AnswerCounts, Metrics};
+use crate::metrics::{AnswerCounts, Metrics, RateLimitCounts};
 use crate::snapshot::Snapshot;
 
-/// Answers from the current snapshot.
+/// Answers from the current snapshot; UDP answers go through `rrl` when it is on.
 #[derive(Clone)]
 pub struct Handler {
     store: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    rrl: Option<Arc<Rrl>>,
 }
 
 impl Handler {
-    pub fn new(store: Arc<ArcSwap<Snapshot>>, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics }
+    pub fn new(
+        store: Arc<ArcSwap<Snapshot>>,
+        metrics: Arc<Metrics>,
+        rrl: Option<Arc<Rrl>>,
+    ) -> Self {
+        Self {
+            store,
+            metrics,
+            rrl,
+        }
+    }
+
+    /// Whether `response`, a UDP answer to `request`, goes out as is, truncated (then made so)
+    /// or not at all (TCP answers are never limited: they cannot be spoofed).
+    fn rate_limit(&self, request: &Request, response: &mut answer::Response<'_>) -> Decision {
+        let Some(rrl) = self
+            .rrl
+            .as_deref()
+            .filter(|_| request.protocol() == Protocol::Udp)
+        else {
+            return Decision::Send;
+        };
+        let question = request
+            .queries
+            .queries()
+            .first()
+            .map(|q| (q.name(), q.query_type()));
+        let key = AnswerKey::of(response.metadata.response_code, question);
+        let decision = rrl.decide(request.src().ip(), key, rrl.second());
+        if let Decision::Limit(what) = decision {
+            let mut counts = RateLimitCounts::default();
+            counts.add(key.class, what);
+            self.metrics.dns.add_rate_limited(&counts);
+            if what == Limited::Slipped {
+                // As the fast path's `rrl::truncate`: the header with TC, the question only.
+                response.answers.clear();
+                response.authorities.clear();
+                response.additionals.clear();
+                response.edns = None;
+                response.owner_wire = None;
+                response.metadata.truncation = true;
+            }
+        }
+        decision
     }
 }
 
@@ -37,9 +81,13 @@ impl RequestHandler for Handler {
         let started = std::time::Instant::now();
         let snapshot = self.store.load_full();
         let bucket = time_bucket(snapshot.time_bucket_ms);
-        let Some(response) = answer::respond(&snapshot, request, request.src().ip(), bucket) else {
+        let Some(mut response) = answer::respond(&snapshot, request, request.src().ip(), bucket)
+        else {
             return no_response(request);
         };
+        if self.rate_limit(request, &mut response) == Decision::Limit(Limited::Dropped) {
+            return no_response(request);
+        }
         let transport = match request.protocol() {
             Protocol::Udp => Transport::Udp,
             _ => Transport::Tcp,

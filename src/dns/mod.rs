@@ -5,6 +5,7 @@
 pub mod answer;
 pub mod encode;
 pub mod handler;
+pub mod rrl;
 pub mod select;
 pub mod server;
 pub mod udp;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::handler::Handler;
+use super::rrl::Rrl;
 use super::udp;
 use crate::config::ServerSettings;
 use crate::metrics::Metrics;
@@ -47,15 +48,16 @@ impl DnsServer {
         metrics: Arc<Metrics>,
         tasks: &Tasks,
     ) -> Result<Self, ServerError> {
+        let rrl = settings.rrl.clone().map(|rrl| Arc::new(Rrl::new(rrl)));
         let mut transports = Transports {
-            hickory: Server::new(Handler::new(store.clone(), metrics.clone())),
+            hickory: Server::new(Handler::new(store.clone(), metrics.clone(), rrl.clone())),
             udp_threads: Vec::new(),
             stop: CancellationToken::new(),
             is_listening: false,
         };
         let mut local_addrs = Vec::new();
         for &wanted in &settings.listen {
-            match transports.listen(wanted, settings, &store, &metrics) {
+            match transports.listen(wanted, settings, &store, &metrics, rrl.as_ref()) {
                 Ok(addr) => local_addrs.push(addr),
                 Err(error) => {
                     // What already listens stops with the failed start.
@@ -91,6 +93,7 @@ impl Transports {
         settings: &ServerSettings,
         store: &Arc<ArcSwap<Snapshot>>,
         metrics: &Arc<Metrics>,
+        rrl: Option<&Arc<Rrl>>,
     ) -> Result<SocketAddr, ServerError> {
         let (udp_sockets, tcp, addr) = bind_pair(wanted, settings.udp_workers)?;
         self.hickory
@@ -102,6 +105,7 @@ impl Transports {
                     socket.into(),
                     store.clone(),
                     metrics.clone(),
+                    rrl.cloned(),
                     self.stop.clone(),
                 )
                 .map_err(|source| ServerError::Bind { addr, source })?;

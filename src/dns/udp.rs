@@ -22,8 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::answer::Served;
+use super::rrl::{self, AnswerKey, Decision, Limited, Rrl};
 use super::{DropReason, Transport, answer, encode, time_bucket};
-use crate::metrics::{AnswerCounts, Metrics, QueryCounts, qtype_index, rcode_index};
+use crate::metrics::{
+    AnswerCounts, Metrics, QueryCounts, RateLimitCounts, qtype_index, rcode_index,
+};
 use crate::snapshot::Snapshot;
 
 /// How often a blocked receive wakes up to look for shutdown.
@@ -33,24 +36,26 @@ const BATCH: usize = 32;
 /// Largest query read; longer datagrams are cut, fail to parse and get FORMERR.
 const MAX_QUERY: usize = 4096;
 
-/// Starts one answering thread for `socket`.
+/// Starts one answering thread for `socket`; answers go through `rrl` when it is on.
 pub fn spawn(
     socket: UdpSocket,
     store: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    rrl: Option<Arc<Rrl>>,
     stop: CancellationToken,
 ) -> io::Result<JoinHandle<()>> {
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(WAKE_INTERVAL))?;
     std::thread::Builder::new()
         .name("gslbd-udp".into())
-        .spawn(move || serve(&socket, &store, &metrics, &stop))
+        .spawn(move || serve(&socket, &store, &metrics, rrl.as_deref(), &stop))
 }
 
 fn serve(
     socket: &UdpSocket,
     store: &ArcSwap<Snapshot>,
     metrics: &Metrics,
+    rrl: Option<&Rrl>,
     stop: &CancellationToken,
 ) {
     let fd = socket.as_raw_fd();
@@ -96,6 +101,8 @@ fn serve(
         let mut answer_counts = AnswerCounts::default();
         served.clear();
         let mut dropped = 0;
+        let mut rate_limited = RateLimitCounts::default();
+        let second = rrl.map_or(0, Rrl::second);
         let durations = metrics.dns.answer_durations();
         for (slot, (len, address)) in received.iter().enumerate() {
             let Some(src) = socket_addr(address) else {
@@ -110,7 +117,23 @@ fn serve(
                     qtype,
                     rcode,
                     served: service,
+                    key,
                 } => {
+                    let decision =
+                        rrl.map_or(Decision::Send, |rrl| rrl.decide(src.ip(), key, second));
+                    if let Decision::Limit(mut what) = decision {
+                        if what == Limited::Slipped {
+                            rrl::truncate(&mut answers[slot]);
+                            if answers[slot].is_empty() {
+                                // No question to send back (FORMERR): nothing to slip.
+                                what = Limited::Dropped;
+                            }
+                        }
+                        rate_limited.add(key.class, what);
+                        if what == Limited::Dropped {
+                            continue;
+                        }
+                    }
                     counts[qtype][rcode] += 1;
                     if let Some(service) = service {
                         answer_counts.add(&service);
@@ -129,6 +152,7 @@ fn serve(
         metrics.dns.add_answers(&answer_counts);
         metrics.dns.add_service_answers(&snapshot, &served);
         metrics.dns.add_dropped(DropReason::NotAQuery, dropped);
+        metrics.dns.add_rate_limited(&rate_limited);
     }
 }
 
@@ -182,12 +206,13 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
 /// What became of a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A reply is in `out`; counter indexes of its query type and response code, and the
-    /// service it answered about.
+    /// A reply is in `out`; counter indexes of its query type and response code, the service
+    /// it answered about, and the rate-limit bucket it counts in.
     Answered {
         qtype: usize,
         rcode: usize,
         served: Option<Served>,
+        key: AnswerKey,
     },
     /// Nothing to send.
     Dropped,
@@ -227,10 +252,16 @@ pub fn answer_datagram(
                     qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
                     |q| qtype_index(q.query_type()),
                 );
+                let question = request
+                    .queries
+                    .queries()
+                    .first()
+                    .map(|q| (q.name(), q.query_type()));
                 Outcome::Answered {
                     qtype,
                     rcode: rcode_index(response.metadata.response_code),
                     served: response.served,
+                    key: AnswerKey::of(response.metadata.response_code, question),
                 }
             }
             None => Outcome::Dropped,
@@ -239,6 +270,7 @@ pub fn answer_datagram(
             qtype: qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
             rcode: rcode_index(ResponseCode::FormErr),
             served: None,
+            key: AnswerKey::of(ResponseCode::FormErr, None),
         },
         Err(_) => Outcome::Dropped,
     }

@@ -1,6 +1,6 @@
 //! The DNS side's metrics: queries by transport, query type and response code, datagrams not
-//! answered, time spent answering, and service answers by strategy and result (per service too
-//! when `[server] per_service_metrics` is on).
+//! answered, answers rate-limited, time spent answering, and service answers by strategy and
+//! result (per service too when `[server] per_service_metrics` is on).
 //!
 //! The hot path never touches a label map: the query and answer counters are resolved once
 //! here into fixed tables, and the UDP loop adds a batch's counts at once.
@@ -14,6 +14,7 @@ use prometheus::{Histogram, IntCounter, IntCounterVec, Opts, Registry};
 
 use super::{LabelCounters, histogram, register, service_label};
 use crate::dns::answer::Served;
+use crate::dns::rrl::{AnswerClass, Limited};
 use crate::dns::select::AnswerResult;
 use crate::dns::{DropReason, Transport};
 use crate::model::StrategyKind;
@@ -71,6 +72,18 @@ impl AnswerCounts {
     }
 }
 
+/// Per-batch counts of rate-limited answers, by [`AnswerClass`] and [`Limited`]; flushed with
+/// [`DnsMetrics::add_rate_limited`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateLimitCounts([[u64; Limited::ALL.len()]; AnswerClass::ALL.len()]);
+
+impl RateLimitCounts {
+    /// Counts one limited answer.
+    pub fn add(&mut self, class: AnswerClass, what: Limited) {
+        self.0[class as usize][what as usize] += 1;
+    }
+}
+
 /// The DNS side's metrics.
 pub struct DnsMetrics {
     /// `queries[transport][qtype][rcode]`, indexed like [`QueryCounts`] after the transport.
@@ -82,6 +95,8 @@ pub struct DnsMetrics {
     answers: [[IntCounter; AnswerResult::ALL.len()]; StrategyKind::ALL.len()],
     /// Answers per service, when `[server] per_service_metrics` is on.
     service_answers: Option<IntCounterVec>,
+    /// `rate_limited[class][what]`, indexed like [`RateLimitCounts`].
+    rate_limited: [[IntCounter; Limited::ALL.len()]; AnswerClass::ALL.len()],
 }
 
 impl DnsMetrics {
@@ -128,6 +143,16 @@ impl DnsMetrics {
                 ),
             )
         });
+        let rate_limited = register(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "gslbd_dns_rate_limited_total",
+                    "UDP answers over the response rate limit (server.rrl), by class of answer and what was done: slipped (sent truncated) or dropped",
+                ),
+                &["class", "action"],
+            ),
+        );
         Self {
             queries: std::array::from_fn(|t| {
                 std::array::from_fn(|q| {
@@ -156,19 +181,25 @@ impl DnsMetrics {
                 })
             }),
             service_answers,
+            rate_limited: std::array::from_fn(|c| {
+                std::array::from_fn(|w| {
+                    rate_limited.with_label_values(&[
+                        AnswerClass::ALL[c].as_str(),
+                        Limited::ALL[w].as_str(),
+                    ])
+                })
+            }),
         }
+    }
+
+    /// Adds a batch of rate-limited answer counts.
+    pub fn add_rate_limited(&self, counts: &RateLimitCounts) {
+        add_table(&self.rate_limited, &counts.0);
     }
 
     /// Adds a batch of query counts for `transport`.
     pub fn add_queries(&self, transport: Transport, counts: &QueryCounts) {
-        let table = &self.queries[transport as usize];
-        for (row, counts) in table.iter().zip(counts) {
-            for (counter, &n) in row.iter().zip(counts) {
-                if n > 0 {
-                    counter.inc_by(n);
-                }
-            }
-        }
+        add_table(&self.queries[transport as usize], counts);
     }
 
     /// Counts one answered query.
@@ -185,13 +216,7 @@ impl DnsMetrics {
 
     /// Adds a batch of service answer counts.
     pub fn add_answers(&self, counts: &AnswerCounts) {
-        for (row, counts) in self.answers.iter().zip(&counts.0) {
-            for (counter, &n) in row.iter().zip(counts) {
-                if n > 0 {
-                    counter.inc_by(n);
-                }
-            }
-        }
+        add_table(&self.answers, &counts.0);
     }
 
     /// Counts the answers of one batch per service (`served`: (service, strategy, result)
@@ -226,6 +251,17 @@ impl DnsMetrics {
     /// the batch reaches the registry at `flush`.
     pub fn answer_durations(&self) -> LocalHistogram {
         self.answer_duration_seconds.local()
+    }
+}
+
+/// Adds a batch's table of counts to the counters of the same shape.
+fn add_table<const C: usize>(counters: &[[IntCounter; C]], counts: &[[u64; C]]) {
+    for (row, counts) in counters.iter().zip(counts) {
+        for (counter, &n) in row.iter().zip(counts) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
     }
 }
 

@@ -21,7 +21,7 @@ mod probes;
 mod published;
 mod snapshots;
 
-pub use dns::{AnswerCounts, DnsMetrics, QueryCounts, qtype_index, rcode_index};
+pub use dns::{AnswerCounts, DnsMetrics, QueryCounts, RateLimitCounts, qtype_index, rcode_index};
 pub use gossip::GossipMetrics;
 pub use kubernetes::KubernetesMetrics;
 pub use probes::ProbeMetrics;

@@ -50,6 +50,20 @@ pub struct Server {
     /// The admin endpoint (`/metrics`, `/state`, ...), `ip:port`; off when `None`.
     pub admin: Option<String>,
     pub per_service_metrics: Option<bool>,
+    /// `[server.rrl]`; gslbd's defaults when `None`.
+    pub rrl: Option<Rrl>,
+}
+
+/// `[server.rrl]`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Rrl {
+    pub enabled: Option<bool>,
+    pub responses_per_second: Option<u32>,
+    pub nxdomains_per_second: Option<u32>,
+    pub errors_per_second: Option<u32>,
+    pub slip: Option<u32>,
+    /// CIDRs never limited (gslbd's default: the host's loopback).
+    pub exempt: Option<Vec<String>>,
 }
 
 /// `[zone]`.
