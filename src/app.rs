@@ -134,7 +134,7 @@ impl App {
                 max_udp_payload: config.server.max_udp_payload,
                 remote,
                 plans,
-                kubernetes: config.kubernetes.is_some(),
+                kubernetes: config.kubernetes.as_ref().map(|k| k.sync_timeout),
                 metrics: metrics.clone(),
             },
         );

@@ -15,13 +15,17 @@ use serde::Serialize;
 use crate::dns::{time_bucket, udp};
 use crate::model::{AllDownPolicy, Health, RegionIndex, Strategy};
 use crate::region_health::Why;
-use crate::snapshot::{Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot};
+use crate::snapshot::{KubernetesSync, Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot};
 
 /// `/state`: the whole view.
 #[derive(Debug, Serialize)]
 pub struct State {
     pub zone: String,
     pub serial: u32,
+    /// With Kubernetes discovery: `listing` (not ready yet), `synced`, or `not_listed` (the
+    /// API server was unreachable past the sync timeout: the config's services serve alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSync>,
     pub regions: Vec<RegionState>,
     pub services: Vec<ServiceState>,
 }
@@ -73,6 +77,7 @@ pub fn state(snapshot: &Snapshot) -> State {
     State {
         zone: snapshot.zone.origin.to_string(),
         serial,
+        kubernetes: snapshot.readiness.kubernetes,
         regions: snapshot
             .regions
             .iter()

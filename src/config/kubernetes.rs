@@ -24,6 +24,9 @@ pub struct KubernetesSettings {
     pub gateway_api: bool,
     /// How often host names in load balancer statuses are resolved again.
     pub resolve_interval: Duration,
+    /// How long `/readyz` waits for the first discovery (every core watch listed); after it,
+    /// the server is ready with the config's services while discovery keeps retrying.
+    pub sync_timeout: Duration,
     /// Publish Kubernetes Events on the objects (what was balanced, what was skipped and why).
     pub events: bool,
     /// Keep an ExternalDNS `DNSEndpoint` (namespace, name) with the zone's delegation.
@@ -47,12 +50,19 @@ pub(super) struct RawKubernetes {
     gateway_api: bool,
     #[serde(default = "default_resolve_interval")]
     resolve_interval_secs: u64,
+    #[serde(default = "default_sync_timeout")]
+    sync_timeout_secs: u64,
     #[serde(default = "default_true")]
     events: bool,
     dns_endpoint: Option<String>,
 }
 
 fn default_resolve_interval() -> u64 {
+    30
+}
+/// Half of the deploy manifests' 60 s startup probe: an API server down at start leaves the
+/// pod ready (serving the config's services), not killed.
+fn default_sync_timeout() -> u64 {
     30
 }
 
@@ -74,6 +84,9 @@ impl RawKubernetes {
         };
         if self.resolve_interval_secs == 0 {
             problems.add("kubernetes.resolve_interval_secs", "must be positive");
+        }
+        if !(1..=3600).contains(&self.sync_timeout_secs) {
+            problems.add("kubernetes.sync_timeout_secs", "must be between 1 and 3600");
         }
         if let Some(url) = &self.api_server
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -109,6 +122,7 @@ impl RawKubernetes {
             load_balancer_services: self.load_balancer_services,
             gateway_api: self.gateway_api,
             resolve_interval: Duration::from_secs(self.resolve_interval_secs.max(1)),
+            sync_timeout: Duration::from_secs(self.sync_timeout_secs.clamp(1, 3600)),
             events: self.events,
             defaults: defaults(local),
         })
@@ -138,6 +152,7 @@ mod tests {
         assert_eq!(settings.api_server, None);
         assert_eq!(settings.dns_endpoint, None);
         assert_eq!(settings.resolve_interval, Duration::from_secs(30));
+        assert_eq!(settings.sync_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -194,5 +209,7 @@ mod tests {
         }
         kubernetes("resolve_interval_secs = 0")
             .assert_refused("kubernetes.resolve_interval_secs", "must be positive");
+        kubernetes("sync_timeout_secs = 0")
+            .assert_refused("kubernetes.sync_timeout_secs", "between 1 and 3600");
     }
 }

@@ -45,6 +45,12 @@ pub(super) async fn run(
             _ = tick.tick() => {}
             _ = context.stop.cancelled() => return,
         }
+        // Nothing is discovered before every core watch has listed: a store still empty
+        // (EndpointSlices not listed yet) would make healthy backends look unready, and
+        // that would be served and gossiped.
+        if !sources.listed() {
+            continue;
+        }
         let claims = sources.claims();
         resolve(&claims, &mut resolved, settings.resolve_interval).await;
         let Discovery { services, outcomes } = discover::discover(
@@ -84,7 +90,7 @@ pub(super) async fn run(
                 return;
             }
         }
-        if !synced && sources.listed() {
+        if !synced {
             info!("first Kubernetes discovery done");
             synced = true;
             if events.send(Event::KubernetesSynced).await.is_err() {

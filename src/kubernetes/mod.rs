@@ -149,13 +149,17 @@ struct Sources {
 }
 
 impl Sources {
-    /// The claims of the objects the stores hold now (see [`index::claims`]).
+    /// The claims of the objects the stores hold now (see [`index::claims`]). HTTPRoutes
+    /// claim only once their and the Gateways' watches have listed (a route without its
+    /// Gateway's addresses would be skipped, then balanced, for nothing).
     fn claims(&self) -> Vec<Claim> {
         let ingresses = self.ingresses.as_ref().map(Stores::all);
         let services = self.services.as_ref().map(Stores::all);
         let (routes, gateways) = match &self.gateway_api {
-            Some((routes, gateways)) => (routes.all(), gateways.all()),
-            None => (Vec::new(), Vec::new()),
+            Some((routes, gateways)) if routes.listed() && gateways.listed() => {
+                (routes.all(), gateways.all())
+            }
+            _ => (Vec::new(), Vec::new()),
         };
         index::claims(&index::Objects {
             ingresses: ingresses.as_deref().unwrap_or_default(),

@@ -1,5 +1,5 @@
 //! Kubernetes discovery's metrics: watch events and errors by kind, annotated objects skipped
-//! by kind and reason, and the services discovered.
+//! by kind and reason, the services discovered, and whether the first discovery is in.
 //!
 //! The `kind` label (`Ingress`, `Service`, ...) is the watch's; the skipped `reason` is the
 //! discovery outcome's.
@@ -18,6 +18,8 @@ pub struct KubernetesMetrics {
     /// Bad annotations, conflicts, no host in the zone; by kind and reason.
     objects_skipped: IntGaugeVec,
     services: IntGauge,
+    /// 1 once every core watch has listed and the first discovery is served.
+    synced: IntGauge,
 }
 
 impl KubernetesMetrics {
@@ -61,7 +63,19 @@ impl KubernetesMetrics {
                     "Services discovered from Kubernetes",
                 ),
             ),
+            synced: register(
+                registry,
+                IntGauge::new(
+                    "gslbd_kubernetes_synced",
+                    "1 once every Kubernetes watch has listed and the first discovery is served; 0 while waiting (an API server unreachable at start), when the config's services serve alone",
+                ),
+            ),
         }
+    }
+
+    /// Whether the first discovery is served.
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.set(i64::from(synced));
     }
 
     /// A watch of `kind` starts: its event and error series start at zero, so rate() and

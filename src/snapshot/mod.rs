@@ -7,7 +7,7 @@
 mod readiness;
 mod records;
 
-pub use readiness::Readiness;
+pub use readiness::{KubernetesSync, Readiness};
 pub use records::{Addresses, ZoneRecords, wire_name};
 
 use std::collections::hash_map::Entry;

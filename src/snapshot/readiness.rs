@@ -1,21 +1,37 @@
 //! Whether this server is ready to take traffic, as its state owner sees it: the first result
 //! of every probe of the first plan is in (so answers reflect probes, not start-up guesses),
-//! and with Kubernetes discovery the first discovery after every watch listed. `/readyz`
-//! reads it from the served snapshot.
+//! and with Kubernetes discovery the first discovery after every watch listed, or the
+//! `sync_timeout` passed without it. `/readyz` reads it from the served snapshot, `/state`
+//! shows it.
+
+use serde::Serialize;
+
+/// Where Kubernetes discovery stands, as readiness sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubernetesSync {
+    /// Not every core watch has listed yet, within `kubernetes.sync_timeout_secs`: not ready.
+    Listing,
+    /// The first discovery is in.
+    Synced,
+    /// The sync timeout passed without every watch listed (API server unreachable at start):
+    /// ready, serving the config's services, while the watches keep retrying.
+    NotListed,
+}
 
 /// What the server still waits for before it is ready.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Readiness {
     /// Probes of the first plan without a first result yet.
     pub probes_pending: usize,
-    /// With Kubernetes discovery: whether the first discovery is in; `None` without it.
-    pub kubernetes_synced: Option<bool>,
+    /// With Kubernetes discovery: where it stands; `None` without it.
+    pub kubernetes: Option<KubernetesSync>,
 }
 
 impl Readiness {
     /// What is still awaited, in words; `None` when ready.
     pub fn waiting_for(&self) -> Option<String> {
-        if self.kubernetes_synced == Some(false) {
+        if self.kubernetes == Some(KubernetesSync::Listing) {
             return Some("waiting for the first Kubernetes discovery".to_string());
         }
         match self.probes_pending {
@@ -30,20 +46,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_once_kubernetes_synced_and_every_first_probe_result_is_in() {
+    fn ready_once_kubernetes_synced_or_given_up_and_every_first_probe_result_is_in() {
         let mut readiness = Readiness {
             probes_pending: 2,
-            kubernetes_synced: Some(false),
+            kubernetes: Some(KubernetesSync::Listing),
         };
         assert_eq!(
             readiness.waiting_for().as_deref(),
             Some("waiting for the first Kubernetes discovery")
         );
-        readiness.kubernetes_synced = Some(true);
-        assert_eq!(
-            readiness.waiting_for().as_deref(),
-            Some("waiting for the first result of 2 probes")
-        );
+        for state in [KubernetesSync::Synced, KubernetesSync::NotListed] {
+            readiness.kubernetes = Some(state);
+            assert_eq!(
+                readiness.waiting_for().as_deref(),
+                Some("waiting for the first result of 2 probes"),
+                "{state:?}"
+            );
+        }
         readiness.probes_pending = 0;
         assert_eq!(readiness.waiting_for(), None);
         assert_eq!(

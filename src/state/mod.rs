@@ -115,8 +115,8 @@ pub struct Setup {
     /// Where the probe plan of each served model goes; the plan it holds is the first one,
     /// whose probes readiness waits for.
     pub plans: watch::Sender<Arc<Plan>>,
-    /// Whether readiness waits for a first Kubernetes discovery.
-    pub kubernetes: bool,
+    /// With Kubernetes discovery: how long readiness waits for the first discovery.
+    pub kubernetes: Option<Duration>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -147,9 +147,10 @@ async fn run(
                 None => break,
             },
             _ = tick.tick() => {
-                if world.refresh_freshness(Instant::now()) {
+                let now = Instant::now();
+                if world.refresh_freshness(now) | world.refresh_kubernetes(now) {
                     world.publish(&store);
-                    info!("snapshot published after a freshness change");
+                    info!("snapshot published after a freshness or readiness change");
                 }
                 continue;
             }
@@ -245,7 +246,7 @@ mod tests {
             max_udp_payload: 1232,
             remote: None,
             plans,
-            kubernetes: false,
+            kubernetes: None,
             metrics: metrics.clone(),
         };
         let (store, state) = start(&tasks, setup);

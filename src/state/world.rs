@@ -19,7 +19,7 @@ use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Region, RegionIndex, Service};
 use crate::region_health::{Inputs, RemoteInputs};
 use crate::remote::{Freshness, RemoteView, remote_only_services};
-use crate::snapshot::{Readiness, Snapshot};
+use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
 
 /// What the owner holds.
 pub(super) struct World {
@@ -43,8 +43,9 @@ pub(super) struct World {
     freshness: HashMap<RegionIndex, Freshness>,
     /// Probes of the first plan without a first result yet (readiness).
     warming: HashSet<ProbeKey>,
-    /// With Kubernetes discovery: whether the first discovery is in (readiness).
-    kubernetes_synced: Option<bool>,
+    /// With Kubernetes discovery: where the first discovery stands, and until when readiness
+    /// waits for it.
+    kubernetes: Option<(KubernetesSync, Instant)>,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
@@ -74,7 +75,8 @@ impl World {
             remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
             freshness: HashMap::new(),
             warming,
-            kubernetes_synced: kubernetes.then_some(false),
+            kubernetes: kubernetes
+                .map(|timeout| (KubernetesSync::Listing, Instant::now() + timeout)),
             max_udp_payload,
             metrics,
             watch: SnapshotWatch::default(),
@@ -172,7 +174,7 @@ impl World {
         let mut snapshot = Snapshot::build(&self.model, self.max_udp_payload, &self.inputs());
         snapshot.readiness = Readiness {
             probes_pending: self.warming.len(),
-            kubernetes_synced: self.kubernetes_synced,
+            kubernetes: self.kubernetes.map(|(sync, _)| sync),
         };
         snapshot
     }
@@ -216,7 +218,17 @@ impl World {
                 self.verdicts.insert(key, verdict) != Some(verdict)
             }
             Event::Probed { key } => self.warming.remove(&key),
-            Event::KubernetesSynced => self.kubernetes_synced.replace(true) != Some(true),
+            Event::KubernetesSynced => match &mut self.kubernetes {
+                Some((sync, _)) if *sync != KubernetesSync::Synced => {
+                    if *sync == KubernetesSync::NotListed {
+                        info!("every Kubernetes watch listed: discovered services now served");
+                    }
+                    *sync = KubernetesSync::Synced;
+                    self.metrics.kubernetes.set_synced(true);
+                    true
+                }
+                _ => false,
+            },
             Event::Heard {
                 region,
                 issued_ms,
@@ -245,6 +257,22 @@ impl World {
                 let changed = view.report(index, service, issued_ms, report, at);
                 self.refresh_freshness(Instant::now()) | changed
             }
+        }
+    }
+
+    /// Stops waiting for the first Kubernetes discovery once its timeout passed (the API
+    /// server unreachable at start): ready with the config's services while the watches keep
+    /// retrying. Returns whether readiness changed.
+    pub(super) fn refresh_kubernetes(&mut self, now: Instant) -> bool {
+        match &mut self.kubernetes {
+            Some((sync @ KubernetesSync::Listing, deadline)) if now >= *deadline => {
+                *sync = KubernetesSync::NotListed;
+                warn!(
+                    "Kubernetes watches not listed in time (API server unreachable?): ready with the config's services; discovery keeps retrying"
+                );
+                true
+            }
+            _ => false,
         }
     }
 
@@ -322,10 +350,12 @@ mod tests {
             max_udp_payload: 1232,
             remote,
             plans,
-            kubernetes,
+            kubernetes: kubernetes.then_some(SYNC_TIMEOUT),
             metrics: Arc::new(Metrics::new()),
         })
     }
+
+    const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
     fn apply(world: &mut World, event: Event) -> bool {
         world.apply(event, &mut Vec::new())
@@ -424,7 +454,7 @@ mod tests {
             readiness(&world),
             Readiness {
                 probes_pending: 2,
-                kubernetes_synced: Some(false),
+                kubernetes: Some(KubernetesSync::Listing),
             }
         );
         assert!(apply(
@@ -450,6 +480,30 @@ mod tests {
             }
         ));
         assert_eq!(readiness(&world).waiting_for(), None);
+    }
+
+    #[test]
+    fn an_api_server_unreachable_at_start_stops_holding_readiness_after_the_timeout() {
+        let mut world = world(true, false);
+        for key in keys(&world) {
+            apply(&mut world, Event::Probed { key });
+        }
+        let sync = |world: &World| world.snapshot().readiness.kubernetes;
+        let started = Instant::now();
+        assert!(!world.refresh_kubernetes(started), "within the timeout");
+        assert_eq!(sync(&world), Some(KubernetesSync::Listing));
+        assert!(world.snapshot().readiness.waiting_for().is_some());
+        assert!(world.refresh_kubernetes(started + SYNC_TIMEOUT + Duration::from_secs(1)));
+        assert_eq!(sync(&world), Some(KubernetesSync::NotListed));
+        assert_eq!(
+            world.snapshot().readiness.waiting_for(),
+            None,
+            "ready without it"
+        );
+        // The watches list later: discovery is served from then on.
+        assert!(apply(&mut world, Event::KubernetesSynced));
+        assert_eq!(sync(&world), Some(KubernetesSync::Synced));
+        assert!(!world.refresh_kubernetes(started + SYNC_TIMEOUT * 2));
     }
 
     #[test]

@@ -211,6 +211,8 @@ pub struct Kubernetes {
     pub load_balancer_services: Option<bool>,
     pub gateway_api: Option<bool>,
     pub resolve_interval_secs: Option<u64>,
+    /// How long `/readyz` waits for the first discovery.
+    pub sync_timeout_secs: Option<u64>,
     /// Publish Kubernetes Events on the objects.
     pub events: Option<bool>,
     /// `namespace/name` of an ExternalDNS DNSEndpoint to keep with the delegation.

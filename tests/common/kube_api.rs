@@ -69,6 +69,8 @@ struct Inner {
     applied: Vec<(String, String, Value)>,
     /// Requests seen, by path (lists and watches).
     requests: Vec<String>,
+    /// Collections whose lists answer 503 for now (a slow or overloaded API server).
+    held: Vec<&'static str>,
 }
 
 #[derive(Clone)]
@@ -211,6 +213,17 @@ impl FakeApi {
         *streams = CancellationToken::new();
     }
 
+    /// While `held`, lists of `kind` answer 503 Service Unavailable (the watcher retries with
+    /// backoff): a list that comes late.
+    pub fn hold_lists(&self, kind: &str, held: bool) {
+        let (path, ..) = kind_of(kind);
+        let mut inner = self.shared.inner.lock().expect("lock");
+        inner.held.retain(|p| *p != path);
+        if held {
+            inner.held.push(path);
+        }
+    }
+
     /// Events posted so far (events.k8s.io/v1 objects).
     pub fn events(&self) -> Vec<Value> {
         self.shared.inner.lock().expect("lock").events.clone()
@@ -320,6 +333,12 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     if !watch {
         let mut inner = shared.inner.lock().expect("lock");
         inner.requests.push(format!("LIST {path}"));
+        if inner.held.contains(&collection_path) {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &status(503, "ServiceUnavailable", "the list is held"),
+            );
+        }
         let version = inner.version;
         let items: Vec<Value> = inner
             .collections
