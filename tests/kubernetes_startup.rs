@@ -39,13 +39,18 @@ fn state(server: &TestServer) -> Value {
     serde_json::from_str(&http_get(admin, "/state").1).expect("JSON")
 }
 
-fn synced_metric(server: &TestServer) -> f64 {
+/// The state `gslbd_kubernetes_sync_state` says is current.
+fn sync_metric(server: &TestServer) -> Vec<String> {
     let admin = server.app.admin_addr().expect("admin");
-    sample(
-        &http_get(admin, "/metrics").1,
-        "gslbd_kubernetes_synced",
-        &[],
-    )
+    let metrics = http_get(admin, "/metrics").1;
+    ["listing", "synced", "not_listed"]
+        .into_iter()
+        .filter(|state| {
+            let label = format!("state=\"{state}\"");
+            sample(&metrics, "gslbd_kubernetes_sync_state", &[&label]) == 1.0
+        })
+        .map(String::from)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,7 +141,7 @@ async fn an_api_server_down_at_start_leaves_the_config_serving_and_ready() {
     })
     .await;
     assert_eq!(state(&server)["kubernetes"], "not_listed");
-    assert_eq!(synced_metric(&server), 0.0);
+    assert_eq!(sync_metric(&server), ["not_listed"]);
 
     // The API server comes back with an annotated Ingress: discovery catches up.
     api.apply(ingress(
@@ -150,7 +155,7 @@ async fn an_api_server_down_at_start_leaves_the_config_serving_and_ready() {
     api.set_down(false).await;
     wait_for_answer(server.addr, SHOP, PATIENCE, |got| got == ["127.0.77.1"]).await;
     until("synced", || state(&server)["kubernetes"] == "synced").await;
-    assert_eq!(synced_metric(&server), 1.0);
+    assert_eq!(sync_metric(&server), ["synced"]);
     server.app.shutdown().await;
     api.stop();
     backend.stop();

@@ -8,6 +8,7 @@ use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::register;
 use crate::kubernetes::WatchEvent;
+use crate::snapshot::KubernetesSync;
 
 /// Kubernetes discovery's metrics.
 pub struct KubernetesMetrics {
@@ -18,8 +19,8 @@ pub struct KubernetesMetrics {
     /// Bad annotations, conflicts, no host in the zone; by kind and reason.
     objects_skipped: IntGaugeVec,
     services: IntGauge,
-    /// 1 once every core watch has listed and the first discovery is served.
-    synced: IntGauge,
+    /// 1 for the current [`KubernetesSync`] state, 0 for the others.
+    sync_state: IntGaugeVec,
 }
 
 impl KubernetesMetrics {
@@ -63,19 +64,26 @@ impl KubernetesMetrics {
                     "Services discovered from Kubernetes",
                 ),
             ),
-            synced: register(
+            sync_state: register(
                 registry,
-                IntGauge::new(
-                    "gslbd_kubernetes_synced",
-                    "1 once every Kubernetes watch has listed and the first discovery is served; 0 while waiting (an API server unreachable at start), when the config's services serve alone",
+                IntGaugeVec::new(
+                    Opts::new(
+                        "gslbd_kubernetes_sync_state",
+                        "Kubernetes discovery's state, 1 for the current one: listing (first lists not in yet, not ready), synced (the first discovery is served), not_listed (the API server was unreachable past the sync timeout: the config's services serve alone)",
+                    ),
+                    &["state"],
                 ),
             ),
         }
     }
 
-    /// Whether the first discovery is served.
-    pub fn set_synced(&self, synced: bool) {
-        self.synced.set(i64::from(synced));
+    /// Discovery is in `state` (series appear with the first call: only with Kubernetes on).
+    pub fn set_sync_state(&self, state: KubernetesSync) {
+        for each in KubernetesSync::ALL {
+            self.sync_state
+                .with_label_values(&[each.as_str()])
+                .set(i64::from(*each == state));
+        }
     }
 
     /// A watch of `kind` starts: its event and error series start at zero, so rate() and

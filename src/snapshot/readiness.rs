@@ -4,19 +4,23 @@
 //! `sync_timeout` passed without it. `/readyz` reads it from the served snapshot, `/state`
 //! shows it.
 
-use serde::Serialize;
+use crate::label_enum::label_enum;
 
-/// Where Kubernetes discovery stands, as readiness sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KubernetesSync {
-    /// Not every core watch has listed yet, within `kubernetes.sync_timeout_secs`: not ready.
-    Listing,
-    /// The first discovery is in.
-    Synced,
-    /// The sync timeout passed without every watch listed (API server unreachable at start):
-    /// ready, serving the config's services, while the watches keep retrying.
-    NotListed,
+label_enum! {
+    /// Where Kubernetes discovery stands, as readiness sees it; the names are what `/state`
+    /// and the `state` label of `gslbd_kubernetes_sync_state` say.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum KubernetesSync {
+        /// Not every core watch has listed yet, within `kubernetes.sync_timeout_secs`: not
+        /// ready.
+        Listing = "listing",
+        /// The first discovery is in.
+        Synced = "synced",
+        /// The sync timeout passed without every watch listed (API server unreachable at
+        /// start): ready, serving the config's services, while the watches keep retrying.
+        NotListed = "not_listed",
+    }
 }
 
 /// What the server still waits for before it is ready.

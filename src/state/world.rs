@@ -82,6 +82,9 @@ impl World {
             watch: SnapshotWatch::default(),
         };
         world.refresh_freshness(Instant::now());
+        if let Some((sync, _)) = world.kubernetes {
+            world.metrics.kubernetes.set_sync_state(sync);
+        }
         world
     }
 
@@ -224,7 +227,7 @@ impl World {
                         info!("every Kubernetes watch listed: discovered services now served");
                     }
                     *sync = KubernetesSync::Synced;
-                    self.metrics.kubernetes.set_synced(true);
+                    self.metrics.kubernetes.set_sync_state(*sync);
                     true
                 }
                 _ => false,
@@ -267,6 +270,7 @@ impl World {
         match &mut self.kubernetes {
             Some((sync @ KubernetesSync::Listing, deadline)) if now >= *deadline => {
                 *sync = KubernetesSync::NotListed;
+                self.metrics.kubernetes.set_sync_state(*sync);
                 warn!(
                     "Kubernetes watches not listed in time (API server unreachable?): ready with the config's services; discovery keeps retrying"
                 );
