@@ -359,6 +359,58 @@ pub struct Service {
     pub probe: ProbeSettings,
 }
 
+impl Service {
+    /// This service, built against regions named `from`, for a model whose regions are `to`
+    /// (a reload added, removed or reordered regions): targets, failover order and weights
+    /// follow the regions by name; regions gone are dropped, failover regions not listed
+    /// follow in `to`'s order (as the failover annotation's do).
+    pub fn remap(&self, from: &[Region], to: &[RegionDef]) -> Service {
+        let moved = |index: RegionIndex| {
+            from.get(index.get())
+                .and_then(|name| RegionIndex::of(to, name.as_str()))
+        };
+        let mut targets: Vec<Target> = self
+            .targets
+            .iter()
+            .filter_map(|t| {
+                Some(Target {
+                    region: moved(t.region)?,
+                    ..t.clone()
+                })
+            })
+            .collect();
+        targets.sort_by_key(|t| t.region);
+        let strategy = match &self.strategy {
+            Strategy::Failover { order } => {
+                let mut order: Vec<RegionIndex> = order.iter().filter_map(|&r| moved(r)).collect();
+                let rest: Vec<RegionIndex> = RegionIndex::all(to.len())
+                    .filter(|r| !order.contains(r))
+                    .collect();
+                order.extend(rest);
+                Strategy::Failover { order }
+            }
+            Strategy::Weighted { weights, pick } => {
+                let mut remapped = vec![0; to.len()];
+                for (index, &weight) in RegionIndex::all(weights.len()).zip(weights) {
+                    if let Some(to_index) = moved(index) {
+                        remapped[to_index.get()] = weight;
+                    }
+                }
+                Strategy::Weighted {
+                    weights: remapped,
+                    pick: *pick,
+                }
+            }
+            other => other.clone(),
+        };
+        Service {
+            targets,
+            strategy,
+            ..self.clone()
+        }
+    }
+}
+
 /// CIDR → region table used by the geo strategy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GeoTable {
@@ -379,4 +431,116 @@ pub struct Model {
     pub local_region: Option<RegionIndex>,
     /// Probes running at once, at most.
     pub probe_concurrency: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{self, AP, EU, US};
+
+    /// A failover service (us > eu > ap) and a weighted one (eu 5, us 3, ap 2), built against
+    /// regions eu, us, ap; and those regions' names.
+    fn built() -> (Service, Service, Vec<Region>) {
+        let model = fixtures::config(
+            r#"
+            services = [
+                { name = "f.gslb.example.com", strategy = "failover", failover_order = ["us", "eu", "ap"],
+                  targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = ["203.0.113.1"] } },
+                { name = "w.gslb.example.com", strategy = "weighted", weights = { eu = 5, us = 3, ap = 2 },
+                  targets = { eu = ["192.0.2.2"], us = ["198.51.100.2"], ap = ["203.0.113.2"] } },
+            ]
+            "#,
+        )
+        .model;
+        let names = model.regions.iter().map(|r| r.name.clone()).collect();
+        let [failover, weighted] = <[Service; 2]>::try_from(model.services).expect("two");
+        (failover, weighted, names)
+    }
+
+    fn regions(names: &[&str]) -> Vec<RegionDef> {
+        names
+            .iter()
+            .map(|name| RegionDef {
+                name: Region::new(name),
+                nameserver: None,
+                glue: Vec::new(),
+                location: None,
+            })
+            .collect()
+    }
+
+    /// (region name, first address) of each target.
+    fn targets(service: &Service, to: &[RegionDef]) -> Vec<(String, String)> {
+        service
+            .targets
+            .iter()
+            .map(|t| (to[t.region].name.to_string(), t.addresses[0].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reordered_regions_keep_each_target_strategy_and_weight_with_its_region() {
+        let (failover, weighted, from) = built();
+        let to = regions(&["ap", "eu", "us"]);
+        let moved = failover.remap(&from, &to);
+        assert_eq!(
+            targets(&moved, &to),
+            [
+                ("ap".into(), "203.0.113.1".into()),
+                ("eu".into(), "192.0.2.1".into()),
+                ("us".into(), "198.51.100.1".into())
+            ]
+        );
+        // us > eu > ap, now at positions 2, 1, 0.
+        assert_eq!(
+            moved.strategy,
+            Strategy::Failover {
+                order: vec![
+                    RegionIndex::new(2),
+                    RegionIndex::new(1),
+                    RegionIndex::new(0)
+                ]
+            }
+        );
+        let moved = weighted.remap(&from, &to);
+        assert_eq!(
+            moved.strategy,
+            Strategy::Weighted {
+                weights: vec![2, 5, 3],
+                pick: 1
+            }
+        );
+        assert_eq!(
+            failover.remap(&from, &regions(&["eu", "us", "ap"])),
+            failover
+        );
+    }
+
+    #[test]
+    fn a_region_removed_leaves_and_one_added_follows_in_config_order() {
+        let (failover, weighted, from) = built();
+        let to = regions(&["eu", "ap"]);
+        let moved = failover.remap(&from, &to);
+        assert_eq!(targets(&moved, &to).len(), 2, "us's target is gone");
+        assert_eq!(
+            moved.strategy,
+            Strategy::Failover {
+                order: vec![EU, US] // eu (was 2nd), then ap, now at index 1
+            }
+        );
+        assert_eq!(
+            weighted.remap(&from, &to).strategy,
+            Strategy::Weighted {
+                weights: vec![5, 2],
+                pick: 1
+            }
+        );
+        let to = regions(&["eu", "us", "ap", "sa"]);
+        assert_eq!(
+            failover.remap(&from, &to).strategy,
+            Strategy::Failover {
+                order: vec![US, EU, AP, RegionIndex::new(3)]
+            }
+        );
+    }
 }

@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::health::{ProbeKey, Verdict, Verdicts};
-use crate::model::{Health, ProbeKind, RegionIndex, Service, Target, TargetPolicy};
+use crate::model::{
+    Health, ProbeKind, Region, RegionDef, RegionIndex, Service, Target, TargetPolicy,
+};
 use crate::remote::{Freshness, RemoteView};
 
 /// Where health comes from, besides the model: local probe verdicts and remote reports.
@@ -21,11 +23,13 @@ pub struct Inputs<'a> {
     pub remote: Option<RemoteInputs<'a>>,
 }
 
-/// Remote regions' reports and their freshness (all-stale rule already applied).
+/// Remote regions' reports and their freshness (all-stale rule already applied), by region
+/// name; `regions` names the model's regions.
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteInputs<'a> {
     pub view: &'a RemoteView,
-    pub freshness: &'a HashMap<RegionIndex, Freshness>,
+    pub freshness: &'a HashMap<Region, Freshness>,
+    pub regions: &'a [RegionDef],
 }
 
 /// Why a region has the health it has for a service: shown by `/state` and `/explain`.
@@ -154,12 +158,13 @@ pub fn decide(
     let Some(remote) = inputs.remote else {
         return statically(Health::Healthy, Why::NoGossip);
     };
+    let region = &remote.regions[target.region].name;
     let freshness = remote
         .freshness
-        .get(&target.region)
+        .get(region)
         .copied()
         .unwrap_or(Freshness::Fresh);
-    let report = remote.view.service(target.region, &service.name);
+    let report = remote.view.service(region, &service.name);
     match (freshness, report) {
         (Freshness::Stale, Some(report)) => RegionHealth {
             health: Health::Unhealthy,

@@ -13,7 +13,7 @@ use hickory_proto::rr::Name;
 
 use crate::gossip::report::{ServiceReport, ServiceSpec};
 use crate::model::{
-    ProbeSettings, RegionDef, RegionIndex, Service, Strategy, StrategyKind, Target,
+    ProbeSettings, Region, RegionDef, RegionIndex, Service, Strategy, StrategyKind, Target,
 };
 
 /// How recently a region was heard from.
@@ -32,20 +32,14 @@ struct RegionState {
     newest_alive_ms: u64,
 }
 
-/// Reports of remote regions (indexes into the model's regions).
+/// Reports of remote regions, by region name: names hold across reloads that add, remove or
+/// reorder regions, where positions in the model would not.
 #[derive(Clone, Debug)]
 pub struct RemoteView {
-    regions: HashMap<RegionIndex, RegionState>,
+    regions: HashMap<Region, RegionState>,
     started: Instant,
     pub peer_suspect: Duration,
     pub peer_timeout: Duration,
-}
-
-/// What the snapshot uses for one remote (region, service).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteTarget<'a> {
-    pub freshness: Freshness,
-    pub report: Option<&'a ServiceReport>,
 }
 
 impl RemoteView {
@@ -59,8 +53,8 @@ impl RemoteView {
     }
 
     /// A verified heartbeat issued at `issued_ms`, received at `at`. Returns whether it is new.
-    pub fn heard(&mut self, region: RegionIndex, issued_ms: u64, at: Instant) -> bool {
-        let state = self.regions.entry(region).or_default();
+    pub fn heard(&mut self, region: &Region, issued_ms: u64, at: Instant) -> bool {
+        let state = self.regions.entry(region.clone()).or_default();
         if issued_ms < state.newest_alive_ms {
             return false; // a replayed old heartbeat
         }
@@ -73,13 +67,13 @@ impl RemoteView {
     /// Returns whether the view changed.
     pub fn report(
         &mut self,
-        region: RegionIndex,
+        region: &Region,
         service: Name,
         issued_ms: u64,
         report: ServiceReport,
         at: Instant,
     ) -> bool {
-        let state = self.regions.entry(region).or_default();
+        let state = self.regions.entry(region.clone()).or_default();
         state.last_heard = Some(state.last_heard.map_or(at, |t| t.max(at)));
         match state.services.get(&service) {
             Some((held, _)) if *held > issued_ms => false,
@@ -95,25 +89,25 @@ impl RemoteView {
     }
 
     /// The region no longer reports `service` (its key was deleted).
-    pub fn forget(&mut self, region: RegionIndex, service: &Name) -> bool {
+    pub fn forget(&mut self, region: &Region, service: &Name) -> bool {
         self.regions
-            .get_mut(&region)
+            .get_mut(region)
             .is_some_and(|s| s.services.remove(service).is_some())
     }
 
     /// When `region` was last heard from; our own start if never.
-    pub fn last_heard(&self, region: RegionIndex) -> Instant {
+    pub fn last_heard(&self, region: &Region) -> Instant {
         self.regions
-            .get(&region)
+            .get(region)
             .and_then(|s| s.last_heard)
             .unwrap_or(self.started)
     }
 
     /// How fresh `region` is at `now`. Never heard: counted from our own start.
-    pub fn freshness(&self, region: RegionIndex, now: Instant) -> Freshness {
+    pub fn freshness(&self, region: &Region, now: Instant) -> Freshness {
         let since = self
             .regions
-            .get(&region)
+            .get(region)
             .and_then(|s| s.last_heard)
             .unwrap_or(self.started);
         let age = now.saturating_duration_since(since);
@@ -127,38 +121,34 @@ impl RemoteView {
     }
 
     /// Freshness of every remote region, with the all-stale rule applied.
-    pub fn effective(
-        &self,
-        remote_regions: &[RegionIndex],
-        now: Instant,
-    ) -> HashMap<RegionIndex, Freshness> {
-        let raw: HashMap<RegionIndex, Freshness> = remote_regions
+    pub fn effective(&self, remote_regions: &[Region], now: Instant) -> HashMap<Region, Freshness> {
+        let raw: HashMap<Region, Freshness> = remote_regions
             .iter()
-            .map(|&r| (r, self.freshness(r, now)))
+            .map(|r| (r.clone(), self.freshness(r, now)))
             .collect();
         let all_stale = !raw.is_empty() && raw.values().all(|f| *f == Freshness::Stale);
         if all_stale {
             // We are the one cut off: keep serving what we last knew.
-            raw.keys().map(|&r| (r, Freshness::Suspect)).collect()
+            raw.into_keys().map(|r| (r, Freshness::Suspect)).collect()
         } else {
             raw
         }
     }
 
     /// Every (region, service, report) held.
-    pub fn reported(&self) -> impl Iterator<Item = (RegionIndex, &Name, &ServiceReport)> {
+    pub fn reported(&self) -> impl Iterator<Item = (&Region, &Name, &ServiceReport)> {
         self.regions.iter().flat_map(|(region, state)| {
             state
                 .services
                 .iter()
-                .map(move |(name, (_, report))| (*region, name, report))
+                .map(move |(name, (_, report))| (region, name, report))
         })
     }
 
     /// The latest report of `region` about `service`.
-    pub fn service(&self, region: RegionIndex, service: &Name) -> Option<&ServiceReport> {
+    pub fn service(&self, region: &Region, service: &Name) -> Option<&ServiceReport> {
         self.regions
-            .get(&region)
+            .get(region)
             .and_then(|s| s.services.get(service))
             .map(|(_, r)| r)
     }
@@ -177,6 +167,10 @@ pub fn remote_only_services(
     let mut specs: BTreeMap<&Name, (RegionIndex, &ServiceSpec)> = BTreeMap::new();
     for (region, name, report) in view.reported() {
         let Some(spec) = &report.spec else { continue };
+        // A region no longer in the config (reloaded away) speaks for nothing.
+        let Some(region) = RegionIndex::of(regions, region.as_str()) else {
+            continue;
+        };
         if known.contains(name) || report.addresses.is_empty() {
             continue;
         }
@@ -240,6 +234,14 @@ mod tests {
     use crate::fixtures::{AP, EU, US, name};
     use crate::model::Health;
 
+    fn us() -> Region {
+        Region::new("us")
+    }
+
+    fn ap() -> Region {
+        Region::new("ap")
+    }
+
     fn view(start: Instant) -> RemoteView {
         RemoteView::new(start, Duration::from_secs(5), Duration::from_secs(15))
     }
@@ -260,29 +262,29 @@ mod tests {
     fn regions_age_from_fresh_to_suspect_to_stale_and_return_at_once() {
         let t0 = Instant::now();
         let mut v = view(t0);
-        assert_eq!(v.freshness(US, t0), Freshness::Fresh);
-        assert!(v.heard(US, 100, t0));
+        assert_eq!(v.freshness(&us(), t0), Freshness::Fresh);
+        assert!(v.heard(&us(), 100, t0));
         assert_eq!(
-            v.freshness(US, t0 + Duration::from_secs(4)),
+            v.freshness(&us(), t0 + Duration::from_secs(4)),
             Freshness::Fresh
         );
         assert_eq!(
-            v.freshness(US, t0 + Duration::from_secs(6)),
+            v.freshness(&us(), t0 + Duration::from_secs(6)),
             Freshness::Suspect
         );
         assert_eq!(
-            v.freshness(US, t0 + Duration::from_secs(16)),
+            v.freshness(&us(), t0 + Duration::from_secs(16)),
             Freshness::Stale
         );
-        assert!(v.heard(US, 200, t0 + Duration::from_secs(20)));
+        assert!(v.heard(&us(), 200, t0 + Duration::from_secs(20)));
         assert_eq!(
-            v.freshness(US, t0 + Duration::from_secs(20)),
+            v.freshness(&us(), t0 + Duration::from_secs(20)),
             Freshness::Fresh
         );
         // A replayed old heartbeat does not revive it.
-        assert!(!v.heard(US, 150, t0 + Duration::from_secs(40)));
+        assert!(!v.heard(&us(), 150, t0 + Duration::from_secs(40)));
         assert_eq!(
-            v.freshness(US, t0 + Duration::from_secs(40)),
+            v.freshness(&us(), t0 + Duration::from_secs(40)),
             Freshness::Stale
         );
     }
@@ -291,16 +293,16 @@ mod tests {
     fn when_every_other_region_is_stale_the_last_state_keeps_serving() {
         let t0 = Instant::now();
         let mut v = view(t0);
-        v.heard(US, 1, t0);
-        v.heard(AP, 1, t0);
+        v.heard(&us(), 1, t0);
+        v.heard(&ap(), 1, t0);
         let late = t0 + Duration::from_secs(30);
-        let eff = v.effective(&[US, AP], late);
-        assert_eq!(eff[&US], Freshness::Suspect);
-        assert_eq!(eff[&AP], Freshness::Suspect);
-        v.heard(AP, 2, late);
-        let eff = v.effective(&[US, AP], late);
-        assert_eq!(eff[&US], Freshness::Stale);
-        assert_eq!(eff[&AP], Freshness::Fresh);
+        let eff = v.effective(&[us(), ap()], late);
+        assert_eq!(eff[&us()], Freshness::Suspect);
+        assert_eq!(eff[&ap()], Freshness::Suspect);
+        v.heard(&ap(), 2, late);
+        let eff = v.effective(&[us(), ap()], late);
+        assert_eq!(eff[&us()], Freshness::Stale);
+        assert_eq!(eff[&ap()], Freshness::Fresh);
     }
 
     #[test]
@@ -308,11 +310,11 @@ mod tests {
         let t0 = Instant::now();
         let mut v = view(t0);
         let name = name("app.gslb.example.com.");
-        assert!(v.report(US, name.clone(), 10, report(Health::Unhealthy), t0));
-        assert!(!v.report(US, name.clone(), 5, report(Health::Healthy), t0));
-        assert_eq!(v.service(US, &name).unwrap().health, Health::Unhealthy);
-        assert!(v.report(US, name.clone(), 11, report(Health::Healthy), t0));
-        assert_eq!(v.service(US, &name).unwrap().health, Health::Healthy);
+        assert!(v.report(&us(), name.clone(), 10, report(Health::Unhealthy), t0));
+        assert!(!v.report(&us(), name.clone(), 5, report(Health::Healthy), t0));
+        assert_eq!(v.service(&us(), &name).unwrap().health, Health::Unhealthy);
+        assert!(v.report(&us(), name.clone(), 11, report(Health::Healthy), t0));
+        assert_eq!(v.service(&us(), &name).unwrap().health, Health::Healthy);
     }
 
     #[test]
@@ -341,16 +343,16 @@ mod tests {
         let only = name("only.gslb.example.com.");
         let mine = name("mine.gslb.example.com.");
         let gone = name("gone.gslb.example.com.");
-        v.report(AP, only.clone(), 1, with(Some(spec("geo", 5)), true), t0);
+        v.report(&ap(), only.clone(), 1, with(Some(spec("geo", 5)), true), t0);
         v.report(
-            US,
+            &us(),
             only.clone(),
             1,
             with(Some(spec("failover", 7)), true),
             t0,
         );
-        v.report(US, mine.clone(), 1, with(Some(spec("geo", 5)), true), t0);
-        v.report(US, gone.clone(), 1, with(None, false), t0);
+        v.report(&us(), mine.clone(), 1, with(Some(spec("geo", 5)), true), t0);
+        v.report(&us(), gone.clone(), 1, with(None, false), t0);
         let known: HashSet<Name> = [mine].into_iter().collect();
         let services = remote_only_services(&v, &regions, Some(EU), &known);
         assert_eq!(services.len(), 1, "{services:?}");

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::Sources;
+use super::discover::Defaults;
 use super::discover::{self, Discovery, Outcome};
 use super::recorder::Recorder;
 use super::resolve::{self, resolve};
@@ -19,14 +20,17 @@ use super::sources::ObjectId;
 use super::watch::WatchContext;
 use crate::config::KubernetesSettings;
 use crate::metrics::Metrics;
+use crate::model::Region;
 use crate::state::Event;
 
 /// How long a burst of changes (an initial list, a rollout) may settle into one discovery.
 const DEBOUNCE: Duration = Duration::from_millis(50);
 
-/// After each change (debounced), discovers and sends the services; reports outcomes.
+/// After each change (debounced), and each new `defaults` (a reload), discovers and sends the
+/// services; reports outcomes.
 pub(super) async fn run(
-    settings: KubernetesSettings,
+    mut settings: KubernetesSettings,
+    mut defaults: watch::Receiver<Defaults>,
     sources: Sources,
     context: WatchContext,
     events: mpsc::Sender<Event>,
@@ -36,13 +40,18 @@ pub(super) async fn run(
     let mut synced = false;
     let mut resolved = resolve::Cache::new();
     let mut reported: BTreeMap<ObjectId, Outcome> = BTreeMap::new();
-    let mut last_sent: Option<Vec<crate::model::Service>> = None;
+    let mut last_sent: Option<(Vec<crate::model::Service>, Vec<Region>)> = None;
     let mut tick = tokio::time::interval(settings.resolve_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = context.changed.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tick.tick() => {}
+            changed = defaults.changed() => {
+                if changed.is_ok() {
+                    settings.defaults = defaults.borrow_and_update().clone();
+                }
+            }
             _ = context.stop.cancelled() => return,
         }
         // Nothing is discovered before every core watch has listed: a store still empty
@@ -83,10 +92,22 @@ pub(super) async fn run(
         reported = outcomes.into_iter().map(|(id, (_, o))| (id, o)).collect();
         metrics.kubernetes.set_skipped(skipped);
         metrics.kubernetes.set_services(services.len());
-        if last_sent.as_ref() != Some(&services) {
-            info!(services = services.len(), "Kubernetes services discovered");
-            last_sent = Some(services.clone());
-            if events.send(Event::Discovered { services }).await.is_err() {
+        let regions: Vec<Region> = settings
+            .defaults
+            .regions
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        let sent = (services, regions);
+        if last_sent.as_ref() != Some(&sent) {
+            info!(services = sent.0.len(), "Kubernetes services discovered");
+            last_sent = Some(sent.clone());
+            let (services, regions) = sent;
+            if events
+                .send(Event::Discovered { services, regions })
+                .await
+                .is_err()
+            {
                 return;
             }
         }

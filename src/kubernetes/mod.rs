@@ -54,10 +54,12 @@ pub struct Kubernetes;
 
 impl Kubernetes {
     /// Starts watching and discovering on `tasks`; services, and the first complete discovery,
-    /// go to `events`.
+    /// go to `events`. What discovered services start from follows `defaults` (a reload may
+    /// change the zone's defaults and regions; the rest of the settings need a restart).
     pub fn start(
         tasks: &Tasks,
         settings: KubernetesSettings,
+        defaults: tokio::sync::watch::Receiver<discover::Defaults>,
         client: Client,
         events: mpsc::Sender<Event>,
         metrics: Arc<Metrics>,
@@ -116,7 +118,7 @@ impl Kubernetes {
             gateway_api,
         };
         tasks.spawn(controller::run(
-            settings, sources, context, events, recorder, metrics,
+            settings, defaults, sources, context, events, recorder, metrics,
         ));
     }
 

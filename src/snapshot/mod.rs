@@ -198,7 +198,7 @@ impl Snapshot {
                     Some(remote) => RegionStatus::Remote(
                         remote
                             .freshness
-                            .get(&i)
+                            .get(&model.regions[i].name)
                             .copied()
                             .unwrap_or(Freshness::Fresh),
                     ),
@@ -301,10 +301,11 @@ mod tests {
             spec: None,
             weight: Some(90),
         };
-        view.report(US, name, 1, report, t0);
+        let name_of = |i: RegionIndex| model.regions[i].name.clone();
+        view.report(&name_of(US), name, 1, report, t0);
         let verdicts = Verdicts::new();
         let build = |now: Instant| {
-            let freshness = view.effective(&[US, AP], now);
+            let freshness = view.effective(&[name_of(US), name_of(AP)], now);
             let snapshot = Snapshot::build(
                 &model,
                 1232,
@@ -313,6 +314,7 @@ mod tests {
                     remote: Some(RemoteInputs {
                         view: &view,
                         freshness: &freshness,
+                        regions: &model.regions,
                     }),
                 },
             );

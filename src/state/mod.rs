@@ -45,8 +45,12 @@ pub enum Event {
         verdict: Verdict,
         at: Instant,
     },
-    /// The services discovered in Kubernetes (all of them, replacing the previous set).
-    Discovered { services: Vec<Service> },
+    /// The services discovered in Kubernetes (all of them, replacing the previous set), with
+    /// the names of the regions their indexes refer to (the model may have changed since).
+    Discovered {
+        services: Vec<Service>,
+        regions: Vec<Region>,
+    },
     /// A verified heartbeat of a remote region.
     Heard {
         region: Region,

@@ -25,8 +25,9 @@ use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
 pub(super) struct World {
     /// The config's model.
     base: Model,
-    /// Services discovered in Kubernetes.
+    /// Services discovered in Kubernetes, and the regions their indexes refer to.
     discovered: Vec<Service>,
+    discovered_regions: Vec<Region>,
     /// `base` with the discovered services whose names the config does not hold: what is served.
     model: Model,
     /// Where the probe plan of `model` goes (the checker).
@@ -40,7 +41,7 @@ pub(super) struct World {
     remote_services_changed: bool,
     verdicts: Verdicts,
     remote: Option<RemoteView>,
-    freshness: HashMap<RegionIndex, Freshness>,
+    freshness: HashMap<Region, Freshness>,
     /// Probes of the first plan without a first result yet (readiness).
     warming: HashSet<ProbeKey>,
     /// With Kubernetes discovery: where the first discovery stands, and until when readiness
@@ -66,6 +67,7 @@ impl World {
         let mut world = Self {
             base: model.clone(),
             discovered: Vec::new(),
+            discovered_regions: Vec::new(),
             local_names: model.services.iter().map(|s| s.name.clone()).collect(),
             remote_services_changed: false,
             model,
@@ -114,11 +116,20 @@ impl World {
     pub(super) fn merge(&mut self) {
         let mut model = self.base.clone();
         let configured: HashSet<Name> = model.services.iter().map(|s| s.name.clone()).collect();
+        let same_regions = self
+            .discovered_regions
+            .iter()
+            .eq(model.regions.iter().map(|r| &r.name));
         for service in &self.discovered {
             if configured.contains(&service.name) {
                 debug!(service = %service.name, "defined in the config too: the config's wins");
-            } else {
+            } else if same_regions {
                 model.services.push(service.clone());
+            } else {
+                // Discovered before a reload changed the regions: follow them by name.
+                model
+                    .services
+                    .push(service.remap(&self.discovered_regions, &model.regions));
             }
         }
         self.local_names = model.services.iter().map(|s| s.name.clone()).collect();
@@ -169,6 +180,7 @@ impl World {
             remote: self.remote.as_ref().map(|view| RemoteInputs {
                 view,
                 freshness: &self.freshness,
+                regions: &self.model.regions,
             }),
         }
     }
@@ -209,11 +221,12 @@ impl World {
                 self.refresh_freshness(Instant::now());
                 true
             }
-            Event::Discovered { services } => {
-                if services == self.discovered {
+            Event::Discovered { services, regions } => {
+                if services == self.discovered && regions == self.discovered_regions {
                     return false;
                 }
                 self.discovered = services;
+                self.discovered_regions = regions;
                 self.merge();
                 true
             }
@@ -237,11 +250,11 @@ impl World {
                 issued_ms,
                 at,
             } => {
-                let (Some(index), Some(view)) = (self.region_index(&region), self.remote.as_mut())
+                let (Some(_), Some(view)) = (self.region_index(&region), self.remote.as_mut())
                 else {
                     return false;
                 };
-                view.heard(index, issued_ms, at) && self.refresh_freshness(Instant::now())
+                view.heard(&region, issued_ms, at) && self.refresh_freshness(Instant::now())
             }
             Event::Report {
                 region,
@@ -250,14 +263,14 @@ impl World {
                 report,
                 at,
             } => {
-                let (Some(index), Some(view)) = (self.region_index(&region), self.remote.as_mut())
+                let (Some(_), Some(view)) = (self.region_index(&region), self.remote.as_mut())
                 else {
                     return false;
                 };
                 if !self.local_names.contains(&service) {
                     self.remote_services_changed = true;
                 }
-                let changed = view.report(index, service, issued_ms, report, at);
+                let changed = view.report(&region, service, issued_ms, report, at);
                 self.refresh_freshness(Instant::now()) | changed
             }
         }
@@ -285,22 +298,22 @@ impl World {
         let Some(view) = &self.remote else {
             return false;
         };
-        let remote: Vec<RegionIndex> = RegionIndex::all(self.model.regions.len())
+        let remote: Vec<Region> = RegionIndex::all(self.model.regions.len())
             .filter(|&i| Some(i) != self.model.local_region)
+            .map(|i| self.model.regions[i].name.clone())
             .collect();
         let next = view.effective(&remote, now);
-        for &region in &remote {
+        for region in &remote {
             let age = now.saturating_duration_since(view.last_heard(region));
             self.metrics
                 .gossip
-                .set_region_last_seen(self.model.regions[region].name.as_str(), age);
+                .set_region_last_seen(region.as_str(), age);
         }
         let mut changed = false;
-        for (&region, &to) in &next {
-            let from = self.freshness.get(&region).copied();
+        for (name, &to) in &next {
+            let from = self.freshness.get(name).copied();
             if from != Some(to) {
                 changed = true;
-                let name = &self.model.regions[region].name;
                 match to {
                     Freshness::Fresh if from.is_some() => {
                         info!(region = %name, ?from, "region reports again; re-admitted")
@@ -374,6 +387,10 @@ mod tests {
             .collect()
     }
 
+    fn region_names(model: &Model) -> Vec<Region> {
+        model.regions.iter().map(|r| r.name.clone()).collect()
+    }
+
     fn keys(world: &World) -> Vec<ProbeKey> {
         world.plans.borrow().keys().cloned().collect()
     }
@@ -386,10 +403,12 @@ mod tests {
         let mut other = same_name.clone();
         other.name = fixtures::name("web.gslb.example.com.");
         let discovered = vec![same_name, other];
+        let regions = region_names(&world.base);
         assert!(apply(
             &mut world,
             Event::Discovered {
                 services: discovered.clone(),
+                regions: regions.clone(),
             }
         ));
         assert_eq!(
@@ -402,10 +421,63 @@ mod tests {
             !apply(
                 &mut world,
                 Event::Discovered {
-                    services: discovered
+                    services: discovered,
+                    regions
                 }
             ),
             "the same set again is no change"
+        );
+    }
+
+    #[test]
+    fn discovered_services_follow_their_regions_by_name_through_a_reload() {
+        let mut world = world(false, false);
+        let mut discovered = world.base.services[0].clone();
+        discovered.name = fixtures::name("web.gslb.example.com.");
+        let regions = region_names(&world.base);
+        apply(
+            &mut world,
+            Event::Discovered {
+                services: vec![discovered],
+                regions,
+            },
+        );
+        // The reload puts us first and drops ap.
+        let mut model = world.base.clone();
+        model.regions = vec![model.regions[1].clone(), model.regions[0].clone()];
+        model.local_region = Some(crate::fixtures::US);
+        model.services.clear();
+        model.geo = crate::model::GeoTable::default();
+        apply(
+            &mut world,
+            Event::Model {
+                model: Box::new(model),
+                done: None,
+            },
+        );
+        let web = &world.model.services[0];
+        let by_region: Vec<(String, String)> = web
+            .targets
+            .iter()
+            .map(|t| {
+                (
+                    world.model.regions[t.region].name.to_string(),
+                    t.addresses[0].to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_region,
+            [
+                ("us".into(), "198.51.100.1".into()),
+                ("eu".into(), "127.0.0.1".into())
+            ]
+        );
+        // The snapshot builds (no index out of bounds) and answers eu's target as eu's.
+        let snapshot = world.snapshot();
+        assert_eq!(
+            snapshot.regions[snapshot.services[0].regions[1].region].as_str(),
+            "eu"
         );
     }
 

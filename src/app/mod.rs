@@ -1,26 +1,33 @@
 //! The daemon assembled: state owner, snapshot store, DNS listeners, probe checker, gossip
 //! node, Kubernetes discovery and admin endpoint, all running as one task tree ([`Tasks`]),
-//! with reload and shutdown. [`run`] is the daemon; `main.rs` gives it the signals, tests run
-//! it (or [`App`]) in-process.
+//! with reload (`reload.rs`: all or nothing) and shutdown. [`run`] is the daemon; `main.rs`
+//! gives it the signals, tests run it (or [`App`]) in-process.
+
+mod reload;
+
+pub use reload::ReloadError;
+use reload::Started;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
-use tracing::{error, info, warn};
+use tokio::sync::watch;
+use tracing::info;
 
 use crate::admin::AdminServer;
-use crate::config::{self, Config, ConfigError, ServerSettings};
+use crate::config::Config;
 use crate::dns::server::{DnsServer, ServerError};
 use crate::gossip::transport::{OpenNetwork, PeerFilter};
 use crate::gossip::{Gossip, GossipError};
 use crate::health::probe::{NetProbes, ProbeFactory};
 use crate::health::{checker, plan};
 use crate::kubernetes::Kubernetes;
-use crate::metrics::{Metrics, ReloadResult};
+use crate::kubernetes::discover::Defaults;
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
 use crate::tasks::Tasks;
@@ -81,10 +88,11 @@ pub struct App {
     store: Arc<ArcSwap<Snapshot>>,
     state: StateHandle,
     gossip: Option<Gossip>,
-    gossip_settings: Option<crate::config::GossipSettings>,
-    kubernetes_settings: Option<crate::config::KubernetesSettings>,
+    /// What the running subsystems were started with: a reload may not change it.
+    started: Started,
+    /// Where Kubernetes discovery takes new defaults from (zone defaults, regions) on reload.
+    kubernetes_defaults: Option<watch::Sender<Defaults>>,
     metrics: Arc<Metrics>,
-    settings: ServerSettings,
     config_path: Option<PathBuf>,
 }
 
@@ -117,6 +125,7 @@ impl App {
         config_path: Option<PathBuf>,
         outbound: Outbound,
     ) -> Result<Self, StartError> {
+        let started = Started::of(&config);
         let probe_plan = plan::plan(&config.model, true);
         let concurrency = config.model.probe_concurrency;
         let delegation = crate::delegation::Delegation::of(&config.model);
@@ -165,12 +174,15 @@ impl App {
             concurrency,
             metrics.clone(),
         );
-        let kubernetes_settings = config.kubernetes.clone();
+        let mut kubernetes_defaults = None;
         if let (Some(settings), Some(client)) = (config.kubernetes, kube_client) {
             if let Some(endpoint) = settings.dns_endpoint.clone() {
                 Kubernetes::publish_delegation(tasks, client.clone(), &delegation, endpoint);
             }
-            Kubernetes::start(tasks, settings, client, state.sender(), metrics.clone());
+            let (defaults, follow) = watch::channel(settings.defaults.clone());
+            kubernetes_defaults = Some(defaults);
+            let events = state.sender();
+            Kubernetes::start(tasks, settings, follow, client, events, metrics.clone());
         }
         let admin_addr = match config.server.admin {
             Some(addr) => Some(
@@ -187,10 +199,9 @@ impl App {
             store,
             state,
             gossip,
-            gossip_settings: config.gossip,
-            kubernetes_settings,
+            started,
+            kubernetes_defaults,
             metrics,
-            settings: config.server,
             config_path,
         })
     }
@@ -240,44 +251,6 @@ impl App {
     /// The snapshot currently served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.store.load_full()
-    }
-
-    /// Re-reads the config file given at start (SIGHUP). A bad file is refused with a log line
-    /// and the current snapshot keeps serving.
-    pub async fn reload(&self) -> Result<(), ConfigError> {
-        let Some(path) = self.config_path.clone() else {
-            warn!("reload asked, but gslbd was not started from a config file");
-            return Ok(());
-        };
-        self.reload_from(&path).await
-    }
-
-    /// Loads `path` and serves it if it is valid.
-    pub async fn reload_from(&self, path: &Path) -> Result<(), ConfigError> {
-        let config = match config::load(path) {
-            Ok(config) => config,
-            Err(error) => {
-                self.metrics.snapshots.config_reloaded(ReloadResult::Error);
-                error!(path = %path.display(), %error, "config reload refused, still serving the previous config");
-                return Err(error);
-            }
-        };
-        if config.server != self.settings {
-            warn!("[server] settings changed; they apply at the next restart");
-        }
-        if config.gossip != self.gossip_settings {
-            warn!("[gossip] settings changed; they apply at the next restart");
-        }
-        if config.kubernetes != self.kubernetes_settings {
-            warn!(
-                "[kubernetes] settings (or the regions and zone they use) changed; they apply at the next restart"
-            );
-        }
-        let services = config.model.services.len();
-        self.state.replace_model(config.model).await;
-        self.metrics.snapshots.config_reloaded(ReloadResult::Ok);
-        info!(path = %path.display(), services, "config reloaded");
-        Ok(())
     }
 
     /// Stops serving and waits for every task.
