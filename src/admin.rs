@@ -1,4 +1,5 @@
-//! The admin HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive),
+//! The admin HTTP endpoint: `/metrics` (Prometheus text format), `/healthz` (alive: every
+//! supervised task still running, see `tasks`),
 //! `/readyz` (ready to take traffic: zone loaded and sockets bound, which `App::start` ensures
 //! before serving this, and what the served snapshot's readiness waits for: the first round of
 //! probes, the first Kubernetes discovery), `/state` (the served snapshot as
@@ -21,12 +22,13 @@ use tracing::info;
 use crate::explain::{self, Question};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 
 #[derive(Clone)]
 struct AdminState {
     metrics: Arc<Metrics>,
     store: Arc<ArcSwap<Snapshot>>,
+    tasks: Tasks,
 }
 
 /// The admin endpoint, served as a task of the daemon.
@@ -44,13 +46,17 @@ impl AdminServer {
         let local_addr = listener.local_addr()?;
         let router = Router::new()
             .route("/metrics", get(metrics_page))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/state", get(state_page))
             .route("/explain", get(explain_page))
-            .with_state(AdminState { metrics, store });
+            .with_state(AdminState {
+                metrics,
+                store,
+                tasks: tasks.clone(),
+            });
         let stopping = tasks.stopping();
-        tasks.spawn(async move {
+        tasks.supervise("admin endpoint", OnEnd::Exit, async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move { stopping.cancelled().await })
                 .await;
@@ -64,6 +70,18 @@ async fn metrics_page(State(state): State<AdminState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.encode(),
+    )
+}
+
+async fn healthz(State(state): State<AdminState>) -> impl IntoResponse {
+    let failed = state.tasks.failed();
+    if failed.is_empty() {
+        return (StatusCode::OK, "ok\n".to_string());
+    }
+    let names: Vec<&str> = failed.iter().map(AsRef::as_ref).collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("stopped: {}\n", names.join(", ")),
     )
 }
 

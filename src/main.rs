@@ -103,6 +103,7 @@ const EXIT_CONFIG: u8 = 78;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
+    log_panics();
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
         Command::Keygen { regions } => keygen(&regions),
@@ -121,6 +122,17 @@ fn main() -> ExitCode {
         }
         Err(_) => ExitCode::FAILURE,
     }
+}
+
+/// A panic is logged like everything else, naming its thread (`gslbd-udp`, a runtime worker),
+/// before the default hook prints it; release builds then abort (exit status 134).
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), %info, "panic");
+        default(info);
+    }));
 }
 
 fn init_logging(json: bool) {

@@ -190,7 +190,10 @@ async fn run_reloads_when_asked_and_stops_when_told() {
     .await;
 
     stop.send(()).expect("run is waiting");
-    running.await.expect("run ends once told to stop");
+    running
+        .await
+        .expect("run ends once told to stop")
+        .expect("no task failed");
     let query = bytes(&query("app.gslb.example.com", RecordType::A));
     assert_eq!(
         udp_raw_wait(addr, &query, Duration::from_millis(500)),

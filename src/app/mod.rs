@@ -30,7 +30,7 @@ use crate::kubernetes::discover::Defaults;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::{self, RemoteSettings, StateHandle};
-use crate::tasks::Tasks;
+use crate::tasks::{TaskName, Tasks};
 
 /// Why gslbd could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,18 +65,32 @@ impl Default for Outbound {
     }
 }
 
-/// Runs gslbd on `config` until `shutdown` completes; each item of `reloads` re-reads
-/// `config_path` (a refused config is logged and changes nothing).
+/// A critical task ended before the daemon was told to stop (see `tasks`): it stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the critical task {0:?} stopped, so gslbd stopped")]
+pub struct TaskFailed(pub TaskName);
+
+/// Why the daemon ended other than by being told to.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
+
+/// Runs gslbd on `config` until `shutdown` completes or a critical task fails; each item of
+/// `reloads` re-reads `config_path` (a refused config is logged and changes nothing).
 pub async fn run(
     config: Config,
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
     reloads: impl Stream<Item = ()>,
-) -> Result<(), StartError> {
+) -> Result<(), RunError> {
     App::start(config, config_path)
         .await?
         .run(shutdown, reloads)
-        .await;
+        .await?;
     Ok(())
 }
 
@@ -208,24 +222,41 @@ impl App {
 
     /// Serves until `shutdown` completes, re-reading the config file at each item of
     /// `reloads`; then stops.
-    pub async fn run(self, shutdown: impl Future<Output = ()>, reloads: impl Stream<Item = ()>) {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+        reloads: impl Stream<Item = ()>,
+    ) -> Result<(), TaskFailed> {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut reloads = std::pin::pin!(reloads);
-        loop {
+        let mut reloading = true;
+        let mut fatal = self.tasks.fatal();
+        let failed = loop {
             tokio::select! {
-                reload = reloads.next() => match reload {
+                reload = reloads.next(), if reloading => match reload {
                     // A refused config is logged by reload and changes nothing.
                     Some(()) => { let _ = self.reload().await; }
-                    None => {
-                        (&mut shutdown).await;
-                        break;
-                    }
+                    None => reloading = false,
                 },
-                () = &mut shutdown => break,
+                () = &mut shutdown => break None,
+                changed = fatal.changed() => {
+                    if changed.is_ok() && let Some(task) = fatal.borrow_and_update().clone() {
+                        break Some(task);
+                    }
+                }
             }
-        }
+        };
         info!("shutting down");
         self.shutdown().await;
+        match failed {
+            Some(task) => Err(TaskFailed(task)),
+            None => Ok(()),
+        }
+    }
+
+    /// The daemon's task tree (supervision: what failed, what runs).
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// Where the admin endpoint (/metrics, /healthz, /readyz) listens, if enabled.

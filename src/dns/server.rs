@@ -18,7 +18,7 @@ use super::udp;
 use crate::config::ServerSettings;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 
 /// Pending TCP connections per listener.
 const TCP_BACKLOG: i32 = 1024;
@@ -66,6 +66,13 @@ impl DnsServer {
                 }
             }
         }
+        // A UDP thread that ends before the daemon stops (it never returns otherwise) leaves
+        // its socket unanswered: fatal.
+        for (addr, thread) in std::mem::take(&mut transports.udp_threads) {
+            tasks.supervise(format!("dns udp {addr}"), OnEnd::Exit, async move {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            });
+        }
         let stopping = tasks.stopping();
         tasks.spawn(async move {
             stopping.cancelled().await;
@@ -78,7 +85,8 @@ impl DnsServer {
 /// hickory-server (TCP, and UDP without the fast path) and the UDP fast path's threads.
 struct Transports {
     hickory: Server<Handler>,
-    udp_threads: Vec<JoinHandle<()>>,
+    /// With the address each serves.
+    udp_threads: Vec<(SocketAddr, JoinHandle<()>)>,
     /// The UDP threads are not tokio tasks: they watch this token.
     stop: CancellationToken,
     /// Whether hickory-server has anything to stop.
@@ -109,7 +117,7 @@ impl Transports {
                     self.stop.clone(),
                 )
                 .map_err(|source| ServerError::Bind { addr, source })?;
-                self.udp_threads.push(thread);
+                self.udp_threads.push((addr, thread));
             } else {
                 let socket = UdpSocket::from_std(socket.into())
                     .map_err(|source| ServerError::Bind { addr, source })?;
@@ -135,7 +143,7 @@ impl Transports {
         }
         let threads = self.udp_threads;
         let _ = tokio::task::spawn_blocking(move || {
-            for thread in threads {
+            for (_, thread) in threads {
                 let _ = thread.join();
             }
         })

@@ -24,7 +24,7 @@ use crate::config::GossipSettings;
 use crate::metrics::Metrics;
 use crate::model::{Health, Region};
 use crate::state::Event;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 use crate::unix_ms;
 use keys::{RegionKeys, SigningKey};
 use local_report::LocalReport;
@@ -138,24 +138,32 @@ impl Gossip {
             region: settings.region.clone(),
             cluster: settings.cluster.clone(),
         };
-        tasks.spawn(receive(
-            changes,
-            identity.clone(),
-            settings.region_keys.clone(),
-            events,
-            report_stats.clone(),
-            metrics.clone(),
-            tasks.stopping(),
-        ));
-        tasks.spawn(publish(
-            handle.chitchat(),
-            reports,
-            identity,
-            settings.signing_key.clone(),
-            settings.interval,
-            metrics,
-            tasks.stopping(),
-        ));
+        tasks.supervise(
+            "gossip receive",
+            OnEnd::Exit,
+            receive(
+                changes,
+                identity.clone(),
+                settings.region_keys.clone(),
+                events,
+                report_stats.clone(),
+                metrics.clone(),
+                tasks.stopping(),
+            ),
+        );
+        tasks.supervise(
+            "gossip publish",
+            OnEnd::Exit,
+            publish(
+                handle.chitchat(),
+                reports,
+                identity,
+                settings.signing_key.clone(),
+                settings.interval,
+                metrics,
+                tasks.stopping(),
+            ),
+        );
         let stopping = tasks.stopping();
         tasks.spawn(async move {
             stopping.cancelled().await;

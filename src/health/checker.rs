@@ -18,7 +18,7 @@ use super::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::ProbeSettings;
 use crate::state::Event;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 
 /// Starts probing the plans `plans` carries (the first one now, each new one when it comes),
 /// on `tasks`; verdict changes, and each probe's first result, go to `events`.
@@ -37,7 +37,7 @@ pub fn start(
         metrics,
     });
     let probes = tasks.clone();
-    tasks.spawn(async move {
+    tasks.supervise("probe scheduler", OnEnd::Exit, async move {
         let stopping = probes.stopping();
         let mut running: HashMap<ProbeKey, (ProbeSettings, CancellationToken)> = HashMap::new();
         loop {
@@ -55,12 +55,18 @@ pub fn start(
                     continue;
                 }
                 let token = probes.child_token();
-                probes.spawn(run_probe(
-                    key.clone(),
-                    settings.clone(),
-                    context.clone(),
+                // A probe that stops leaves its target's last verdict standing: /healthz says so.
+                probes.supervise_until(
+                    format!("probe {key}"),
+                    OnEnd::FailHealth,
                     token.clone(),
-                ));
+                    run_probe(
+                        key.clone(),
+                        settings.clone(),
+                        context.clone(),
+                        token.clone(),
+                    ),
+                );
                 running.insert(key.clone(), (settings.clone(), token));
             }
             info!(probes = running.len(), "probe plan applied");

@@ -45,7 +45,7 @@ use crate::config::KubernetesSettings;
 use crate::delegation::{self, Delegation};
 use crate::metrics::Metrics;
 use crate::state::Event;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 use sources::Claim;
 use watch::{Stores, WatchContext, gateway_api_apis, typed_apis, watch};
 
@@ -117,9 +117,13 @@ impl Kubernetes {
             slices,
             gateway_api,
         };
-        tasks.spawn(controller::run(
-            settings, defaults, sources, context, events, recorder, metrics,
-        ));
+        tasks.supervise(
+            "kubernetes discovery",
+            OnEnd::FailHealth,
+            controller::run(
+                settings, defaults, sources, context, events, recorder, metrics,
+            ),
+        );
     }
 
     /// Keeps the ExternalDNS `DNSEndpoint` `namespace/name` equal to `delegation` (see

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::label_enum::label_enum;
 use crate::metrics::Metrics;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 
 label_enum! {
     /// What a watch stream said; the names are metric label values.
@@ -113,7 +113,8 @@ where
         let context = context.clone();
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff();
-        tasks.spawn(async move {
+        // A store no longer kept current serves stale objects: /healthz says so.
+        tasks.supervise(format!("kubernetes watch {kind}"), OnEnd::FailHealth, async move {
             let mut stream = std::pin::pin!(stream);
             let mut failing = false;
             loop {

@@ -20,7 +20,7 @@ use crate::health::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::{Model, Region, Service};
 use crate::snapshot::Snapshot;
-use crate::tasks::Tasks;
+use crate::tasks::{OnEnd, Tasks};
 use world::World;
 
 /// Events arriving within this window of the first one share one rebuild.
@@ -130,7 +130,11 @@ pub fn start(tasks: &Tasks, setup: Setup) -> (Arc<ArcSwap<Snapshot>>, StateHandl
     let store = Arc::new(ArcSwap::new(world.first_snapshot()));
     let reports = world.reports();
     let (events, inbox) = mpsc::channel(1024);
-    tasks.spawn(run(world, inbox, store.clone(), tasks.stopping()));
+    tasks.supervise(
+        "state owner",
+        OnEnd::Exit,
+        run(world, inbox, store.clone(), tasks.stopping()),
+    );
     (store, StateHandle { events, reports })
 }
 
