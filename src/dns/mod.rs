@@ -1,10 +1,11 @@
 //! The authoritative DNS side: strategies (`select`), the pure answer (`answer`), its encoding
-//! (`encode`), and the transports: hickory-server (`handler`, `server`) and the UDP fast path
-//! (`udp`).
+//! (`encode`), one message answered (`message`), and the transports: hickory-server (`handler`,
+//! `server`) and the UDP fast path (`udp`).
 
 pub mod answer;
 pub mod encode;
 pub mod handler;
+pub mod message;
 pub mod rrl;
 pub mod select;
 pub mod server;
