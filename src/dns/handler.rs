@@ -1,4 +1,6 @@
-//! gslbd's hickory-server `RequestHandler`: TCP, and UDP when the fast path is off.
+//! gslbd's hickory-server `RequestHandler`: UDP when the fast path is off (`server.udp_fast_path
+//! = false`). TCP is gslbd's own (`tcp`); `tests/differential.rs` serves this handler over
+//! hickory-server's TCP too, as the reference gslbd's TCP bytes are held to.
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use tracing::debug;
 
 use super::rrl::{AnswerKey, Decision, Limited, Rrl};
 use super::{Transport, answer, encode, time_bucket};
-use crate::metrics::{AnswerCounts, Metrics, RateLimitCounts};
+use crate::metrics::{Metrics, RateLimitCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
 /// Answers from the current snapshot; UDP answers go through `rrl` when it is on.
@@ -97,16 +99,16 @@ impl RequestHandler for Handler {
             .queries()
             .first()
             .map_or(RecordType::Unknown(0), |q| q.query_type());
-        self.metrics
-            .dns
-            .add_query(transport, qtype, response.metadata.response_code);
-        if let Some(served) = response.served {
-            let mut answers = AnswerCounts::default();
-            answers.add(&served);
-            self.metrics.dns.add_answers(&answers);
-            self.metrics.dns.add_service_answers(&snapshot, &[served]);
-        }
-        self.metrics.dns.observe_answer(started.elapsed());
+        self.metrics.dns.add_answered(
+            &snapshot,
+            transport,
+            (
+                qtype_index(qtype),
+                rcode_index(response.metadata.response_code),
+            ),
+            response.served,
+            started.elapsed(),
+        );
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,
