@@ -26,24 +26,12 @@ import threading
 import time
 
 QNAME = "app.gslb.example.com"
+# One service, no probes: the flood is the only work.
 CONFIG = """
-[server]
-listen = ["127.0.0.1:{port}"]
-udp_workers = 1
-
-[zone]
-name = "gslb.example.com"
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["127.0.10.1"]
-
-[[services]]
-name = "{qname}"
-strategy = "round-robin"
-[services.targets]
-eu = ["192.0.2.1"]
+server = {{ listen = ["127.0.0.1:{port}"], udp_workers = 1 }}
+zone = {{ name = "gslb.example.com" }}
+regions = [{{ name = "eu", nameserver = "ns-eu.gslb.example.com", glue = ["127.0.10.1"] }}]
+services = [{{ name = "{qname}", strategy = "round-robin", targets = {{ eu = ["192.0.2.1"] }} }}]
 """
 
 

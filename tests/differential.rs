@@ -93,6 +93,35 @@ fn exchange(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
     udp_raw_wait(addr, packet, Duration::from_millis(300))
 }
 
+/// One side's name and how it answers a packet (`None`: no answer).
+type Side<'a> = (&'a str, &'a dyn Fn(&[u8]) -> Option<Vec<u8>>);
+
+/// Asserts that both sides send the same bytes (or both nothing) for every packet; returns
+/// how many were answered. Weighted and round-robin answers change with the second: a pair
+/// that straddles one is asked again.
+fn assert_alike(packets: &[Vec<u8>], (a_name, a): Side<'_>, (b_name, b): Side<'_>) -> usize {
+    let mut answered = 0;
+    for packet in packets {
+        let mut same = false;
+        let mut last = (None, None);
+        for _ in 0..3 {
+            let (from_a, from_b) = (a(packet), b(packet));
+            if from_a == from_b {
+                same = true;
+                answered += usize::from(from_a.is_some());
+                break;
+            }
+            last = (from_a, from_b);
+        }
+        assert!(
+            same,
+            "packet {packet:02x?}\n{a_name}: {:02x?}\n{b_name}: {:02x?}",
+            last.0, last.1
+        );
+    }
+    answered
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fast_path_and_hickory_send_identical_bytes() {
     let fast = start().await;
@@ -101,27 +130,11 @@ async fn fast_path_and_hickory_send_identical_bytes() {
     config.server.udp_fast_path = Some(false);
     let hickory = start_config(&config).await;
     let packets = corpus();
-    let mut answered = 0;
-    for packet in &packets {
-        // Weighted and round-robin answers change with the second: retry a straddling pair.
-        let mut same = false;
-        let mut last = (None, None);
-        for _ in 0..3 {
-            let a = exchange(fast.addr, packet);
-            let b = exchange(hickory.addr, packet);
-            if a == b {
-                same = true;
-                answered += usize::from(a.is_some());
-                break;
-            }
-            last = (a, b);
-        }
-        assert!(
-            same,
-            "packet {packet:02x?}\nfast:    {:02x?}\nhickory: {:02x?}",
-            last.0, last.1
-        );
-    }
+    let answered = assert_alike(
+        &packets,
+        ("fast", &|packet| exchange(fast.addr, packet)),
+        ("hickory", &|packet| exchange(hickory.addr, packet)),
+    );
     assert!(
         answered > packets.len() / 2,
         "most packets were answered: {answered}"
@@ -188,26 +201,11 @@ async fn tcp_sends_the_bytes_hickory_servers_tcp_listener_sent() {
     let mut padded = bytes(&query("app.gslb.example.com", RecordType::A));
     padded.resize(5000, 0);
     packets.push(padded);
-    let mut answered = 0;
-    for packet in &packets {
-        let mut same = false;
-        let mut last = (None, None);
-        for _ in 0..3 {
-            let a = tcp_exchange(ours.addr, packet);
-            let b = tcp_exchange(reference_addr, packet);
-            if a == b {
-                same = true;
-                answered += usize::from(a.is_some());
-                break;
-            }
-            last = (a, b);
-        }
-        assert!(
-            same,
-            "packet {packet:02x?}\nours:    {:02x?}\nhickory: {:02x?}",
-            last.0, last.1
-        );
-    }
+    let answered = assert_alike(
+        &packets,
+        ("ours", &|packet| tcp_exchange(ours.addr, packet)),
+        ("hickory", &|packet| tcp_exchange(reference_addr, packet)),
+    );
     assert!(
         answered > packets.len() * 9 / 10,
         "most packets were answered: {answered} of {}",

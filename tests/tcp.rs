@@ -16,8 +16,10 @@ use hickory_proto::rr::RecordType;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// The base config with `[server.tcp]` set to `tcp`.
-async fn start_with(tcp: Tcp) -> TestServer {
+/// The base config with `[server.tcp]` as `set` writes it.
+async fn start_with(set: impl FnOnce(&mut Tcp)) -> TestServer {
+    let mut tcp = Tcp::default();
+    set(&mut tcp);
     let mut config = ConfigFile::base();
     config.server.tcp = Some(tcp);
     start_config(&config).await
@@ -62,37 +64,44 @@ async fn eventually_answered(source: &str, server: SocketAddr) -> TcpStream {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn connections_beyond_the_per_network_cap_are_reset_while_other_networks_are_answered() {
-    let server = start_with(Tcp {
-        max_connections_per_network: Some(3),
-        ..Tcp::default()
-    })
-    .await;
-    let mut held: Vec<TcpStream> = (1..=3)
-        .map(|host| connect_from(&format!("127.0.61.{host}"), server.addr))
-        .collect();
-    for stream in &mut held {
-        assert!(answered(stream), "within the network's share");
-    }
-    let mut fourth = connect_from("127.0.61.4", server.addr);
+/// A connection from each of `sources`, every one answered.
+fn hold(server: &TestServer, sources: &[&str]) -> Vec<TcpStream> {
+    sources
+        .iter()
+        .map(|source| {
+            let mut stream = connect_from(source, server.addr);
+            assert!(answered(&mut stream), "{source} is let in");
+            stream
+        })
+        .collect()
+}
+
+/// A connection from `source` is reset at once, counted as refused for `reason`.
+async fn assert_reset(server: &TestServer, source: &str, reason: &str) {
+    let mut stream = connect_from(source, server.addr);
     let mut byte = [0u8; 1];
     assert_eq!(
-        fourth.read(&mut byte).map_err(|e| e.kind()),
+        stream.read(&mut byte).map_err(|e| e.kind()),
         Err(io::ErrorKind::ConnectionReset),
-        "a fourth from 127.0.61.0/24 is reset at once"
+        "{source}: reset at once"
     );
-    let mut other = connect_from("127.0.62.1", server.addr);
-    assert!(answered(&mut other), "another network is answered");
-    assert_eq!(
-        metric(
-            &server,
-            "gslbd_dns_tcp_refused_total",
-            &["reason=\"per_network\""]
-        ),
-        1.0
-    );
+    let label = format!("reason=\"{reason}\"");
+    wait_for_metric(server, "gslbd_dns_tcp_refused_total", &[&label], 1.0).await;
+}
 
+/// `stream` is closed by the server, counted as closed for `reason`.
+async fn assert_cut(server: &TestServer, stream: &mut TcpStream, reason: &str) {
+    assert!(closed_within(stream, PATIENCE), "closed by the server");
+    let label = format!("reason=\"{reason}\"");
+    wait_for_metric(server, "gslbd_dns_tcp_closed_total", &[&label], 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_per_network_cap_are_reset_while_other_networks_are_answered() {
+    let server = start_with(|tcp| tcp.max_connections_per_network = Some(3)).await;
+    let mut held = hold(&server, &["127.0.61.1", "127.0.61.2", "127.0.61.3"]);
+    assert_reset(&server, "127.0.61.4", "per_network").await;
+    hold(&server, &["127.0.62.1"]);
     // A connection that ends gives its place back.
     drop(held.pop());
     eventually_answered("127.0.61.5", server.addr).await;
@@ -101,33 +110,15 @@ async fn connections_beyond_the_per_network_cap_are_reset_while_other_networks_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_total_cap_are_reset_whatever_their_network() {
-    let server = start_with(Tcp {
-        max_connections: Some(3),
-        max_connections_per_network: Some(3),
-        ..Tcp::default()
+    let server = start_with(|tcp| {
+        tcp.max_connections = Some(3);
+        tcp.max_connections_per_network = Some(3);
     })
     .await;
-    let mut held: Vec<TcpStream> = (1..=3)
-        .map(|net| connect_from(&format!("127.0.{}.1", 70 + net), server.addr))
-        .collect();
-    for stream in &mut held {
-        assert!(answered(stream));
-    }
+    let mut held = hold(&server, &["127.0.71.1", "127.0.72.1", "127.0.73.1"]);
     assert_eq!(metric(&server, "gslbd_dns_tcp_connections", &[]), 3.0);
     assert_eq!(metric(&server, "gslbd_dns_tcp_connections_max", &[]), 3.0);
-    let mut fourth = connect_from("127.0.79.1", server.addr);
-    assert!(
-        !answered(&mut fourth),
-        "over the total, whatever the network"
-    );
-    assert_eq!(
-        metric(
-            &server,
-            "gslbd_dns_tcp_refused_total",
-            &["reason=\"total\""]
-        ),
-        1.0
-    );
+    assert_reset(&server, "127.0.79.1", "total").await;
     drop(held.pop());
     eventually_answered("127.0.79.1", server.addr).await;
     server.app.shutdown().await;
@@ -135,23 +126,12 @@ async fn connections_beyond_the_total_cap_are_reset_whatever_their_network() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_query_announced_long_and_sent_short_is_cut_after_the_message_timeout() {
-    let server = start_with(Tcp {
-        message_timeout_ms: Some(300),
-        ..Tcp::default()
-    })
-    .await;
+    let server = start_with(|tcp| tcp.message_timeout_ms = Some(300)).await;
     let mut slow = connect_from("127.0.63.1", server.addr);
     // 65535 bytes announced, 100 sent, the rest never.
     slow.write_all(&[0xff, 0xff]).expect("length");
     slow.write_all(&[0u8; 100]).expect("a few bytes");
-    assert!(closed_within(&mut slow, PATIENCE), "cut, not kept waiting");
-    wait_for_metric(
-        &server,
-        "gslbd_dns_tcp_closed_total",
-        &["reason=\"read_timeout\""],
-        1.0,
-    )
-    .await;
+    assert_cut(&server, &mut slow, "read_timeout").await;
     let mut next = connect_from("127.0.63.1", server.addr);
     assert!(answered(&mut next), "the server keeps answering");
     server.app.shutdown().await;
@@ -159,21 +139,10 @@ async fn a_query_announced_long_and_sent_short_is_cut_after_the_message_timeout(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
-    let server = start_with(Tcp {
-        idle_timeout_secs: Some(1),
-        ..Tcp::default()
-    })
-    .await;
+    let server = start_with(|tcp| tcp.idle_timeout_secs = Some(1)).await;
     let mut idle = connect_from("127.0.64.1", server.addr);
     assert!(answered(&mut idle));
-    assert!(closed_within(&mut idle, PATIENCE), "closed once idle");
-    wait_for_metric(
-        &server,
-        "gslbd_dns_tcp_closed_total",
-        &["reason=\"idle\""],
-        1.0,
-    )
-    .await;
+    assert_cut(&server, &mut idle, "idle").await;
     assert_eq!(metric(&server, "gslbd_dns_tcp_connections", &[]), 0.0);
     server.app.shutdown().await;
 }
@@ -217,25 +186,14 @@ async fn pipelined_queries_are_answered_in_order_and_framing_may_split_anywhere(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_is_closed_after_its_query_limit() {
-    let server = start_with(Tcp {
-        max_queries_per_connection: Some(3),
-        ..Tcp::default()
-    })
-    .await;
+    let server = start_with(|tcp| tcp.max_queries_per_connection = Some(3)).await;
     let mut stream = connect_from("127.0.66.1", server.addr);
     let frame = framed(&bytes(&app_query()));
     stream.write_all(&frame.repeat(5)).expect("five queries");
     for _ in 0..3 {
         read_framed(&mut stream).expect("answered up to the limit");
     }
-    assert!(closed_within(&mut stream, PATIENCE), "then closed");
-    wait_for_metric(
-        &server,
-        "gslbd_dns_tcp_closed_total",
-        &["reason=\"query_limit\""],
-        1.0,
-    )
-    .await;
+    assert_cut(&server, &mut stream, "query_limit").await;
     server.app.shutdown().await;
 }
 
@@ -259,11 +217,7 @@ async fn a_message_longer_than_any_query_is_answered_as_over_udp_and_the_connect
 #[tokio::test(flavor = "multi_thread")]
 async fn udp_and_new_tcp_clients_are_answered_while_a_flood_holds_connections() {
     // Connections held for the whole test: the message timeout does not cut the flood early.
-    let server = start_with(Tcp {
-        message_timeout_ms: Some(60_000),
-        ..Tcp::default()
-    })
-    .await;
+    let server = start_with(|tcp| tcp.message_timeout_ms = Some(60_000)).await;
     // 20 networks × 20 connections, each announcing 65535 bytes and sending 1000.
     let mut flood = Vec::new();
     for net in 0..20 {

@@ -28,56 +28,39 @@ pub struct TcpSettings {
     pub max_queries_per_connection: Option<u32>,
 }
 
-/// `[server.tcp]` as written.
+/// `[server.tcp]` as written; what is left out takes [`RawTcp::default`].
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawTcp {
-    #[serde(default = "default_max_connections")]
     max_connections: usize,
-    #[serde(default = "default_max_connections_per_network")]
     max_connections_per_network: usize,
     /// `None` when not written: `[server] tcp_idle_timeout_secs` (the older key), else 10 s.
     idle_timeout_secs: Option<u64>,
-    #[serde(default = "default_message_timeout_ms")]
     message_timeout_ms: u64,
-    #[serde(default = "default_max_queries_per_connection")]
     max_queries_per_connection: u32,
 }
+
+/// Knot's tcp-idle-timeout; RFC 7766 §6.2.3 asks for seconds, not minutes.
+const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 10;
 
 impl Default for RawTcp {
     fn default() -> Self {
         Self {
-            max_connections: default_max_connections(),
-            max_connections_per_network: default_max_connections_per_network(),
+            // Every resolver of a large ISP falling back to TCP at the same moment fits; a
+            // connection costs at most 4.5 KiB of buffers, so 1024 stay under 5 MiB.
+            max_connections: 1024,
+            // A resolver farm behind one /24 needs a few connections; sixteen leave the other
+            // networks 98% of the room.
+            max_connections_per_network: 16,
             idle_timeout_secs: None,
-            message_timeout_ms: default_message_timeout_ms(),
-            max_queries_per_connection: default_max_queries_per_connection(),
+            // A query is one or two segments: 2 s leaves room for a retransmission across
+            // the world.
+            message_timeout_ms: 2000,
+            // A resolver reconnects after a thousand queries at no cost; a trickling client
+            // cannot keep a connection for ever by asking now and then.
+            max_queries_per_connection: 1000,
         }
     }
-}
-
-/// Every resolver of a large ISP falling back to TCP at the same moment fits; a connection
-/// costs at most 4.5 KiB of buffers, so 1024 stay under 5 MiB.
-fn default_max_connections() -> usize {
-    1024
-}
-/// A resolver farm behind one /24 needs a few connections; sixteen leave the other networks
-/// 98% of the room.
-fn default_max_connections_per_network() -> usize {
-    16
-}
-/// Knot's tcp-idle-timeout; RFC 7766 §6.2.3 asks for seconds, not minutes.
-pub(super) fn default_idle_timeout_secs() -> u64 {
-    10
-}
-/// A query is one or two segments: 2 s leaves room for a retransmission across the world.
-fn default_message_timeout_ms() -> u64 {
-    2000
-}
-/// A resolver reconnects after a thousand queries at no cost; a trickling client cannot keep
-/// a connection for ever by asking now and then.
-fn default_max_queries_per_connection() -> u32 {
-    1000
 }
 
 impl RawTcp {
@@ -110,7 +93,7 @@ impl RawTcp {
                     "server.tcp.idle_timeout_secs",
                     "also set as server.tcp_idle_timeout_secs: keep one",
                 );
-                default_idle_timeout_secs()
+                DEFAULT_IDLE_TIMEOUT_SECS
             }
             (Some(secs), None) => {
                 if secs == 0 {
@@ -124,7 +107,7 @@ impl RawTcp {
                 }
                 secs
             }
-            (None, None) => default_idle_timeout_secs(),
+            (None, None) => DEFAULT_IDLE_TIMEOUT_SECS,
         };
         if !(10..=60_000).contains(&self.message_timeout_ms) {
             problems.add(
@@ -149,10 +132,6 @@ mod tests {
 
     use super::super::fixture::{Fixture, assert_has};
 
-    fn with_tcp(lines: &str) -> Fixture {
-        Fixture::new().table(&format!("[server.tcp]\n{lines}"))
-    }
-
     #[test]
     fn defaults_suit_a_public_authoritative_server() {
         let tcp = Fixture::new().config().server.tcp;
@@ -167,7 +146,7 @@ mod tests {
 
     #[test]
     fn zero_queries_per_connection_means_no_limit() {
-        let tcp = with_tcp("max_queries_per_connection = 0")
+        let tcp = Fixture::section("server.tcp", "max_queries_per_connection = 0")
             .config()
             .server
             .tcp;
@@ -176,13 +155,15 @@ mod tests {
 
     #[test]
     fn the_older_idle_key_under_server_still_sets_the_idle_timeout() {
-        let tcp = Fixture::new()
-            .table("[server]\ntcp_idle_timeout_secs = 3")
+        let tcp = Fixture::section("server", "tcp_idle_timeout_secs = 3")
             .config()
             .server
             .tcp;
         assert_eq!(tcp.idle_timeout, Duration::from_secs(3));
-        let tcp = with_tcp("idle_timeout_secs = 4").config().server.tcp;
+        let tcp = Fixture::section("server.tcp", "idle_timeout_secs = 4")
+            .config()
+            .server
+            .tcp;
         assert_eq!(tcp.idle_timeout, Duration::from_secs(4));
     }
 
@@ -195,7 +176,7 @@ mod tests {
 
     #[test]
     fn limits_and_timeouts_are_checked_with_their_path() {
-        let problems = with_tcp(
+        let problems = Fixture::section("server.tcp", 
             "max_connections = 0\nmax_connections_per_network = 0\nidle_timeout_secs = 0\nmessage_timeout_ms = 5",
         )
         .problems();
@@ -224,7 +205,11 @@ mod tests {
 
     #[test]
     fn one_network_may_not_have_more_than_the_total() {
-        with_tcp("max_connections = 8\nmax_connections_per_network = 9").assert_refused(
+        Fixture::section(
+            "server.tcp",
+            "max_connections = 8\nmax_connections_per_network = 9",
+        )
+        .assert_refused(
             "server.tcp.max_connections_per_network",
             "9 is above server.tcp.max_connections (8)",
         );

@@ -13,7 +13,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use tracing::debug;
 
 use super::rrl::{AnswerKey, Decision, Limited, Rrl};
-use super::{Transport, answer, encode, time_bucket};
+use super::{Transport, answer, encode, message, time_bucket};
 use crate::metrics::{Metrics, RateLimitCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
@@ -48,12 +48,7 @@ impl Handler {
         else {
             return Decision::Send;
         };
-        let question = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| (q.name(), q.query_type()));
-        let key = AnswerKey::of(response.metadata.response_code, question);
+        let key = AnswerKey::of(response.metadata.response_code, message::question(request));
         let decision = rrl.decide(request.src().ip(), key, rrl.second());
         if let Decision::Limit(what) = decision {
             let mut counts = RateLimitCounts::default();
@@ -94,11 +89,7 @@ impl RequestHandler for Handler {
             Protocol::Udp => Transport::Udp,
             _ => Transport::Tcp,
         };
-        let qtype = request
-            .queries
-            .queries()
-            .first()
-            .map_or(RecordType::Unknown(0), |q| q.query_type());
+        let qtype = message::question(request).map_or(RecordType::Unknown(0), |(_, t)| t);
         self.metrics.dns.add_answered(
             &snapshot,
             transport,

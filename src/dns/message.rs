@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Header, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{LowerName, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
-use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
+use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder, Queries};
 
 use super::answer::Served;
 use super::rrl::AnswerKey;
@@ -67,11 +67,7 @@ pub fn answer(
                 if out.is_empty() {
                     return Outcome::Dropped;
                 }
-                let question = request
-                    .queries
-                    .queries()
-                    .first()
-                    .map(|q| (q.name(), q.query_type()));
+                let question = question(&request);
                 Outcome::Answered {
                     qtype: qtype_index(question.map_or(RecordType::Unknown(0), |(_, t)| t)),
                     rcode: rcode_index(response.metadata.response_code),
@@ -89,6 +85,16 @@ pub fn answer(
         },
         Err(_) => Outcome::Dropped,
     }
+}
+
+/// The request's (first) question: its name and type, what answers are counted and
+/// rate-limited by.
+pub fn question(request: &MessageRequest) -> Option<(&LowerName, RecordType)> {
+    request
+        .queries
+        .queries()
+        .first()
+        .map(|q| (q.name(), q.query_type()))
 }
 
 /// FORMERR for a message whose header parses but whose body does not, as hickory-server sends

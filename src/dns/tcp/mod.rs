@@ -41,22 +41,15 @@ label_enum! {
 }
 
 label_enum! {
-    /// Why a TCP connection ended; the names are metric label values.
+    /// Why a TCP connection ended; the names are metric label values: no query began within
+    /// the idle timeout (`idle`); a query did not arrive whole within the message timeout of
+    /// its first byte (`read_timeout`); the client did not take an answer within it
+    /// (`write_timeout`); `max_queries_per_connection` were answered (`query_limit`); the client
+    /// closed it (`peer`); a socket error, a reset mostly (`error`); the daemon stopped
+    /// (`shutdown`).
     pub enum Closed {
-        /// No query began within the idle timeout.
-        Idle = "idle",
-        /// A query did not arrive whole within the message timeout of its first byte.
-        ReadTimeout = "read_timeout",
-        /// The client did not take an answer within the message timeout.
-        WriteTimeout = "write_timeout",
-        /// `max_queries_per_connection` answered.
-        QueryLimit = "query_limit",
-        /// The client closed it.
-        Peer = "peer",
-        /// A socket error (reset by the client, mostly).
-        Error = "error",
-        /// The daemon stopped.
-        Shutdown = "shutdown",
+        Idle = "idle", ReadTimeout = "read_timeout", WriteTimeout = "write_timeout",
+        QueryLimit = "query_limit", Peer = "peer", Error = "error", Shutdown = "shutdown",
     }
 }
 
@@ -209,41 +202,35 @@ mod tests {
     }
 
     #[test]
-    fn running_out_of_descriptors_backs_off_and_is_logged_once_per_burst() {
-        let mut failures = Failures::default();
-        let emfile = os_error(Errno::EMFILE);
-        assert_eq!(AcceptError::of(&emfile), AcceptError::FdLimit);
-        assert_eq!(
-            AcceptError::of(&os_error(Errno::ENFILE)),
-            AcceptError::FdLimit
-        );
-        let first = failures.failed(&emfile);
-        assert_eq!(first.pause, Some(ACCEPT_BACKOFF));
-        assert!(first.is_first);
-        for _ in 0..5 {
-            let again = failures.failed(&emfile);
-            assert_eq!(again.pause, Some(ACCEPT_BACKOFF));
-            assert!(!again.is_first);
+    fn every_failure_but_an_aborted_connection_pauses_and_descriptors_are_told_apart() {
+        for (errno, reason, pauses) in [
+            (Errno::EMFILE, AcceptError::FdLimit, true),
+            (Errno::ENFILE, AcceptError::FdLimit, true),
+            (Errno::ENOBUFS, AcceptError::Other, true),
+            (Errno::ENOMEM, AcceptError::Other, true),
+            (Errno::ECONNABORTED, AcceptError::Other, false),
+        ] {
+            let error = os_error(errno);
+            assert_eq!(AcceptError::of(&error), reason, "{errno}");
+            let backoff = Failures::default().failed(&error);
+            assert_eq!(backoff.pause, pauses.then_some(ACCEPT_BACKOFF), "{errno}");
+            assert_eq!(backoff.is_first, pauses, "{errno}: a pause starts a burst");
         }
-        assert_eq!(failures.recovered(), Some(6));
-        assert_eq!(failures.recovered(), None);
-        assert!(failures.failed(&emfile).is_first, "a new burst is logged");
     }
 
     #[test]
-    fn a_connection_aborted_in_the_queue_is_skipped_without_waiting() {
+    fn a_burst_of_failures_is_logged_once_and_counted_when_it_ends() {
         let mut failures = Failures::default();
-        let aborted = os_error(Errno::ECONNABORTED);
-        assert_eq!(AcceptError::of(&aborted), AcceptError::Other);
+        let emfile = os_error(Errno::EMFILE);
+        let logged: Vec<bool> = (0..6).map(|_| failures.failed(&emfile).is_first).collect();
+        assert_eq!(logged, [true, false, false, false, false, false]);
+        failures.failed(&os_error(Errno::ECONNABORTED));
         assert_eq!(
-            failures.failed(&aborted),
-            Backoff {
-                pause: None,
-                is_first: false
-            }
+            failures.recovered(),
+            Some(6),
+            "aborted connections are no failure"
         );
         assert_eq!(failures.recovered(), None);
-        let no_memory = failures.failed(&os_error(Errno::ENOBUFS));
-        assert_eq!(no_memory.pause, Some(ACCEPT_BACKOFF));
+        assert!(failures.failed(&emfile).is_first, "a new burst is logged");
     }
 }
