@@ -99,27 +99,25 @@ impl Connection {
         let length = usize::from(self.stream.read_u16().await?);
         let kept = length.min(MAX_QUERY);
         self.query.clear();
-        // `read_to_end` grows the buffer as bytes arrive: announcing 64 KiB and sending ten
-        // bytes costs ten bytes.
-        (&mut self.stream)
-            .take(kept as u64)
-            .read_to_end(&mut self.query)
-            .await?;
-        if self.query.len() < kept {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
+        self.read_body(kept, true).await?;
         // Longer than any query: the rest is read and dropped, as a datagram is cut.
-        self.skip(length - kept).await
+        self.read_body(length - kept, false).await
     }
 
-    /// Reads and drops `count` bytes, through the read buffer (no allocation).
-    async fn skip(&mut self, mut count: usize) -> io::Result<()> {
+    /// Reads `count` bytes through the read buffer, appended to `self.query` if `keep`,
+    /// dropped otherwise. The query grows by what arrives (never by what was announced): a
+    /// client announcing 64 KiB and sending ten bytes costs ten bytes.
+    async fn read_body(&mut self, mut count: usize, keep: bool) -> io::Result<()> {
         while count > 0 {
-            let available = self.stream.fill_buf().await?.len();
-            if available == 0 {
+            let available = self.stream.fill_buf().await?;
+            if available.is_empty() {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            let taken = available.min(count);
+            let taken = available.len().min(count);
+            if keep {
+                self.query.reserve_exact(taken);
+                self.query.extend_from_slice(&available[..taken]);
+            }
             self.stream.consume(taken);
             count -= taken;
         }
