@@ -47,7 +47,7 @@ impl Default for RawTcp {
     fn default() -> Self {
         Self {
             // Every resolver of a large ISP falling back to TCP at the same moment fits; a
-            // connection costs about 10 KiB (docs/performance.md), so 1024 stay near 10 MiB.
+            // connection costs about 6 KiB (docs/performance.md), so 1024 stay near 6 MiB.
             max_connections: 1024,
             // A resolver farm behind one /24 needs a few connections; sixteen leave the other
             // networks 98% of the room.
