@@ -18,7 +18,7 @@ use super::rrl::Rrl;
 use super::tcp::{self, Admission};
 use super::udp;
 use crate::config::ServerSettings;
-use crate::fd_limit;
+use crate::fd_limit::{self, FdLimitError};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::tasks::Tasks;
@@ -103,8 +103,12 @@ impl DnsServer {
 fn tcp_connection_cap(wanted: usize) -> usize {
     let soft = match fd_limit::raise() {
         Ok(limit) => limit.soft,
-        Err(error) => {
-            warn!(error = %error, "open-file limit unknown: tcp connections are capped by server.tcp.max_connections alone");
+        Err(error @ FdLimitError::Raise { soft, .. }) => {
+            warn!(%error, "open-file limit not raised: tcp connections are capped within it");
+            soft
+        }
+        Err(error @ FdLimitError::Read(_)) => {
+            warn!(%error, "open-file limit unknown: tcp connections are capped by server.tcp.max_connections alone");
             return wanted;
         }
     };

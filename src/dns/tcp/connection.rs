@@ -22,6 +22,8 @@ use crate::dns::{DropReason, Transport, time_bucket};
 
 /// Bytes read from the socket at a time: several pipelined queries, or most of one.
 const READ_BUFFER: usize = 512;
+/// Answer buffers kept between queries up to this size (every common answer fits).
+const KEPT_ANSWER_CAPACITY: usize = 4096;
 
 /// Serves `stream` until it closes, idles out or the daemon stops; says why it ended.
 pub(super) async fn serve(
@@ -90,6 +92,11 @@ impl Connection {
                 Err(_) => return Closed::WriteTimeout,
                 Ok(Err(_)) => return Closed::Error,
                 Ok(Ok(())) => {}
+            }
+            // A large answer's buffers are not kept while the connection waits for more.
+            if self.frame.capacity() > KEPT_ANSWER_CAPACITY {
+                self.answer = Vec::new();
+                self.frame = Vec::new();
             }
         }
     }
