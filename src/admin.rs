@@ -5,24 +5,70 @@
 //! probes, the first Kubernetes discovery), `/state` (the served snapshot as
 //! JSON, with the reason for every region's health) and `/explain?name=&client=[&type=][&down=]`
 //! (the answer a client would get and why; `down=eu,us` asks what if those regions were down).
+//!
+//! Served by hyper on gslbd's own accept loop, with limits ([`AdminLimits`]): connections at
+//! once (more are closed at once), a time to send each request's head (which also closes idle
+//! kept-alive connections), a time to answer, and a connection lifetime, so that slow or
+//! silent clients cannot hold the endpoint Prometheus and the kubelet need.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use hickory_proto::rr::{Name, RecordType};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
-use tracing::info;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
 
 use crate::explain::{self, Question};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::tasks::{OnEnd, Tasks};
+
+/// Largest request head (request line and headers): hyper's minimum buffer.
+const MAX_REQUEST_HEAD: usize = 8192;
+/// Pause after a failed accept (out of descriptors, mostly) instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How much of the admin endpoint clients may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Connections served at once; more are closed as soon as accepted. 64 leaves room for a
+    /// few Prometheus servers, the kubelet's probes and operators, and stays within the
+    /// descriptors `fd_limit` reserves.
+    pub max_connections: usize,
+    /// Time to send a request's head, counted from the connection or the previous answer (so
+    /// an idle kept-alive connection closes after it too).
+    pub header_timeout: Duration,
+    /// Time a handler has to answer; past it, 503.
+    pub request_timeout: Duration,
+    /// Past this a connection is asked to close after its request in flight, and cut
+    /// `request_timeout` later (a client that never reads its answer is let go).
+    pub max_connection_age: Duration,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(60),
+        }
+    }
+}
 
 #[derive(Clone)]
 struct AdminState {
@@ -42,7 +88,18 @@ impl AdminServer {
         metrics: Arc<Metrics>,
         store: Arc<ArcSwap<Snapshot>>,
     ) -> std::io::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Self::start_with(tasks, addr, AdminLimits::default(), metrics, store).await
+    }
+
+    /// As [`AdminServer::start`], within `limits`.
+    pub async fn start_with(
+        tasks: &Tasks,
+        addr: SocketAddr,
+        limits: AdminLimits,
+        metrics: Arc<Metrics>,
+        store: Arc<ArcSwap<Snapshot>>,
+    ) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let router = Router::new()
             .route("/metrics", get(metrics_page))
@@ -54,15 +111,79 @@ impl AdminServer {
                 metrics,
                 store,
                 tasks: tasks.clone(),
-            });
-        let stopping = tasks.stopping();
-        tasks.supervise("admin endpoint", OnEnd::Exit, async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stopping.cancelled().await })
-                .await;
-        });
+            })
+            .layer(middleware::from_fn_with_state(
+                limits.request_timeout,
+                request_timeout,
+            ));
+        tasks.supervise(
+            "admin endpoint",
+            OnEnd::Exit,
+            accept_loop(listener, router, limits, tasks.clone()),
+        );
         info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain)");
         Ok(local_addr)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, limits: AdminLimits, tasks: Tasks) {
+    let stop = tasks.stopping();
+    let places = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                debug!(%error, "admin endpoint cannot accept");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            debug!(%peer, "admin connection refused: too many open");
+            continue;
+        };
+        let router = router.clone();
+        let stop = stop.clone();
+        tasks.spawn(serve_connection(stream, router, limits, stop, place));
+    }
+}
+
+/// Serves HTTP/1.1 on `stream` until the client is done, a limit ends it or the daemon stops.
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: AdminLimits,
+    stop: CancellationToken,
+    _place: OwnedSemaphorePermit,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD);
+    let connection =
+        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(limits.max_connection_age) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.request_timeout, connection).await;
+}
+
+/// 503 for a handler that has not answered within the request timeout.
+async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "timed out\n").into_response(),
     }
 }
 

@@ -3,15 +3,18 @@
 //! optionally as if some regions were down).
 //!
 //! `/explain` answers through the real answer path: it encodes a DNS query, answers it with
-//! [`crate::dns::udp::answer_packet`] on the snapshot (or a what-if copy of it) and parses the
-//! reply, so what it shows is what the server sends.
+//! [`crate::dns::udp::answer_packet`] on the served snapshot and parses the reply, so what it
+//! shows is what the server sends. A what-if question (`down=`) changes a copy of the one
+//! service asked about, never the whole snapshot (a request costs one service, not the zone),
+//! and answers with the strategy the answer path calls ([`crate::dns::select::select`]).
 
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use serde::Serialize;
 
+use crate::dns::select::{self, Client};
 use crate::dns::{time_bucket, udp};
 use crate::model::{AllDownPolicy, Health, RegionIndex, Strategy};
 use crate::region_health::Why;
@@ -141,6 +144,8 @@ pub struct Question {
 pub enum ExplainError {
     #[error("unknown region {0:?} in down= (regions: {1})")]
     UnknownRegion(String, String),
+    #[error("down= names {asked} regions; the zone has {regions}")]
+    TooManyDown { asked: usize, regions: usize },
     #[error("cannot build the query: {0}")]
     Query(String),
 }
@@ -169,6 +174,13 @@ pub struct Explanation {
 
 /// Explains what `question.client` gets for `question.name` from `snapshot`.
 pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, ExplainError> {
+    // Each region at most once: anything longer is not a question about this zone.
+    if question.down.len() > snapshot.regions.len() {
+        return Err(ExplainError::TooManyDown {
+            asked: question.down.len(),
+            regions: snapshot.regions.len(),
+        });
+    }
     let mut down = Vec::new();
     for name in &question.down {
         let index = snapshot.region_index(name).ok_or_else(|| {
@@ -177,14 +189,63 @@ pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, 
         })?;
         down.push(index);
     }
-    let what_if;
-    let snapshot = if down.is_empty() {
-        snapshot
-    } else {
-        what_if = mark_down(snapshot, &down);
-        &what_if
+
+    let lower = LowerName::new(&question.name);
+    let node = snapshot.node(&lower);
+    // Only service answers depend on region health: elsewhere a what-if changes nothing.
+    let what_if = match node {
+        Some(Node::Service(index)) if !down.is_empty() => {
+            Some(mark_down(snapshot.service(*index), &down))
+        }
+        _ => None,
+    };
+    let reply = match &what_if {
+        Some(service) if matches!(question.rtype, RecordType::A | RecordType::AAAA) => {
+            what_if_reply(snapshot, service, question)
+        }
+        _ => served_reply(snapshot, question)?,
     };
 
+    let (decision, service) = match node {
+        _ if !snapshot.is_in_zone(&lower) => ("not in the zone: refused".to_string(), None),
+        None => ("no such name in the zone (NXDOMAIN)".to_string(), None),
+        Some(Node::Apex) => ("the zone apex: SOA and NS only".to_string(), None),
+        Some(Node::Host(_)) => ("a nameserver of the zone: its fixed glue".to_string(), None),
+        Some(Node::EmptyNonTerminal) => (
+            "a name with names below it and no records (NODATA)".to_string(),
+            None,
+        ),
+        Some(Node::Service(index)) => {
+            let service = what_if.as_ref().unwrap_or(snapshot.service(*index));
+            (
+                decide(snapshot, service, question),
+                Some(service_state(snapshot, service)),
+            )
+        }
+    };
+    Ok(Explanation {
+        name: question.name.to_string(),
+        rtype: question.rtype.to_string(),
+        client: question.client,
+        what_if_down: question.down.clone(),
+        rcode: rcode_name(reply.rcode),
+        answer: reply.answer,
+        ttl: reply.ttl,
+        decision,
+        service,
+    })
+}
+
+/// What a reply says, as `/explain` shows it.
+struct Reply {
+    rcode: ResponseCode,
+    /// The answer records' data, in answer order.
+    answer: Vec<String>,
+    ttl: Option<u32>,
+}
+
+/// The reply the server sends now: a query through the real answer path.
+fn served_reply(snapshot: &Snapshot, question: &Question) -> Result<Reply, ExplainError> {
     let mut query = Message::new(0, MessageType::Query, OpCode::Query);
     query.add_query(Query::query(question.name.clone(), question.rtype));
     let bytes = query
@@ -203,47 +264,42 @@ pub fn explain(snapshot: &Snapshot, question: &Question) -> Result<Explanation, 
         .then(|| Message::from_vec(&reply).ok())
         .flatten()
         .ok_or_else(|| ExplainError::Query("no reply".to_string()))?;
-
-    let lower = hickory_proto::rr::LowerName::new(&question.name);
-    let (decision, service) = match snapshot.node(&lower) {
-        _ if !snapshot.is_in_zone(&lower) => ("not in the zone: refused".to_string(), None),
-        None => ("no such name in the zone (NXDOMAIN)".to_string(), None),
-        Some(Node::Apex) => ("the zone apex: SOA and NS only".to_string(), None),
-        Some(Node::Host(_)) => ("a nameserver of the zone: its fixed glue".to_string(), None),
-        Some(Node::EmptyNonTerminal) => (
-            "a name with names below it and no records (NODATA)".to_string(),
-            None,
-        ),
-        Some(Node::Service(index)) => {
-            let service = snapshot.service(*index);
-            (
-                decide(snapshot, service, question),
-                Some(service_state(snapshot, service)),
-            )
-        }
-    };
-    Ok(Explanation {
-        name: question.name.to_string(),
-        rtype: question.rtype.to_string(),
-        client: question.client,
-        what_if_down: question.down.clone(),
-        rcode: rcode_name(reply.metadata.response_code),
+    Ok(Reply {
+        rcode: reply.metadata.response_code,
         answer: reply.answers.iter().map(|r| r.data.to_string()).collect(),
         ttl: reply.answers.first().map(|r| r.ttl),
-        decision,
-        service,
     })
 }
 
-/// A copy of `snapshot` with `down` regions unhealthy in every service.
-fn mark_down(snapshot: &Snapshot, down: &[RegionIndex]) -> Snapshot {
-    let mut copy = snapshot.clone();
-    for service in &mut copy.services {
-        for answer in &mut service.regions {
-            if down.contains(&answer.region) {
-                answer.health = Health::Unhealthy;
-                answer.why = Why::WhatIf;
-            }
+/// The reply to an A or AAAA question about `service` (a what-if copy): the answer path's
+/// strategy for a client known by its address (no ECS), in the current time bucket.
+fn what_if_reply(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> Reply {
+    let selection = select::select(
+        service,
+        question.rtype,
+        &Client::from_source(question.client),
+        time_bucket(snapshot.time_bucket_ms),
+        &snapshot.geo,
+    );
+    Reply {
+        // A service's name always exists: its answer is data or NODATA.
+        rcode: ResponseCode::NoError,
+        answer: selection
+            .records
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect(),
+        ttl: selection.records.first().map(|r| r.ttl),
+    }
+}
+
+/// A copy of `service` with `down` regions unhealthy.
+fn mark_down(service: &ServiceAnswer, down: &[RegionIndex]) -> ServiceAnswer {
+    let mut copy = service.clone();
+    for answer in &mut copy.regions {
+        if down.contains(&answer.region) {
+            answer.health = Health::Unhealthy;
+            answer.why = Why::WhatIf;
         }
     }
     copy
@@ -339,5 +395,73 @@ fn rcode_name(rcode: ResponseCode) -> String {
         ResponseCode::NotImp => "NOTIMP".to_string(),
         ResponseCode::Refused => "REFUSED".to_string(),
         other => format!("RCODE{}", u16::from(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    /// Failover eu > us > ap, and round-robin over the three; `health` as written in the file.
+    fn snapshot(health: &str) -> Snapshot {
+        let services = format!(
+            r#"services = [
+                {{ name = "app.gslb.example.com", strategy = "failover", failover_order = ["eu", "us", "ap"],
+                  targets = {{ eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }}{health} }},
+                {{ name = "rr.gslb.example.com", strategy = "round-robin",
+                  targets = {{ eu = ["192.0.2.2"], us = ["198.51.100.2"], ap = ["203.0.113.2"] }}{health} }},
+            ]"#
+        );
+        Snapshot::from_model(&fixtures::config(&services).model, 1232)
+    }
+
+    fn question(name: &str, down: &[&str]) -> Question {
+        Question {
+            name: fixtures::name(name),
+            rtype: RecordType::A,
+            client: "198.51.100.7".parse().expect("an address"),
+            down: down.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_what_if_answers_as_the_server_would_with_those_regions_down() {
+        let served = snapshot("");
+        let really_down = snapshot(r#", health = { eu = "unhealthy", us = "unhealthy" }"#);
+        for name in ["app.gslb.example.com.", "rr.gslb.example.com."] {
+            let what_if = explain(&served, &question(name, &["eu", "us"])).expect("explained");
+            let real = explain(&really_down, &question(name, &[])).expect("explained");
+            assert_eq!(what_if.answer, real.answer, "{name}");
+            assert_eq!(
+                (what_if.rcode.as_str(), what_if.ttl),
+                (real.rcode.as_str(), real.ttl)
+            );
+            assert_eq!(what_if.answer.len(), 1, "ap only: {:?}", what_if.answer);
+        }
+        let now = explain(&served, &question("app.gslb.example.com.", &[])).expect("explained");
+        assert_eq!(
+            now.answer,
+            ["192.0.2.1"],
+            "the served snapshot is unchanged"
+        );
+    }
+
+    #[test]
+    fn a_what_if_on_a_name_that_is_no_service_changes_nothing() {
+        let served = snapshot("");
+        let what_if = explain(&served, &question("nope.gslb.example.com.", &["eu"])).expect("ok");
+        assert_eq!(what_if.rcode, "NXDOMAIN");
+        assert_eq!(what_if.what_if_down, ["eu"]);
+    }
+
+    #[test]
+    fn down_may_name_each_region_once_at_most() {
+        let served = snapshot("");
+        let all = ["eu", "us", "ap"];
+        assert!(explain(&served, &question("app.gslb.example.com.", &all)).is_ok());
+        let error = explain(&served, &question("app.gslb.example.com.", &["eu"; 4]))
+            .expect_err("more than the zone's regions");
+        assert_eq!(error.to_string(), "down= names 4 regions; the zone has 3");
     }
 }

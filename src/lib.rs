@@ -6,7 +6,7 @@
 //!   sources                         owner                       readers
 //!   config file ───────┐ model    ┌──────────────────┐ snapshot ┌───────────────────────┐
 //!   kubernetes ────────┤ services │ state (one task) │────────▶ │ dns: udp fast path,   │
-//!   health probes ─────┤ verdicts │ merge, coalesce, │ (ArcSwap)│ hickory-server (tcp)  │
+//!   health probes ─────┤ verdicts │ merge, coalesce, │ (ArcSwap)│ tcp connections       │
 //!   gossip (verified) ─┘ reports  │ rebuild          │────────▶ │ admin: /state /explain│
 //!                                 └──────────────────┘ report   │ gossip: our report    │
 //!                                                     (watch)   └───────────────────────┘
@@ -21,7 +21,8 @@
 //! - [`snapshot`]: the immutable, precomputed view the DNS path reads, with its fixed records
 //!   and readiness; [`region_health`] decides each region's health for each service, and why;
 //!   [`geo`] places clients; [`remote`] holds other regions' reports and their freshness.
-//! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports.
+//! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports (UDP,
+//!   TCP with its connection limits); [`fd_limit`] keeps file descriptors for gslbd's own use.
 //! - [`health`]: probe plan, probes, rise/fall, the checker.
 //! - [`gossip`]: the chitchat node, signed reports, sealed transport, keys.
 //! - [`kubernetes`]: watches, a pure index and discovery, the controller loop.
@@ -37,6 +38,7 @@ pub mod delegation;
 pub mod demo;
 pub mod dns;
 pub mod explain;
+pub mod fd_limit;
 #[cfg(test)]
 mod fixtures;
 pub mod geo;

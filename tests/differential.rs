@@ -1,13 +1,20 @@
-//! The UDP fast path and hickory-server's UDP path send the same bytes for the same queries,
-//! and TCP (always hickory-server) the same as UDP when the answer fits.
+//! The UDP fast path and hickory-server's UDP path send the same bytes for the same queries;
+//! gslbd's TCP sends what hickory-server's TCP listener sent with gslbd's handler (the TCP
+//! transport before gslbd had its own), and the same as UDP when the answer fits.
 
 mod common;
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::config::ConfigFile;
+use arc_swap::ArcSwap;
+use common::config::{ConfigFile, Tcp};
+use common::tcp::{connect_from, framed, read_framed};
 use common::*;
+use gslbd::dns::handler::Handler;
+use gslbd::metrics::Metrics;
 use hickory_proto::op::OpCode;
 use hickory_proto::rr::{DNSClass, RecordType};
 
@@ -86,6 +93,35 @@ fn exchange(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
     udp_raw_wait(addr, packet, Duration::from_millis(300))
 }
 
+/// One side's name and how it answers a packet (`None`: no answer).
+type Side<'a> = (&'a str, &'a dyn Fn(&[u8]) -> Option<Vec<u8>>);
+
+/// Asserts that both sides send the same bytes (or both nothing) for every packet; returns
+/// how many were answered. Weighted and round-robin answers change with the second: a pair
+/// that straddles one is asked again.
+fn assert_alike(packets: &[Vec<u8>], (a_name, a): Side<'_>, (b_name, b): Side<'_>) -> usize {
+    let mut answered = 0;
+    for packet in packets {
+        let mut same = false;
+        let mut last = (None, None);
+        for _ in 0..3 {
+            let (from_a, from_b) = (a(packet), b(packet));
+            if from_a == from_b {
+                same = true;
+                answered += usize::from(from_a.is_some());
+                break;
+            }
+            last = (from_a, from_b);
+        }
+        assert!(
+            same,
+            "packet {packet:02x?}\n{a_name}: {:02x?}\n{b_name}: {:02x?}",
+            last.0, last.1
+        );
+    }
+    answered
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fast_path_and_hickory_send_identical_bytes() {
     let fast = start().await;
@@ -94,27 +130,11 @@ async fn fast_path_and_hickory_send_identical_bytes() {
     config.server.udp_fast_path = Some(false);
     let hickory = start_config(&config).await;
     let packets = corpus();
-    let mut answered = 0;
-    for packet in &packets {
-        // Weighted and round-robin answers change with the second: retry a straddling pair.
-        let mut same = false;
-        let mut last = (None, None);
-        for _ in 0..3 {
-            let a = exchange(fast.addr, packet);
-            let b = exchange(hickory.addr, packet);
-            if a == b {
-                same = true;
-                answered += usize::from(a.is_some());
-                break;
-            }
-            last = (a, b);
-        }
-        assert!(
-            same,
-            "packet {packet:02x?}\nfast:    {:02x?}\nhickory: {:02x?}",
-            last.0, last.1
-        );
-    }
+    let answered = assert_alike(
+        &packets,
+        ("fast", &|packet| exchange(fast.addr, packet)),
+        ("hickory", &|packet| exchange(hickory.addr, packet)),
+    );
     assert!(
         answered > packets.len() / 2,
         "most packets were answered: {answered}"
@@ -145,4 +165,55 @@ async fn tcp_and_udp_send_identical_bytes_when_the_answer_fits() {
         }
     }
     server.app.shutdown().await;
+}
+
+/// One message over a new TCP connection; `None` when no answer comes.
+fn tcp_exchange(addr: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    let mut stream = connect_from("127.0.0.1", addr);
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    stream.write_all(&framed(packet)).ok()?;
+    read_framed(&mut stream).ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_sends_the_bytes_hickory_servers_tcp_listener_sent() {
+    let mut config = ConfigFile::base();
+    // A connection per packet, closed by the client: room for the ones not yet seen closed.
+    config.server.tcp = Some(Tcp {
+        max_connections_per_network: Some(1000),
+        max_connections: Some(1000),
+        ..Tcp::default()
+    });
+    let ours = start_config(&config).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the reference");
+    let reference_addr = listener.local_addr().expect("bound");
+    let store = Arc::new(ArcSwap::new(ours.app.snapshot()));
+    let mut reference =
+        hickory_server::Server::new(Handler::new(store, Arc::new(Metrics::new()), None));
+    reference.register_listener(listener, Duration::from_secs(10), 32);
+
+    let mut packets = corpus();
+    // Longer than any query: junk after the question, past the 4096 bytes gslbd keeps.
+    let mut padded = bytes(&query("app.gslb.example.com", RecordType::A));
+    padded.resize(5000, 0);
+    packets.push(padded);
+    let answered = assert_alike(
+        &packets,
+        ("ours", &|packet| tcp_exchange(ours.addr, packet)),
+        ("hickory", &|packet| tcp_exchange(reference_addr, packet)),
+    );
+    assert!(
+        answered > packets.len() * 9 / 10,
+        "most packets were answered: {answered} of {}",
+        packets.len()
+    );
+    reference
+        .shutdown_gracefully()
+        .await
+        .expect("the reference stops");
+    ours.app.shutdown().await;
 }

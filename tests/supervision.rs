@@ -35,6 +35,7 @@ async fn every_long_lived_task_is_supervised() {
         .map(ToString::to_string)
         .collect();
     let dns = format!("dns udp {}", server.addr);
+    let tcp = format!("dns tcp {}", server.addr);
     for task in [
         "state owner",
         "probe scheduler",
@@ -45,6 +46,7 @@ async fn every_long_lived_task_is_supervised() {
         "kubernetes watch Ingress",
         "kubernetes watch EndpointSlice",
         &dns,
+        &tcp,
     ] {
         assert!(
             supervised.iter().any(|s| s == task),

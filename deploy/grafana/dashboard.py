@@ -100,6 +100,19 @@ panel("timeseries", "Rate-limited answers",
       "UDP answers over the response rate limit (server.rrl), by class of answer: slipped (sent truncated, the client retries over TCP) or dropped. Sustained values: a flood or a reflection attempt.",
       [(f'sum by (class, action) (rate(gslbd_dns_rate_limited_total{sel()}[$__rate_interval]))', "{{class}} {{action}}")], 16, 8, 8, unit="pps")
 y += 8
+panel("timeseries", "TCP connections",
+      "DNS TCP connections open on each server, against the cap in force (server.tcp.max_connections, lowered to keep 256 file descriptors for probes, gossip and admin). Open near the cap: new connections are being reset.",
+      [(f'gslbd_dns_tcp_connections{sel()}', "open {{instance}}"),
+       (f'gslbd_dns_tcp_connections_max{sel()}', "cap {{instance}}")], 0, 8, 8)
+panel("timeseries", "TCP connections refused and cut",
+      "Connections reset at once (total cap, per-network cap), and those closed by a timeout or the query limit. Sustained refusals or read timeouts: a connection flood or a slow-client attack.",
+      [(f'sum by (reason) (rate(gslbd_dns_tcp_refused_total{sel()}[$__rate_interval]))', "refused {{reason}}"),
+       (f'sum by (reason) (rate(gslbd_dns_tcp_closed_total{sel(chr(114)+"eason=~"+chr(34)+"read_timeout|write_timeout|query_limit"+chr(34))}[$__rate_interval]))', "closed {{reason}}")],
+      8, 8, 8, unit="cps")
+panel("timeseries", "TCP accept failures",
+      "Failed accepts of DNS TCP connections, by reason (fd_limit: the process is out of file descriptors). Each pauses the accept loop 100 ms.",
+      [(f'sum by (reason) (rate(gslbd_dns_tcp_accept_errors_total{sel()}[$__rate_interval]))', "{{reason}}")], 16, 8, 8, unit="cps")
+y += 8
 row("Failover")
 panel("timeseries", "Failover events by region",
       "A region leaving a server's answers for a service after its probes failed; one event per (service, server).",

@@ -58,6 +58,11 @@ impl Fixture {
         self
     }
 
+    /// The file with the table `[name]` holding `keys` (lines such as `ttl = 60`).
+    pub(super) fn section(name: &str, keys: &str) -> Self {
+        Self::new().table(&format!("[{name}]\n{keys}"))
+    }
+
     /// The configuration text.
     pub(super) fn text(&self) -> String {
         format!(

@@ -10,7 +10,7 @@
 //! - `problems.rs`: [`Problem`], [`ConfigError`] and the collector every section adds to.
 //! - `names.rs`: domain names as written in the file, parsed one way for every section.
 //! - `server.rs`: `[server]`, the DNS listeners ([`ServerSettings`]); `rrl.rs`: `[server.rrl]`,
-//!   response rate limiting ([`RrlSettings`]).
+//!   response rate limiting ([`RrlSettings`]); `tcp.rs`: `[server.tcp]`, TCP limits ([`TcpSettings`]).
 //! - `zone.rs`: `[zone]` with its SOA, `[[regions]]` and `[geo]`.
 //! - `service.rs`: `[[services]]` and their strategies.
 //! - `probe.rs`: the `[probe]` defaults and each service's `probe` overrides.
@@ -28,6 +28,7 @@ mod problems;
 mod rrl;
 mod server;
 mod service;
+mod tcp;
 mod zone;
 
 use std::path::Path;
@@ -39,6 +40,7 @@ pub use self::kubernetes::KubernetesSettings;
 pub use self::problems::{ConfigError, Problem};
 pub use self::rrl::RrlSettings;
 pub use self::server::ServerSettings;
+pub use self::tcp::TcpSettings;
 
 use self::gossip::RawGossip;
 use self::kubernetes::RawKubernetes;

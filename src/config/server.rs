@@ -2,13 +2,13 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::default_true;
 use super::problems::Problems;
 use super::rrl::{RawRrl, RrlSettings};
+use super::tcp::{RawTcp, TcpSettings};
 
 /// How the DNS listeners run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +21,8 @@ pub struct ServerSettings {
     pub udp_workers: usize,
     /// Answer UDP on gslbd's own loop (true) or through hickory-server (false).
     pub udp_fast_path: bool,
-    /// Idle time after which a TCP connection is closed.
-    pub tcp_idle_timeout: Duration,
+    /// Limits on DNS over TCP: connections, timeouts (`[server.tcp]`).
+    pub tcp: TcpSettings,
     /// Where the admin endpoint (/metrics, /healthz, /readyz, /state, /explain) listens; off
     /// when `None`.
     pub admin: Option<SocketAddr>,
@@ -45,13 +45,15 @@ pub(super) struct RawServer {
     udp_workers: usize,
     #[serde(default = "default_true")]
     udp_fast_path: bool,
-    #[serde(default = "default_tcp_idle_timeout")]
-    tcp_idle_timeout_secs: u64,
+    /// The older place of `[server.tcp] idle_timeout_secs`, still read.
+    tcp_idle_timeout_secs: Option<u64>,
     admin: Option<SocketAddr>,
     #[serde(default)]
     per_service_metrics: bool,
     #[serde(default)]
     rrl: RawRrl,
+    #[serde(default)]
+    tcp: RawTcp,
 }
 
 impl Default for RawServer {
@@ -61,10 +63,11 @@ impl Default for RawServer {
             max_udp_payload: default_max_udp_payload(),
             udp_workers: default_udp_workers(),
             udp_fast_path: true,
-            tcp_idle_timeout_secs: default_tcp_idle_timeout(),
+            tcp_idle_timeout_secs: None,
             admin: None,
             per_service_metrics: false,
             rrl: RawRrl::default(),
+            tcp: RawTcp::default(),
         }
     }
 }
@@ -77,10 +80,6 @@ fn default_max_udp_payload() -> u16 {
 }
 fn default_udp_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
-}
-
-fn default_tcp_idle_timeout() -> u64 {
-    10
 }
 
 impl RawServer {
@@ -103,15 +102,12 @@ impl RawServer {
         if self.udp_workers == 0 || self.udp_workers > 64 {
             problems.add("server.udp_workers", "must be between 1 and 64");
         }
-        if self.tcp_idle_timeout_secs == 0 {
-            problems.add("server.tcp_idle_timeout_secs", "must be positive");
-        }
         ServerSettings {
             listen: self.listen,
             max_udp_payload: self.max_udp_payload.max(512),
             udp_workers: self.udp_workers.clamp(1, 64),
             udp_fast_path: self.udp_fast_path,
-            tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout_secs),
+            tcp: self.tcp.validate(self.tcp_idle_timeout_secs, problems),
             admin: self.admin,
             per_service_metrics: self.per_service_metrics,
             rrl: self.rrl.validate(problems),
@@ -140,7 +136,7 @@ mod tests {
         assert_eq!(server.max_udp_payload, 1232);
         assert!((1..=4).contains(&server.udp_workers));
         assert!(server.udp_fast_path);
-        assert_eq!(server.tcp_idle_timeout, Duration::from_secs(10));
+        assert_eq!(server.tcp.idle_timeout, Duration::from_secs(10));
         assert_eq!(server.admin, None);
         assert!(!server.per_service_metrics);
     }

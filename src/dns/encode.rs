@@ -1,5 +1,6 @@
 //! Turning a [`Response`] into wire bytes, exactly as hickory-server's `ResponseHandle` does for
-//! the same response, so that the UDP fast path and hickory's path send the same bytes.
+//! the same response, so that gslbd's transports (UDP fast path, TCP) and hickory's UDP path
+//! send the same bytes.
 
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -8,6 +9,7 @@ use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Quer
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{RData, Record};
 
+use super::Transport;
 use super::answer::Response;
 
 /// Answers larger than this many records take hickory's encoder (it stops compressing names
@@ -39,13 +41,18 @@ pub fn message<'q, 's: 'q>(
     )
 }
 
-/// Encodes `response` for UDP into `out` (cleared first). Records that do not fit the
-/// requester's size are left out and TC is set (RFC 1035 §4.2.1, RFC 6891 §7).
-pub fn encode_udp(response: &Response<'_>, queries: &Queries, out: &mut Vec<u8>) {
+/// Encodes `response` for `transport` into `out` (cleared first). Over UDP, records that do not
+/// fit the requester's size are left out and TC is set (RFC 1035 §4.2.1, RFC 6891 §7); over TCP
+/// the limit is the 2-byte length prefix's (RFC 7766 §8).
+pub fn encode(response: &Response<'_>, queries: &Queries, transport: Transport, out: &mut Vec<u8>) {
+    // The direct encoder keeps to the UDP size; what it declines, hickory's encoder writes.
     if encode_fast(response, queries.as_bytes(), out) {
         return;
     }
-    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
+    let max_size = match transport {
+        Transport::Udp => response.edns.as_ref().map_or(512, |e| e.max_payload()),
+        Transport::Tcp => u16::MAX,
+    };
     out.clear();
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(max_size);

@@ -1,4 +1,6 @@
-//! gslbd's hickory-server `RequestHandler`: TCP, and UDP when the fast path is off.
+//! gslbd's hickory-server `RequestHandler`: UDP when the fast path is off (`server.udp_fast_path
+//! = false`). TCP is gslbd's own (`tcp`); `tests/differential.rs` serves this handler over
+//! hickory-server's TCP too, as the reference gslbd's TCP bytes are held to.
 
 use std::sync::Arc;
 
@@ -11,8 +13,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use tracing::debug;
 
 use super::rrl::{AnswerKey, Decision, Limited, Rrl};
-use super::{Transport, answer, encode, time_bucket};
-use crate::metrics::{AnswerCounts, Metrics, RateLimitCounts};
+use super::{Transport, answer, encode, message, time_bucket};
+use crate::metrics::{Metrics, RateLimitCounts, qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
 /// Answers from the current snapshot; UDP answers go through `rrl` when it is on.
@@ -46,12 +48,7 @@ impl Handler {
         else {
             return Decision::Send;
         };
-        let question = request
-            .queries
-            .queries()
-            .first()
-            .map(|q| (q.name(), q.query_type()));
-        let key = AnswerKey::of(response.metadata.response_code, question);
+        let key = AnswerKey::of(response.metadata.response_code, message::question(request));
         let decision = rrl.decide(request.src().ip(), key, rrl.second());
         if let Decision::Limit(what) = decision {
             let mut counts = RateLimitCounts::default();
@@ -92,21 +89,17 @@ impl RequestHandler for Handler {
             Protocol::Udp => Transport::Udp,
             _ => Transport::Tcp,
         };
-        let qtype = request
-            .queries
-            .queries()
-            .first()
-            .map_or(RecordType::Unknown(0), |q| q.query_type());
-        self.metrics
-            .dns
-            .add_query(transport, qtype, response.metadata.response_code);
-        if let Some(served) = response.served {
-            let mut answers = AnswerCounts::default();
-            answers.add(&served);
-            self.metrics.dns.add_answers(&answers);
-            self.metrics.dns.add_service_answers(&snapshot, &[served]);
-        }
-        self.metrics.dns.observe_answer(started.elapsed());
+        let qtype = message::question(request).map_or(RecordType::Unknown(0), |(_, t)| t);
+        self.metrics.dns.add_answered(
+            &snapshot,
+            transport,
+            (
+                qtype_index(qtype),
+                rcode_index(response.metadata.response_code),
+            ),
+            response.served,
+            started.elapsed(),
+        );
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,

@@ -1,13 +1,16 @@
 //! The authoritative DNS side: strategies (`select`), the pure answer (`answer`), its encoding
-//! (`encode`), and the transports: hickory-server (`handler`, `server`) and the UDP fast path
-//! (`udp`).
+//! (`encode`), one message answered (`message`), and the transports: the UDP fast path (`udp`),
+//! TCP with its connection limits (`tcp`), hickory-server for UDP when the fast path is off
+//! (`handler`), and the listeners they share (`server`).
 
 pub mod answer;
 pub mod encode;
 pub mod handler;
+pub mod message;
 pub mod rrl;
 pub mod select;
 pub mod server;
+pub mod tcp;
 pub mod udp;
 
 use crate::label_enum::label_enum;
@@ -17,7 +20,7 @@ label_enum! {
     pub enum Transport {
         /// UDP, on the fast path or hickory-server's.
         Udp = "udp",
-        /// TCP (hickory-server).
+        /// TCP (gslbd's own connections, `tcp`).
         Tcp = "tcp",
     }
 }

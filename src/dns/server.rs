@@ -1,4 +1,5 @@
-//! Sockets: binds the listen addresses (UDP and TCP on the same port) and runs the transports.
+//! Sockets: binds the listen addresses (UDP and TCP on the same port) and runs the transports:
+//! the UDP fast path's threads (or hickory-server when it is off) and gslbd's TCP accept loops.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,16 +15,16 @@ use tracing::{info, warn};
 
 use super::handler::Handler;
 use super::rrl::Rrl;
+use super::tcp::{self, Admission};
 use super::udp;
 use crate::config::ServerSettings;
+use crate::fd_limit::{self, FdLimitError};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::tasks::{OnEnd, Tasks};
 
 /// Pending TCP connections per listener.
 const TCP_BACKLOG: i32 = 1024;
-/// Responses queued per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 32;
 /// Tries to find a port free for both UDP and TCP when asked for port 0.
 const EPHEMERAL_TRIES: usize = 16;
 
@@ -50,10 +51,10 @@ impl DnsServer {
     ) -> Result<Self, ServerError> {
         let rrl = settings.rrl.clone().map(|rrl| Arc::new(Rrl::new(rrl)));
         let mut transports = Transports {
-            hickory: Server::new(Handler::new(store.clone(), metrics.clone(), rrl.clone())),
+            hickory: None,
             udp_threads: Vec::new(),
+            tcp_listeners: Vec::new(),
             stop: CancellationToken::new(),
-            is_listening: false,
         };
         let mut local_addrs = Vec::new();
         for &wanted in &settings.listen {
@@ -73,6 +74,28 @@ impl DnsServer {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             });
         }
+        let tcp = Arc::new(tcp::Shared {
+            admission: Arc::new(Admission::new(
+                tcp_connection_cap(settings.tcp.max_connections),
+                settings.tcp.max_connections_per_network,
+                metrics.dns.tcp.open_gauge(),
+            )),
+            store,
+            metrics,
+            settings: settings.tcp.clone(),
+        });
+        tcp.metrics.dns.tcp.set_max(tcp.admission.max_total());
+        info!(
+            max_connections = tcp.admission.max_total(),
+            max_connections_per_network = settings.tcp.max_connections_per_network,
+            idle_timeout_secs = settings.tcp.idle_timeout.as_secs(),
+            message_timeout_ms = settings.tcp.message_timeout.as_millis(),
+            max_queries_per_connection = ?settings.tcp.max_queries_per_connection,
+            "dns over tcp limits"
+        );
+        for listener in std::mem::take(&mut transports.tcp_listeners) {
+            tcp::spawn(listener, tcp.clone(), tasks);
+        }
         let stopping = tasks.stopping();
         tasks.spawn(async move {
             stopping.cancelled().await;
@@ -82,19 +105,47 @@ impl DnsServer {
     }
 }
 
-/// hickory-server (TCP, and UDP without the fast path) and the UDP fast path's threads.
+/// The TCP connection cap in force: `wanted`, lowered so that file descriptors remain for
+/// gslbd's own work (`fd_limit`), after raising the process's open-file limit.
+fn tcp_connection_cap(wanted: usize) -> usize {
+    let soft = match fd_limit::raise() {
+        Ok(limit) => limit.soft,
+        Err(error @ FdLimitError::Raise { soft, .. }) => {
+            warn!(%error, "open-file limit not raised: tcp connections are capped within it");
+            soft
+        }
+        Err(error @ FdLimitError::Read(_)) => {
+            warn!(%error, "open-file limit unknown: tcp connections are capped by server.tcp.max_connections alone");
+            return wanted;
+        }
+    };
+    let cap = fd_limit::connection_cap(wanted, soft);
+    if cap < wanted {
+        warn!(
+            max_connections = wanted,
+            cap,
+            open_file_limit = soft,
+            reserve = fd_limit::RESERVE,
+            "server.tcp.max_connections lowered to keep file descriptors for probes, gossip and admin; raise the open-file limit (ulimit -n) to allow more"
+        );
+    }
+    cap
+}
+
+/// The UDP transports (the fast path's threads, or hickory-server) and the bound TCP
+/// listeners, which `tcp` serves once every address is bound.
 struct Transports {
-    hickory: Server<Handler>,
+    /// Answers UDP when the fast path is off (made with its first socket).
+    hickory: Option<Server<Handler>>,
     /// With the address each serves.
     udp_threads: Vec<(SocketAddr, JoinHandle<()>)>,
+    tcp_listeners: Vec<TcpListener>,
     /// The UDP threads are not tokio tasks: they watch this token.
     stop: CancellationToken,
-    /// Whether hickory-server has anything to stop.
-    is_listening: bool,
 }
 
 impl Transports {
-    /// Binds `wanted` (UDP and TCP) and starts answering there; returns the bound address.
+    /// Binds `wanted` (UDP and TCP) and starts answering UDP there; returns the bound address.
     fn listen(
         &mut self,
         wanted: SocketAddr,
@@ -104,9 +155,7 @@ impl Transports {
         rrl: Option<&Arc<Rrl>>,
     ) -> Result<SocketAddr, ServerError> {
         let (udp_sockets, tcp, addr) = bind_pair(wanted, settings.udp_workers)?;
-        self.hickory
-            .register_listener(tcp, settings.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
-        self.is_listening = true;
+        self.tcp_listeners.push(tcp);
         for socket in udp_sockets {
             if settings.udp_fast_path {
                 let thread = udp::spawn(
@@ -121,7 +170,11 @@ impl Transports {
             } else {
                 let socket = UdpSocket::from_std(socket.into())
                     .map_err(|source| ServerError::Bind { addr, source })?;
-                self.hickory.register_socket(socket);
+                self.hickory
+                    .get_or_insert_with(|| {
+                        Server::new(Handler::new(store.clone(), metrics.clone(), rrl.cloned()))
+                    })
+                    .register_socket(socket);
             }
         }
         info!(
@@ -133,11 +186,11 @@ impl Transports {
         Ok(addr)
     }
 
-    /// Stops accepting queries and waits for the transports to finish.
+    /// Stops answering UDP and waits for the transports to finish (TCP stops with the tasks).
     async fn stop(mut self) {
         self.stop.cancel();
-        if self.is_listening
-            && let Err(error) = self.hickory.shutdown_gracefully().await
+        if let Some(hickory) = &mut self.hickory
+            && let Err(error) = hickory.shutdown_gracefully().await
         {
             warn!(%error, "dns server stopped with an error");
         }

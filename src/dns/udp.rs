@@ -1,7 +1,7 @@
 //! The UDP fast path: one blocking thread per SO_REUSEPORT socket, queries taken and answers
-//! sent in batches (recvmmsg/sendmmsg), no task spawn and no channel per query. Parsing and
-//! encoding are hickory-proto's, the answer is [`answer::respond`], so the bytes are those
-//! hickory-server would send (see `tests/differential.rs`).
+//! sent in batches (recvmmsg/sendmmsg), no task spawn and no channel per query. Each datagram
+//! goes through [`message::answer`] (hickory-proto's parsing and encoding, gslbd's answer), so
+//! the bytes are those hickory-server would send (see `tests/differential.rs`).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -11,30 +11,23 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Header, ResponseCode};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::Request;
-use hickory_server::zone_handler::{MessageResponseBuilder, Queries};
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::answer::Served;
-use super::rrl::{self, AnswerKey, Decision, Limited, Rrl};
-use super::{DropReason, Transport, answer, encode, time_bucket};
-use crate::metrics::{
-    AnswerCounts, Metrics, QueryCounts, RateLimitCounts, qtype_index, rcode_index,
-};
+pub use super::message::Outcome;
+use super::message::{self, MAX_QUERY};
+use super::rrl::{self, Decision, Limited, Rrl};
+use super::{DropReason, Transport, time_bucket};
+use crate::metrics::{AnswerCounts, Metrics, QueryCounts, RateLimitCounts};
 use crate::snapshot::Snapshot;
 
 /// How often a blocked receive wakes up to look for shutdown.
 const WAKE_INTERVAL: Duration = Duration::from_millis(200);
 /// Datagrams taken per receive call.
 const BATCH: usize = 32;
-/// Largest query read; longer datagrams are cut, fail to parse and get FORMERR.
-const MAX_QUERY: usize = 4096;
 
 /// Starts one answering thread for `socket`; answers go through `rrl` when it is on.
 pub fn spawn(
@@ -203,21 +196,6 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
-/// What became of a datagram.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A reply is in `out`; counter indexes of its query type and response code, the service
-    /// it answered about, and the rate-limit bucket it counts in.
-    Answered {
-        qtype: usize,
-        rcode: usize,
-        served: Option<Served>,
-        key: AnswerKey,
-    },
-    /// Nothing to send.
-    Dropped,
-}
-
 /// Answers one datagram into `out`; returns false when nothing is to be sent.
 pub fn answer_packet(
     snapshot: &Snapshot,
@@ -237,58 +215,5 @@ pub fn answer_datagram(
     bucket: u64,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    // Shorter than a header: not DNS. QR=1: a response, never answered (no reflection loops).
-    if packet.len() < 12 || packet[2] & 0x80 != 0 {
-        return Outcome::Dropped;
-    }
-    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
-        Ok(request) => match answer::respond(snapshot, &request, src.ip(), bucket) {
-            Some(response) => {
-                encode::encode_udp(&response, &request.queries, out);
-                if out.is_empty() {
-                    return Outcome::Dropped;
-                }
-                let qtype = request.queries.queries().first().map_or(
-                    qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
-                    |q| qtype_index(q.query_type()),
-                );
-                let question = request
-                    .queries
-                    .queries()
-                    .first()
-                    .map(|q| (q.name(), q.query_type()));
-                Outcome::Answered {
-                    qtype,
-                    rcode: rcode_index(response.metadata.response_code),
-                    served: response.served,
-                    key: AnswerKey::of(response.metadata.response_code, question),
-                }
-            }
-            None => Outcome::Dropped,
-        },
-        Err(_) if form_error(packet, out) => Outcome::Answered {
-            qtype: qtype_index(hickory_proto::rr::RecordType::Unknown(0)),
-            rcode: rcode_index(ResponseCode::FormErr),
-            served: None,
-            key: AnswerKey::of(ResponseCode::FormErr, None),
-        },
-        Err(_) => Outcome::Dropped,
-    }
-}
-
-/// FORMERR for a message whose header parses but whose body does not, as hickory-server sends.
-fn form_error(packet: &[u8], out: &mut Vec<u8>) -> bool {
-    let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else {
-        return false;
-    };
-    let Ok(queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else {
-        return false;
-    };
-    out.clear();
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(512);
-    MessageResponseBuilder::new(&queries, None)
-        .error_msg(&header.metadata, ResponseCode::FormErr)
-        .destructive_emit(&mut encoder)
-        .is_ok()
+    message::answer(snapshot, packet, src, bucket, Transport::Udp, out)
 }

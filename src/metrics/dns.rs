@@ -1,6 +1,7 @@
 //! The DNS side's metrics: queries by transport, query type and response code, datagrams not
-//! answered, answers rate-limited, time spent answering, and service answers by strategy and
-//! result (per service too when `[server] per_service_metrics` is on).
+//! answered, answers rate-limited, time spent answering, service answers by strategy and
+//! result (per service too when `[server] per_service_metrics` is on), and TCP connections:
+//! open, refused, closed and accept failures ([`TcpMetrics`]).
 //!
 //! The hot path never touches a label map: the query and answer counters are resolved once
 //! here into fixed tables, and the UDP loop adds a batch's counts at once.
@@ -10,12 +11,13 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prometheus::local::LocalHistogram;
-use prometheus::{Histogram, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::{LabelCounters, histogram, register, service_label};
 use crate::dns::answer::Served;
 use crate::dns::rrl::{AnswerClass, Limited};
 use crate::dns::select::AnswerResult;
+use crate::dns::tcp::{AcceptError, Closed, Refusal};
 use crate::dns::{DropReason, Transport};
 use crate::model::StrategyKind;
 use crate::snapshot::Snapshot;
@@ -97,6 +99,8 @@ pub struct DnsMetrics {
     service_answers: Option<IntCounterVec>,
     /// `rate_limited[class][what]`, indexed like [`RateLimitCounts`].
     rate_limited: [[IntCounter; Limited::ALL.len()]; AnswerClass::ALL.len()],
+    /// TCP connections.
+    pub tcp: TcpMetrics,
 }
 
 impl DnsMetrics {
@@ -189,6 +193,7 @@ impl DnsMetrics {
                     ])
                 })
             }),
+            tcp: TcpMetrics::new(registry),
         }
     }
 
@@ -205,6 +210,26 @@ impl DnsMetrics {
     /// Counts one answered query.
     pub fn add_query(&self, transport: Transport, rtype: RecordType, rcode: ResponseCode) {
         self.queries[transport as usize][qtype_index(rtype)][rcode_index(rcode)].inc();
+    }
+
+    /// Counts one query answered on its own (TCP, hickory's UDP path): its (qtype, rcode)
+    /// counter indexes, the service answer it gave, and the time it took.
+    pub fn add_answered(
+        &self,
+        snapshot: &Snapshot,
+        transport: Transport,
+        (qtype, rcode): (usize, usize),
+        served: Option<Served>,
+        took: Duration,
+    ) {
+        self.queries[transport as usize][qtype][rcode].inc();
+        if let Some(served) = served {
+            let mut answers = AnswerCounts::default();
+            answers.add(&served);
+            self.add_answers(&answers);
+            self.add_service_answers(snapshot, &[served]);
+        }
+        self.observe_answer(took);
     }
 
     /// Counts `n` datagrams not answered.
@@ -251,6 +276,76 @@ impl DnsMetrics {
     /// the batch reaches the registry at `flush`.
     pub fn answer_durations(&self) -> LocalHistogram {
         self.answer_duration_seconds.local()
+    }
+}
+
+/// TCP connections: open now and at most, refused, closed, and accept failures.
+pub struct TcpMetrics {
+    open: IntGauge,
+    max: IntGauge,
+    refused: LabelCounters<Refusal>,
+    closed: LabelCounters<Closed>,
+    accept_errors: LabelCounters<AcceptError>,
+}
+
+impl TcpMetrics {
+    fn new(registry: &Registry) -> Self {
+        Self {
+            open: register(
+                registry,
+                IntGauge::new("gslbd_dns_tcp_connections", "DNS TCP connections open"),
+            ),
+            max: register(
+                registry,
+                IntGauge::new(
+                    "gslbd_dns_tcp_connections_max",
+                    "DNS TCP connections allowed at once: server.tcp.max_connections, lowered to leave file descriptors for probes, gossip and admin",
+                ),
+            ),
+            refused: LabelCounters::register(
+                registry,
+                "gslbd_dns_tcp_refused_total",
+                "DNS TCP connections reset at once for want of room, by the limit reached: total, per_network",
+                "reason",
+            ),
+            closed: LabelCounters::register(
+                registry,
+                "gslbd_dns_tcp_closed_total",
+                "DNS TCP connections ended, by why: idle, read_timeout, write_timeout, query_limit, peer, error, shutdown",
+                "reason",
+            ),
+            accept_errors: LabelCounters::register(
+                registry,
+                "gslbd_dns_tcp_accept_errors_total",
+                "Failed accepts of DNS TCP connections (each followed by a 100 ms pause but for aborted connections), by reason",
+                "reason",
+            ),
+        }
+    }
+
+    /// The gauge of open connections, which the admission table keeps.
+    pub fn open_gauge(&self) -> IntGauge {
+        self.open.clone()
+    }
+
+    /// Records the connection cap in force.
+    pub fn set_max(&self, max: usize) {
+        self.max.set(i64::try_from(max).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection refused.
+    pub fn add_refused(&self, refusal: Refusal) {
+        self.refused.inc_by(refusal, 1);
+    }
+
+    /// Counts a connection ended.
+    pub fn add_closed(&self, closed: Closed) {
+        self.closed.inc_by(closed, 1);
+    }
+
+    /// Counts a failed accept.
+    pub fn add_accept_error(&self, error: AcceptError) {
+        self.accept_errors.inc_by(error, 1);
     }
 }
 

@@ -2,7 +2,8 @@
 //! methods and label values come from enums (`as_str`), never string literals. Names follow
 //! Prometheus conventions: `gslbd_` prefix, base units, `_total`.
 //!
-//! - `dns.rs`: queries, drops, answer time, answers by strategy and result (and per service).
+//! - `dns.rs`: queries, drops, answer time, answers by strategy and result (and per service),
+//!   TCP connections.
 //! - `probes.rs`: probe results by outcome, probe time.
 //! - `gossip.rs`: datagrams and values refused, traffic, members, regions last heard from.
 //! - `kubernetes.rs`: watch events and errors, objects skipped, services discovered.
@@ -21,7 +22,9 @@ mod probes;
 mod published;
 mod snapshots;
 
-pub use dns::{AnswerCounts, DnsMetrics, QueryCounts, RateLimitCounts, qtype_index, rcode_index};
+pub use dns::{
+    AnswerCounts, DnsMetrics, QueryCounts, RateLimitCounts, TcpMetrics, qtype_index, rcode_index,
+};
 pub use gossip::GossipMetrics;
 pub use kubernetes::KubernetesMetrics;
 pub use probes::ProbeMetrics;

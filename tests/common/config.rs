@@ -52,6 +52,21 @@ pub struct Server {
     pub per_service_metrics: Option<bool>,
     /// `[server.rrl]`; gslbd's defaults when `None`.
     pub rrl: Option<Rrl>,
+    /// `[server.tcp]`; gslbd's defaults when `None`.
+    pub tcp: Option<Tcp>,
+}
+
+/// `[server.tcp]`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Tcp {
+    pub max_connections: Option<usize>,
+    /// Per client /24 (IPv6 /56).
+    pub max_connections_per_network: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    /// To receive one query once its first byte came, and to send one answer.
+    pub message_timeout_ms: Option<u64>,
+    /// 0: no limit.
+    pub max_queries_per_connection: Option<u32>,
 }
 
 /// `[server.rrl]`.
