@@ -282,11 +282,9 @@ fn demo() -> anyhow::Result<()> {
 }
 
 fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
-    let mut config =
+    let config =
         config::load(&path).with_context(|| format!("cannot start with {}", path.display()))?;
-    if !listen.is_empty() {
-        config.server.listen = listen;
-    }
+    let overrides = gslbd::app::Overrides { listen };
     runtime(true)?.block_on(async move {
         let hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -308,7 +306,7 @@ fn run(path: PathBuf, listen: Vec<SocketAddr>) -> anyhow::Result<()> {
                 _ = interrupt.recv() => {}
             }
         };
-        gslbd::app::run(config, Some(path), shutdown, reloads).await?;
+        gslbd::app::run(config, Some(path), overrides, shutdown, reloads).await?;
         Ok(())
     })
 }

@@ -22,9 +22,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &std::path::Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// `gslbd run --config CONFIG ARGS...`.
+    fn start_with(config: &std::path::Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gslbd"))
             .args(["run", "--config"])
             .arg(config)
+            .args(args)
             .env("GSLBD_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -116,6 +122,32 @@ fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
     daemon.wait_for_log("config reload refused");
     assert_eq!(app_answer(daemon.addr), vec!["198.51.100.1"]);
 
+    daemon.stop();
+}
+
+#[test]
+fn sighup_keeps_the_command_line_s_listen_addresses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gslbd.toml");
+    // The file names another address: --listen replaces it at start and at every reload, so
+    // a reload does not see a [server] change.
+    let mut config = ConfigFile::base();
+    config.server.listen = vec!["127.0.0.1:1".into()];
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    let mut daemon = Daemon::start_with(&path, &["--listen", "127.0.0.1:0"]);
+    let app = config.service_mut("app.gslb.example.com");
+    app.health.insert("eu".into(), "unhealthy".into());
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    daemon.signal("HUP");
+    daemon.wait_for_log("config reloaded");
+    assert_eq!(app_answer(daemon.addr), vec!["198.51.100.1"]);
+
+    // A [server] change in the file is refused whole, naming it.
+    config.server.udp_workers = Some(1);
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    daemon.signal("HUP");
+    let line = daemon.wait_for_log("config reload refused");
+    assert!(line.contains("[server] changed"), "{line}");
     daemon.stop();
 }
 

@@ -79,18 +79,36 @@ pub enum RunError {
     Task(#[from] TaskFailed),
 }
 
-/// Runs gslbd on `config` until `shutdown` completes or a critical task fails; each item of
-/// `reloads` re-reads `config_path` (a refused config is logged and changes nothing).
+/// What the command line replaces in the config file: at start, and in every reloaded file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--listen`: DNS listen addresses instead of `server.listen` (when not empty).
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Overrides {
+    /// `config` as the command line has it.
+    pub fn apply(&self, config: &mut Config) {
+        if !self.listen.is_empty() {
+            config.server.listen = self.listen.clone();
+        }
+    }
+}
+
+/// Runs gslbd on `config` (with `overrides` applied) until `shutdown` completes or a critical
+/// task fails; each item of `reloads` re-reads `config_path` (a refused config is logged and
+/// changes nothing).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     config_path: Option<PathBuf>,
+    overrides: Overrides,
     shutdown: impl Future<Output = ()>,
     reloads: impl Stream<Item = ()>,
 ) -> Result<(), RunError> {
-    App::start(config, config_path)
-        .await?
-        .run(shutdown, reloads)
-        .await?;
+    overrides.apply(&mut config);
+    let mut app = App::start(config, config_path).await?;
+    app.overrides = overrides;
+    app.run(shutdown, reloads).await?;
     Ok(())
 }
 
@@ -108,6 +126,8 @@ pub struct App {
     kubernetes_defaults: Option<watch::Sender<Defaults>>,
     metrics: Arc<Metrics>,
     config_path: Option<PathBuf>,
+    /// Applied to every reloaded file as at start.
+    overrides: Overrides,
 }
 
 impl App {
@@ -217,6 +237,7 @@ impl App {
             kubernetes_defaults,
             metrics,
             config_path,
+            overrides: Overrides::default(),
         })
     }
 
