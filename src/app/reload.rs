@@ -100,9 +100,9 @@ impl App {
     pub async fn reload_from(&self, path: &Path) -> Result<(), ReloadError> {
         let checked = config::load(path)
             .map_err(ReloadError::from)
-            .and_then(|mut config| {
+            .map(|mut config| {
                 self.overrides.apply(&mut config);
-                Ok(config)
+                config
             })
             .and_then(|config| match self.started.needs_restart(&config) {
                 changed if changed.is_empty() => Ok(config),
