@@ -68,6 +68,24 @@ impl<'s> Response<'s> {
         self
     }
 
+    /// This response cut to its minimal form (RFC 6891 §7): the header with TC set, the
+    /// question, the OPT record if there is one, and no records. What goes out over UDP when
+    /// the answer does not fit whole: resolvers ignore a partial answer and ask again over TCP
+    /// (RFC 2181 §9), and every record stays within the requester's size.
+    pub fn truncated(&self) -> Self {
+        let mut metadata = self.metadata;
+        metadata.truncation = true;
+        Self {
+            metadata,
+            edns: self.edns.clone(),
+            answers: Records::new(),
+            authorities: SmallVec::new(),
+            additionals: Records::new(),
+            owner_wire: None,
+            served: self.served,
+        }
+    }
+
     /// NOERROR with no answer, or NXDOMAIN: the SOA in the authority section (RFC 2308 §2).
     fn negative(mut self, snapshot: &'s Snapshot) -> Self {
         self.authorities.push(&snapshot.zone.negative_soa);

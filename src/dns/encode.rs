@@ -1,6 +1,7 @@
 //! Turning a [`Response`] into wire bytes, exactly as hickory-server's `ResponseHandle` does for
 //! the same response, so that the UDP fast path and hickory's path send the same bytes.
 
+use hickory_proto::ProtoError;
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
@@ -39,21 +40,23 @@ pub fn message<'q, 's: 'q>(
     )
 }
 
-/// Encodes `response` for UDP into `out` (cleared first). Records that do not fit the
-/// requester's size are left out and TC is set (RFC 1035 §4.2.1, RFC 6891 §7).
+/// Encodes `response` for UDP into `out` (cleared first). An answer that does not fit the
+/// requester's size whole (512 bytes without EDNS, RFC 1035 §4.2.1; its EDNS size, RFC 6891
+/// §6.2.5) goes out as its minimal response, TC set ([`Response::truncated`]): hickory-proto
+/// 0.26.3 would cut it after the last record that fits, leave the cut record's first bytes at
+/// the end, and drop the OPT record RFC 6891 §7 requires. TCP carries the whole answer.
 pub fn encode_udp(response: &Response<'_>, queries: &Queries, out: &mut Vec<u8>) {
     if encode_fast(response, queries.as_bytes(), out) {
         return;
     }
-    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
-    out.clear();
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(max_size);
-    if message(response, queries)
-        .destructive_emit(&mut encoder)
-        .is_ok()
-    {
-        return;
+    match encode_hickory_udp(response, queries, out) {
+        Ok(true) => return,
+        Ok(false) => {
+            if encode_hickory_udp(&response.truncated(), queries, out).is_ok() {
+                return;
+            }
+        }
+        Err(_) => {}
     }
     // As hickory does when encoding fails: a bare SERVFAIL.
     out.clear();
@@ -68,6 +71,32 @@ pub fn encode_udp(response: &Response<'_>, queries: &Queries, out: &mut Vec<u8>)
     if header.emit(&mut encoder).is_err() {
         out.clear();
     }
+}
+
+/// For hickory-server's UDP path, which encodes the message itself: turns `response` into its
+/// minimal response when it does not fit whole, so that it sends what [`encode_udp`] sends.
+pub fn fit_udp(response: &mut Response<'_>, queries: &Queries) {
+    let mut out = Vec::new();
+    if !encode_fast(response, queries.as_bytes(), &mut out)
+        && matches!(encode_hickory_udp(response, queries, &mut out), Ok(false))
+    {
+        *response = response.truncated();
+    }
+}
+
+/// hickory's encoding of `response` at the requester's UDP size, into `out` (cleared first);
+/// `Ok(false)` when it had to leave records out.
+fn encode_hickory_udp(
+    response: &Response<'_>,
+    queries: &Queries,
+    out: &mut Vec<u8>,
+) -> Result<bool, ProtoError> {
+    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_max_size(max_size);
+    let sent = message(response, queries).destructive_emit(&mut encoder)?;
+    Ok(!sent.truncation || response.metadata.truncation)
 }
 
 /// Encodes the common answer directly: one question, A/AAAA records sharing one owner, and an

@@ -59,12 +59,8 @@ impl Handler {
             self.metrics.dns.add_rate_limited(&counts);
             if what == Limited::Slipped {
                 // As the fast path's `rrl::truncate`: the header with TC, the question only.
-                response.answers.clear();
-                response.authorities.clear();
-                response.additionals.clear();
+                *response = response.truncated();
                 response.edns = None;
-                response.owner_wire = None;
-                response.metadata.truncation = true;
             }
         }
         decision
@@ -107,6 +103,9 @@ impl RequestHandler for Handler {
             self.metrics.dns.add_service_answers(&snapshot, &[served]);
         }
         self.metrics.dns.observe_answer(started.elapsed());
+        if request.protocol() == Protocol::Udp {
+            encode::fit_udp(&mut response, &request.queries);
+        }
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,
