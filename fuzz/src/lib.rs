@@ -12,9 +12,9 @@ use gslbd::config::{self, Config};
 use gslbd::dns::{answer, encode};
 use gslbd::gossip::keys::{Keyring, RegionKeys, SigningKey, VerifyingKey};
 use gslbd::snapshot::Snapshot;
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Header, MessageType, ResponseCode};
 use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
@@ -197,20 +197,8 @@ where
     let mut bytes = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(max_size);
-    if message.destructive_emit(&mut encoder).is_ok() {
-        return bytes;
-    }
-    bytes.clear();
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_max_size(512);
-    let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
-    metadata.response_code = ResponseCode::ServFail;
-    let header = Header {
-        metadata,
-        counts: HeaderCounts::default(),
-    };
-    if header.emit(&mut encoder).is_err() {
-        bytes.clear();
+    if message.destructive_emit(&mut encoder).is_err() {
+        encode::servfail(id, &mut bytes);
     }
     bytes
 }

@@ -58,11 +58,16 @@ pub fn encode_udp(response: &Response<'_>, queries: &Queries, out: &mut Vec<u8>)
         }
         Err(_) => {}
     }
-    // As hickory does when encoding fails: a bare SERVFAIL.
+    servfail(response.metadata.id, out);
+}
+
+/// What hickory-server sends when a message cannot be encoded: a bare SERVFAIL header for `id`,
+/// into `out` (cleared first).
+pub fn servfail(id: u16, out: &mut Vec<u8>) {
     out.clear();
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(512);
-    let mut metadata = Metadata::new(response.metadata.id, MessageType::Response, OpCode::Query);
+    let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
     metadata.response_code = ResponseCode::ServFail;
     let header = Header {
         metadata,
