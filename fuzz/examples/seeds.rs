@@ -16,7 +16,9 @@ use chitchat::transport::{ChannelTransport, Socket, Transport};
 use chitchat::{ChitchatConfig, ChitchatId, ChitchatMessage, FailureDetectorConfig, Serializable};
 use gslbd::gossip::report::{self, ServiceReport, ServiceSpec};
 use gslbd::model::{AllDownPolicy, Health, Region, StrategyKind};
-use gslbd_fuzz::{CLUSTER, CONFIG, Frame, SERVICE_KEY, fixed_key, push_frame, signing_key};
+use gslbd_fuzz::{
+    CLUSTER, CONFIG, Frame, REGIONS, SERVICE_KEY, fixed_key, push_frame, signing_key,
+};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -73,14 +75,12 @@ fn query(qname: &str, rtype: RecordType, payload: Option<u16>) -> Message {
     message
 }
 
-fn with_subnet(mut message: Message, subnet: &str, prefix: u8) -> Message {
-    let edns = message.edns.as_mut().expect("an EDNS query");
-    edns.options_mut()
-        .insert(EdnsOption::Subnet(ClientSubnet::new(
-            subnet.parse().expect("an address"),
-            prefix,
-            0,
-        )));
+fn with_subnet(mut message: Message, subnet: &str, source_prefix: u8) -> Message {
+    let address = subnet.parse().expect("an address");
+    let option = EdnsOption::Subnet(ClientSubnet::new(address, source_prefix, 0));
+    if let Some(edns) = message.edns.as_mut() {
+        edns.options_mut().insert(option);
+    }
     message
 }
 
@@ -218,29 +218,16 @@ fn configs() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     seeds.push(("fuzz.toml".into(), CONFIG.as_bytes().to_vec()));
+    let region_keys: Vec<String> = (0..3)
+        .map(|i| format!("{} = \"{}\"", REGIONS[i], signing_key(i).public_base64()))
+        .collect();
     let gossip = format!(
-        r#"local_region = "eu"
-[zone]
-name = "gslb.example.com"
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["192.0.2.53"]
-[[regions]]
-name = "us"
-[gossip]
-listen = "127.0.0.1:7946"
-seeds = ["127.0.0.2:7946"]
-keys = ["{}"]
-signing_key = "{}"
-region_keys = {{ eu = "{}", us = "{}" }}
-[kubernetes]
-namespaces = ["shop"]
-"#,
+        "{CONFIG}\n[gossip]\nlisten = \"127.0.0.1:7946\"\nseeds = [\"127.0.0.2:7946\"]\n\
+         keys = [\"{}\"]\nsigning_key = \"{}\"\nregion_keys = {{ {} }}\n\n\
+         [kubernetes]\nnamespaces = [\"shop\"]\n",
         fixed_key(7),
         fixed_key(1),
-        signing_key(0).public_base64(),
-        signing_key(1).public_base64(),
+        region_keys.join(", "),
     );
     seeds.push(("gossip-kubernetes.toml".into(), gossip.into_bytes()));
     seeds

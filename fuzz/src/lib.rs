@@ -22,109 +22,7 @@ use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Quer
 /// The zone every DNS target answers: three regions (one nameserver in zone, one outside, one
 /// without), a geo table, and a service per strategy and per all-down policy, plus one too big
 /// for 512 bytes so that truncation and hickory's encoder are reached.
-pub const CONFIG: &str = r#"
-local_region = "eu"
-
-[server]
-max_udp_payload = 1232
-
-[zone]
-name = "gslb.example.com"
-ttl = 30
-
-[zone.soa]
-rname = "hostmaster.example.com"
-serial = 7
-minimum = 60
-ttl = 120
-
-[[regions]]
-name = "eu"
-nameserver = "ns-eu.gslb.example.com"
-glue = ["192.0.2.53", "2001:db8::53"]
-location = [50.1, 8.7]
-
-[[regions]]
-name = "us"
-nameserver = "ns.us.example.net"
-location = [39.0, -77.5]
-
-[[regions]]
-name = "ap"
-location = [1.35, 103.8]
-
-[geo]
-default_region = "us"
-networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" = "ap", "2001:db8:c000::/36" = "ap" }
-
-[[services]]
-name = "app.gslb.example.com"
-strategy = "failover"
-failover_order = ["eu", "us", "ap"]
-targets = { eu = ["192.0.2.1", "2001:db8:e::1"], us = ["198.51.100.1", "2001:db8:a::1"], ap = ["203.0.113.1", "2001:db8:c::1"] }
-
-[[services]]
-name = "web.gslb.example.com"
-strategy = "weighted"
-weights = { eu = 50, us = 30, ap = 20 }
-targets = { eu = ["192.0.2.2"], us = ["198.51.100.2"], ap = ["203.0.113.2", "2001:db8:c::2"] }
-
-[[services]]
-name = "two.gslb.example.com"
-strategy = "weighted"
-weights = { eu = 1, us = 1, ap = 1 }
-pick = 2
-targets = { eu = ["192.0.2.7"], us = ["198.51.100.7"], ap = ["203.0.113.7"] }
-
-[[services]]
-name = "api.gslb.example.com"
-strategy = "round-robin"
-ttl = 10
-targets = { eu = ["192.0.2.3", "192.0.2.4"], us = ["198.51.100.3"], ap = ["203.0.113.3"] }
-
-[[services]]
-name = "geo.gslb.example.com"
-strategy = "geo"
-targets = { eu = ["192.0.2.5"], us = ["198.51.100.5"], ap = ["203.0.113.5", "2001:db8:c::5"] }
-
-[[services]]
-name = "v4only.deep.gslb.example.com"
-strategy = "round-robin"
-targets = { eu = ["192.0.2.6"] }
-
-[[services]]
-name = "open.gslb.example.com"
-strategy = "failover"
-failover_order = ["us", "eu"]
-all_down = "fail-open"
-targets = { eu = ["192.0.2.8"], us = ["198.51.100.8"] }
-health = { eu = "unhealthy", us = "unhealthy" }
-
-[[services]]
-name = "closed.gslb.example.com"
-strategy = "round-robin"
-all_down = "empty"
-targets = { eu = ["192.0.2.9"], us = ["198.51.100.9"] }
-health = { eu = "unhealthy", us = "unhealthy" }
-
-[[services]]
-name = "big.gslb.example.com"
-strategy = "round-robin"
-targets = { eu = [
-    "192.0.2.100", "192.0.2.101", "192.0.2.102", "192.0.2.103", "192.0.2.104", "192.0.2.105",
-    "192.0.2.106", "192.0.2.107", "192.0.2.108", "192.0.2.109", "192.0.2.110", "192.0.2.111",
-    "192.0.2.112", "192.0.2.113", "192.0.2.114", "192.0.2.115", "192.0.2.116", "192.0.2.117",
-    "192.0.2.118", "192.0.2.119", "192.0.2.120", "192.0.2.121", "192.0.2.122", "192.0.2.123",
-    "192.0.2.124", "192.0.2.125", "192.0.2.126", "192.0.2.127", "192.0.2.128", "192.0.2.129",
-    "2001:db8:e::100", "2001:db8:e::101", "2001:db8:e::102", "2001:db8:e::103",
-    "2001:db8:e::104", "2001:db8:e::105", "2001:db8:e::106", "2001:db8:e::107",
-    "2001:db8:e::108", "2001:db8:e::109", "2001:db8:e::10a", "2001:db8:e::10b",
-    "2001:db8:e::10c", "2001:db8:e::10d", "2001:db8:e::10e", "2001:db8:e::10f",
-    "2001:db8:e::110", "2001:db8:e::111", "2001:db8:e::112", "2001:db8:e::113",
-    "2001:db8:e::114", "2001:db8:e::115", "2001:db8:e::116", "2001:db8:e::117",
-    "2001:db8:e::118", "2001:db8:e::119", "2001:db8:e::11a", "2001:db8:e::11b",
-] }
-"#;
+pub const CONFIG: &str = include_str!("../config.toml");
 
 /// The time bucket every answer is given: answers depend on it, so it is fixed.
 pub const BUCKET: u64 = 7;
@@ -207,8 +105,8 @@ where
 pub const CLUSTER: &str = "fuzz.example";
 /// The key a service value is published under in the report targets.
 pub const SERVICE_KEY: &str = "svc:app.gslb.example.com.";
-/// The regions with gossip keys; `eu` publishes in the report targets.
-pub const REGIONS: [&str; 2] = ["eu", "us"];
+/// The regions with gossip keys ([`CONFIG`]'s); `eu` publishes in the report targets.
+pub const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 
 /// A fixed 32-byte key, base64, as the config holds keys.
 pub fn fixed_key(byte: u8) -> String {
