@@ -99,3 +99,27 @@ fn an_answer_too_big_for_the_udp_size_is_the_minimal_truncated_response() {
         );
     }
 }
+
+/// The fuzz target `udp_fast_path`'s second crash (`fuzz/regressions/udp_fast_path/`): ten
+/// questions, names compressed against the header. The reply echoed them as sent, so their
+/// pointers landed in the reply's header and the reply did not parse. A compressed question
+/// name (which no resolver sends) now gets no reply; the smallest case is a name pointing at
+/// the header's flags.
+#[test]
+fn a_question_with_a_compressed_name_gets_no_reply() {
+    let snapshot = snapshot();
+    let found_by_fuzzing =
+        include_bytes!("../fuzz/regressions/udp_fast_path/question-name-points-into-header");
+    let pointer_at_flags = [
+        0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, // header: RD, one question
+        0xC0, 0x02, 0, 1, 0, 1, // the name at offset 2, A, IN
+    ];
+    assert!(
+        Message::from_vec(&pointer_at_flags).is_ok(),
+        "a query hickory parses"
+    );
+    for packet in [&found_by_fuzzing[..], &pointer_at_flags] {
+        let mut out = Vec::new();
+        assert!(!answer_packet(&snapshot, packet, source(), 0, &mut out));
+    }
+}

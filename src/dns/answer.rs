@@ -104,6 +104,12 @@ pub fn respond<'s>(
     if request.metadata.message_type == MessageType::Response {
         return None;
     }
+    // Replies echo the question section as sent; a compressed name there would point into our
+    // reply's header instead of the query's and make the reply unreadable. No resolver sends
+    // one (RFC 1035 §4.1.4: before a query's question there is only its header).
+    if has_compressed_name(request.queries.as_bytes()) {
+        return None;
+    }
     if request.metadata.op_code != OpCode::Query {
         return Some(Response::new(request, snapshot, ResponseCode::NotImp));
     }
@@ -171,6 +177,20 @@ pub fn respond<'s>(
         return Some(response.negative(snapshot));
     }
     Some(response)
+}
+
+/// Whether a name in `questions`, a question section as sent, uses a compression pointer
+/// (RFC 1035 §4.1.4); the request parsed, so every label length is valid.
+fn has_compressed_name(mut questions: &[u8]) -> bool {
+    while let Some((&len, rest)) = questions.split_first() {
+        let skip = match len {
+            0 => 4, // the name ends: type and class follow
+            len if len & 0xC0 != 0 => return true,
+            len => usize::from(len),
+        };
+        questions = rest.get(skip..).unwrap_or_default();
+    }
+    false
 }
 
 /// The type to answer: the question's, or for ANY the one RRset we give (RFC 8482 §4.1).
