@@ -102,11 +102,10 @@ fn an_answer_too_big_for_the_udp_size_is_the_minimal_truncated_response() {
 
 /// The fuzz target `udp_fast_path`'s second crash (`fuzz/regressions/udp_fast_path/`): ten
 /// questions, names compressed against the header. The reply echoed them as sent, so their
-/// pointers landed in the reply's header and the reply did not parse. A compressed question
-/// name (which no resolver sends) now gets no reply; the smallest case is a name pointing at
-/// the header's flags.
+/// pointers landed in the reply's header and the reply did not parse. Such a question (no
+/// resolver sends one) now gets no reply; the smallest case is a name at the header's flags.
 #[test]
-fn a_question_with_a_compressed_name_gets_no_reply() {
+fn a_question_name_compressed_against_the_header_gets_no_reply() {
     let snapshot = snapshot();
     let found_by_fuzzing =
         include_bytes!("../fuzz/regressions/udp_fast_path/question-name-points-into-header");
