@@ -143,6 +143,37 @@ async fn fast_path_and_hickory_send_identical_bytes() {
     hickory.app.shutdown().await;
 }
 
+/// Answers too big for the client's UDP size (found by the fuzz target `hickory_path`): both
+/// paths send the same minimal response, TC set and the OPT record kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_too_big_for_udp_are_the_same_minimal_response_on_both_paths() {
+    let mut config = ConfigFile::base();
+    let addresses: Vec<String> = (1..=40).map(|i| format!("2001:db8:b::{i:x}")).collect();
+    config.services.push(
+        common::config::Service::round_robin("big.gslb.example.com").target("eu", &addresses),
+    );
+    let fast = start_config(&config).await;
+    config.server.udp_workers = Some(1);
+    config.server.udp_fast_path = Some(false);
+    let hickory = start_config(&config).await;
+    let mut small = query("big.gslb.example.com", RecordType::AAAA);
+    small.edns.as_mut().expect("edns").set_max_payload(600);
+    let mut small_ecs = ecs_query("big.gslb.example.com", RecordType::AAAA, "192.0.2.0", 24);
+    small_ecs.edns.as_mut().expect("edns").set_max_payload(512);
+    for packet in [
+        bytes(&small),
+        bytes(&small_ecs),
+        bytes(&plain_query("big.gslb.example.com", RecordType::AAAA)),
+    ] {
+        let from_fast = exchange(fast.addr, &packet).expect("a reply");
+        assert_eq!(Some(&from_fast), exchange(hickory.addr, &packet).as_ref());
+        let reply = hickory_proto::op::Message::from_vec(&from_fast).expect("parses");
+        assert!(reply.metadata.truncation && reply.answers.is_empty());
+    }
+    fast.app.shutdown().await;
+    hickory.app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_and_udp_send_identical_bytes_when_the_answer_fits() {
     let server = start().await;

@@ -68,6 +68,24 @@ impl<'s> Response<'s> {
         self
     }
 
+    /// This response cut to its minimal form (RFC 6891 §7): the header with TC set, the
+    /// question, the OPT record if there is one, and no records. What goes out over UDP when
+    /// the answer does not fit whole: resolvers ignore a partial answer and ask again over TCP
+    /// (RFC 2181 §9), and every record stays within the requester's size.
+    pub fn truncated(&self) -> Self {
+        let mut metadata = self.metadata;
+        metadata.truncation = true;
+        Self {
+            metadata,
+            edns: self.edns.clone(),
+            answers: Records::new(),
+            authorities: SmallVec::new(),
+            additionals: Records::new(),
+            owner_wire: None,
+            served: self.served,
+        }
+    }
+
     /// NOERROR with no answer, or NXDOMAIN: the SOA in the authority section (RFC 2308 §2).
     fn negative(mut self, snapshot: &'s Snapshot) -> Self {
         self.authorities.push(&snapshot.zone.negative_soa);
@@ -84,6 +102,12 @@ pub fn respond<'s>(
 ) -> Option<Response<'s>> {
     // Never answer a response: that is how reflection loops start.
     if request.metadata.message_type == MessageType::Response {
+        return None;
+    }
+    // Replies echo the question section as sent: a name compressed against the query's header
+    // would read our reply's header instead, and the reply would not parse. No resolver sends
+    // one (the header holds no name); names compressed against an earlier question are fine.
+    if reads_the_header(request.queries.as_bytes()) {
         return None;
     }
     if request.metadata.op_code != OpCode::Query {
@@ -155,6 +179,41 @@ pub fn respond<'s>(
     Some(response)
 }
 
+/// Whether a name in `questions`, a question section as sent (it starts at offset 12 of its
+/// message), reads bytes of the header through compression pointers (RFC 1035 §4.1.4). The
+/// request parsed, so labels are valid and pointers point backwards; the steps are bounded all
+/// the same.
+fn reads_the_header(questions: &[u8]) -> bool {
+    let mut name = 0;
+    while name < questions.len() {
+        let mut at = name;
+        // Where the name ends in the section: after its first pointer, or its root label.
+        let mut end = None;
+        for _ in 0..=questions.len() {
+            let Some(&len) = questions.get(at) else {
+                return true;
+            };
+            if len == 0 {
+                break;
+            }
+            if len & 0xC0 == 0 {
+                at += 1 + usize::from(len);
+                continue;
+            }
+            let Some(&low) = questions.get(at + 1) else {
+                return true;
+            };
+            end.get_or_insert(at + 2);
+            match usize::from(u16::from_be_bytes([len & 0x3F, low])).checked_sub(12) {
+                Some(target) => at = target,
+                None => return true,
+            }
+        }
+        name = end.unwrap_or(at + 1) + 4; // type and class follow the name
+    }
+    false
+}
+
 /// The type to answer: the question's, or for ANY the one RRset we give (RFC 8482 §4.1).
 fn answer_type(qtype: RecordType, has_a: bool) -> RecordType {
     match qtype {
@@ -197,4 +256,24 @@ fn echo_client_subnet(response: &mut Response<'_>, request: &MessageRequest, sco
     };
     echoed.set_scope_prefix(scope);
     edns.options_mut().insert(EdnsOption::Subnet(echoed));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_the_header;
+
+    #[test]
+    fn only_names_compressed_against_the_header_read_it() {
+        // "a." A IN, then "b" + pointer to "a." (offset 12): an earlier question is fine.
+        let two = [1, b'a', 0, 0, 1, 0, 1, 1, b'b', 0xC0, 12, 0, 1, 0, 1];
+        assert!(!reads_the_header(&two[..7]));
+        assert!(!reads_the_header(&two));
+        // A name at offset 2, the header's flags.
+        assert!(reads_the_header(&[0xC0, 2, 0, 1, 0, 1]));
+        // A label holding the bytes of a pointer to offset 5 (harmless as data), then "x" +
+        // a pointer to that label's data: the chain ends in the header.
+        let chained = [2, 0xC0, 5, 0, 0, 1, 0, 1, 1, b'x', 0xC0, 13, 0, 1, 0, 1];
+        assert!(!reads_the_header(&chained[..8]));
+        assert!(reads_the_header(&chained));
+    }
 }

@@ -2,6 +2,7 @@
 //! the same response, so that gslbd's transports (UDP fast path, TCP) and hickory's UDP path
 //! send the same bytes.
 
+use hickory_proto::ProtoError;
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
@@ -41,32 +42,36 @@ pub fn message<'q, 's: 'q>(
     )
 }
 
-/// Encodes `response` for `transport` into `out` (cleared first). Over UDP, records that do not
-/// fit the requester's size are left out and TC is set (RFC 1035 §4.2.1, RFC 6891 §7); over TCP
-/// the limit is the 2-byte length prefix's (RFC 7766 §8).
+/// Encodes `response` for `transport` into `out` (cleared first). Over TCP the limit is the
+/// 2-byte length prefix's (RFC 7766 §8). Over UDP, an answer that does not fit the requester's
+/// size whole (512 bytes without EDNS, RFC 1035 §4.2.1; its EDNS size, RFC 6891 §6.2.5) goes out
+/// as its minimal response, TC set ([`Response::truncated`]): hickory-proto 0.26.3 would cut it
+/// after the last record that fits, leave the cut record's first bytes at the end, and drop the
+/// OPT record RFC 6891 §7 requires. TCP carries the whole answer.
 pub fn encode(response: &Response<'_>, queries: &Queries, transport: Transport, out: &mut Vec<u8>) {
     // The direct encoder keeps to the UDP size; what it declines, hickory's encoder writes.
     if encode_fast(response, queries.as_bytes(), out) {
         return;
     }
-    let max_size = match transport {
-        Transport::Udp => response.edns.as_ref().map_or(512, |e| e.max_payload()),
-        Transport::Tcp => u16::MAX,
+    let encoded = match transport {
+        Transport::Udp => match encode_hickory_udp(response, queries, out) {
+            Ok(false) => encode_hickory_udp(&response.truncated(), queries, out).map(|_| ()),
+            other => other.map(|_| ()),
+        },
+        Transport::Tcp => encode_hickory(response, queries, u16::MAX, out).map(|_| ()),
     };
-    out.clear();
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_max_size(max_size);
-    if message(response, queries)
-        .destructive_emit(&mut encoder)
-        .is_ok()
-    {
-        return;
+    if encoded.is_err() {
+        servfail(response.metadata.id, out);
     }
-    // As hickory does when encoding fails: a bare SERVFAIL.
+}
+
+/// What hickory-server sends when a message cannot be encoded: a bare SERVFAIL header for `id`,
+/// into `out` (cleared first).
+pub fn servfail(id: u16, out: &mut Vec<u8>) {
     out.clear();
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(512);
-    let mut metadata = Metadata::new(response.metadata.id, MessageType::Response, OpCode::Query);
+    let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
     metadata.response_code = ResponseCode::ServFail;
     let header = Header {
         metadata,
@@ -75,6 +80,43 @@ pub fn encode(response: &Response<'_>, queries: &Queries, transport: Transport, 
     if header.emit(&mut encoder).is_err() {
         out.clear();
     }
+}
+
+/// For hickory-server's UDP path, which encodes the message itself: turns `response` into its
+/// minimal response when it does not fit whole, so that it sends what [`encode_udp`] sends.
+pub fn fit_udp(response: &mut Response<'_>, queries: &Queries) {
+    let mut out = Vec::new();
+    if !encode_fast(response, queries.as_bytes(), &mut out)
+        && matches!(encode_hickory_udp(response, queries, &mut out), Ok(false))
+    {
+        *response = response.truncated();
+    }
+}
+
+/// hickory's encoding of `response` at the requester's UDP size, into `out` (cleared first);
+/// `Ok(false)` when it had to leave records out.
+fn encode_hickory_udp(
+    response: &Response<'_>,
+    queries: &Queries,
+    out: &mut Vec<u8>,
+) -> Result<bool, ProtoError> {
+    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
+    encode_hickory(response, queries, max_size, out)
+}
+
+/// hickory's encoding of `response` within `max_size` bytes, into `out` (cleared first);
+/// `Ok(false)` when it had to leave records out.
+fn encode_hickory(
+    response: &Response<'_>,
+    queries: &Queries,
+    max_size: u16,
+    out: &mut Vec<u8>,
+) -> Result<bool, ProtoError> {
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_max_size(max_size);
+    let sent = message(response, queries).destructive_emit(&mut encoder)?;
+    Ok(!sent.truncation || response.metadata.truncation)
 }
 
 /// Encodes the common answer directly: one question, A/AAAA records sharing one owner, and an

@@ -56,12 +56,8 @@ impl Handler {
             self.metrics.dns.add_rate_limited(&counts);
             if what == Limited::Slipped {
                 // As the fast path's `rrl::truncate`: the header with TC, the question only.
-                response.answers.clear();
-                response.authorities.clear();
-                response.additionals.clear();
+                *response = response.truncated();
                 response.edns = None;
-                response.owner_wire = None;
-                response.metadata.truncation = true;
             }
         }
         decision
@@ -100,6 +96,9 @@ impl RequestHandler for Handler {
             response.served,
             started.elapsed(),
         );
+        if request.protocol() == Protocol::Udp {
+            encode::fit_udp(&mut response, &request.queries);
+        }
         let message = encode::message(&response, &request.queries);
         match response_handle.send_response(message).await {
             Ok(info) => info,

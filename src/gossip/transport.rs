@@ -116,7 +116,7 @@ impl Transport for SealedTransport {
             plain: Vec::new(),
             sealed: Vec::new(),
             recv: vec![0u8; MAX_DATAGRAM + 1],
-            pending: HashMap::new(),
+            reassembly: Reassembly::default(),
         }))
     }
 }
@@ -136,6 +136,73 @@ struct Pending {
     received: usize,
 }
 
+/// Messages whose fragments are still arriving, by sender and message id: the receiving
+/// side's only state, kept apart from the socket so that opening a datagram is a pure step
+/// (`fuzz/fuzz_targets/gossip_datagram.rs` drives it without sockets).
+#[derive(Default)]
+pub struct Reassembly {
+    pending: HashMap<(SocketAddr, u64), Pending>,
+}
+
+impl Reassembly {
+    /// Opens one received datagram in place and takes its fragment; returns a whole message
+    /// when its last fragment arrives. `now` dates fragments for `PENDING_TTL`.
+    pub fn accept(
+        &mut self,
+        keyring: &Keyring,
+        datagram: &mut [u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<Option<Vec<u8>>, Rejection> {
+        if datagram.len() > MAX_DATAGRAM {
+            return Err(Rejection::Malformed);
+        }
+        let fragment = keyring.open(datagram)?;
+        if fragment.len() < FRAGMENT_HEADER {
+            return Err(Rejection::Malformed);
+        }
+        let id = u64::from_be_bytes(fragment[..8].try_into().map_err(|_| Rejection::Malformed)?);
+        let index = usize::from(u16::from_be_bytes([fragment[8], fragment[9]]));
+        let count = usize::from(u16::from_be_bytes([fragment[10], fragment[11]]));
+        let body = fragment[FRAGMENT_HEADER..].to_vec();
+        if count == 0 || index >= count || count > 64 {
+            return Err(Rejection::Malformed);
+        }
+        if count == 1 {
+            return Ok(Some(body));
+        }
+        self.pending
+            .retain(|_, p| now.duration_since(p.first_seen) < PENDING_TTL);
+        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(from, id)) {
+            return Ok(None);
+        }
+        let entry = self.pending.entry((from, id)).or_insert_with(|| Pending {
+            first_seen: now,
+            parts: vec![None; count],
+            received: 0,
+        });
+        if entry.parts.len() != count {
+            return Ok(None);
+        }
+        if entry.parts[index].is_none() {
+            entry.parts[index] = Some(body);
+            entry.received += 1;
+        }
+        if entry.received < count {
+            return Ok(None);
+        }
+        Ok(self
+            .pending
+            .remove(&(from, id))
+            .map(|done| done.parts.into_iter().flatten().flatten().collect()))
+    }
+
+    /// Messages waiting for fragments (never more than `MAX_PENDING`).
+    pub fn pending_messages(&self) -> usize {
+        self.pending.len()
+    }
+}
+
 struct SealedSocket {
     socket: tokio::net::UdpSocket,
     keyring: Arc<Keyring>,
@@ -145,7 +212,7 @@ struct SealedSocket {
     plain: Vec<u8>,
     sealed: Vec<u8>,
     recv: Vec<u8>,
-    pending: HashMap<(SocketAddr, u64), Pending>,
+    reassembly: Reassembly,
 }
 
 impl SealedSocket {
@@ -155,56 +222,18 @@ impl SealedSocket {
 
     /// Takes one datagram; returns a whole message when its last fragment arrives.
     fn accept(&mut self, len: usize, from: SocketAddr) -> Option<Vec<u8>> {
-        if len > MAX_DATAGRAM {
-            self.stats.reject(Rejection::Malformed);
-            return None;
-        }
-        let fragment = match self.keyring.open(&mut self.recv[..len]) {
-            Ok(fragment) => fragment,
+        let datagram = &mut self.recv[..len];
+        match self
+            .reassembly
+            .accept(&self.keyring, datagram, from, Instant::now())
+        {
+            Ok(message) => message,
             Err(reason) => {
                 self.stats.reject(reason);
                 debug!(%from, reason = reason.as_str(), "gossip datagram rejected");
-                return None;
+                None
             }
-        };
-        if fragment.len() < FRAGMENT_HEADER {
-            self.stats.reject(Rejection::Malformed);
-            return None;
         }
-        let id = u64::from_be_bytes(fragment[..8].try_into().ok()?);
-        let index = usize::from(u16::from_be_bytes([fragment[8], fragment[9]]));
-        let count = usize::from(u16::from_be_bytes([fragment[10], fragment[11]]));
-        let body = fragment[FRAGMENT_HEADER..].to_vec();
-        if count == 0 || index >= count || count > 64 {
-            self.stats.reject(Rejection::Malformed);
-            return None;
-        }
-        if count == 1 {
-            return Some(body);
-        }
-        let now = Instant::now();
-        self.pending
-            .retain(|_, p| now.duration_since(p.first_seen) < PENDING_TTL);
-        if self.pending.len() >= MAX_PENDING && !self.pending.contains_key(&(from, id)) {
-            return None;
-        }
-        let entry = self.pending.entry((from, id)).or_insert_with(|| Pending {
-            first_seen: now,
-            parts: vec![None; count],
-            received: 0,
-        });
-        if entry.parts.len() != count {
-            return None;
-        }
-        if entry.parts[index].is_none() {
-            entry.parts[index] = Some(body);
-            entry.received += 1;
-        }
-        if entry.received < count {
-            return None;
-        }
-        let done = self.pending.remove(&(from, id))?;
-        Some(done.parts.into_iter().flatten().flatten().collect())
     }
 }
 
@@ -278,5 +307,58 @@ impl Socket for SealedSocket {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+
+    fn sealed(keyring: &Keyring, id: u64, index: u16, count: u16, body: &[u8]) -> Vec<u8> {
+        let mut fragment = id.to_be_bytes().to_vec();
+        fragment.extend_from_slice(&index.to_be_bytes());
+        fragment.extend_from_slice(&count.to_be_bytes());
+        fragment.extend_from_slice(body);
+        let mut out = Vec::new();
+        keyring.seal(&fragment, &mut out);
+        out
+    }
+
+    #[test]
+    fn fragments_reassemble_in_any_order_per_sender_and_bad_ones_are_refused() {
+        let keyring = Keyring::new("c", &[STANDARD.encode([3u8; 32])]).unwrap();
+        let (a, b) = (
+            SocketAddr::from(([127, 0, 0, 2], 1)),
+            SocketAddr::from(([127, 0, 0, 3], 1)),
+        );
+        let now = Instant::now();
+        let mut reassembly = Reassembly::default();
+        let mut accept =
+            |mut datagram: Vec<u8>, from| reassembly.accept(&keyring, &mut datagram, from, now);
+        assert_eq!(accept(sealed(&keyring, 1, 1, 2, b"world"), a), Ok(None));
+        // The same id from another sender is another message.
+        assert_eq!(accept(sealed(&keyring, 1, 0, 2, b"other "), b), Ok(None));
+        assert_eq!(
+            accept(sealed(&keyring, 1, 0, 2, b"hello "), a),
+            Ok(Some(b"hello world".to_vec()))
+        );
+        assert_eq!(
+            accept(sealed(&keyring, 2, 0, 1, b"whole"), a),
+            Ok(Some(b"whole".to_vec()))
+        );
+        for (index, count) in [(0, 0), (2, 2), (0, 65)] {
+            assert_eq!(
+                accept(sealed(&keyring, 3, index, count, b""), a),
+                Err(Rejection::Malformed)
+            );
+        }
+        assert_eq!(accept(vec![1; 40], a), Err(Rejection::UnknownKey));
+        assert_eq!(
+            accept(vec![0; MAX_DATAGRAM + 1], a),
+            Err(Rejection::Malformed)
+        );
     }
 }

@@ -1,0 +1,41 @@
+//! Any datagram through the UDP fast path's pure step (`udp::answer_packet`): no panic, and
+//! whatever it sends is a response that parses, echoes the ID, has QR set and fits the size
+//! the client allows (512 without EDNS; never more than `server.max_udp_payload`). The
+//! receive loop reuses answer buffers, so a buffer left full of junk must give the same bytes.
+
+#![no_main]
+
+use gslbd::dns::udp::answer_packet;
+use gslbd_fuzz::{BUCKET, snapshot, source};
+use hickory_proto::op::Message;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|packet: &[u8]| {
+    let snapshot = snapshot();
+    let mut out = Vec::new();
+    let answered = answer_packet(snapshot, packet, source(), BUCKET, &mut out);
+    let mut reused = vec![0xA5; 1500];
+    let answered_again = answer_packet(snapshot, packet, source(), BUCKET, &mut reused);
+    assert_eq!(answered, answered_again, "same datagram, same decision");
+    if !answered {
+        return;
+    }
+    assert_eq!(out, reused, "a reused buffer changes nothing");
+    let reply = match Message::from_vec(&out) {
+        Ok(reply) => reply,
+        Err(error) => panic!("our reply does not parse: {error}\n{out:02x?}"),
+    };
+    assert_eq!(
+        reply.metadata.id,
+        u16::from_be_bytes([packet[0], packet[1]])
+    );
+    assert_eq!(out[2] & 0x80, 0x80, "QR set in replies");
+    assert!(
+        out.len() <= 512 || reply.edns.is_some(),
+        "512 bytes without EDNS"
+    );
+    assert!(
+        out.len() <= usize::from(snapshot.max_udp_payload),
+        "never above our size"
+    );
+});
