@@ -146,10 +146,8 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut seen = HashSet::new();
             while let Some(event) = inbox.recv().await {
-                if let Event::Report {
-                    region, service, ..
-                } = event
-                    && seen.insert((region, service))
+                if let Event::Report { stamp, service, .. } = event
+                    && seen.insert((stamp.region, service))
                 {
                     counter.store(seen.len(), Ordering::Relaxed);
                 }

@@ -176,19 +176,34 @@ fn service_report() -> ServiceReport {
     }
 }
 
+/// Instance 0 of `region`, run 7, value `seq`, issued at `issued_ms`.
+fn stamp(region: &str, seq: u64, issued_ms: u64) -> report::Stamp {
+    report::Stamp {
+        region: Region::new(region),
+        instance: "0".to_string(),
+        epoch: 7,
+        seq,
+        issued_ms,
+    }
+}
+
 /// Values as region eu publishes them: mode byte 0 (verify as is) with the signed value, and
 /// mode byte 1 (sign first) with the JSON alone.
 fn reports() -> Vec<(String, Vec<u8>)> {
-    let eu = Region::new("eu");
     let service = report::sign(
         signing_key(0),
         CLUSTER,
-        &eu,
+        &stamp("eu", 1, 42),
         SERVICE_KEY,
-        42,
         &service_report(),
     );
-    let alive = report::sign(signing_key(0), CLUSTER, &eu, report::ALIVE_KEY, 43, &());
+    let alive = report::sign(
+        signing_key(0),
+        CLUSTER,
+        &stamp("eu", 2, 43),
+        report::ALIVE_KEY,
+        &(),
+    );
     let mut seeds = Vec::new();
     for (name, value) in [("service", service), ("alive", alive)] {
         let json = value.split_once('.').expect("signature.json").1;
@@ -283,9 +298,8 @@ async fn chitchat_traffic() -> Vec<Vec<u8>> {
             report::sign(
                 signing_key(i),
                 CLUSTER,
-                &Region::new(region),
+                &stamp(region, 1, 1),
                 report::ALIVE_KEY,
-                1,
                 &(),
             ),
         )];
@@ -294,9 +308,8 @@ async fn chitchat_traffic() -> Vec<Vec<u8>> {
             let value = report::sign(
                 signing_key(i),
                 CLUSTER,
-                &Region::new(region),
+                &stamp(region, 2 + n, 1),
                 &key,
-                1,
                 &service_report(),
             );
             values.push((key, value));

@@ -8,7 +8,6 @@
 #![no_main]
 
 use gslbd::gossip::report::{self, ServiceReport, Verified};
-use gslbd::model::Region;
 use gslbd_fuzz::{CLUSTER, REGIONS, SERVICE_KEY, region_keys, signing_key};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,18 +21,18 @@ fuzz_target!(|input: &[u8]| {
     } else {
         text.into_owned()
     };
-    let publisher = REGIONS[0];
+    // The gossip node of instance 0 of the first region.
+    let publisher = &format!("{}/0", REGIONS[0]);
     let keys = region_keys();
     if let Ok(verified) =
         report::verify::<ServiceReport>(&value, CLUSTER, publisher, SERVICE_KEY, keys)
     {
-        assert_eq!(verified.region.as_str(), publisher);
+        assert_eq!(verified.stamp.region.as_str(), REGIONS[0]);
         let again = report::sign(
             signing_key(0),
             CLUSTER,
-            &Region::new(publisher),
+            &verified.stamp,
             SERVICE_KEY,
-            verified.issued_ms,
             &verified.value,
         );
         let reread: Verified<ServiceReport> =
@@ -45,8 +44,8 @@ fuzz_target!(|input: &[u8]| {
     }
     if let Ok(verified) = report::verify::<()>(&value, CLUSTER, publisher, report::ALIVE_KEY, keys)
     {
-        assert_eq!(verified.region.as_str(), publisher);
+        assert_eq!(verified.stamp.region.as_str(), REGIONS[0]);
     }
     // Published by a region that has no key: refused whatever the value.
-    assert!(report::verify::<()>(&value, CLUSTER, "mars", report::ALIVE_KEY, keys).is_err());
+    assert!(report::verify::<()>(&value, CLUSTER, "mars/0", report::ALIVE_KEY, keys).is_err());
 });

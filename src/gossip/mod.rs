@@ -136,6 +136,7 @@ impl Gossip {
         let report_stats = Arc::new(ReportStats::default());
         let identity = Identity {
             region: settings.region.clone(),
+            instance: settings.instance.clone(),
             cluster: settings.cluster.clone(),
         };
         tasks.supervise(
@@ -183,19 +184,62 @@ impl Gossip {
 #[derive(Clone, Debug)]
 struct Identity {
     region: Region,
+    instance: String,
     cluster: String,
+}
+
+/// Stamps the values of this run (this start of gslbd): a random epoch, drawn once, and the
+/// next number of the run's sequence for every value signed. Receivers order values by these,
+/// not by the issue time, so no clock, ours or theirs, can hide or revive a value.
+struct Stamper {
+    region: Region,
+    instance: String,
+    epoch: u64,
+    seq: u64,
+}
+
+impl Stamper {
+    fn new(region: Region, instance: String) -> Self {
+        let epoch = ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new())
+            .map(|random| u64::from_be_bytes(random.expose()))
+            // The system's random source failing is not worth stopping for: the clock then.
+            .unwrap_or_else(|_| unix_ms());
+        info!(%region, %instance, epoch, "gossip run started");
+        Self {
+            region,
+            instance,
+            epoch,
+            seq: 0,
+        }
+    }
+
+    fn next(&mut self, issued_ms: u64) -> report::Stamp {
+        self.seq += 1;
+        report::Stamp {
+            region: self.region.clone(),
+            instance: self.instance.clone(),
+            epoch: self.epoch,
+            seq: self.seq,
+            issued_ms,
+        }
+    }
 }
 
 /// Publishes changed service reports every round and a heartbeat every second.
 async fn publish(
     chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
     mut reports: watch::Receiver<Arc<LocalReport>>,
-    Identity { region, cluster }: Identity,
+    Identity {
+        region,
+        instance,
+        cluster,
+    }: Identity,
     signing: Arc<SigningKey>,
     interval: Duration,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    let mut stamper = Stamper::new(region, instance);
     let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
     // The first report counts as changed: it is published at the first tick.
     reports.mark_changed();
@@ -229,7 +273,7 @@ async fn publish(
                 let key = format!("{SERVICE_PREFIX}{name}");
                 updates.push((
                     key.clone(),
-                    report::sign(&signing, &cluster, &region, &key, now, &report),
+                    report::sign(&signing, &cluster, &stamper.next(now), &key, &report),
                 ));
                 published.insert(name.clone(), report);
             }
@@ -257,14 +301,14 @@ async fn publish(
             let key = format!("{SERVICE_PREFIX}{name}");
             updates.push((
                 key.clone(),
-                report::sign(&signing, &cluster, &region, &key, now, &report),
+                report::sign(&signing, &cluster, &stamper.next(now), &key, &report),
             ));
             published.remove(&name);
         }
         if last_alive.is_none_or(|at| at.elapsed() >= ALIVE_EVERY) {
             updates.push((
                 ALIVE_KEY.to_string(),
-                report::sign(&signing, &cluster, &region, ALIVE_KEY, now, &()),
+                report::sign(&signing, &cluster, &stamper.next(now), ALIVE_KEY, &()),
             ));
             last_alive = Some(Instant::now());
         }
@@ -287,6 +331,7 @@ async fn receive(
     Identity {
         region: local,
         cluster,
+        ..
     }: Identity,
     region_keys: Arc<RegionKeys>,
     events: mpsc::Sender<Event>,
@@ -308,13 +353,8 @@ async fn receive(
         }
         let at = Instant::now();
         let event = if key == ALIVE_KEY {
-            report::verify::<()>(&value, &cluster, region, &key, &region_keys).map(|v| {
-                Event::Heard {
-                    region: v.region,
-                    issued_ms: v.issued_ms,
-                    at,
-                }
-            })
+            report::verify::<()>(&value, &cluster, &node, &key, &region_keys)
+                .map(|v| Event::Heard { stamp: v.stamp, at })
         } else if let Some(service) = key.strip_prefix(SERVICE_PREFIX) {
             let Ok(name) = Name::from_ascii(service) else {
                 stats.rejected_other.fetch_add(1, Ordering::Relaxed);
@@ -323,15 +363,10 @@ async fn receive(
                     .report_rejected(report::ReportRejection::BadName);
                 continue;
             };
-            report::verify::<ServiceReport>(&value, &cluster, region, &key, &region_keys).map(
-                |Verified {
-                     region,
-                     issued_ms,
-                     value,
-                 }| Event::Report {
-                    region,
+            report::verify::<ServiceReport>(&value, &cluster, &node, &key, &region_keys).map(
+                |Verified { stamp, value }| Event::Report {
+                    stamp,
                     service: name.to_lowercase(),
-                    issued_ms,
                     report: value,
                     at,
                 },

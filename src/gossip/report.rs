@@ -68,12 +68,34 @@ pub struct ServiceSpec {
     pub all_down: crate::model::AllDownPolicy,
 }
 
+/// Where a value comes from and its place in its publisher's run, signed with it.
+///
+/// A run is one start of one gslbd instance: `epoch` is drawn at random at start and `seq`
+/// numbers every value the run signs, heartbeats and reports alike. Receivers order values by
+/// these alone (`crate::remote`); `issued_ms`, the publisher's clock, is for people and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub region: Region,
+    /// The gslbd instance within the region (node ids are `<region>/<instance>`).
+    pub instance: String,
+    pub epoch: u64,
+    pub seq: u64,
+    /// Issue time on the publisher's clock (Unix ms).
+    pub issued_ms: u64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope<T> {
     #[serde(rename = "r")]
     region: String,
+    #[serde(rename = "i")]
+    instance: String,
     #[serde(rename = "k")]
     key: String,
+    #[serde(rename = "e")]
+    epoch: u64,
+    #[serde(rename = "q")]
+    seq: u64,
     /// Issue time (Unix ms).
     #[serde(rename = "t")]
     issued_ms: u64,
@@ -90,7 +112,7 @@ pub enum ReportError {
     Malformed,
     #[error("bad signature")]
     BadSignature,
-    #[error("value signed for region {signed} published by {publisher}")]
+    #[error("value signed for {signed} published by {publisher}")]
     WrongRegion { signed: String, publisher: String },
     #[error("value signed for key {signed} published as {published}")]
     WrongKey { signed: String, published: String },
@@ -104,6 +126,14 @@ label_enum! {
         BadSignature = "bad_signature", WrongRegion = "wrong_region", WrongKey = "wrong_key",
         /// A service key that is not a DNS name: refused before any verification.
         BadName = "bad_name",
+        /// Verified, but not above the last sequence held for its key in its run: a replay
+        /// or a duplicate, which changes nothing.
+        Replayed = "replayed",
+        /// Verified and new, from a run of its instance that no longer speaks for it (the
+        /// instance restarted since): kept aside, not answered from.
+        Superseded = "superseded_run",
+        /// From an instance beyond the number a region may have (`remote::MAX_INSTANCES`).
+        TooManyInstances = "too_many_instances",
     }
 }
 
@@ -133,19 +163,21 @@ fn signed_message(cluster: &str, json: &str) -> Vec<u8> {
     message
 }
 
-/// Signs `value` as region `region`'s value for `key`.
+/// Signs `value` as `stamp`'s publisher's value for `key`.
 pub fn sign<T: Serialize>(
     signing: &SigningKey,
     cluster: &str,
-    region: &Region,
+    stamp: &Stamp,
     key: &str,
-    issued_ms: u64,
     value: &T,
 ) -> String {
     let envelope = Envelope {
-        region: region.to_string(),
+        region: stamp.region.to_string(),
+        instance: stamp.instance.clone(),
         key: key.to_string(),
-        issued_ms,
+        epoch: stamp.epoch,
+        seq: stamp.seq,
+        issued_ms: stamp.issued_ms,
         value,
     };
     // Serialising plain structs of strings, numbers and addresses cannot fail.
@@ -163,35 +195,35 @@ pub fn sign_json(signing: &SigningKey, cluster: &str, json: &str) -> String {
 /// A verified value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified<T> {
-    pub region: Region,
-    pub issued_ms: u64,
+    pub stamp: Stamp,
     pub value: T,
 }
 
-/// Checks that `text`, published under `key` by a node of region `publisher`, is signed by that
-/// region and names that region and key.
+/// Checks that `text`, published under `key` by gossip node `node` (`<region>/<instance>`), is
+/// signed by that node's region and names that region, instance and key.
 pub fn verify<T: for<'de> Deserialize<'de>>(
     text: &str,
     cluster: &str,
-    publisher: &str,
+    node: &str,
     key: &str,
     region_keys: &RegionKeys,
 ) -> Result<Verified<T>, ReportError> {
+    let (region, instance) = node.split_once('/').unwrap_or((node, ""));
     let (signature, json) = text.split_once('.').ok_or(ReportError::Malformed)?;
     let signature = STANDARD
         .decode(signature)
         .map_err(|_| ReportError::Malformed)?;
     let verifying = region_keys
-        .get(publisher)
-        .ok_or_else(|| ReportError::UnknownRegion(publisher.to_string()))?;
+        .get(region)
+        .ok_or_else(|| ReportError::UnknownRegion(region.to_string()))?;
     if !verifying.verify(&signed_message(cluster, json), &signature) {
         return Err(ReportError::BadSignature);
     }
     let envelope: Envelope<T> = serde_json::from_str(json).map_err(|_| ReportError::Malformed)?;
-    if envelope.region != publisher {
+    if envelope.region != region || envelope.instance != instance {
         return Err(ReportError::WrongRegion {
-            signed: envelope.region,
-            publisher: publisher.to_string(),
+            signed: format!("{}/{}", envelope.region, envelope.instance),
+            publisher: node.to_string(),
         });
     }
     if envelope.key != key {
@@ -201,8 +233,13 @@ pub fn verify<T: for<'de> Deserialize<'de>>(
         });
     }
     Ok(Verified {
-        region: Region::new(&envelope.region),
-        issued_ms: envelope.issued_ms,
+        stamp: Stamp {
+            region: Region::new(&envelope.region),
+            instance: envelope.instance,
+            epoch: envelope.epoch,
+            seq: envelope.seq,
+            issued_ms: envelope.issued_ms,
+        },
         value: envelope.value,
     })
 }
@@ -238,6 +275,17 @@ mod tests {
         )
     }
 
+    fn stamp(node: &str, seq: u64) -> Stamp {
+        let (region, instance) = node.split_once('/').unwrap();
+        Stamp {
+            region: Region::new(region),
+            instance: instance.to_string(),
+            epoch: 7,
+            seq,
+            issued_ms: 42,
+        }
+    }
+
     fn report() -> ServiceReport {
         ServiceReport {
             health: Health::Healthy,
@@ -254,10 +302,10 @@ mod tests {
     fn a_signed_report_verifies_for_its_region_and_key() {
         let (eu, _, public) = keys();
         let key = "svc:app.gslb.example.com.";
-        let text = sign(&eu, "c", &Region::new("eu"), key, 42, &report());
-        let got: Verified<ServiceReport> = verify(&text, "c", "eu", key, &public).unwrap();
+        let text = sign(&eu, "c", &stamp("eu/0", 3), key, &report());
+        let got: Verified<ServiceReport> = verify(&text, "c", "eu/0", key, &public).unwrap();
         assert_eq!(got.value, report());
-        assert_eq!(got.issued_ms, 42);
+        assert_eq!(got.stamp, stamp("eu/0", 3));
     }
 
     #[test]
@@ -265,39 +313,44 @@ mod tests {
         let (eu, us, public) = keys();
         let key = "svc:app.gslb.example.com.";
         // us signs a report claiming to be eu's: eu's key does not verify it.
-        let forged = sign(&us, "c", &Region::new("eu"), key, 1, &report());
+        let forged = sign(&us, "c", &stamp("eu/0", 1), key, &report());
         assert_eq!(
-            verify::<ServiceReport>(&forged, "c", "eu", key, &public).unwrap_err(),
+            verify::<ServiceReport>(&forged, "c", "eu/0", key, &public).unwrap_err(),
             ReportError::BadSignature
         );
         // eu's genuine report republished by a us node.
-        let genuine = sign(&eu, "c", &Region::new("eu"), key, 1, &report());
+        let genuine = sign(&eu, "c", &stamp("eu/0", 1), key, &report());
         assert_eq!(
-            verify::<ServiceReport>(&genuine, "c", "us", key, &public).unwrap_err(),
+            verify::<ServiceReport>(&genuine, "c", "us/0", key, &public).unwrap_err(),
             ReportError::BadSignature
         );
+        // ... or by another instance of eu (a node a member made up, say).
+        assert!(matches!(
+            verify::<ServiceReport>(&genuine, "c", "eu/1", key, &public),
+            Err(ReportError::WrongRegion { .. })
+        ));
         // Moved to another key.
         assert!(matches!(
-            verify::<ServiceReport>(&genuine, "c", "eu", "svc:other.", &public),
+            verify::<ServiceReport>(&genuine, "c", "eu/0", "svc:other.", &public),
             Err(ReportError::WrongKey { .. })
         ));
         // Another cluster.
         assert_eq!(
-            verify::<ServiceReport>(&genuine, "d", "eu", key, &public).unwrap_err(),
+            verify::<ServiceReport>(&genuine, "d", "eu/0", key, &public).unwrap_err(),
             ReportError::BadSignature
         );
         // Tampered JSON.
         let tampered = genuine.replace("192.0.2.1", "192.0.2.9");
         assert_eq!(
-            verify::<ServiceReport>(&tampered, "c", "eu", key, &public).unwrap_err(),
+            verify::<ServiceReport>(&tampered, "c", "eu/0", key, &public).unwrap_err(),
             ReportError::BadSignature
         );
         assert_eq!(
-            verify::<ServiceReport>("nonsense", "c", "eu", key, &public).unwrap_err(),
+            verify::<ServiceReport>("nonsense", "c", "eu/0", key, &public).unwrap_err(),
             ReportError::Malformed
         );
         assert!(matches!(
-            verify::<ServiceReport>(&genuine, "c", "ap", key, &public),
+            verify::<ServiceReport>(&genuine, "c", "ap/0", key, &public),
             Err(ReportError::UnknownRegion(_))
         ));
     }
@@ -318,13 +371,13 @@ mod tests {
             ..report()
         })
         .unwrap();
-        let signed = sign(&eu, "c", &Region::new("eu"), key, 1, &value);
-        assert!(verify::<ServiceReport>(&signed, "c", "eu", key, &public).is_ok());
+        let signed = sign(&eu, "c", &stamp("eu/0", 1), key, &value);
+        assert!(verify::<ServiceReport>(&signed, "c", "eu/0", key, &public).is_ok());
         // A peer of a newer version, or a forger holding eu's key: a strategy named otherwise.
         value["s"]["k"] = serde_json::json!("nearest");
-        let signed = sign(&eu, "c", &Region::new("eu"), key, 1, &value);
+        let signed = sign(&eu, "c", &stamp("eu/0", 1), key, &value);
         assert_eq!(
-            verify::<ServiceReport>(&signed, "c", "eu", key, &public).unwrap_err(),
+            verify::<ServiceReport>(&signed, "c", "eu/0", key, &public).unwrap_err(),
             ReportError::Malformed
         );
     }

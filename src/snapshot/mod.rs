@@ -302,7 +302,7 @@ mod tests {
             weight: Some(90),
         };
         let name_of = |i: RegionIndex| model.regions[i].name.clone();
-        view.report(&name_of(US), name, 1, report, t0);
+        view.report(&crate::remote::tests::stamp("us", 1, 1), name, report, t0);
         let verdicts = Verdicts::new();
         let build = |now: Instant| {
             let freshness = view.effective(&[name_of(US), name_of(AP)], now);

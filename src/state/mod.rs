@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::gossip::local_report::LocalReport;
-use crate::gossip::report::ServiceReport;
+use crate::gossip::report::{ServiceReport, Stamp};
 use crate::health::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::{Model, Region, Service};
@@ -52,16 +52,11 @@ pub enum Event {
         regions: Vec<Region>,
     },
     /// A verified heartbeat of a remote region.
-    Heard {
-        region: Region,
-        issued_ms: u64,
-        at: Instant,
-    },
+    Heard { stamp: Stamp, at: Instant },
     /// A verified report of a remote region about one of its services.
     Report {
-        region: Region,
+        stamp: Stamp,
         service: Name,
-        issued_ms: u64,
         report: ServiceReport,
         at: Instant,
     },

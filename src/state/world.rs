@@ -18,7 +18,7 @@ use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Region, RegionIndex, Service};
 use crate::region_health::{Inputs, RemoteInputs};
-use crate::remote::{Freshness, RemoteView, remote_only_services};
+use crate::remote::{Freshness, Outcome, RemoteView, remote_only_services};
 use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
 
 /// What the owner holds.
@@ -245,33 +245,43 @@ impl World {
                 }
                 _ => false,
             },
-            Event::Heard {
-                region,
-                issued_ms,
-                at,
-            } => {
-                let (Some(_), Some(view)) = (self.region_index(&region), self.remote.as_mut())
+            Event::Heard { stamp, at } => {
+                let (Some(_), Some(view)) =
+                    (self.region_index(&stamp.region), self.remote.as_mut())
                 else {
                     return false;
                 };
-                view.heard(&region, issued_ms, at) && self.refresh_freshness(Instant::now())
+                let outcome = view.heard(&stamp, at);
+                self.counted(outcome) && self.refresh_freshness(Instant::now())
             }
             Event::Report {
-                region,
+                stamp,
                 service,
-                issued_ms,
                 report,
                 at,
             } => {
-                let (Some(_), Some(view)) = (self.region_index(&region), self.remote.as_mut())
+                let (Some(_), Some(view)) =
+                    (self.region_index(&stamp.region), self.remote.as_mut())
                 else {
                     return false;
                 };
                 if !self.local_names.contains(&service) {
                     self.remote_services_changed = true;
                 }
-                let changed = view.report(&region, service, issued_ms, report, at);
-                self.refresh_freshness(Instant::now()) | changed
+                let outcome = view.report(&stamp, service, report, at);
+                self.counted(outcome) | self.refresh_freshness(Instant::now())
+            }
+        }
+    }
+
+    /// Counts a remote value refused by the view; returns whether the view changed.
+    fn counted(&self, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Changed => true,
+            Outcome::Unchanged => false,
+            Outcome::Ignored(reason) => {
+                self.metrics.gossip.report_rejected(reason);
+                false
             }
         }
     }
@@ -606,9 +616,8 @@ mod tests {
         assert!(apply(
             &mut world,
             Event::Report {
-                region: Region::new("us"),
+                stamp: crate::remote::tests::stamp("us", 1, 1),
                 service: only_us.clone(),
-                issued_ms: 1,
                 report,
                 at: Instant::now(),
             }

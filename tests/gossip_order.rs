@@ -1,0 +1,301 @@
+//! Cross-region state ordered without clocks (docs/gossip.md, "Ordering"): region us runs as a
+//! real gslbd process beside in-process eu and ap. Restarted with its clock 120 s behind, or
+//! with its clock a day ahead then stepped back, it stays in eu's answers and its health
+//! changes apply at once; killed with kill -9, its last signed values replayed by a member
+//! holding the cluster key do not keep it in answers. The clock is moved with Debian's
+//! libfaketime (LD_PRELOAD). Asserts answers and states, not timings.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig};
+use common::backends::Mode;
+use common::cluster::*;
+use common::*;
+use gslbd::gossip::transport::{OpenNetwork, SealedTransport, TransportStats};
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const API: &str = "api.gslb.example.com";
+/// How long a region must stay in answers to show it is not going stale: several of the test
+/// cluster's `peer_timeout` (1.6 s).
+const HOLD: Duration = Duration::from_secs(6);
+const US: usize = 1;
+
+/// Region us as a real `gslbd run` process, killed with SIGKILL when dropped.
+struct Process {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The clock of a process, by libfaketime.
+enum Clock {
+    True,
+    /// A fixed offset, e.g. "-120s".
+    Offset(&'static str),
+    /// The offset read from this file, re-read every second: written to step the clock.
+    File(PathBuf),
+}
+
+/// Replaces the cluster's in-process us by a `gslbd` process on `clock`.
+async fn us_as_process(cluster: &mut Cluster, clock: &Clock) -> Process {
+    if let Some(node) = cluster.nodes[US].take() {
+        node.app.shutdown().await;
+    }
+    start_us(cluster, clock)
+}
+
+fn start_us(cluster: &Cluster, clock: &Clock) -> Process {
+    let config = region_config(
+        US,
+        cluster.net,
+        cluster.port,
+        &cluster.keys,
+        &cluster.seeds(),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("us.toml");
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gslbd"));
+    command
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("GSLBD_LOG", "warn")
+        .stdout(Stdio::null());
+    let faked = |command: &mut Command| {
+        assert!(
+            Path::new(LIBFAKETIME).exists(),
+            "{LIBFAKETIME} missing: apt-get install libfaketime"
+        );
+        // Only the wall clock moves, as an NTP step does; monotonic time is the kernel's.
+        command
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    };
+    match clock {
+        Clock::True => {}
+        Clock::Offset(offset) => {
+            faked(&mut command);
+            command.env("FAKETIME", offset);
+        }
+        Clock::File(file) => {
+            faked(&mut command);
+            command
+                .env("FAKETIME_TIMESTAMP_FILE", file)
+                .env("FAKETIME_CACHE_DURATION", "1");
+        }
+    }
+    let child = command.spawn().expect("start gslbd");
+    Process { child, _dir: dir }
+}
+
+fn eu_answer(cluster: &Cluster) -> Vec<String> {
+    sorted_answer(cluster.node(0).dns, API)
+}
+
+/// Waits until eu's answer holds us's address or not, as `present` says.
+async fn until_us(cluster: &Cluster, present: bool) {
+    let us = cluster.addr(US);
+    wait_for_answer(cluster.node(0).dns, API, PATIENCE, |got| {
+        got.contains(&us) == present
+    })
+    .await;
+}
+
+/// Asserts that us's address stays in (or out of) eu's answer for [`HOLD`].
+async fn us_stays(cluster: &Cluster, present: bool) {
+    let us = cluster.addr(US);
+    let until = Instant::now() + HOLD;
+    while Instant::now() < until {
+        let got = eu_answer(cluster);
+        assert_eq!(got.contains(&us), present, "eu answers {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// us's backend fails, then recovers: eu follows both, from us's reports.
+async fn us_health_changes_apply(cluster: &Cluster) {
+    cluster.backends[US].set(Mode::Status(503, "down"));
+    until_us(cluster, false).await;
+    cluster.backends[US].set(Mode::Status(200, "ok"));
+    until_us(cluster, true).await;
+    us_stays(cluster, true).await;
+}
+
+fn kill_9(mut process: Process) {
+    process.child.kill().expect("kill -9");
+    process.child.wait().expect("reap");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs libfaketime: run by .ci/run"]
+async fn a_region_restarted_with_its_clock_120_s_behind_stays_fresh_and_its_changes_apply() {
+    let mut cluster = Cluster::start(70).await;
+    let us = us_as_process(&mut cluster, &Clock::True).await;
+    until_us(&cluster, true).await;
+    us_stays(&cluster, true).await;
+
+    kill_9(us);
+    until_us(&cluster, false).await;
+    let _us = start_us(&cluster, &Clock::Offset("-120s"));
+    until_us(&cluster, true).await;
+    us_stays(&cluster, true).await;
+    us_health_changes_apply(&cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs libfaketime: run by .ci/run"]
+async fn a_clock_a_day_ahead_then_stepped_back_keeps_the_region_fresh() {
+    let mut cluster = Cluster::start(71).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "+1d\n").expect("write offset");
+    let us = us_as_process(&mut cluster, &Clock::File(offset.clone())).await;
+    until_us(&cluster, true).await;
+    us_stays(&cluster, true).await;
+
+    // The clock is corrected while us runs: a step back of a day.
+    std::fs::write(&offset, "+0\n").expect("write offset");
+    us_stays(&cluster, true).await;
+    us_health_changes_apply(&cluster).await;
+
+    // And us restarted on the true clock, after values issued a day ahead.
+    kill_9(us);
+    until_us(&cluster, false).await;
+    let _us = start_us(&cluster, &Clock::True);
+    until_us(&cluster, true).await;
+    us_health_changes_apply(&cluster).await;
+    cluster.shutdown().await;
+}
+
+/// The cluster's gossip settings as region ap has them (cluster name and key).
+fn member_settings(cluster: &Cluster) -> gslbd::config::GossipSettings {
+    let config = region_config(2, cluster.net, cluster.port, &cluster.keys, &[]).parse();
+    config.gossip.expect("gossip settings")
+}
+
+/// A chitchat node in the cluster, holding the cluster key and no region's signing key:
+/// whatever it publishes, it can only pass on values others signed.
+async fn member(
+    cluster: &Cluster,
+    id: ChitchatId,
+    values: Vec<(String, String)>,
+) -> chitchat::ChitchatHandle {
+    let settings = member_settings(cluster);
+    let transport = SealedTransport::new(
+        settings.keyring.clone(),
+        Arc::new(TransportStats::default()),
+        Arc::new(OpenNetwork),
+    );
+    let config = ChitchatConfig {
+        listen_addr: id.gossip_advertise_addr,
+        chitchat_id: id,
+        cluster_id: settings.cluster.clone(),
+        gossip_interval: Duration::from_millis(50),
+        seed_nodes: cluster.seeds(),
+        failure_detector_config: FailureDetectorConfig::default(),
+        marked_for_deletion_grace_period: Duration::from_secs(3600),
+        catchup_callback: None,
+        extra_liveness_predicate: None,
+    };
+    chitchat::spawn_chitchat(config, values, &transport)
+        .await
+        .expect("member starts")
+}
+
+fn free_udp_port() -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("address")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_region_s_last_values_replayed_do_not_keep_it_in_answers() {
+    let mut cluster = Cluster::start(72).await;
+    let us = us_as_process(&mut cluster, &Clock::True).await;
+    until_us(&cluster, true).await;
+
+    // A member listens in and keeps the latest of what us's node publishes.
+    let observer_id = ChitchatId::new("ap/observer", 1, free_udp_port());
+    let observer = member(&cluster, observer_id, Vec::new()).await;
+    let deadline = Instant::now() + PATIENCE;
+    let (us_id, values) = loop {
+        let chitchat = observer.chitchat();
+        let chitchat = chitchat.lock().await;
+        let us_node = chitchat.node_states().iter().find(|(id, state)| {
+            id.node_id.starts_with("us/")
+                && state.get("alive").is_some()
+                && state
+                    .key_values()
+                    .any(|(key, _)| key.starts_with("svc:api."))
+        });
+        if let Some((id, state)) = us_node {
+            let values: Vec<(String, String)> = state
+                .key_values()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect();
+            break (id.clone(), values);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "us's values never reached the member"
+        );
+        drop(chitchat);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // us dies; the member replays its last signed values, as a node of us with a new
+    // generation every half second, so that every peer takes them for news.
+    kill_9(us);
+    let mut generation = us_id.generation_id;
+    let until = Instant::now() + PATIENCE;
+    let mut replayer = None;
+    let mut gone_since: Option<Instant> = None;
+    while Instant::now() < until {
+        generation += 1;
+        let id = ChitchatId::new(us_id.node_id.clone(), generation, free_udp_port());
+        if let Some(previous) = replayer.replace(member(&cluster, id, values.clone()).await) {
+            let _ = previous.shutdown().await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let present = eu_answer(&cluster).contains(&cluster.addr(US));
+        match (present, gone_since) {
+            (false, None) => gone_since = Some(Instant::now()),
+            (true, Some(_)) => panic!("us came back into answers on replayed values"),
+            _ => {}
+        }
+        if gone_since.is_some_and(|since| since.elapsed() >= HOLD) {
+            break;
+        }
+    }
+    assert!(
+        gone_since.is_some_and(|since| since.elapsed() >= HOLD),
+        "us stayed in eu's answers: {:?}",
+        eu_answer(&cluster)
+    );
+    let metrics = cluster.node(0).app.metrics().encode();
+    assert!(
+        sample(
+            &metrics,
+            "gslbd_gossip_reports_rejected_total",
+            &["reason=\"replayed\""]
+        ) >= 1.0,
+        "{metrics}"
+    );
+    if let Some(replayer) = replayer {
+        let _ = replayer.shutdown().await;
+    }
+    let _ = observer.shutdown().await;
+    cluster.shutdown().await;
+}
