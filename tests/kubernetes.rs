@@ -464,26 +464,6 @@ async fn an_unreachable_api_server_and_expired_watches_lose_nothing() {
     cluster.stop().await;
 }
 
-/// The rdata of `name`'s `rtype` answer from `server`, as text, sorted; with the rcode and
-/// the additional section's addresses.
-fn rdata(
-    server: std::net::SocketAddr,
-    name: &str,
-    rtype: RecordType,
-) -> (ResponseCode, Vec<String>, Vec<String>) {
-    let reply = udp(server, &query(name, rtype));
-    let mut answers: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
-    answers.sort();
-    let mut glue: Vec<String> = reply
-        .additionals
-        .iter()
-        .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
-        .map(|r| format!("{} {}", r.name, r.data))
-        .collect();
-    glue.sort();
-    (reply.metadata.response_code, answers, glue)
-}
-
 /// Waits for a Warning Event with `reason` on the object named `object`; returns its note.
 async fn warning(cluster: &common::kube_cluster::Cluster, object: &str, reason: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
@@ -591,11 +571,11 @@ async fn hosts_the_zone_owns_are_refused_and_keep_their_records() {
         cluster.answer("ns-eu.gslb.example.com", RecordType::A).1,
         ["127.0.10.1"]
     );
-    let (rcode, soa, _) = rdata(dns, "gslb.example.com", RecordType::SOA);
+    let (rcode, soa, _) = records(dns, "gslb.example.com", RecordType::SOA);
     assert_eq!(rcode, NOERROR);
     assert_eq!(soa.len(), 1, "{soa:?}");
     assert!(soa[0].starts_with("ns-eu.gslb.example.com. "), "{soa:?}");
-    let (rcode, ns, glue) = rdata(dns, "gslb.example.com", RecordType::NS);
+    let (rcode, ns, glue) = records(dns, "gslb.example.com", RecordType::NS);
     assert_eq!(rcode, NOERROR);
     assert_eq!(ns, ["ns-eu.gslb.example.com.", "ns-us.gslb.example.com."]);
     assert_eq!(
