@@ -15,7 +15,9 @@
 //! Every module, by what it holds:
 //! - [`app`]: the daemon assembled ([`app::run`], [`app::App`]) on one task tree ([`tasks`]).
 //! - [`config`]: the TOML file, one file per section, validated into the [`model`] (enums with
-//!   written names come from `label_enum`).
+//!   written names come from `label_enum`); [`ownership`] says which names a service may claim
+//!   (not the apex, a nameserver, a wildcard or a name outside the zone), for the config,
+//!   Kubernetes and gossip alike.
 //! - [`state`]: the one task that owns mutable state: events in, snapshots and our region's
 //!   report out.
 //! - [`snapshot`]: the immutable, precomputed view the DNS path reads, with its fixed records
@@ -48,6 +50,7 @@ pub mod kubernetes;
 mod label_enum;
 pub mod metrics;
 pub mod model;
+pub mod ownership;
 pub mod region_health;
 pub mod remote;
 pub mod snapshot;

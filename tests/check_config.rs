@@ -117,22 +117,26 @@ fn failover_order_must_name_known_regions() {
 }
 
 #[test]
-fn service_names_must_be_inside_the_zone() {
+fn service_names_must_not_be_outside_the_zone_its_apex_a_nameserver_or_a_wildcard() {
     let app_named = |name: &str| base_with(|c| c.services[0].name = name.into());
     assert_refused(
         &app_named("app.example.org"),
         &[
             "services[0].name",
-            "app.example.org. is outside zone gslb.example.com.",
+            "app.example.org. cannot be a service: it is outside the zone gslb.example.com.",
         ],
     );
     assert_refused(
         &app_named("gslb.example.com"),
-        &["services[0].name", "zone apex"],
+        &["services[0].name", "it is the zone apex"],
     );
     assert_refused(
         &app_named("ns-us.gslb.example.com"),
-        &["services[0].name", "region nameserver name"],
+        &["services[0].name", "it is a nameserver name of the zone"],
+    );
+    assert_refused(
+        &app_named("*.gslb.example.com"),
+        &["services[0].name", "it is a wildcard name"],
     );
     assert_refused(
         &app_named("bad name.gslb.example.com"),

@@ -4,12 +4,23 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::backends::Mode;
 use common::cluster::*;
+use common::config::{ConfigFile, Gossip as GossipTable, Probe, Service};
 use common::*;
+use gslbd::gossip::Gossip;
 use gslbd::gossip::keys::generate;
+use gslbd::gossip::local_report::LocalReport;
+use gslbd::gossip::report::{ServiceReport, ServiceSpec};
+use gslbd::metrics::Metrics;
+use gslbd::model::{AllDownPolicy, Health, StrategyKind};
+use gslbd::tasks::Tasks;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::{mpsc, watch};
 
 async fn answers(dns: std::net::SocketAddr, qname: &str) -> Vec<String> {
     sorted_answer(dns, qname)
@@ -208,4 +219,138 @@ async fn wrong_key_packets_and_forged_reports_are_rejected() {
     outsider.app.shutdown().await;
     rogue.app.shutdown().await;
     cluster.shutdown().await;
+}
+
+/// A region that reports services named after the zone's own names (a misconfigured or
+/// compromised member speaking, validly signed, for itself): eu refuses those reports, counts
+/// them by reason and keeps answering its SOA, NS and glue; the region's other service applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
+    let keys = keys();
+    let mut eu = ConfigFile::minimal(&REGIONS).seen_from("eu");
+    eu.probe = Probe::none();
+    eu.gossip = Some(GossipTable {
+        peer_suspect_ms: Some(800),
+        peer_timeout_ms: Some(1600),
+        ..keys.gossip(0, &REGIONS, "127.0.0.1:0", &[])
+    });
+    eu.services = vec![Service::round_robin("app.gslb.example.com").target("eu", &["192.0.2.10"])];
+    let eu = start_node(&eu).await;
+    let eu_gossip = eu.app.gossip().expect("gossip").local_addr.to_string();
+
+    // us: no daemon, only its gossip node, publishing through the real path (sign, chitchat,
+    // sealed transport) the report a state owner would hand it.
+    let mut us = ConfigFile::minimal(&REGIONS).seen_from("us");
+    us.gossip = Some(keys.gossip(1, &REGIONS, "127.0.0.1:0", &[eu_gossip]));
+    let settings = us.parse().gossip.expect("us gossips");
+    let report = ServiceReport {
+        health: Health::Healthy,
+        addresses: vec!["198.51.100.66".parse().expect("an address")],
+        down: Vec::new(),
+        changed_ms: 0,
+        failing_since_ms: None,
+        weight: None,
+        spec: Some(ServiceSpec {
+            strategy: StrategyKind::RoundRobin,
+            order: Vec::new(),
+            weights: Default::default(),
+            pick: None,
+            ttl: 30,
+            all_down: AllDownPolicy::FailOpen,
+        }),
+    };
+    let names = [
+        "gslb.example.com.",
+        "ns-eu.gslb.example.com.",
+        "ns-us.gslb.example.com.",
+        "*.gslb.example.com.",
+        "app.example.org.",
+        "only-us.gslb.example.com.",
+    ];
+    let published: LocalReport = names
+        .iter()
+        .map(|n| (Name::from_ascii(n).expect("a name"), report.clone()))
+        .collect();
+    let (_report_tx, reports) = watch::channel(Arc::new(published));
+    let (events, mut heard) = mpsc::channel(64);
+    let tasks = Tasks::new();
+    tasks.spawn(async move { while heard.recv().await.is_some() {} });
+    let _us = Gossip::start(
+        &tasks,
+        &settings,
+        reports,
+        events,
+        Arc::new(Partition::default()),
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .expect("us's gossip starts");
+
+    // The legitimate service applies; every refusal is counted under its reason.
+    eventually(
+        eu.dns,
+        "only-us.gslb.example.com",
+        &["198.51.100.66".to_string()],
+    )
+    .await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let metrics = eu.app.metrics().encode();
+        let refused = |reason: &str| {
+            sample(
+                &metrics,
+                "gslbd_gossip_reports_rejected_total",
+                &[&format!("reason=\"{reason}\"")],
+            )
+        };
+        if refused("apex") >= 1.0
+            && refused("nameserver") >= 2.0
+            && refused("wildcard") >= 1.0
+            && refused("outside_zone") >= 1.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The zone's own records, unchanged, over real DNS.
+    assert_eq!(
+        answers(eu.dns, "ns-eu.gslb.example.com").await,
+        ["127.0.10.1"]
+    );
+    assert_eq!(
+        answers(eu.dns, "ns-us.gslb.example.com").await,
+        ["127.0.20.1"]
+    );
+    let (rcode, soa, _) = records(eu.dns, "gslb.example.com", RecordType::SOA);
+    assert_eq!(rcode, ResponseCode::NoError);
+    assert_eq!(soa.len(), 1, "{soa:?}");
+    assert!(soa[0].starts_with("ns-eu.gslb.example.com. "), "{soa:?}");
+    let (rcode, ns, glue) = records(eu.dns, "gslb.example.com", RecordType::NS);
+    assert_eq!(rcode, ResponseCode::NoError);
+    assert_eq!(
+        ns,
+        [
+            "ns-ap.gslb.example.com.",
+            "ns-eu.gslb.example.com.",
+            "ns-us.gslb.example.com."
+        ]
+    );
+    assert_eq!(
+        glue,
+        [
+            "ns-ap.gslb.example.com. 127.0.30.1",
+            "ns-eu.gslb.example.com. 127.0.10.1",
+            "ns-us.gslb.example.com. 127.0.20.1"
+        ]
+    );
+    assert!(answers(eu.dns, "gslb.example.com").await.is_empty());
+    let (rcode, _, _) = records(eu.dns, "anything.gslb.example.com", RecordType::A);
+    assert_eq!(rcode, ResponseCode::NXDomain, "no wildcard");
+    let (rcode, _, _) = records(eu.dns, "app.example.org", RecordType::A);
+    assert_eq!(rcode, ResponseCode::Refused, "not our zone");
+
+    tasks.shutdown().await;
+    eu.app.shutdown().await;
 }

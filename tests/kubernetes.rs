@@ -463,3 +463,172 @@ async fn an_unreachable_api_server_and_expired_watches_lose_nothing() {
     assert_eq!(names, ["a.gslb.example.com.", "c.gslb.example.com."]);
     cluster.stop().await;
 }
+
+/// Waits for a Warning Event with `reason` on the object named `object`; returns its note.
+async fn warning(cluster: &common::kube_cluster::Cluster, object: &str, reason: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let events = cluster.api.events();
+        if let Some(event) = events
+            .iter()
+            .find(|e| e["regarding"]["name"] == object && e["reason"] == reason)
+        {
+            assert_eq!(event["type"], "Warning", "{event}");
+            return event["note"].as_str().expect("note").to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} Event on {object}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Objects naming the zone's own names (a nameserver name, the apex, a wildcard) cannot take
+/// them over: those hosts are refused with a Warning Event, a log line and a metric, the
+/// zone keeps answering its SOA, NS and glue, and the objects' other hosts are balanced.
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_the_zone_owns_are_refused_and_keep_their_records() {
+    let round_robin = [("gslbd.io/strategy", "round-robin")];
+    let hijack = ingress(
+        "hijack",
+        &[
+            "ns-us.gslb.example.com",
+            "gslb.example.com",
+            "*.gslb.example.com",
+            "shop.gslb.example.com",
+        ],
+        &round_robin,
+        &["127.0.78.1"],
+        "web",
+    );
+    let apex_only = ingress(
+        "apex-only",
+        &["GSLB.example.com."],
+        &round_robin,
+        &["127.0.78.1"],
+        "web",
+    );
+    let gateway = json!({
+        "kind": "Gateway",
+        "metadata": {"name": "edge", "namespace": "shop"},
+        "spec": {"gatewayClassName": "example", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+        "status": {"addresses": [{"type": "IPAddress", "value": "127.0.78.1"}]},
+    });
+    let route = json!({
+        "kind": "HTTPRoute",
+        "metadata": {"name": "route", "namespace": "shop",
+                     "annotations": {"gslbd.io/strategy": "round-robin"}},
+        "spec": {
+            "parentRefs": [{"name": "edge"}],
+            "hostnames": ["ns-eu.gslb.example.com", "route.gslb.example.com"],
+            "rules": [{"backendRefs": [{"name": "web", "port": 80}]}],
+        },
+    });
+    let cluster = start(
+        ["127.0.78.1"],
+        vec![hijack, apex_only, gateway, route, slice("web", true)],
+    )
+    .await;
+    cluster
+        .until("shop.gslb.example.com", (NOERROR, &["127.0.78.1"]))
+        .await;
+    cluster
+        .until("route.gslb.example.com", (NOERROR, &["127.0.78.1"]))
+        .await;
+
+    // The Events say which host and why; the object balanced for others says so too.
+    let note = warning(&cluster, "hijack", "HostRefused").await;
+    for said in [
+        "ns-us.gslb.example.com cannot be balanced: it is a nameserver name of the zone",
+        "gslb.example.com cannot be balanced: it is the zone apex",
+        "*.gslb.example.com cannot be balanced: it is a wildcard name",
+    ] {
+        assert!(note.contains(said), "{said} in {note}");
+    }
+    let note = warning(&cluster, "route", "HostRefused").await;
+    assert!(note.contains("ns-eu.gslb.example.com"), "{note}");
+    let note = warning(&cluster, "apex-only", "HostRefused").await;
+    assert!(
+        note.contains("no host it names may be balanced: GSLB.example.com cannot be balanced: it is the zone apex"),
+        "{note}"
+    );
+    let events = cluster.api.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["regarding"]["name"] == "hijack" && e["reason"] == "Balanced"),
+        "{events:?}"
+    );
+
+    // The zone's own records, over UDP: glue, SOA, NS with its glue; no wildcard answers.
+    let dns = cluster.server.addr;
+    assert_eq!(
+        cluster.answer("ns-us.gslb.example.com", RecordType::A).1,
+        ["127.0.20.1"]
+    );
+    assert_eq!(
+        cluster.answer("ns-eu.gslb.example.com", RecordType::A).1,
+        ["127.0.10.1"]
+    );
+    let (rcode, soa, _) = records(dns, "gslb.example.com", RecordType::SOA);
+    assert_eq!(rcode, NOERROR);
+    assert_eq!(soa.len(), 1, "{soa:?}");
+    assert!(soa[0].starts_with("ns-eu.gslb.example.com. "), "{soa:?}");
+    let (rcode, ns, glue) = records(dns, "gslb.example.com", RecordType::NS);
+    assert_eq!(rcode, NOERROR);
+    assert_eq!(ns, ["ns-eu.gslb.example.com.", "ns-us.gslb.example.com."]);
+    assert_eq!(
+        glue,
+        [
+            "ns-eu.gslb.example.com. 127.0.10.1",
+            "ns-us.gslb.example.com. 127.0.20.1"
+        ]
+    );
+    assert_eq!(
+        cluster.answer("gslb.example.com", RecordType::A).1,
+        Vec::<String>::new(),
+        "the apex has no address"
+    );
+    for name in ["*.gslb.example.com", "anything.gslb.example.com"] {
+        assert_eq!(
+            cluster.answer(name, RecordType::A).0,
+            ResponseCode::NXDomain,
+            "{name}"
+        );
+    }
+
+    let metrics = cluster.metrics();
+    // hijack's three and apex-only's apex; the route's nameserver under its own kind.
+    for (reason, hosts) in [("nameserver", 1.0), ("apex", 2.0), ("wildcard", 1.0)] {
+        assert_eq!(
+            sample(
+                &metrics,
+                "gslbd_kubernetes_hosts_refused",
+                &["kind=\"Ingress\"", &format!("reason=\"{reason}\"")]
+            ),
+            hosts,
+            "{reason}: {metrics}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &metrics,
+            "gslbd_kubernetes_hosts_refused",
+            &["kind=\"HTTPRoute\"", "reason=\"nameserver\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "gslbd_kubernetes_objects_skipped",
+            &["reason=\"HostRefused\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, "gslbd_kubernetes_services", &[]), 2.0);
+    cluster.stop().await;
+}

@@ -5,6 +5,16 @@ use hickory_proto::rr::Name;
 
 /// Parses a domain name given in config; returns it lowercase and fully qualified.
 pub(super) fn parse_name(text: &str) -> Result<Name, String> {
+    parse(text, false)
+}
+
+/// Parses a service's name as [`parse_name`] does, but lets a `*` label through, so that the
+/// ownership rule (`crate::ownership`) refuses a wildcard service with its own reason.
+pub(super) fn parse_service_name(text: &str) -> Result<Name, String> {
+    parse(text, true)
+}
+
+fn parse(text: &str, star_labels: bool) -> Result<Name, String> {
     if text.is_empty() {
         return Err("empty name".into());
     }
@@ -12,10 +22,13 @@ pub(super) fn parse_name(text: &str) -> Result<Name, String> {
     if name.iter().any(|l| l.is_empty()) {
         return Err(format!("invalid name {text:?}: empty label"));
     }
-    if name.iter().any(|l| {
-        !l.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) {
+    let is_allowed = |label: &[u8]| {
+        (star_labels && label == b"*")
+            || label
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !name.iter().all(is_allowed) {
         return Err(format!(
             "invalid name {text:?}: only letters, digits, '-' and '_' are allowed in labels"
         ));

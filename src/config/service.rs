@@ -9,7 +9,7 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 
 use super::MAX_TTL;
-use super::names::parse_name;
+use super::names::parse_service_name;
 use super::probe::RawProbe;
 use super::problems::Problems;
 use super::zone::RawZone;
@@ -17,6 +17,7 @@ use crate::model::{
     AllDownPolicy, Health, ProbeSettings, RegionDef, RegionIndex, Service, Strategy, StrategyKind,
     Target,
 };
+use crate::ownership;
 
 /// One `[[services]]` entry as written.
 #[derive(Debug, Deserialize)]
@@ -46,7 +47,7 @@ pub(super) struct ServiceDefaults<'a> {
     pub(super) probe: &'a ProbeSettings,
 }
 
-/// Validates every service; names must be unique and distinct from the region nameservers.
+/// Validates every service; names must be unique and claimable (`crate::ownership`).
 pub(super) fn validate_services(
     raw: &[RawService],
     defaults: &ServiceDefaults<'_>,
@@ -57,10 +58,6 @@ pub(super) fn validate_services(
 ) -> Vec<Service> {
     let mut services = Vec::with_capacity(raw.len());
     let mut seen: HashSet<Name> = HashSet::new();
-    let reserved: HashSet<Name> = regions
-        .iter()
-        .filter_map(|r| r.nameserver.clone())
-        .collect();
     for (i, raw) in raw.iter().enumerate() {
         let path = format!("services[{i}]");
         let Some(service) = raw.validate(
@@ -73,12 +70,7 @@ pub(super) fn validate_services(
         ) else {
             continue;
         };
-        if reserved.contains(&service.name) {
-            problems.add(
-                format!("{path}.name"),
-                format!("{} is a region nameserver name", service.name),
-            );
-        } else if !seen.insert(service.name.clone()) {
+        if !seen.insert(service.name.clone()) {
             problems.add(
                 format!("{path}.name"),
                 format!("duplicate service {}", service.name),
@@ -103,29 +95,17 @@ impl RawService {
     ) -> Option<Service> {
         let (origin, zone) = (defaults.origin, defaults.zone);
         let before = problems.0.len();
-        let name = match parse_name(&self.name) {
-            Ok(name) if !origin.zone_of(&name) => {
-                problems.add(
-                    format!("{path}.name"),
-                    format!("{name} is outside zone {origin}"),
-                );
-                None
-            }
-            Ok(name) if &name == origin => {
-                problems.add(
-                    format!("{path}.name"),
-                    "the zone apex cannot be a service (it holds SOA and NS)",
-                );
-                None
-            }
-            Ok(name) if name.is_wildcard() => {
-                problems.add(
-                    format!("{path}.name"),
-                    "wildcard services are not supported",
-                );
-                None
-            }
-            Ok(name) => Some(name),
+        let name = match parse_service_name(&self.name) {
+            Ok(name) => match ownership::may_claim(&name, origin, regions) {
+                Ok(()) => Some(name),
+                Err(refusal) => {
+                    problems.add(
+                        format!("{path}.name"),
+                        format!("{name} cannot be a service: {}", refusal.why(origin)),
+                    );
+                    None
+                }
+            },
             Err(reason) => {
                 problems.add(format!("{path}.name"), reason);
                 None
@@ -402,22 +382,47 @@ mod tests {
         let round_robin = format!("strategy = \"round-robin\"\n{TARGETS}");
         named("app.example.org", &round_robin).assert_refused(
             "services[0].name",
-            "app.example.org. is outside zone gslb.example.com.",
+            "app.example.org. cannot be a service: it is outside the zone gslb.example.com.",
         );
-        named("gslb.example.com", &round_robin)
-            .assert_refused("services[0].name", "the zone apex cannot be a service");
-        // parse_name refuses '*' before the wildcard check is reached.
-        named("*.gslb.example.com", &round_robin)
-            .assert_refused("services[0].name", "only letters, digits, '-' and '_'");
+        named("gslb.example.com", &round_robin).assert_refused(
+            "services[0].name",
+            "gslb.example.com. cannot be a service: it is the zone apex, which holds SOA and NS",
+        );
+        named("GSLB.example.com.", &round_robin)
+            .assert_refused("services[0].name", "it is the zone apex");
     }
 
     #[test]
-    fn service_names_are_unique_and_not_a_nameservers() {
+    fn a_service_name_is_no_nameserver_of_the_zone() {
         let round_robin = format!("strategy = \"round-robin\"\n{TARGETS}");
         named("ns-eu.gslb.example.com", &round_robin).assert_refused(
             "services[0].name",
-            "ns-eu.gslb.example.com. is a region nameserver name",
+            "ns-eu.gslb.example.com. cannot be a service: it is a nameserver name of the zone, answered with its glue",
         );
+        named("NS-EU.gslb.example.com.", &round_robin)
+            .assert_refused("services[0].name", "it is a nameserver name of the zone");
+        // us's nameserver is outside the zone: refused as outside, like any other.
+        named("ns.us.example.net", &round_robin)
+            .assert_refused("services[0].name", "it is outside the zone");
+    }
+
+    #[test]
+    fn a_service_name_is_no_wildcard() {
+        let round_robin = format!("strategy = \"round-robin\"\n{TARGETS}");
+        for name in ["*.gslb.example.com", "app.*.gslb.example.com"] {
+            named(name, &round_robin).assert_refused(
+                "services[0].name",
+                "cannot be a service: it is a wildcard name (a '*' label); wildcards are not supported",
+            );
+        }
+        // Any other use of '*' is no wildcard, just not a name.
+        named("a*.gslb.example.com", &round_robin)
+            .assert_refused("services[0].name", r#"invalid name "a*.gslb.example.com""#);
+    }
+
+    #[test]
+    fn service_names_are_unique() {
+        let round_robin = format!("strategy = \"round-robin\"\n{TARGETS}");
         let twice = service(&round_robin).table(&format!(
             "[[services]]\nname = \"APP.gslb.example.com\"\n{round_robin}"
         ));

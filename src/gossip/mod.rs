@@ -356,13 +356,15 @@ async fn receive(
             report::verify::<()>(&value, &cluster, &node, &key, &region_keys)
                 .map(|v| Event::Heard { stamp: v.stamp, at })
         } else if let Some(service) = key.strip_prefix(SERVICE_PREFIX) {
-            let Ok(name) = Name::from_ascii(service) else {
+            let Ok(mut name) = Name::from_ascii(service) else {
                 stats.rejected_other.fetch_add(1, Ordering::Relaxed);
                 metrics
                     .gossip
                     .report_rejected(report::ReportRejection::BadName);
                 continue;
             };
+            // Keys are written fully qualified; one without the final dot means the same name.
+            name.set_fqdn(true);
             report::verify::<ServiceReport>(&value, &cluster, &node, &key, &region_keys).map(
                 |Verified { stamp, value }| Event::Report {
                     stamp,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{RegionKeys, SigningKey};
 use crate::label_enum::label_enum;
 use crate::model::{Health, Region, StrategyKind};
+use crate::ownership::Refusal;
 
 /// Key of the heartbeat value.
 pub const ALIVE_KEY: &str = "alive";
@@ -120,7 +121,8 @@ pub enum ReportError {
 
 label_enum! {
     /// Why a gossiped value was refused, as counted; the names are metric label values. One
-    /// per [`ReportError`] variant ([`ReportError::rejection`]), and `BadName`.
+    /// per [`ReportError`] variant ([`ReportError::rejection`]), `BadName`, and one per
+    /// [`Refusal`] of the ownership rule, under the rule's own names.
     pub enum ReportRejection {
         UnknownRegion = "unknown_region", Malformed = "malformed_report",
         BadSignature = "bad_signature", WrongRegion = "wrong_region", WrongKey = "wrong_key",
@@ -134,6 +136,21 @@ label_enum! {
         Superseded = "superseded_run",
         /// From an instance beyond the number a region may have (`remote::MAX_INSTANCES`).
         TooManyInstances = "too_many_instances",
+        /// A verified report about a name no service may claim (`crate::ownership`), refused
+        /// by the state owner, which knows the zone.
+        OutsideZone = "outside_zone", Apex = "apex", Nameserver = "nameserver",
+        Wildcard = "wildcard",
+    }
+}
+
+impl From<Refusal> for ReportRejection {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::OutsideZone => ReportRejection::OutsideZone,
+            Refusal::Apex => ReportRejection::Apex,
+            Refusal::Nameserver => ReportRejection::Nameserver,
+            Refusal::Wildcard => ReportRejection::Wildcard,
+        }
     }
 }
 
@@ -380,6 +397,13 @@ mod tests {
             verify::<ServiceReport>(&signed, "c", "eu/0", key, &public).unwrap_err(),
             ReportError::Malformed
         );
+    }
+
+    #[test]
+    fn names_refused_by_the_ownership_rule_are_counted_under_the_rule_s_labels() {
+        for &refusal in Refusal::ALL {
+            assert_eq!(ReportRejection::from(refusal).as_str(), refusal.as_str());
+        }
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! Two objects claiming one host: with the same settings they share it (addresses and
 //! backends merge); with different settings the oldest object wins (creation time, then kind,
 //! namespace and name) and the others are skipped for that host, with a `HostConflict` outcome
-//! naming the winner. Pure.
+//! naming the winner.
+//!
+//! A host no service may claim (`crate::ownership`: the zone apex, a nameserver name, a
+//! wildcard) is refused: never balanced, reported on its object, while the object's other
+//! hosts are. Hosts outside the zone are the object's own business and are ignored. Pure.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -17,6 +21,7 @@ use super::sources::{Claim, ObjectId};
 use crate::model::{
     AllDownPolicy, BackendReadiness, ProbeSettings, RegionDef, RegionIndex, Service, Target,
 };
+use crate::ownership::{self, Refusal};
 
 /// What services discovered in Kubernetes start from.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,11 +47,33 @@ pub enum Outcome {
     },
 }
 
+/// The reason of the outcome of an object none of whose hosts in the zone may be claimed.
+pub const HOST_REFUSED: &str = "HostRefused";
+
+/// A host of an object that no service may claim: not balanced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedHost {
+    /// As written on the object, without a final dot.
+    pub host: String,
+    pub refusal: Refusal,
+    /// The host and why, for Events and logs.
+    pub message: String,
+}
+
+/// What discovery decided about one object.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub claim: Claim,
+    pub outcome: Outcome,
+    /// Its hosts refused (each also reported when the object is balanced for others).
+    pub refused: Vec<RefusedHost>,
+}
+
 /// The result of one discovery.
 #[derive(Debug, Default)]
 pub struct Discovery {
     pub services: Vec<Service>,
-    pub outcomes: BTreeMap<ObjectId, (Claim, Outcome)>,
+    pub decisions: BTreeMap<ObjectId, Decision>,
 }
 
 /// One host as one object asks for it.
@@ -77,6 +104,7 @@ pub fn discover(
     let mut claims = claims;
     claims.sort_by(|a, b| rank(a).cmp(&rank(b)));
     let mut outcomes: BTreeMap<ObjectId, Outcome> = BTreeMap::new();
+    let mut refusals: BTreeMap<ObjectId, Vec<RefusedHost>> = BTreeMap::new();
     for claim in &claims {
         let settings = match annotations::parse(&claim.annotations, &defaults.regions) {
             Ok(Some(settings)) => settings,
@@ -106,12 +134,26 @@ pub fn discover(
                 continue;
             }
         }
-        let inside: Vec<Name> = names
-            .iter()
-            .filter_map(|h| Name::from_ascii(format!("{}.", h.trim_end_matches('.'))).ok())
-            .map(|n| n.to_lowercase())
-            .filter(|n| defaults.zone.zone_of(n) && *n != defaults.zone)
-            .collect();
+        let (inside, refused) = claimable(&names, defaults);
+        if inside.is_empty() && !refused.is_empty() {
+            let message = refused
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            outcomes.insert(
+                claim.id.clone(),
+                Outcome::Skipped {
+                    reason: HOST_REFUSED,
+                    message: format!("no host it names may be balanced: {message}"),
+                },
+            );
+            refusals.insert(claim.id.clone(), refused);
+            continue;
+        }
+        if !refused.is_empty() {
+            refusals.insert(claim.id.clone(), refused);
+        }
         if inside.is_empty() {
             outcomes.insert(
                 claim.id.clone(),
@@ -212,8 +254,42 @@ pub fn discover(
     // An object in conflict for one of its hosts is reported as such (its other hosts serve).
     for (id, outcome) in outcomes {
         if let Some(claim) = claims.iter().find(|c| c.id == id) {
-            discovery.outcomes.insert(id, (claim.clone(), outcome));
+            let refused = refusals.remove(&id).unwrap_or_default();
+            discovery.decisions.insert(
+                id,
+                Decision {
+                    claim: claim.clone(),
+                    outcome,
+                    refused,
+                },
+            );
         }
     }
     discovery
+}
+
+/// Splits an object's `hosts` into the names it may balance (lowercase, fully qualified) and
+/// those it names in the zone that no service may claim. Hosts outside the zone, and text
+/// that is no name, are left out of both.
+fn claimable(hosts: &[String], defaults: &Defaults) -> (Vec<Name>, Vec<RefusedHost>) {
+    let mut inside = Vec::new();
+    let mut refused = Vec::new();
+    for host in hosts {
+        let host = host.trim_end_matches('.');
+        let Ok(name) = Name::from_ascii(format!("{host}.")) else {
+            continue;
+        };
+        let name = name.to_lowercase();
+        match ownership::may_claim(&name, &defaults.zone, &defaults.regions) {
+            Ok(()) => inside.push(name),
+            Err(Refusal::OutsideZone) => {}
+            Err(_) if refused.iter().any(|r: &RefusedHost| r.host == host) => {}
+            Err(refusal) => refused.push(RefusedHost {
+                host: host.to_string(),
+                refusal,
+                message: format!("{host} cannot be balanced: {}", refusal.why(&defaults.zone)),
+            }),
+        }
+    }
+    (inside, refused)
 }

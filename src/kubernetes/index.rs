@@ -428,10 +428,10 @@ mod tests {
         assert_eq!(discovery.services[0].strategy, Strategy::RoundRobin);
         let outcome = |name: &str| {
             discovery
-                .outcomes
+                .decisions
                 .iter()
                 .find(|(id, _)| id.name == name)
-                .map(|(_, (_, outcome))| outcome.clone())
+                .map(|(_, decision)| decision.outcome.clone())
         };
         assert_eq!(
             outcome("older"),
@@ -445,6 +445,113 @@ mod tests {
                 assert!(message.contains("Ingress shop/older"), "{message}");
             }
             other => panic!("the newer Ingress should be skipped, got {other:?}"),
+        }
+    }
+
+    /// Discovers from `objects` with the test settings' defaults (zone `gslb.example.com`, eu's
+    /// nameserver `ns-eu.gslb.example.com` inside it).
+    fn discover_objects(objects: &Objects<'_>) -> discover::Discovery {
+        let defaults = crate::kubernetes::test_settings().defaults;
+        discover::discover(claims(objects), &HashMap::new(), &HashMap::new(), &defaults)
+    }
+
+    /// (host, reason) of each refused host of the object named `name`.
+    fn refused(discovery: &discover::Discovery, name: &str) -> Vec<(String, &'static str)> {
+        discovery
+            .decisions
+            .iter()
+            .find(|(id, _)| id.name == name)
+            .map(|(_, decision)| {
+                decision
+                    .refused
+                    .iter()
+                    .map(|r| (r.host.clone(), r.refusal.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn hosts_no_service_may_claim_are_refused_and_the_others_balanced() {
+        let ingresses = [ingress(
+            "hijack",
+            CREATED,
+            &[ROUND_ROBIN],
+            &[
+                "ns-eu.gslb.example.com",
+                "gslb.example.com",
+                "*.gslb.example.com",
+                "shop.example.org",
+                "shop.gslb.example.com",
+            ],
+        )];
+        let discovery = discover_objects(&Objects {
+            ingresses: &ingresses,
+            ..Objects::default()
+        });
+        let names: Vec<String> = discovery
+            .services
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        assert_eq!(names, ["shop.gslb.example.com."]);
+        assert_eq!(
+            refused(&discovery, "hijack"),
+            [
+                ("ns-eu.gslb.example.com".to_string(), "nameserver"),
+                ("gslb.example.com".to_string(), "apex"),
+                ("*.gslb.example.com".to_string(), "wildcard"),
+            ],
+            "outside the zone is ignored, not refused"
+        );
+        let decision = &discovery.decisions.values().next().expect("one object");
+        assert_eq!(
+            decision.outcome,
+            Outcome::Balanced {
+                hosts: vec!["shop.gslb.example.com".to_string()]
+            }
+        );
+        assert!(
+            decision.refused[0]
+                .message
+                .contains("ns-eu.gslb.example.com cannot be balanced: it is a nameserver name"),
+            "{:?}",
+            decision.refused
+        );
+    }
+
+    #[test]
+    fn an_object_whose_hosts_in_the_zone_are_all_refused_is_skipped_saying_why() {
+        // A LoadBalancer Service naming the apex through k8gb's hostname annotation.
+        let services = [service(
+            "lb",
+            "LoadBalancer",
+            &[
+                ROUND_ROBIN,
+                ("k8gb.io/hostname", "GSLB.example.com.,www.example.org"),
+            ],
+        )];
+        let discovery = discover_objects(&Objects {
+            services: &services,
+            ..Objects::default()
+        });
+        assert!(discovery.services.is_empty());
+        assert_eq!(
+            refused(&discovery, "lb"),
+            [("GSLB.example.com".to_string(), "apex")]
+        );
+        match &discovery
+            .decisions
+            .values()
+            .next()
+            .expect("one object")
+            .outcome
+        {
+            Outcome::Skipped { reason, message } => {
+                assert_eq!(*reason, discover::HOST_REFUSED);
+                assert!(message.contains("it is the zone apex"), "{message}");
+            }
+            other => panic!("the Service should be skipped, got {other:?}"),
         }
     }
 }

@@ -1,13 +1,17 @@
 //! Kubernetes discovery's metrics: watch events and errors by kind, annotated objects skipped
-//! by kind and reason, the services discovered, and whether the first discovery is in.
+//! and hosts refused by kind and reason, the services discovered, and whether the first
+//! discovery is in.
 //!
 //! The `kind` label (`Ingress`, `Service`, ...) is the watch's; the skipped `reason` is the
-//! discovery outcome's.
+//! discovery outcome's, the refused `reason` the ownership rule's ([`Refusal`]). Both are
+//! gauges of what the latest discovery found, which runs again after every change: a counter
+//! would count the same object at every run.
 
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::register;
 use crate::kubernetes::WatchEvent;
+use crate::ownership::Refusal;
 use crate::snapshot::KubernetesSync;
 
 /// Kubernetes discovery's metrics.
@@ -18,6 +22,8 @@ pub struct KubernetesMetrics {
     watch_errors: IntCounterVec,
     /// Bad annotations, conflicts, no host in the zone; by kind and reason.
     objects_skipped: IntGaugeVec,
+    /// Hosts of annotated objects that no service may claim; by kind and [`Refusal`].
+    hosts_refused: IntGaugeVec,
     services: IntGauge,
     /// 1 for the current [`KubernetesSync`] state, 0 for the others.
     sync_state: IntGaugeVec,
@@ -52,7 +58,17 @@ impl KubernetesMetrics {
                 IntGaugeVec::new(
                     Opts::new(
                         "gslbd_kubernetes_objects_skipped",
-                        "Annotated Kubernetes objects skipped, by kind and reason (BadAnnotation, HostConflict, NoHostInZone, NoHostname)",
+                        "Annotated Kubernetes objects skipped, by kind and reason (BadAnnotation, HostConflict, HostRefused, NoHostInZone, NoHostname)",
+                    ),
+                    &["kind", "reason"],
+                ),
+            ),
+            hosts_refused: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "gslbd_kubernetes_hosts_refused",
+                        "Hosts of annotated Kubernetes objects not balanced because no service may claim them, by kind and reason (apex, nameserver, wildcard)",
                     ),
                     &["kind", "reason"],
                 ),
@@ -113,6 +129,19 @@ impl KubernetesMetrics {
         for ((kind, reason), count) in skipped {
             self.objects_skipped
                 .with_label_values(&[kind, reason])
+                .set(count);
+        }
+    }
+
+    /// Replaces the refused-host counts with `refused` (((kind, refusal), count) pairs).
+    pub fn set_refused_hosts(
+        &self,
+        refused: impl IntoIterator<Item = ((&'static str, Refusal), i64)>,
+    ) {
+        self.hosts_refused.reset();
+        for ((kind, refusal), count) in refused {
+            self.hosts_refused
+                .with_label_values(&[kind, refusal.as_str()])
                 .set(count);
         }
     }

@@ -6,20 +6,22 @@ use hickory_proto::rr::Name;
 
 use super::RemoteView;
 use crate::gossip::report::ServiceSpec;
-use crate::model::{
-    ProbeSettings, RegionDef, RegionIndex, Service, Strategy, StrategyKind, Target,
-};
+use crate::model::{Model, ProbeSettings, RegionIndex, Service, Strategy, StrategyKind, Target};
+use crate::ownership;
 
-/// Services other regions serve and this one does not (a host annotated in some clusters
-/// only): built from their reports' specs so that this server answers them the same way. For
-/// each name, the first region in config order whose report has addresses and a spec gives
-/// the rules; the targets are the remote regions' (no local target).
+/// Services other regions serve and `model` (this one's) does not (a host annotated in some
+/// clusters only): built from their reports' specs so that this server answers them the same
+/// way. For each name, the first region in config order whose report has addresses and a spec
+/// gives the rules; the targets are the remote regions' (no local target). Names no service
+/// may claim in the model's zone (`crate::ownership`) are left out: the state owner refuses
+/// such reports as they come, and this keeps out those held from before a reload changed the
+/// zone's names.
 pub fn remote_only_services(
     view: &RemoteView,
-    regions: &[RegionDef],
-    local: Option<RegionIndex>,
+    model: &Model,
     known: &HashSet<Name>,
 ) -> Vec<Service> {
+    let (regions, local) = (&model.regions, model.local_region);
     let mut specs: BTreeMap<&Name, (RegionIndex, &ServiceSpec)> = BTreeMap::new();
     for (region, name, report) in view.reported() {
         let Some(spec) = &report.spec else { continue };
@@ -28,6 +30,9 @@ pub fn remote_only_services(
             continue;
         };
         if known.contains(name) || report.addresses.is_empty() {
+            continue;
+        }
+        if ownership::may_claim(name, &model.zone.origin, regions).is_err() {
             continue;
         }
         let entry = specs.entry(name).or_insert((region, spec));
@@ -99,7 +104,7 @@ mod tests {
         use crate::model::AllDownPolicy;
         let t0 = Instant::now();
         let mut v = RemoteView::new(t0, Duration::from_secs(5), Duration::from_secs(15));
-        let regions = crate::fixtures::regions();
+        let model = crate::fixtures::config("").model;
         let spec = |strategy: &str, ttl: u32| ServiceSpec {
             strategy: strategy.parse().unwrap(),
             order: vec!["ap".to_string()],
@@ -131,7 +136,7 @@ mod tests {
         v.report(&us(2), mine.clone(), with(Some(spec("geo", 5)), true), t0);
         v.report(&us(3), gone.clone(), with(None, false), t0);
         let known: HashSet<Name> = [mine].into_iter().collect();
-        let services = remote_only_services(&v, &regions, Some(EU), &known);
+        let services = remote_only_services(&v, &model, &known);
         assert_eq!(services.len(), 1, "{services:?}");
         let service = &services[0];
         assert_eq!(service.name, only);
@@ -147,5 +152,45 @@ mod tests {
         let regions_with_targets: Vec<RegionIndex> =
             service.targets.iter().map(|t| t.region).collect();
         assert_eq!(regions_with_targets, [US, AP]);
+    }
+
+    #[test]
+    fn names_no_service_may_claim_never_become_remote_only_services() {
+        let t0 = Instant::now();
+        let mut v = RemoteView::new(t0, Duration::from_secs(5), Duration::from_secs(15));
+        // The fixture's model: zone gslb.example.com, eu's nameserver ns-eu inside it.
+        let model = crate::fixtures::config("").model;
+        let spec = ServiceSpec {
+            strategy: StrategyKind::RoundRobin,
+            order: Vec::new(),
+            weights: BTreeMap::new(),
+            pick: None,
+            ttl: 5,
+            all_down: crate::model::AllDownPolicy::FailOpen,
+        };
+        let with_spec = ServiceReport {
+            spec: Some(spec),
+            ..report(Health::Healthy)
+        };
+        for (seq, text) in [
+            "gslb.example.com.",
+            "ns-eu.gslb.example.com.",
+            "*.gslb.example.com.",
+            "app.example.org.",
+            "fine.gslb.example.com.",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            v.report(
+                &stamp("us", 1, seq as u64 + 1),
+                name(text),
+                with_spec.clone(),
+                t0,
+            );
+        }
+        let services = remote_only_services(&v, &model, &HashSet::new());
+        let names: Vec<String> = services.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, ["fine.gslb.example.com."]);
     }
 }

@@ -17,9 +17,14 @@ use crate::gossip::local_report::{self, LocalReport};
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Region, RegionIndex, Service};
+use crate::ownership;
 use crate::region_health::{Inputs, RemoteInputs};
 use crate::remote::{Freshness, Outcome, RemoteView, remote_only_services};
 use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
+
+/// How many (region, name) pairs of refused remote reports are remembered so as to log each
+/// once; past it, refusals are only counted (a member flooding names cannot grow it further).
+const MAX_REFUSED_LOGGED: usize = 1024;
 
 /// What the owner holds.
 pub(super) struct World {
@@ -41,6 +46,9 @@ pub(super) struct World {
     remote_services_changed: bool,
     verdicts: Verdicts,
     remote: Option<RemoteView>,
+    /// (region, name) of remote reports refused by the ownership rule and logged: each is
+    /// logged once (counted every time), up to [`MAX_REFUSED_LOGGED`].
+    refused_logged: HashSet<(Region, Name)>,
     freshness: HashMap<Region, Freshness>,
     /// Probes of the first plan without a first result yet (readiness).
     warming: HashSet<ProbeKey>,
@@ -75,6 +83,7 @@ impl World {
             reports: watch::channel(Arc::default()).0,
             verdicts: Verdicts::new(),
             remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
+            refused_logged: HashSet::new(),
             freshness: HashMap::new(),
             warming,
             kubernetes: kubernetes
@@ -123,6 +132,12 @@ impl World {
         for service in &self.discovered {
             if configured.contains(&service.name) {
                 debug!(service = %service.name, "defined in the config too: the config's wins");
+            } else if let Err(refusal) =
+                ownership::may_claim(&service.name, &model.zone.origin, &model.regions)
+            {
+                // Discovered before a reload made the name the zone's own (a nameserver added):
+                // discovery runs again with the new regions and reports it on its object.
+                debug!(service = %service.name, reason = refusal.as_str(), "discovered name no longer claimable");
             } else if same_regions {
                 model.services.push(service.clone());
             } else {
@@ -134,8 +149,7 @@ impl World {
         }
         self.local_names = model.services.iter().map(|s| s.name.clone()).collect();
         if let Some(view) = &self.remote {
-            let remote =
-                remote_only_services(view, &model.regions, model.local_region, &self.local_names);
+            let remote = remote_only_services(view, &model, &self.local_names);
             if !remote.is_empty() {
                 debug!(services = remote.len(), "services only other regions serve");
             }
@@ -265,6 +279,25 @@ impl World {
                 else {
                     return false;
                 };
+                if let Err(refusal) =
+                    ownership::may_claim(&service, &self.model.zone.origin, &self.model.regions)
+                {
+                    self.metrics.gossip.report_rejected(refusal.into());
+                    let first = self.refused_logged.len() < MAX_REFUSED_LOGGED
+                        && self
+                            .refused_logged
+                            .insert((stamp.region.clone(), service.clone()));
+                    if first {
+                        warn!(
+                            region = %stamp.region,
+                            service = %service,
+                            reason = refusal.as_str(),
+                            why = refusal.why(&self.model.zone.origin),
+                            "remote report refused: no service may claim this name"
+                        );
+                    }
+                    return false;
+                }
                 if !self.local_names.contains(&service) {
                     self.remote_services_changed = true;
                 }
@@ -326,18 +359,18 @@ impl World {
                 changed = true;
                 match to {
                     Freshness::Fresh if from.is_some() => {
-                        info!(region = %name, ?from, "region reports again; re-admitted")
+                        info!(region = %name, ?from, "region heard again (its heartbeat advanced); re-admitted")
                     }
                     Freshness::Fresh => {}
                     Freshness::Suspect => warn!(
                         region = %name,
                         after = ?view.peer_suspect,
-                        "no report from region; suspect (still answered, as unknown)"
+                        "no advancing heartbeat from region; suspect (still answered, as unknown)"
                     ),
                     Freshness::Stale => warn!(
                         region = %name,
                         after = ?view.peer_timeout,
-                        "no report from region; stale, its targets leave answers"
+                        "no advancing heartbeat from region; stale, its targets leave answers"
                     ),
                 }
             }
@@ -590,6 +623,91 @@ mod tests {
         assert!(apply(&mut world, Event::KubernetesSynced));
         assert_eq!(sync(&world), Some(KubernetesSync::Synced));
         assert!(!world.refresh_kubernetes(started + SYNC_TIMEOUT * 2));
+    }
+
+    /// A report with a spec, as a region serving a service the others do not sends it.
+    fn report_with_spec() -> ServiceReport {
+        let spec = crate::gossip::report::ServiceSpec {
+            strategy: crate::model::StrategyKind::RoundRobin,
+            order: Vec::new(),
+            weights: Default::default(),
+            pick: None,
+            ttl: 7,
+            all_down: crate::model::AllDownPolicy::FailOpen,
+        };
+        ServiceReport {
+            health: Health::Healthy,
+            addresses: vec!["198.51.100.9".parse().expect("an address")],
+            down: Vec::new(),
+            changed_ms: 1,
+            failing_since_ms: None,
+            weight: None,
+            spec: Some(spec),
+        }
+    }
+
+    #[test]
+    fn remote_reports_about_names_no_service_may_claim_are_refused_and_counted() {
+        use crate::snapshot::Node;
+        use hickory_proto::rr::LowerName;
+
+        let mut world = world(false, true);
+        let mut report = |name: &str, seq: u64| {
+            apply(
+                &mut world,
+                Event::Report {
+                    stamp: crate::remote::tests::stamp("us", 1, seq + 1),
+                    service: fixtures::name(name),
+                    report: report_with_spec(),
+                    at: Instant::now(),
+                },
+            )
+        };
+        for (seq, name) in [
+            "gslb.example.com.",
+            "ns-eu.gslb.example.com.",
+            "*.gslb.example.com.",
+            "app.example.org.",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert!(!report(name, seq as u64), "{name} changes nothing");
+        }
+        assert!(!report("gslb.example.com.", 9), "nor does it again");
+        assert!(report("fine.gslb.example.com.", 10), "the rest applies");
+        world.publish(&ArcSwap::from_pointee(world.snapshot()));
+        assert_eq!(
+            names(&world),
+            ["app.gslb.example.com.", "fine.gslb.example.com."]
+        );
+        let snapshot = world.snapshot();
+        let node = |name: &str| {
+            snapshot
+                .node(&LowerName::new(&fixtures::name(name)))
+                .cloned()
+        };
+        assert!(matches!(node("gslb.example.com."), Some(Node::Apex)));
+        assert!(matches!(
+            node("ns-eu.gslb.example.com."),
+            Some(Node::Host(_))
+        ));
+        let metrics = world.metrics.encode();
+        for (reason, count) in [
+            ("apex", 2),
+            ("nameserver", 1),
+            ("wildcard", 1),
+            ("outside_zone", 1),
+        ] {
+            let line =
+                format!("gslbd_gossip_reports_rejected_total{{reason=\"{reason}\"}} {count}\n");
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
+        assert_eq!(
+            world.refused_logged.len(),
+            4,
+            "logged once per (region, name)"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use gslbd::app::App;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
@@ -155,6 +155,26 @@ pub fn addresses(message: &Message) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The answer to `qname`'s `rtype` from `server` over UDP: the rcode, the answer section's
+/// rdata as text and the additional section's addresses as `owner address`, both sorted.
+pub fn records(
+    server: SocketAddr,
+    qname: &str,
+    rtype: RecordType,
+) -> (ResponseCode, Vec<String>, Vec<String>) {
+    let reply = udp(server, &query(qname, rtype));
+    let mut answers: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
+    answers.sort();
+    let mut glue: Vec<String> = reply
+        .additionals
+        .iter()
+        .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA))
+        .map(|r| format!("{} {}", r.name, r.data))
+        .collect();
+    glue.sort();
+    (reply.metadata.response_code, answers, glue)
 }
 
 /// The A answer of `qname` from `server`, sorted.
