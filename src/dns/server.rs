@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use hickory_server::Server;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -53,6 +54,7 @@ impl DnsServer {
         let mut transports = Transports {
             hickory: None,
             udp_threads: Vec::new(),
+            udp_ended: Vec::new(),
             tcp_listeners: Vec::new(),
             stop: CancellationToken::new(),
         };
@@ -68,10 +70,11 @@ impl DnsServer {
             }
         }
         // A UDP thread that ends before the daemon stops (it never returns otherwise) leaves
-        // its socket unanswered: fatal.
-        for (addr, thread) in std::mem::take(&mut transports.udp_threads) {
+        // its socket unanswered: fatal. Watched without a blocking join, so that a runtime
+        // dropped without a stop (a test that fails) does not wait for the thread forever.
+        for (addr, ended) in std::mem::take(&mut transports.udp_ended) {
             tasks.supervise(format!("dns udp {addr}"), OnEnd::Exit, async move {
-                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                let _ = ended.await;
             });
         }
         let tcp = Arc::new(tcp::Shared {
@@ -138,7 +141,8 @@ struct Transports {
     /// Answers UDP when the fast path is off (made with its first socket).
     hickory: Option<Server<Handler>>,
     /// With the address each serves.
-    udp_threads: Vec<(SocketAddr, JoinHandle<()>)>,
+    udp_threads: Vec<JoinHandle<()>>,
+    udp_ended: Vec<(SocketAddr, oneshot::Receiver<()>)>,
     tcp_listeners: Vec<TcpListener>,
     /// The UDP threads are not tokio tasks: they watch this token.
     stop: CancellationToken,
@@ -166,7 +170,8 @@ impl Transports {
                     self.stop.clone(),
                 )
                 .map_err(|source| ServerError::Bind { addr, source })?;
-                self.udp_threads.push((addr, thread));
+                self.udp_threads.push(thread.handle);
+                self.udp_ended.push((addr, thread.ended));
             } else {
                 let socket = UdpSocket::from_std(socket.into())
                     .map_err(|source| ServerError::Bind { addr, source })?;
@@ -196,7 +201,7 @@ impl Transports {
         }
         let threads = self.udp_threads;
         let _ = tokio::task::spawn_blocking(move || {
-            for (_, thread) in threads {
+            for thread in threads {
                 let _ = thread.join();
             }
         })

@@ -13,6 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -29,6 +30,14 @@ const WAKE_INTERVAL: Duration = Duration::from_millis(200);
 /// Datagrams taken per receive call.
 const BATCH: usize = 32;
 
+/// An answering thread: its handle, to join it once stopped, and `ended`, which completes when
+/// the thread ends for any reason (its sender is dropped then, panics included), for a
+/// supervisor that must not block on a join.
+pub struct UdpThread {
+    pub handle: JoinHandle<()>,
+    pub ended: oneshot::Receiver<()>,
+}
+
 /// Starts one answering thread for `socket`; answers go through `rrl` when it is on.
 pub fn spawn(
     socket: UdpSocket,
@@ -36,12 +45,17 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     rrl: Option<Arc<Rrl>>,
     stop: CancellationToken,
-) -> io::Result<JoinHandle<()>> {
+) -> io::Result<UdpThread> {
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(WAKE_INTERVAL))?;
-    std::thread::Builder::new()
+    let (ending, ended) = oneshot::channel::<()>();
+    let handle = std::thread::Builder::new()
         .name("gslbd-udp".into())
-        .spawn(move || serve(&socket, &store, &metrics, rrl.as_deref(), &stop))
+        .spawn(move || {
+            let _ending = ending;
+            serve(&socket, &store, &metrics, rrl.as_deref(), &stop);
+        })?;
+    Ok(UdpThread { handle, ended })
 }
 
 fn serve(
