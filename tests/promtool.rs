@@ -131,7 +131,7 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A server discovering from Kubernetes (a stand-in API server), with one good and one
-    // badly annotated Ingress.
+    // badly annotated Ingress, and one claiming a nameserver's name.
     let api = FakeApi::start("127.0.0.1").await;
     for (name, strategy) in [("good", "geo"), ("bad", "random")] {
         api.apply(serde_json::json!({
@@ -142,6 +142,13 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
             "status": {"loadBalancer": {"ingress": [{"ip": "127.0.68.9"}]}},
         }));
     }
+    api.apply(serde_json::json!({
+        "kind": "Ingress",
+        "metadata": {"name": "hijack", "namespace": "shop",
+                     "annotations": {"gslbd.io/strategy": "geo"}},
+        "spec": {"rules": [{"host": "ns-us.gslb.example.com"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "127.0.68.10"}]}},
+    }));
     let mut config = ConfigFile::base().seen_from("eu");
     config.server.udp_workers = Some(1);
     config.server.admin = Some("127.0.0.1:0".into());
@@ -163,10 +170,12 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
         assert!(ok, "promtool check metrics:\n{lint}\n{scrape}");
         exported.extend(self::exported(&scrape));
     }
-    assert!(
-        exported.contains("gslbd_kubernetes_objects_skipped"),
-        "{exported:?}"
-    );
+    for skipped in [
+        "gslbd_kubernetes_objects_skipped",
+        "gslbd_kubernetes_hosts_refused",
+    ] {
+        assert!(exported.contains(skipped), "{skipped}: {exported:?}");
+    }
 
     // Alert rules: syntax, and their unit tests.
     let rules_dir = root.join("deploy/prometheus");

@@ -130,9 +130,9 @@ y += 8
 row("Gossip")
 panel("timeseries", "Gossip members alive", "Members each server sees alive, itself included.",
       [(f'gslbd_gossip_members{sel()}', "{{instance}}")], 0, 6, 8)
-panel("timeseries", "Last heard from each region", "Seconds since a verified heartbeat or report; regions leave answers after the peer timeout (15 s by default).",
+panel("timeseries", "Last heard from each region", "Seconds since a region's heartbeat last advanced; regions leave answers after the peer timeout (15 s by default).",
       [(f'max by (instance, region) (gslbd_gossip_region_last_seen_seconds{sel()})', "{{instance}} → {{region}}")], 6, 6, 8, unit="s")
-panel("timeseries", "Rejected gossip by reason", "Packets dropped before gossip (keys) and reports refused after (signatures, regions).",
+panel("timeseries", "Rejected gossip by reason", "Packets dropped before gossip (keys) and values refused after: signatures, regions, replays and superseded runs, instance caps, names the zone owns.",
       [(f'sum by (reason) (rate(gslbd_gossip_packets_rejected_total{sel()}[$__rate_interval]))', "packet {{reason}}"),
        (f'sum by (reason) (rate(gslbd_gossip_reports_rejected_total{sel()}[$__rate_interval]))', "report {{reason}}")], 12, 6, 8, unit="pps")
 panel("timeseries", "Gossip bandwidth", "",
@@ -160,9 +160,10 @@ panel("timeseries", "Watch events by kind", "Objects applied and deleted as the 
       [(f'sum by (kind, event) (rate(gslbd_kubernetes_watch_events_total{sel()}[$__rate_interval]))', "{{kind}} {{event}}")], 0, 8, 8, unit="ops")
 panel("timeseries", "Watch errors by kind", "API server unreachable, expired watches (410 Gone), undecodable objects. The last known services keep serving.",
       [(f'sum by (kind) (rate(gslbd_kubernetes_watch_errors_total{sel()}[$__rate_interval]))', "{{kind}}")], 8, 8, 8, unit="ops")
-panel("timeseries", "Discovered services and skipped objects", "Services from annotated objects; objects skipped by reason (BadAnnotation, HostConflict, NoHostInZone, NoHostname).",
+panel("timeseries", "Discovered services, skipped objects, refused hosts", "Services from annotated objects; objects skipped by reason (BadAnnotation, HostConflict, HostRefused, NoHostInZone, NoHostname); hosts refused because the zone owns the name (apex, nameserver, wildcard).",
       [(f'max(gslbd_kubernetes_services{sel()})', "services"),
-       (f'sum by (kind, reason) (gslbd_kubernetes_objects_skipped{sel()})', "skipped {{kind}} {{reason}}")], 16, 8, 8)
+       (f'sum by (kind, reason) (gslbd_kubernetes_objects_skipped{sel()})', "skipped {{kind}} {{reason}}"),
+       (f'sum by (kind, reason) (gslbd_kubernetes_hosts_refused{sel()})', "refused host {{kind}} {{reason}}")], 16, 8, 8)
 y += 8
 
 dash = {
