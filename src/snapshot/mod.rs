@@ -130,10 +130,15 @@ impl Snapshot {
             .iter()
             .enumerate()
             .map(|(index, service)| {
-                nodes.insert(
-                    LowerName::new(&service.name),
-                    Node::Service(ServiceIndex(index)),
-                );
+                // The zone's own names (apex, nameservers) are never a service's: every
+                // entrance refuses them (`crate::ownership`). Should one get here all the same,
+                // the zone's records keep their name.
+                let name = LowerName::new(&service.name);
+                let zone_owned = matches!(nodes.get(&name), Some(Node::Apex | Node::Host(_)));
+                debug_assert!(!zone_owned, "{} is the zone's own name", service.name);
+                if !zone_owned {
+                    nodes.insert(name, Node::Service(ServiceIndex(index)));
+                }
                 ServiceAnswer {
                     name: service.name.clone(),
                     strategy: service.strategy.clone(),
