@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::extract::{Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Extension, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hickory_proto::rr::{Name, RecordType};
 use hyper::server::conn::http1;
@@ -34,7 +34,9 @@ use tracing::{debug, info};
 
 use crate::explain::{self, Question};
 use crate::metrics::Metrics;
+use crate::model::Region;
 use crate::snapshot::Snapshot;
+use crate::state::{DrainChange, DrainError, StateHandle};
 use crate::tasks::{OnEnd, Tasks};
 
 /// Largest request head (request line and headers): hyper's minimum buffer.
@@ -75,7 +77,18 @@ struct AdminState {
     metrics: Arc<Metrics>,
     store: Arc<ArcSwap<Snapshot>>,
     tasks: Tasks,
+    /// The state owner, for `/drain` and `/undrain`.
+    control: Option<StateHandle>,
 }
+
+/// The address a request came from.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+/// The header `/drain` and `/undrain` require (its value does not matter): a browser cannot
+/// send it to another site without a CORS preflight gslbd never grants, so a web page cannot
+/// drain a region through an operator's browser.
+pub const CONTROL_HEADER: &str = "x-gslbd-control";
 
 /// The admin endpoint, served as a task of the daemon.
 pub struct AdminServer;
@@ -87,8 +100,9 @@ impl AdminServer {
         addr: SocketAddr,
         metrics: Arc<Metrics>,
         store: Arc<ArcSwap<Snapshot>>,
+        control: Option<StateHandle>,
     ) -> std::io::Result<SocketAddr> {
-        Self::start_with(tasks, addr, AdminLimits::default(), metrics, store).await
+        Self::start_with(tasks, addr, AdminLimits::default(), metrics, store, control).await
     }
 
     /// As [`AdminServer::start`], within `limits`.
@@ -98,6 +112,7 @@ impl AdminServer {
         limits: AdminLimits,
         metrics: Arc<Metrics>,
         store: Arc<ArcSwap<Snapshot>>,
+        control: Option<StateHandle>,
     ) -> std::io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -107,10 +122,13 @@ impl AdminServer {
             .route("/readyz", get(readyz))
             .route("/state", get(state_page))
             .route("/explain", get(explain_page))
+            .route("/drain", post(drain_page))
+            .route("/undrain", post(undrain_page))
             .with_state(AdminState {
                 metrics,
                 store,
                 tasks: tasks.clone(),
+                control,
             })
             .layer(middleware::from_fn_with_state(
                 limits.request_timeout,
@@ -121,7 +139,7 @@ impl AdminServer {
             OnEnd::Exit,
             accept_loop(listener, router, limits, tasks.clone()),
         );
-        info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain)");
+        info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain, /drain, /undrain)");
         Ok(local_addr)
     }
 }
@@ -148,7 +166,7 @@ async fn accept_loop(listener: TcpListener, router: Router, limits: AdminLimits,
             debug!(%peer, "admin connection refused: too many open");
             continue;
         };
-        let router = router.clone();
+        let router = router.clone().layer(Extension(Peer(peer)));
         let stop = stop.clone();
         tasks.spawn(serve_connection(stream, router, limits, stop, place));
     }
@@ -215,6 +233,115 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
 
 async fn state_page(State(state): State<AdminState>) -> impl IntoResponse {
     Json(explain::state(&state.store.load()))
+}
+
+/// `/drain` and `/undrain` parameters.
+#[derive(Debug, Deserialize)]
+struct DrainParams {
+    /// This node's region (a node drains only its own).
+    region: String,
+    /// One service of the region (fully qualified or relative to the zone); all when absent.
+    service: Option<String>,
+}
+
+async fn drain_page(
+    State(state): State<AdminState>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Query(params): Query<DrainParams>,
+) -> Response {
+    change_drain(state, peer, &headers, params, true).await
+}
+
+async fn undrain_page(
+    State(state): State<AdminState>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Query(params): Query<DrainParams>,
+) -> Response {
+    change_drain(state, peer, &headers, params, false).await
+}
+
+/// Drains or undrains for a request that passed the checks: from loopback (an operator in the
+/// pod, `kubectl exec` or `port-forward`), with [`CONTROL_HEADER`].
+async fn change_drain(
+    state: AdminState,
+    Peer(peer): Peer,
+    headers: &HeaderMap,
+    params: DrainParams,
+    drained: bool,
+) -> Response {
+    if let Err(refusal) = control_allowed(peer, headers) {
+        return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
+    }
+    let Some(control) = &state.control else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no state owner\n").into_response();
+    };
+    let service = match params.service.as_deref().map(|text| {
+        let origin = state.store.load().zone.origin.clone();
+        service_name(text, &origin)
+    }) {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(error)) => return (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
+    };
+    let change = DrainChange {
+        region: Region::new(&params.region),
+        service: service.clone(),
+        drained,
+    };
+    let verb = if drained { "drained" } else { "undrained" };
+    match control.drain(change).await {
+        Ok(()) => {
+            let what = match &service {
+                Some(service) => format!("{service} in region {}", params.region),
+                None => format!("region {}", params.region),
+            };
+            info!(%peer, what, verb, "drain changed by an operator");
+            (StatusCode::OK, format!("{verb} {what}\n")).into_response()
+        }
+        Err(error) => {
+            let status = match error {
+                DrainError::UnknownService(..) => StatusCode::NOT_FOUND,
+                DrainError::NotOurRegion { .. } | DrainError::NoLocalRegion => StatusCode::CONFLICT,
+            };
+            (status, format!("{error}\n")).into_response()
+        }
+    }
+}
+
+/// Whether a control request (drain, undrain) may apply: from loopback only (an operator in
+/// the pod, `kubectl exec` or `port-forward`; the endpoint may listen on the pod network for
+/// Prometheus), with [`CONTROL_HEADER`] (which no cross-site browser request carries).
+fn control_allowed(peer: SocketAddr, headers: &HeaderMap) -> Result<(), String> {
+    if !peer.ip().is_loopback() {
+        return Err(format!(
+            "drain and undrain are taken from loopback only, not {}: run gslbd drain in the pod (kubectl exec) or through kubectl port-forward",
+            peer.ip()
+        ));
+    }
+    if !headers.contains_key(CONTROL_HEADER) {
+        return Err(format!(
+            "missing header {CONTROL_HEADER} (gslbd drain sends it)"
+        ));
+    }
+    Ok(())
+}
+
+/// A service name as an operator types it: inside the zone whether or not it ends with a dot,
+/// else relative to the zone (`app` is `app.<zone>`).
+fn service_name(text: &str, origin: &hickory_proto::rr::LowerName) -> Result<Name, String> {
+    let invalid = |e: hickory_proto::ProtoError| format!("invalid name {text:?}: {e}");
+    let name = Name::from_ascii(text).map_err(invalid)?;
+    let zone = Name::from(origin);
+    let mut absolute = name.clone();
+    absolute.set_fqdn(true);
+    let name = if zone.zone_of(&absolute) {
+        absolute
+    } else {
+        name.append_domain(&zone).map_err(invalid)?
+    };
+    Ok(name.to_lowercase())
 }
 
 /// `/explain` parameters.
@@ -299,4 +426,39 @@ fn question(snapshot: &Snapshot, params: ExplainParams) -> Result<Question, Stri
         client,
         down,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_taken_from_loopback_with_the_header_only() {
+        let mut with = HeaderMap::new();
+        with.insert(CONTROL_HEADER, "1".parse().expect("a header value"));
+        let without = HeaderMap::new();
+        let peer = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        assert_eq!(control_allowed(peer("127.0.0.1:5000"), &with), Ok(()));
+        assert_eq!(control_allowed(peer("[::1]:5000"), &with), Ok(()));
+        // The pod network (Prometheus may reach the endpoint there), or a browser's request.
+        let refused = control_allowed(peer("10.1.2.3:5000"), &with).unwrap_err();
+        assert!(refused.contains("loopback only, not 10.1.2.3"), "{refused}");
+        let refused = control_allowed(peer("127.0.0.1:5000"), &without).unwrap_err();
+        assert!(refused.contains("missing header"), "{refused}");
+    }
+
+    #[test]
+    fn service_names_are_taken_inside_the_zone() {
+        let zone = hickory_proto::rr::LowerName::from(
+            Name::from_ascii("gslb.example.com.").expect("a name"),
+        );
+        for text in ["app", "app.gslb.example.com", "APP.gslb.example.com."] {
+            assert_eq!(
+                service_name(text, &zone).expect("a name").to_string(),
+                "app.gslb.example.com.",
+                "{text}"
+            );
+        }
+        assert!(service_name("a..b", &zone).is_err());
+    }
 }

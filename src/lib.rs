@@ -34,6 +34,7 @@
 //! - [`demo`]: three regions in one process.
 
 pub mod admin;
+pub mod admin_client;
 pub mod app;
 pub mod config;
 pub mod delegation;

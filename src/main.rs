@@ -48,12 +48,29 @@ enum Command {
         #[command(subcommand)]
         action: DelegationAction,
     },
+    /// Take this node's region, or one service of it, out of every region's answers (at run
+    /// time: a restart undrains; for a lasting drain set `health` in the config).
+    Drain(DrainArgs),
+    /// Put back what `drain` took out.
+    Undrain(DrainArgs),
     /// Print fresh gossip keys: a cluster key and one signing key pair per region named.
     Keygen {
         /// Regions to make signing keys for.
         #[arg(default_values_t = [String::from("eu"), String::from("us"), String::from("ap")])]
         regions: Vec<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct DrainArgs {
+    /// The region: the one the gslbd at `--admin` serves (each region drains at its own).
+    region: String,
+    /// Only this service (fully qualified, or relative to the zone).
+    #[arg(long)]
+    service: Option<String>,
+    /// The gslbd's admin endpoint (`server.admin`), which takes drains from loopback only.
+    #[arg(long, default_value = "127.0.0.1:9153")]
+    admin: SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -111,6 +128,8 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
         }),
         Command::Demo => demo().inspect_err(|error| tracing::error!("{error:#}")),
+        Command::Drain(args) => return drain(&args, true),
+        Command::Undrain(args) => return drain(&args, false),
         Command::Run { config, listen } => {
             run(config, listen).inspect_err(|error| tracing::error!("{error:#}"))
         }
@@ -147,6 +166,20 @@ fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// `gslbd drain` / `gslbd undrain`: 0 once the change serves, 1 otherwise, saying why.
+fn drain(args: &DrainArgs, drained: bool) -> ExitCode {
+    match gslbd::admin_client::drain(args.admin, &args.region, args.service.as_deref(), drained) {
+        Ok(answer) => {
+            eprintln!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -230,6 +230,9 @@ pub struct Target {
     /// Kubernetes readiness of the backend Services behind the target (local region, services
     /// discovered from Kubernetes only): not ready makes the region unhealthy whatever probes say.
     pub backends: Option<BackendReadiness>,
+    /// Drained by an operator at run time (`gslbd drain`, local region only): out of answers
+    /// whatever else says, and said so in this region's report.
+    pub drained: bool,
 }
 
 /// How many of a target's backend Services have ready endpoints (EndpointSlices).

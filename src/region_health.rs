@@ -1,5 +1,5 @@
-//! The rule that decides a region's health for one service, and why: an operator's word in the
-//! config first, then for the local region Kubernetes backend readiness and this node's probe
+//! The rule that decides a region's health for one service, and why: an operator's drain at run
+//! time first, then an operator's word in the config, then for the local region Kubernetes backend readiness and this node's probe
 //! verdicts, for other regions their own signed reports by how fresh they are (static config
 //! when gossip is off). The snapshot builder applies it to every (service, region); `/state` and
 //! `/explain` show its [`Why`].
@@ -36,6 +36,9 @@ pub struct RemoteInputs<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Why {
+    /// Drained by an operator at run time (`gslbd drain`): this region's own, or a remote
+    /// region's as its report says.
+    Drained,
     /// `health` is set on the target in the config (an operator's drain or pin).
     Config,
     /// The service is not probed (`probe.kind = "none"`): healthy.
@@ -70,6 +73,7 @@ pub enum Why {
 impl std::fmt::Display for Why {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Why::Drained => f.write_str("drained by an operator (gslbd drain)"),
             Why::Config => f.write_str("health set in the config"),
             Why::NotProbed => f.write_str("not probed (probe kind none)"),
             Why::Probes {
@@ -134,6 +138,9 @@ pub fn decide(
         answerable: target.addresses.clone(),
         weight: None,
     };
+    if target.drained {
+        return statically(Health::Unhealthy, Why::Drained);
+    }
     if let Some(forced) = target.health {
         // Set in config: an operator's word beats probes and reports (e.g. to drain a region).
         return statically(forced, Why::Config);
@@ -181,10 +188,10 @@ pub fn decide(
             } else {
                 Health::Unknown
             },
-            why: if freshness == Freshness::Fresh {
-                Why::Reported
-            } else {
-                Why::Suspect
+            why: match freshness {
+                Freshness::Fresh if report.drained => Why::Drained,
+                Freshness::Fresh => Why::Reported,
+                _ => Why::Suspect,
             },
             down_since_ms: report
                 .failing_since_ms

@@ -27,6 +27,7 @@ async fn admin_with(server: &TestServer, limits: AdminLimits, tasks: &Tasks) -> 
         limits,
         server.app.metrics().clone(),
         store,
+        None,
     )
     .await
     .expect("admin listens")

@@ -249,6 +249,7 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
         down: Vec::new(),
         changed_ms: 0,
         failing_since_ms: None,
+        drained: false,
         weight: None,
         spec: Some(ServiceSpec {
             strategy: StrategyKind::RoundRobin,

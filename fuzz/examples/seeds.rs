@@ -164,6 +164,7 @@ fn service_report() -> ServiceReport {
         down: vec!["192.0.2.1".parse().expect("an address")],
         changed_ms: 1_700_000_000_000,
         failing_since_ms: Some(1_699_999_999_000),
+        drained: false,
         weight: Some(30),
         spec: Some(ServiceSpec {
             strategy: StrategyKind::Weighted,

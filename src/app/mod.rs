@@ -220,9 +220,15 @@ impl App {
         }
         let admin_addr = match config.server.admin {
             Some(addr) => Some(
-                AdminServer::start(tasks, addr, metrics.clone(), store.clone())
-                    .await
-                    .map_err(|source| StartError::Admin { addr, source })?,
+                AdminServer::start(
+                    tasks,
+                    addr,
+                    metrics.clone(),
+                    store.clone(),
+                    Some(state.clone()),
+                )
+                .await
+                .map_err(|source| StartError::Admin { addr, source })?,
             ),
             None => None,
         };

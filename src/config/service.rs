@@ -148,6 +148,7 @@ impl RawService {
                 addresses: addresses.clone(),
                 health: self.health.get(region).copied(),
                 backends: None,
+                drained: false,
             });
         }
         targets.sort_by_key(|t| t.region);

@@ -42,6 +42,7 @@ pub fn build(model: &Model, inputs: &Inputs<'_>) -> LocalReport {
                 down: a_first(down),
                 changed_ms: 0,
                 failing_since_ms: health.down_since_ms,
+                drained: target.drained,
                 weight,
                 spec: Some(spec(model, service)),
             };

@@ -295,6 +295,7 @@ async fn publish(
                 down: Vec::new(),
                 changed_ms: now,
                 failing_since_ms: None,
+                drained: false,
                 weight: None,
                 spec: None,
             };

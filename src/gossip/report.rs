@@ -39,6 +39,9 @@ pub struct ServiceReport {
     /// (Unix ms). Other regions measure failover latency from it.
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     pub failing_since_ms: Option<u64>,
+    /// Drained by an operator (`gslbd drain`): out of answers everywhere, said as such.
+    #[serde(rename = "x", default, skip_serializing_if = "std::ops::Not::not")]
+    pub drained: bool,
     /// The region's weight for weighted services (it speaks for itself).
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
@@ -310,6 +313,7 @@ mod tests {
             down: vec![],
             changed_ms: 5,
             failing_since_ms: None,
+            drained: false,
             spec: None,
             weight: Some(30),
         }

@@ -239,6 +239,7 @@ pub fn discover(
                     },
                     health: None,
                     backends: local.then_some(readiness),
+                    drained: false,
                 }
             })
             .collect();

@@ -8,6 +8,8 @@ use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGaugeVec, Opts, Registry,
 };
 
+use hickory_proto::rr::Name;
+
 use super::{LabelCounters, histogram, register};
 use crate::label_enum::label_enum;
 
@@ -32,6 +34,8 @@ pub struct SnapshotMetrics {
     pub(super) service_region_healthy_targets: IntGaugeVec,
     /// A region's first failing probe → the first snapshot without it, by failed region.
     pub(super) failover_seconds: HistogramVec,
+    /// What an operator drained in this region: `service="*"` for the whole region.
+    drained: IntGaugeVec,
 }
 
 impl SnapshotMetrics {
@@ -94,6 +98,16 @@ impl SnapshotMetrics {
                     &["region"],
                 ),
             ),
+            drained: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "gslbd_drained",
+                        "1 for what an operator drained in this server's region (gslbd drain): a service, or \"*\" for the whole region",
+                    ),
+                    &["service"],
+                ),
+            ),
         }
     }
 
@@ -106,6 +120,19 @@ impl SnapshotMetrics {
     pub fn built(&self, took: Duration) {
         self.builds.inc();
         self.build_seconds.observe(took.as_secs_f64());
+    }
+
+    /// What is drained now: the whole region, and these services.
+    pub fn set_drained<'a>(&self, region: bool, services: impl IntoIterator<Item = &'a Name>) {
+        self.drained.reset();
+        if region {
+            self.drained.with_label_values(&["*"]).set(1);
+        }
+        for service in services {
+            self.drained
+                .with_label_values(&[service.to_string().as_str()])
+                .set(1);
+        }
     }
 
     /// Counts one config reload.

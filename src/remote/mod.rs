@@ -279,6 +279,7 @@ pub(crate) mod tests {
             down: vec![],
             changed_ms: 1,
             failing_since_ms: None,
+            drained: false,
             spec: None,
             weight: None,
         }

@@ -80,6 +80,7 @@ pub fn remote_only_services(
                         addresses: Vec::new(),
                         health: None,
                         backends: None,
+                        drained: false,
                     })
                     .collect(),
                 all_down: spec.all_down,

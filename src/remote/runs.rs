@@ -166,6 +166,7 @@ mod tests {
             down: vec![],
             changed_ms: 1,
             failing_since_ms: None,
+            drained: false,
             spec: None,
             weight: None,
         }

@@ -303,6 +303,7 @@ mod tests {
             down: vec!["198.51.100.8".parse().unwrap()],
             changed_ms: 1,
             failing_since_ms: None,
+            drained: false,
             spec: None,
             weight: Some(90),
         };

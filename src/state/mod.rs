@@ -65,6 +65,34 @@ pub enum Event {
     /// Kubernetes discovery is complete for the first time: every watch listed and the
     /// discovered services were sent.
     KubernetesSynced,
+    /// An operator drains (or undrains) this region, or one service in it (`gslbd drain`).
+    Drain {
+        change: DrainChange,
+        /// Answered at once: `Err` when there is nothing to drain by that name.
+        reply: oneshot::Sender<Result<(), DrainError>>,
+        /// Told once the snapshot with the change serves.
+        published: oneshot::Sender<()>,
+    },
+}
+
+/// A drain or undrain of this region, or of one of its services when `service` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainChange {
+    /// The region named by the operator: it must be this node's (no node speaks for another).
+    pub region: Region,
+    pub service: Option<Name>,
+    pub drained: bool,
+}
+
+/// Why a drain cannot apply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DrainError {
+    #[error("this node has no local_region: there is nothing of its own to drain")]
+    NoLocalRegion,
+    #[error("this node speaks for region {ours}, not {asked}: drain {asked} at its own gslbd")]
+    NotOurRegion { asked: Region, ours: Region },
+    #[error("region {0} has no service {1}")]
+    UnknownService(Region, Name),
 }
 
 /// Handle to the owner task.
@@ -85,6 +113,23 @@ impl StateHandle {
         if self.events.send(event).await.is_ok() {
             let _ = published.await;
         }
+    }
+
+    /// Applies a drain or undrain and waits until the snapshot with it serves.
+    pub async fn drain(&self, change: DrainChange) -> Result<(), DrainError> {
+        let (reply, answer) = oneshot::channel();
+        let (published, served) = oneshot::channel();
+        let event = Event::Drain {
+            change,
+            reply,
+            published,
+        };
+        if self.events.send(event).await.is_err() {
+            return Ok(()); // stopping: nothing serves any more
+        }
+        answer.await.unwrap_or(Ok(()))?;
+        let _ = served.await;
+        Ok(())
     }
 
     /// Where sources send their events.
@@ -202,7 +247,8 @@ fn event_time(event: &Event) -> Option<Instant> {
         Event::Model { .. }
         | Event::Discovered { .. }
         | Event::Probed { .. }
-        | Event::KubernetesSynced => None,
+        | Event::KubernetesSynced
+        | Event::Drain { .. } => None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! and readiness. Pure but for logs and metrics: the owner task in `mod.rs` feeds it events and
 //! the time, and publishes what it builds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::{Event, Setup};
+use super::{DrainChange, DrainError, Event, Setup};
 use crate::gossip::local_report::{self, LocalReport};
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
@@ -55,9 +55,25 @@ pub(super) struct World {
     /// With Kubernetes discovery: where the first discovery stands, and until when readiness
     /// waits for it.
     kubernetes: Option<(KubernetesSync, Instant)>,
+    /// What an operator drained at run time (this region's own targets).
+    drained: Drained,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
+}
+
+/// This region drained whole, or some of its services: run-time state, lost at a restart
+/// (a drain that must outlive one goes in the config: `health = { eu = "unhealthy" }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Drained {
+    region: bool,
+    services: BTreeSet<Name>,
+}
+
+impl Drained {
+    fn covers(&self, service: &Name) -> bool {
+        self.region || self.services.contains(service)
+    }
 }
 
 impl World {
@@ -88,6 +104,7 @@ impl World {
             warming,
             kubernetes: kubernetes
                 .map(|timeout| (KubernetesSync::Listing, Instant::now() + timeout)),
+            drained: Drained::default(),
             max_udp_payload,
             metrics,
             watch: SnapshotWatch::default(),
@@ -148,6 +165,14 @@ impl World {
             }
         }
         self.local_names = model.services.iter().map(|s| s.name.clone()).collect();
+        if let Some(local) = model.local_region {
+            for service in &mut model.services {
+                let drained = self.drained.covers(&service.name);
+                for target in service.targets.iter_mut().filter(|t| t.region == local) {
+                    target.drained = drained;
+                }
+            }
+        }
         if let Some(view) = &self.remote {
             let remote = remote_only_services(view, &model, &self.local_names);
             if !remote.is_empty() {
@@ -259,6 +284,20 @@ impl World {
                 }
                 _ => false,
             },
+            Event::Drain {
+                change,
+                reply,
+                published,
+            } => {
+                let result = self.drain(change);
+                let changed = result == Ok(true);
+                let _ = reply.send(result.map(|_| ()));
+                if changed {
+                    self.merge();
+                    done.push(published);
+                }
+                changed
+            }
             Event::Heard { stamp, at } => {
                 let (Some(_), Some(view)) =
                     (self.region_index(&stamp.region), self.remote.as_mut())
@@ -305,6 +344,47 @@ impl World {
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
         }
+    }
+
+    /// Records a drain or undrain; returns whether anything changed.
+    fn drain(&mut self, change: DrainChange) -> Result<bool, DrainError> {
+        let Some(local) = self.model.local_region else {
+            return Err(DrainError::NoLocalRegion);
+        };
+        let ours = self.model.regions[local].name.clone();
+        if change.region != ours {
+            return Err(DrainError::NotOurRegion {
+                asked: change.region,
+                ours,
+            });
+        }
+        let before = self.drained.clone();
+        match change.service {
+            None => self.drained.region = change.drained,
+            Some(service) => {
+                let served = self
+                    .model
+                    .services
+                    .iter()
+                    .any(|s| s.name == service && s.targets.iter().any(|t| t.region == local));
+                if !served && !self.drained.services.contains(&service) {
+                    return Err(DrainError::UnknownService(ours, service));
+                }
+                if change.drained {
+                    self.drained.services.insert(service);
+                } else {
+                    self.drained.services.remove(&service);
+                }
+            }
+        }
+        if self.drained == before {
+            return Ok(false);
+        }
+        info!(whole_region = self.drained.region, services = ?self.drained.services, "drain changed");
+        self.metrics
+            .snapshots
+            .set_drained(self.drained.region, &self.drained.services);
+        Ok(true)
     }
 
     /// Counts a remote value refused by the view; returns whether the view changed.
@@ -641,6 +721,7 @@ mod tests {
             down: Vec::new(),
             changed_ms: 1,
             failing_since_ms: None,
+            drained: false,
             weight: None,
             spec: Some(spec),
         }
@@ -727,6 +808,7 @@ mod tests {
             down: Vec::new(),
             changed_ms: 1,
             failing_since_ms: None,
+            drained: false,
             weight: None,
             spec: Some(spec),
         };
