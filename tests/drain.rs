@@ -114,7 +114,7 @@ async fn what_is_not_the_node_s_to_drain_is_refused_and_nothing_changes() {
     assert!(!ok);
     assert!(said.contains("not a region or service name"), "{said}");
     // Without the control header (a web page posting through a browser), or as a GET.
-    let (status, body) = http_post(admin(&cluster, 0), "/drain?region=eu");
+    let (status, body) = http(admin(&cluster, 0), "POST", "/drain?region=eu");
     assert_eq!(status, 403, "{body}");
     let (status, _) = http_get(admin(&cluster, 0), "/drain?region=eu");
     assert_eq!(status, 405);
@@ -127,23 +127,4 @@ async fn what_is_not_the_node_s_to_drain_is_refused_and_nothing_changes() {
         );
     }
     cluster.shutdown().await;
-}
-
-/// `POST path` with no body and no control header: status and body.
-fn http_post(addr: SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, response)
 }

@@ -148,6 +148,7 @@ mod tests {
     use super::*;
     use crate::fixtures::name;
     use crate::model::{Health, Region};
+    use crate::remote::tests::report;
 
     fn stamp(epoch: u64, seq: u64, issued_ms: u64) -> Stamp {
         Stamp {
@@ -156,19 +157,6 @@ mod tests {
             epoch,
             seq,
             issued_ms,
-        }
-    }
-
-    fn report(health: Health) -> ServiceReport {
-        ServiceReport {
-            health,
-            addresses: vec!["192.0.2.1".parse().unwrap()],
-            down: vec![],
-            changed_ms: 1,
-            failing_since_ms: None,
-            drained: false,
-            spec: None,
-            weight: None,
         }
     }
 

@@ -794,24 +794,7 @@ mod tests {
     #[test]
     fn a_service_only_another_region_reports_is_served_after_its_report() {
         let mut world = world(false, true);
-        let spec = crate::gossip::report::ServiceSpec {
-            strategy: crate::model::StrategyKind::Geo,
-            order: Vec::new(),
-            weights: Default::default(),
-            pick: None,
-            ttl: 7,
-            all_down: crate::model::AllDownPolicy::FailOpen,
-        };
-        let report = ServiceReport {
-            health: Health::Healthy,
-            addresses: vec!["198.51.100.9".parse().expect("an address")],
-            down: Vec::new(),
-            changed_ms: 1,
-            failing_since_ms: None,
-            drained: false,
-            weight: None,
-            spec: Some(spec),
-        };
+        let report = report_with_spec();
         let only_us = fixtures::name("only-us.gslb.example.com.");
         assert!(apply(
             &mut world,
