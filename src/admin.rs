@@ -4,7 +4,9 @@
 //! before serving this, and what the served snapshot's readiness waits for: the first round of
 //! probes, the first Kubernetes discovery), `/state` (the served snapshot as
 //! JSON, with the reason for every region's health) and `/explain?name=&client=[&type=][&down=]`
-//! (the answer a client would get and why; `down=eu,us` asks what if those regions were down).
+//! (the answer a client would get and why; `down=eu,us` asks what if those regions were down);
+//! and one control, `POST /drain` / `POST /undrain` (`gslbd drain`), taken from loopback peers
+//! with [`CONTROL_HEADER`] only.
 //!
 //! Served by hyper on gslbd's own accept loop, with limits ([`AdminLimits`]): connections at
 //! once (more are closed at once), a time to send each request's head (which also closes idle
