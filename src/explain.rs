@@ -18,6 +18,7 @@ use crate::dns::select::{self, Client};
 use crate::dns::{time_bucket, udp};
 use crate::model::{AllDownPolicy, Health, RegionIndex, Strategy};
 use crate::region_health::Why;
+use crate::remote::RunInfo;
 use crate::snapshot::{KubernetesSync, Node, RegionAnswer, RegionStatus, ServiceAnswer, Snapshot};
 
 /// `/state`: the whole view.
@@ -37,6 +38,9 @@ pub struct State {
 pub struct RegionState {
     pub name: String,
     pub status: RegionStatus,
+    /// Remote regions: the run speaking for each of their instances (a new epoch is a restart).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,9 +89,11 @@ pub fn state(snapshot: &Snapshot) -> State {
             .regions
             .iter()
             .zip(&snapshot.region_status)
-            .map(|(name, status)| RegionState {
+            .zip(&snapshot.region_runs)
+            .map(|((name, status), runs)| RegionState {
                 name: name.as_str().to_string(),
                 status: *status,
+                runs: runs.clone(),
             })
             .collect(),
         services: snapshot

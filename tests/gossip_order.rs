@@ -133,6 +133,26 @@ async fn us_health_changes_apply(cluster: &Cluster) {
     us_stays(cluster, true).await;
 }
 
+/// The run speaking for us's instance `0` in eu's `/state`.
+fn us_run_on_eu(cluster: &Cluster) -> Option<serde_json::Value> {
+    let admin = cluster
+        .node(0)
+        .app
+        .admin_addr()
+        .expect("eu's admin endpoint");
+    let (_, body) = http_get(admin, "/state");
+    let state: serde_json::Value = serde_json::from_str(&body).expect("/state is JSON");
+    let us = state["regions"]
+        .as_array()?
+        .iter()
+        .find(|region| region["name"] == "us")?;
+    us["runs"]
+        .as_array()?
+        .iter()
+        .find(|run| run["instance"] == "0")
+        .cloned()
+}
+
 fn kill_9(mut process: Process) {
     process.child.kill().expect("kill -9");
     process.child.wait().expect("reap");
@@ -141,16 +161,24 @@ fn kill_9(mut process: Process) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs libfaketime: run by .ci/run"]
 async fn a_region_restarted_with_its_clock_120_s_behind_stays_fresh_and_its_changes_apply() {
-    let mut cluster = Cluster::start(70).await;
+    let mut cluster = Cluster::start_with(70, |config| {
+        config.server.admin = Some("127.0.0.1:0".into());
+    })
+    .await;
     let us = us_as_process(&mut cluster, &Clock::True).await;
     until_us(&cluster, true).await;
     us_stays(&cluster, true).await;
+    let before = us_run_on_eu(&cluster).expect("eu shows us's run");
 
     kill_9(us);
     until_us(&cluster, false).await;
     let _us = start_us(&cluster, &Clock::Offset("-120s"));
     until_us(&cluster, true).await;
     us_stays(&cluster, true).await;
+    // eu's /state shows the restart: a new epoch speaks for us's instance, heard.
+    let after = us_run_on_eu(&cluster).expect("eu shows us's run");
+    assert_ne!(after["epoch"], before["epoch"], "{after}");
+    assert_eq!(after["heard"], true, "{after}");
     us_health_changes_apply(&cluster).await;
     cluster.shutdown().await;
 }

@@ -35,6 +35,18 @@ pub enum Freshness {
     Stale,
 }
 
+/// The run speaking for one instance of a remote region, as `/state` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunInfo {
+    pub instance: String,
+    /// The run's epoch in hex (a new one at every start of the instance).
+    pub epoch: String,
+    /// The latest sequence number seen from it.
+    pub seq: u64,
+    /// Whether its heartbeat has advanced here yet.
+    pub heard: bool,
+}
+
 /// What a verified value did to the view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -233,20 +245,25 @@ impl RemoteView {
         self.regions.get(region)?.services.get(service)
     }
 
-    /// The speaking run of each instance of `region`: (instance, epoch, latest sequence).
-    pub fn runs(&self, region: &Region) -> Vec<(String, u64, u64)> {
+    /// The speaking run of each instance of `region`, by instance.
+    pub fn runs(&self, region: &Region) -> Vec<RunInfo> {
         let Some(state) = self.regions.get(region) else {
             return Vec::new();
         };
-        let mut runs: Vec<(String, u64, u64)> = state
+        let mut runs: Vec<RunInfo> = state
             .instances
             .iter()
             .filter_map(|(instance, runs)| {
                 let run = runs.speaking()?;
-                Some((instance.clone(), run.epoch, run.seq()))
+                Some(RunInfo {
+                    instance: instance.clone(),
+                    epoch: format!("{:016x}", run.epoch),
+                    seq: run.seq(),
+                    heard: run.heard.is_some(),
+                })
             })
             .collect();
-        runs.sort();
+        runs.sort_by(|a, b| a.instance.cmp(&b.instance));
         runs
     }
 }
@@ -393,7 +410,16 @@ pub(crate) mod tests {
         assert_eq!(v.service(&us, &app).unwrap().health, Health::Healthy);
         assert_eq!(v.heard(&new(3), t1), Outcome::Changed);
         assert_eq!(v.service(&us, &app).unwrap().health, Health::Unhealthy);
-        assert_eq!(v.runs(&us), [("0".to_string(), 8, 3)]);
+        let runs = v.runs(&us);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(
+            (
+                runs[0].instance.as_str(),
+                runs[0].epoch.as_str(),
+                runs[0].seq
+            ),
+            ("0", "0000000000000008", 3)
+        );
         // The old run's last values replayed: nothing.
         assert_eq!(
             v.report(&old(3), app.clone(), report(Health::Healthy), t1),

@@ -21,7 +21,7 @@ use crate::geo::GeoIndex;
 use crate::health::Verdicts;
 use crate::model::{AllDownPolicy, Health, Model, Region, RegionIndex, Strategy};
 use crate::region_health::{self, Inputs, Why};
-use crate::remote::Freshness;
+use crate::remote::{Freshness, RunInfo};
 
 /// A service's position in [`Snapshot::services`]; valid for that snapshot only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub regions: Vec<Region>,
     /// Per region (same index as `regions`): where its health comes from.
     pub region_status: Vec<RegionStatus>,
+    /// Per region (same index): the runs speaking for its instances (remote regions only).
+    pub region_runs: Vec<Vec<RunInfo>>,
     pub services: Vec<ServiceAnswer>,
     pub geo: GeoIndex,
     pub max_udp_payload: u16,
@@ -207,6 +209,16 @@ impl Snapshot {
                             .copied()
                             .unwrap_or(Freshness::Fresh),
                     ),
+                })
+                .collect(),
+            region_runs: model
+                .regions
+                .iter()
+                .map(|region| {
+                    inputs
+                        .remote
+                        .map(|remote| remote.view.runs(&region.name))
+                        .unwrap_or_default()
                 })
                 .collect(),
             services,
