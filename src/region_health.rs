@@ -1,8 +1,8 @@
 //! The rule that decides a region's health for one service, and why: an operator's drain at run
-//! time first, then an operator's word in the config, then for the local region Kubernetes backend readiness and this node's probe
-//! verdicts, for other regions their own signed reports by how fresh they are (static config
-//! when gossip is off). The snapshot builder applies it to every (service, region); `/state` and
-//! `/explain` show its [`Why`].
+//! time first, then an operator's word in the config, then for the local region Kubernetes
+//! backend readiness and this node's probe verdicts, for other regions their own signed reports
+//! by how fresh they are (static config when gossip is off). The snapshot builder applies it to
+//! every (service, region); `/state` and `/explain` show its [`Why`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
