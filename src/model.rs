@@ -276,6 +276,44 @@ impl TargetPolicy {
     }
 }
 
+/// How many observers must see a target fail to take its region out (`gossip.observer_quorum`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of the observers with a verdict.
+    #[default]
+    Majority,
+    /// At least this many observers (and at least one), however many there are.
+    AtLeast(u32),
+}
+
+impl Quorum {
+    /// Whether `failing` of `observers` (those with a verdict) is a quorum: never with none.
+    pub fn reached(self, failing: u32, observers: u32) -> bool {
+        failing > 0
+            && match self {
+                Quorum::Majority => failing * 2 > observers,
+                Quorum::AtLeast(n) => failing >= n.max(1),
+            }
+    }
+}
+
+impl fmt::Display for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quorum::Majority => f.write_str("majority"),
+            Quorum::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Probes of the other regions' targets, a second opinion on their health (issue #11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observe {
+    /// Probe interval for other regions' targets (rise, fall and the rest: the service's).
+    pub interval: Duration,
+    pub quorum: Quorum,
+}
+
 /// What a probe does.
 #[derive(
     Clone,

@@ -80,20 +80,79 @@ async fn remote_health_converges_and_failover_follows_it_everywhere() {
     cluster.shutdown().await;
 }
 
+/// Regions observing each other (the default): ap's gslbd dies but its backend serves, so
+/// eu and us keep answering it on their own probes' word; its backend dies too and it leaves;
+/// restarted, it is answered again.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_dead_region_leaves_answers_after_the_timeout_and_rejoins_on_restart() {
+async fn a_region_whose_gslbd_dies_stays_while_observers_see_its_backend_serve() {
     let mut cluster = Cluster::start(61).await;
     let all: Vec<String> = (0..3).map(|r| cluster.addr(r)).collect();
     for i in 0..3 {
         eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
     }
-    // ap's gslbd dies (its backend is fine): after peer_timeout eu and us drop ap's address.
+    let ap = cluster.nodes[2].take().expect("ap running");
+    ap.app.shutdown().await;
+    for i in 0..2 {
+        until_why(&cluster, i, 2, "observed", "healthy").await;
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    // Its backend fails too: the observers take it out.
+    cluster.backends[2].set(Mode::Status(500, "down"));
+    let without_ap = vec![cluster.addr(0), cluster.addr(1)];
+    for i in 0..2 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &without_ap).await;
+        until_why(&cluster, i, 2, "observed", "unhealthy").await;
+    }
+    // Restarted with its backend: answered again, on its own report.
+    cluster.backends[2].set(Mode::Status(200, "ok"));
+    let restarted = cluster.start_region(2).await;
+    cluster.nodes[2] = Some(restarted);
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
+    until_why(&cluster, 0, 2, "reported", "healthy").await;
+    cluster.shutdown().await;
+}
+
+/// Waits until node `i`'s snapshot says region `region` of `api` is `health` for reason
+/// `source` (`Why`'s serialized tag).
+async fn until_why(cluster: &Cluster, i: usize, region: usize, source: &str, health: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let snapshot = cluster.node(i).app.snapshot();
+        let api = snapshot
+            .services
+            .iter()
+            .find(|s| s.name.to_ascii() == "api.gslb.example.com.")
+            .expect("api served");
+        let answer = &api.regions[region];
+        let why = serde_json::to_value(answer.why).expect("why serializes");
+        let got = serde_json::to_value(answer.health).expect("health serializes");
+        if why["source"] == source && got == health {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {i}: region {region} is {got} by {why}, not {health} by {source}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With observing off, the owner alone speaks: ap's gslbd dies (its backend is fine) and after
+/// `peer_timeout` eu and us drop ap's address; restarted, it rejoins and is re-admitted.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_observers_a_dead_region_leaves_answers_after_the_timeout_and_rejoins() {
+    let mut cluster = Cluster::start_with(60, no_observers).await;
+    let all: Vec<String> = (0..3).map(|r| cluster.addr(r)).collect();
+    for i in 0..3 {
+        eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
+    }
     let ap = cluster.nodes[2].take().expect("ap running");
     ap.app.shutdown().await;
     let without_ap = vec![cluster.addr(0), cluster.addr(1)];
     eventually(cluster.node(0).dns, "api.gslb.example.com", &without_ap).await;
     eventually(cluster.node(1).dns, "api.gslb.example.com", &without_ap).await;
-    // Restarted, it rejoins and is re-admitted.
     let restarted = cluster.start_region(2).await;
     cluster.nodes[2] = Some(restarted);
     for i in 0..3 {
@@ -102,9 +161,11 @@ async fn a_dead_region_leaves_answers_after_the_timeout_and_rejoins_on_restart()
     cluster.shutdown().await;
 }
 
+/// Gossip alone is cut (the `PeerFilter` seam; probes still pass), observing off: the owner's
+/// rule. A partition that cuts probes too is `tests/region_loss.rs`.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_isolated_region_keeps_the_last_known_state_while_the_others_drop_it() {
-    let cluster = Cluster::start(62).await;
+    let cluster = Cluster::start_with(62, no_observers).await;
     let all: Vec<String> = (0..3).map(|r| cluster.addr(r)).collect();
     for i in 0..3 {
         eventually(cluster.node(i).dns, "api.gslb.example.com", &all).await;
@@ -268,10 +329,13 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
         "app.example.org.",
         "only-us.gslb.example.com.",
     ];
-    let published: LocalReport = names
-        .iter()
-        .map(|n| (Name::from_ascii(n).expect("a name"), report.clone()))
-        .collect();
+    let published = LocalReport {
+        services: names
+            .iter()
+            .map(|n| (Name::from_ascii(n).expect("a name"), report.clone()))
+            .collect(),
+        observed: Default::default(),
+    };
     let (_report_tx, reports) = watch::channel(Arc::new(published));
     let (events, mut heard) = mpsc::channel(64);
     let tasks = Tasks::new();

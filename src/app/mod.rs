@@ -160,13 +160,15 @@ impl App {
         outbound: Outbound,
     ) -> Result<Self, StartError> {
         let started = Started::of(&config);
-        let probe_plan = plan::plan(&config.model, true);
+        let observe = config.gossip.as_ref().and_then(|g| g.observe);
+        let probe_plan = plan::at_start(&config.model, observe, true);
         let concurrency = config.model.probe_concurrency;
         let delegation = crate::delegation::Delegation::of(&config.model);
         let metrics = Arc::new(Metrics::with_options(config.server.per_service_metrics));
         let remote = config.gossip.as_ref().map(|g| RemoteSettings {
             peer_suspect: g.peer_suspect,
             peer_timeout: g.peer_timeout,
+            observe,
         });
         // The state owner sends the probe plan of every model it serves; the checker runs it.
         let (plans, plan_updates) = tokio::sync::watch::channel(Arc::new(probe_plan));

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::problems::Problems;
 use crate::gossip::keys::{Keyring, RegionKeys, SigningKey, VerifyingKey};
-use crate::model::{Region, RegionDef};
+use crate::model::{Observe, Quorum, Region, RegionDef};
 
 /// How this gslbd gossips with the other regions', keys parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,22 @@ pub struct GossipSettings {
     pub interval: Duration,
     pub peer_suspect: Duration,
     pub peer_timeout: Duration,
+    /// Probes of the other regions' targets; `None` when `observe_interval_ms = 0`.
+    pub observe: Option<Observe>,
+}
+
+/// `observer_quorum` as written: "majority" or a number of observers.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawQuorum {
+    Word(String),
+    Count(i64),
+}
+
+impl Default for RawQuorum {
+    fn default() -> Self {
+        RawQuorum::Word("majority".into())
+    }
 }
 
 /// `[gossip]` as written.
@@ -65,6 +81,11 @@ pub(super) struct RawGossip {
     peer_suspect_ms: u64,
     #[serde(default = "default_peer_timeout")]
     peer_timeout_ms: u64,
+    /// Probe interval for the other regions' targets; 0 turns observing off.
+    #[serde(default = "default_observe_interval")]
+    observe_interval_ms: u64,
+    #[serde(default)]
+    observer_quorum: RawQuorum,
 }
 
 fn default_gossip_interval() -> u64 {
@@ -75,6 +96,11 @@ fn default_peer_suspect() -> u64 {
 }
 fn default_peer_timeout() -> u64 {
     15_000
+}
+/// Two seconds: with the default fall of 2, a region that dies whole leaves answers within
+/// about 5 s of its last good probe, inside the 10 s such a loss must take.
+fn default_observe_interval() -> u64 {
+    2_000
 }
 
 impl RawGossip {
@@ -211,6 +237,29 @@ impl RawGossip {
                 "need interval_ms * 2 <= peer_suspect_ms < peer_timeout_ms",
             );
         }
+        let quorum = match &self.observer_quorum {
+            RawQuorum::Word(word) if word == "majority" => Some(Quorum::Majority),
+            RawQuorum::Count(n) if (1..=1000).contains(n) => Some(Quorum::AtLeast(*n as u32)),
+            _ => {
+                problems.add(
+                    "gossip.observer_quorum",
+                    "must be \"majority\" or a number of observers from 1 to 1000",
+                );
+                None
+            }
+        };
+        if self.observe_interval_ms != 0 && !(100..=3_600_000).contains(&self.observe_interval_ms) {
+            problems.add(
+                "gossip.observe_interval_ms",
+                "must be 0 (off) or between 100 and 3600000",
+            );
+        }
+        let observe = quorum
+            .filter(|_| self.observe_interval_ms > 0)
+            .map(|quorum| Observe {
+                interval: Duration::from_millis(self.observe_interval_ms),
+                quorum,
+            });
         // Replicas of one region need distinct names: the pod's name when Kubernetes gives it.
         let instance = self
             .instance
@@ -236,6 +285,7 @@ impl RawGossip {
             interval: Duration::from_millis(self.interval_ms),
             peer_suspect: Duration::from_millis(self.peer_suspect_ms),
             peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+            observe,
         })
     }
 }
@@ -247,6 +297,7 @@ mod tests {
 
     use super::super::fixture::{Fixture, assert_has};
     use crate::gossip::keys::{SigningKey, generate};
+    use crate::model::{Observe, Quorum};
 
     /// A valid `[gossip]` table for region eu, as fields that tests replace or remove.
     struct Gossip {
@@ -329,6 +380,53 @@ mod tests {
         assert_eq!(settings.interval, Duration::from_millis(250));
         assert_eq!(settings.peer_suspect, Duration::from_secs(5));
         assert_eq!(settings.peer_timeout, Duration::from_secs(15));
+        assert_eq!(
+            settings.observe,
+            Some(Observe {
+                interval: Duration::from_secs(2),
+                quorum: Quorum::Majority,
+            }),
+            "other regions' targets are observed by default"
+        );
+    }
+
+    #[test]
+    fn observing_is_tuned_or_turned_off_and_its_quorum_checked() {
+        let observe = |gossip: Gossip| {
+            gossip
+                .in_region("eu")
+                .config()
+                .gossip
+                .expect("valid")
+                .observe
+        };
+        let tuned = Gossip::valid()
+            .set("observe_interval_ms", "5000")
+            .set("observer_quorum", "2");
+        assert_eq!(
+            observe(tuned),
+            Some(Observe {
+                interval: Duration::from_secs(5),
+                quorum: Quorum::AtLeast(2),
+            })
+        );
+        assert_eq!(
+            observe(Gossip::valid().set("observe_interval_ms", "0")),
+            None
+        );
+        for quorum in ["0", "\"most\"", "-1"] {
+            Gossip::valid()
+                .set("observer_quorum", quorum)
+                .in_region("eu")
+                .assert_refused("gossip.observer_quorum", "must be \"majority\" or a number");
+        }
+        Gossip::valid()
+            .set("observe_interval_ms", "10")
+            .in_region("eu")
+            .assert_refused(
+                "gossip.observe_interval_ms",
+                "must be 0 (off) or between 100",
+            );
     }
 
     #[test]

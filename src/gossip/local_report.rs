@@ -1,31 +1,76 @@
-//! What this region says about itself: one [`ServiceReport`] per service it has targets for.
-//! The state owner builds it with every snapshot, from the same model and the same health rule
-//! (`region_health`), and hands it to the gossip task over a `watch` channel; the gossip task
-//! only stamps, signs and publishes it.
+//! What this region says about itself: one [`ServiceReport`] per service it has targets for,
+//! with the owner's verdict alone (`region_health::owner`: observers do not feed back into it);
+//! and, when regions observe each other, one [`Observation`] per service with other regions'
+//! targets. The state owner builds it with every snapshot, from the same model and the same
+//! health rule, and hands it to the gossip task over a `watch` channel; the gossip task only
+//! stamps, signs and publishes it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::report::{ServiceReport, ServiceSpec};
+use super::report::{Observation, ServiceReport, ServiceSpec};
 use crate::model::{Model, RegionIndex, Service, Strategy};
 use crate::region_health::{self, Inputs};
 
-/// This region's report per service name (`changed_ms` left for the publisher to fill in).
-pub type LocalReport = BTreeMap<Name, ServiceReport>;
+/// This region's report (`changed_ms` left for the publisher to fill in) and observations, per
+/// service name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalReport {
+    pub services: BTreeMap<Name, ServiceReport>,
+    /// What this region's probes see of other regions' targets (observing on).
+    pub observed: BTreeMap<Name, Observation>,
+}
 
-/// The report of `model`'s local region for every service with a local target.
+/// The report of `model`'s local region for every service with a local target, and its
+/// observations of every service with other regions' targets.
 pub fn build(model: &Model, inputs: &Inputs<'_>) -> LocalReport {
     let Some(local) = model.local_region else {
-        return LocalReport::new();
+        return LocalReport::default();
     };
+    LocalReport {
+        services: services(model, local, inputs),
+        observed: observed(model, local, inputs),
+    }
+}
+
+/// What this region's probes see of the other regions' targets, per service.
+fn observed(model: &Model, local: RegionIndex, inputs: &Inputs<'_>) -> BTreeMap<Name, Observation> {
+    if inputs.remote.is_none_or(|r| r.quorum.is_none()) {
+        return BTreeMap::new();
+    }
+    model
+        .services
+        .iter()
+        .filter_map(|service| {
+            let observation: Observation = service
+                .targets
+                .iter()
+                .filter(|t| t.region != local)
+                .filter_map(|target| {
+                    let addresses = region_health::observed_addresses(service, target, inputs);
+                    let seen =
+                        region_health::seen_locally(service, target, addresses, inputs.verdicts)?;
+                    Some((model.regions[target.region].name.to_string(), seen))
+                })
+                .collect();
+            (!observation.is_empty()).then(|| (service.name.clone(), observation))
+        })
+        .collect()
+}
+
+fn services(
+    model: &Model,
+    local: RegionIndex,
+    inputs: &Inputs<'_>,
+) -> BTreeMap<Name, ServiceReport> {
     model
         .services
         .iter()
         .filter_map(|service| {
             let target = service.targets.iter().find(|t| t.region == local)?;
-            let health = region_health::decide(service, target, Some(local), inputs);
+            let health = region_health::owner(service, target, Some(local), inputs);
             let down = health
                 .all
                 .iter()

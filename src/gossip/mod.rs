@@ -28,11 +28,33 @@ use crate::tasks::{OnEnd, Tasks};
 use crate::unix_ms;
 use keys::{RegionKeys, SigningKey};
 use local_report::LocalReport;
-use report::{ALIVE_KEY, ReportError, SERVICE_PREFIX, ServiceReport, Verified};
+use report::{
+    ALIVE_KEY, OBSERVED_PREFIX, Observation, ReportError, SERVICE_PREFIX, ServiceReport, Verified,
+};
 use transport::{PeerFilter, SealedTransport, TransportStats};
 
-/// How often the heartbeat value is re-signed.
+/// How often the heartbeat value is re-signed, at most: more often when `peer_suspect` is short
+/// ([`alive_every`]).
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the publisher runs and re-signs the heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cadence {
+    /// A publishing round: the gossip interval.
+    round: Duration,
+    /// The heartbeat period: a third of `peer_suspect`, so that a region turns suspect only
+    /// after missing about three heartbeats, within [gossip interval, 1 s].
+    alive: Duration,
+}
+
+impl Cadence {
+    fn of(interval: Duration, peer_suspect: Duration) -> Self {
+        Self {
+            round: interval,
+            alive: (peer_suspect / 3).clamp(interval, ALIVE_EVERY.max(interval)),
+        }
+    }
+}
 
 /// Counters of reports refused after the transport let them in.
 #[derive(Debug, Default)]
@@ -160,7 +182,7 @@ impl Gossip {
                 reports,
                 identity,
                 settings.signing_key.clone(),
-                settings.interval,
+                Cadence::of(settings.interval, settings.peer_suspect),
                 metrics,
                 tasks.stopping(),
             ),
@@ -235,16 +257,17 @@ async fn publish(
         cluster,
     }: Identity,
     signing: Arc<SigningKey>,
-    interval: Duration,
+    cadence: Cadence,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let mut stamper = Stamper::new(region, instance);
     let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
+    let mut observed: BTreeMap<Name, Observation> = BTreeMap::new();
     // The first report counts as changed: it is published at the first tick.
     reports.mark_changed();
     let mut last_alive: Option<Instant> = None;
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval(cadence.round);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -260,7 +283,7 @@ async fn publish(
         } else {
             reports.borrow_and_update().clone()
         };
-        for (name, report) in current.iter() {
+        for (name, report) in &current.services {
             let changed_ms = match published.get(name) {
                 Some(old) if old.health == report.health => old.changed_ms,
                 _ => now,
@@ -284,7 +307,7 @@ async fn publish(
         } else {
             published
                 .keys()
-                .filter(|n| !current.contains_key(*n))
+                .filter(|n| !current.services.contains_key(*n))
                 .cloned()
                 .collect()
         };
@@ -306,7 +329,36 @@ async fn publish(
             ));
             published.remove(&name);
         }
-        if last_alive.is_none_or(|at| at.elapsed() >= ALIVE_EVERY) {
+        for (name, observation) in &current.observed {
+            if observed.get(name) != Some(observation) {
+                let key = format!("{OBSERVED_PREFIX}{name}");
+                updates.push((
+                    key.clone(),
+                    report::sign(&signing, &cluster, &stamper.next(now), &key, observation),
+                ));
+                observed.insert(name.clone(), observation.clone());
+            }
+        }
+        // A service no longer observed: publish that we see nothing of it.
+        let unobserved: Vec<Name> = if unchanged {
+            Vec::new()
+        } else {
+            observed
+                .keys()
+                .filter(|n| !current.observed.contains_key(*n))
+                .cloned()
+                .collect()
+        };
+        for name in unobserved {
+            let key = format!("{OBSERVED_PREFIX}{name}");
+            let nothing = Observation::new();
+            updates.push((
+                key.clone(),
+                report::sign(&signing, &cluster, &stamper.next(now), &key, &nothing),
+            ));
+            observed.remove(&name);
+        }
+        if last_alive.is_none_or(|at| at.elapsed() >= cadence.alive) {
             updates.push((
                 ALIVE_KEY.to_string(),
                 report::sign(&signing, &cluster, &stamper.next(now), ALIVE_KEY, &()),
@@ -357,20 +409,26 @@ async fn receive(
             report::verify::<()>(&value, &cluster, &node, &key, &region_keys)
                 .map(|v| Event::Heard { stamp: v.stamp, at })
         } else if let Some(service) = key.strip_prefix(SERVICE_PREFIX) {
-            let Ok(mut name) = Name::from_ascii(service) else {
-                stats.rejected_other.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .gossip
-                    .report_rejected(report::ReportRejection::BadName);
+            let Some(name) = service_name(service, &stats, &metrics) else {
                 continue;
             };
-            // Keys are written fully qualified; one without the final dot means the same name.
-            name.set_fqdn(true);
             report::verify::<ServiceReport>(&value, &cluster, &node, &key, &region_keys).map(
                 |Verified { stamp, value }| Event::Report {
                     stamp,
-                    service: name.to_lowercase(),
+                    service: name,
                     report: value,
+                    at,
+                },
+            )
+        } else if let Some(service) = key.strip_prefix(OBSERVED_PREFIX) {
+            let Some(name) = service_name(service, &stats, &metrics) else {
+                continue;
+            };
+            report::verify::<Observation>(&value, &cluster, &node, &key, &region_keys).map(
+                |Verified { stamp, value }| Event::Observed {
+                    stamp,
+                    service: name,
+                    observation: value,
                     at,
                 },
             )
@@ -396,5 +454,35 @@ async fn receive(
                 warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
             }
         }
+    }
+}
+
+/// The service name of a gossip key, lowercase and fully qualified; a key that is not a DNS
+/// name is counted and refused before any verification.
+fn service_name(key: &str, stats: &ReportStats, metrics: &Metrics) -> Option<Name> {
+    let Ok(mut name) = Name::from_ascii(key) else {
+        stats.rejected_other.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .gossip
+            .report_rejected(report::ReportRejection::BadName);
+        return None;
+    };
+    // Keys are written fully qualified; one without the final dot means the same name.
+    name.set_fqdn(true);
+    Some(name.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_beats_three_times_per_peer_suspect_at_most_once_a_second() {
+        let ms = Duration::from_millis;
+        let alive = |interval, suspect| Cadence::of(ms(interval), ms(suspect)).alive;
+        assert_eq!(alive(250, 5_000), ms(1_000), "defaults: once a second");
+        assert_eq!(alive(50, 800), ms(266), "a short peer_suspect beats faster");
+        assert_eq!(alive(50, 100), ms(50), "never faster than the gossip round");
+        assert_eq!(alive(2_000, 60_000), ms(2_000), "nor than a slow round allows");
     }
 }

@@ -1,5 +1,6 @@
-//! What a region publishes about itself, as signed gossip values: `alive` (a heartbeat) and
-//! `svc:<name>` (one service's addresses and health). Each value is
+//! What a region publishes, as signed gossip values: `alive` (a heartbeat), `svc:<name>` (one
+//! service's addresses and health) and `obs:<name>` (what its probes see of the other regions'
+//! targets of that service). Each value is
 //! `<base64 Ed25519 signature>.<json>`, the JSON naming the region and key it belongs to, so a
 //! value cannot be moved to another region or key, and its issue time, so an old value cannot
 //! be replayed over a newer one.
@@ -20,6 +21,25 @@ use crate::ownership::Refusal;
 pub const ALIVE_KEY: &str = "alive";
 /// Prefix of service values.
 pub const SERVICE_PREFIX: &str = "svc:";
+/// Prefix of observation values: what this region's probes see of the other regions' targets
+/// of one service.
+pub const OBSERVED_PREFIX: &str = "obs:";
+
+/// What one region's probes see of the other regions' targets of one service, by region name.
+/// Empty when it no longer observes the service.
+pub type Observation = BTreeMap<String, Seen>;
+
+/// One region's target as an observer sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// Healthy, unhealthy (rise/fall and the target policy, as the owner would decide), or
+    /// unknown while the probes have no verdict yet.
+    #[serde(rename = "h")]
+    pub health: Health,
+    /// Addresses the observer finds down.
+    #[serde(rename = "d", default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<IpAddr>,
+}
 
 /// One service as its region sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

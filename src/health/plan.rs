@@ -1,12 +1,15 @@
 //! Which probes the model asks for: one per distinct (address, port, scheme, host, path),
-//! however many services share it, for the local region's targets only.
+//! however many services share it, for the local region's targets ([`plan`]) and, when regions
+//! observe each other, the other regions' targets ([`observing`]).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use tracing::warn;
 
 use super::ProbeKey;
-use crate::model::{Model, ProbeSettings, Service};
+use crate::model::{Model, Observe, ProbeSettings, Service, Target};
 
 /// The probes to run, with their settings.
 pub type Plan = BTreeMap<ProbeKey, ProbeSettings>;
@@ -46,6 +49,46 @@ pub fn plan(model: &Model, warn_conflicts: bool) -> Plan {
         .into_iter()
         .map(|(key, (settings, _))| (key, settings))
         .collect()
+}
+
+/// The plan of a node starting on `model`: its own region's probes and, when it observes
+/// (`observe`), the other regions' targets the config lists (reports add more later).
+pub fn at_start(model: &Model, observe: Option<Observe>, warn_conflicts: bool) -> Plan {
+    let mut probes = plan(model, warn_conflicts);
+    if let Some(observe) = observe {
+        observing(&mut probes, model, observe.interval, |_, target| {
+            &target.addresses
+        });
+    }
+    probes
+}
+
+/// Adds to `plan` the probes of the other regions' targets at `interval` (with the service's
+/// other settings, as the owner probes them); `addresses` gives the addresses to observe of a
+/// target (another region's report may have them, the config may not). A probe already in the
+/// plan keeps its settings.
+pub fn observing<'a>(
+    plan: &mut Plan,
+    model: &'a Model,
+    interval: Duration,
+    addresses: impl Fn(&'a Service, &'a Target) -> &'a [IpAddr],
+) {
+    let Some(local) = model.local_region else {
+        return;
+    };
+    for service in &model.services {
+        for target in service.targets.iter().filter(|t| t.region != local) {
+            for &addr in addresses(service, target) {
+                let Some(key) = ProbeKey::for_target(service, addr) else {
+                    continue;
+                };
+                plan.entry(key).or_insert_with(|| ProbeSettings {
+                    interval,
+                    ..service.probe.clone()
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::Name;
 use tracing::info;
 
-use crate::gossip::report::{ReportRejection, ServiceReport, Stamp};
+use crate::gossip::report::{Observation, ReportRejection, ServiceReport, Stamp};
 use crate::model::Region;
 pub use only::remote_only_services;
-use runs::{Runs, Taken};
+use runs::{Run, Runs, Taken, Values};
 
 /// Instances remembered per region: replicas beyond this are refused (a member holding the
 /// region's key could otherwise make up instances without end).
@@ -67,25 +67,41 @@ struct RegionState {
     /// What the region says per service: of its instances' speaking runs, the report that
     /// arrived last.
     services: HashMap<Name, ServiceReport>,
+    /// What the region sees of the other regions' targets per service, the same way.
+    observed: HashMap<Name, Observation>,
 }
 
 impl RegionState {
-    /// Recomputes `services` from the instances' speaking runs.
-    fn rebuild(&mut self) {
-        let mut latest: HashMap<&Name, (Instant, &ServiceReport)> = HashMap::new();
-        for run in self.instances.values().filter_map(Runs::speaking) {
-            for (name, (_, report, at)) in &run.services {
-                let entry = latest.entry(name).or_insert((*at, report));
-                if *at > entry.0 {
-                    *entry = (*at, report);
-                }
+    /// Recomputes `services` and `observed` from the instances' speaking runs; returns whether
+    /// either changed.
+    fn rebuild(&mut self) -> bool {
+        let services = latest(&self.instances, |run| &run.services);
+        let observed = latest(&self.instances, |run| &run.observed);
+        let changed = services != self.services || observed != self.observed;
+        self.services = services;
+        self.observed = observed;
+        changed
+    }
+}
+
+/// Per key, of the instances' speaking runs, the value that arrived last.
+fn latest<V: Clone>(
+    instances: &HashMap<String, Runs>,
+    values: impl Fn(&Run) -> &Values<V>,
+) -> HashMap<Name, V> {
+    let mut latest: HashMap<&Name, (Instant, &V)> = HashMap::new();
+    for run in instances.values().filter_map(Runs::speaking) {
+        for (name, (_, value, at)) in values(run) {
+            let entry = latest.entry(name).or_insert((*at, value));
+            if *at > entry.0 {
+                *entry = (*at, value);
             }
         }
-        self.services = latest
-            .into_iter()
-            .map(|(name, (_, report))| (name.clone(), report.clone()))
-            .collect();
     }
+    latest
+        .into_iter()
+        .map(|(name, (_, value))| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// Reports of remote regions, by region name: names hold across reloads that add, remove or
@@ -125,10 +141,40 @@ impl RemoteView {
         let key = service.clone();
         let expected = report.clone();
         let outcome = self.take(stamp, |runs| runs.report(stamp, service, report, at), at);
+        self.held(outcome, stamp, |state| &mut state.services, key, expected)
+    }
+
+    /// A verified observation about `service`, received at `at`.
+    pub fn observe(
+        &mut self,
+        stamp: &Stamp,
+        service: Name,
+        observation: Observation,
+        at: Instant,
+    ) -> Outcome {
+        let key = service.clone();
+        let expected = observation.clone();
+        let outcome = self.take(
+            stamp,
+            |runs| runs.observe(stamp, service, observation, at),
+            at,
+        );
+        self.held(outcome, stamp, |state| &mut state.observed, key, expected)
+    }
+
+    /// After a new value taken into its run: it changes what the region says if its run
+    /// speaks (and it differs).
+    fn held<V: PartialEq>(
+        &mut self,
+        outcome: Outcome,
+        stamp: &Stamp,
+        said: impl FnOnce(&mut RegionState) -> &mut HashMap<Name, V>,
+        key: Name,
+        value: V,
+    ) -> Outcome {
         if outcome != Outcome::Unchanged {
             return outcome;
         }
-        // New in its run: it changes what the region says if its run speaks.
         let Some(state) = self.regions.get_mut(&stamp.region) else {
             return outcome;
         };
@@ -140,10 +186,11 @@ impl RemoteView {
         if !speaks {
             return Outcome::Ignored(ReportRejection::Superseded);
         }
-        if state.services.get(&key) == Some(&expected) {
+        let said = said(state);
+        if said.get(&key) == Some(&value) {
             return Outcome::Unchanged;
         }
-        state.services.insert(key, expected);
+        said.insert(key, value);
         Outcome::Changed
     }
 
@@ -182,9 +229,7 @@ impl RemoteView {
                     "a new run of a remote instance speaks for it (it restarted)"
                 );
             }
-            let said = std::mem::take(&mut state.services);
-            state.rebuild();
-            if state.services != said {
+            if state.rebuild() {
                 return Outcome::Changed;
             }
         }
@@ -201,6 +246,13 @@ impl RemoteView {
             .get(region)
             .and_then(|s| s.last_heard)
             .unwrap_or(self.started)
+    }
+
+    /// Whether `region`'s heartbeat has ever advanced here.
+    pub fn ever_heard(&self, region: &Region) -> bool {
+        self.regions
+            .get(region)
+            .is_some_and(|s| s.last_heard.is_some())
     }
 
     /// How fresh `region` is at `now`. Never heard: counted from our own start.
@@ -243,6 +295,11 @@ impl RemoteView {
     /// What `region` says about `service`.
     pub fn service(&self, region: &Region, service: &Name) -> Option<&ServiceReport> {
         self.regions.get(region)?.services.get(service)
+    }
+
+    /// What `region`'s probes see of the other regions' targets of `service`.
+    pub fn observation(&self, region: &Region, service: &Name) -> Option<&Observation> {
+        self.regions.get(region)?.observed.get(service)
     }
 
     /// The speaking run of each instance of `region`, by instance.

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use hickory_proto::rr::Name;
 
-use crate::gossip::report::{ServiceReport, Stamp};
+use crate::gossip::report::{Observation, ServiceReport, Stamp};
 
 /// Runs remembered per instance: the one speaking and a few it replaced.
 pub const MAX_RUNS: usize = 4;
@@ -34,7 +34,10 @@ pub enum Taken {
     Replayed,
 }
 
-/// One run: its heartbeat and its latest report per service.
+/// A value per key of a run: the sequence it came with, the value, when it arrived here.
+pub type Values<V> = HashMap<Name, (u64, V, Instant)>;
+
+/// One run: its heartbeat and its latest report and observation per service.
 #[derive(Clone, Debug)]
 pub struct Run {
     pub epoch: u64,
@@ -44,8 +47,10 @@ pub struct Run {
     pub heard: Option<Instant>,
     /// The latest issue time seen (publisher's clock): a tie-break between runs never heard.
     issued_ms: u64,
-    /// Per service: the sequence, the report, when it arrived here.
-    pub services: HashMap<Name, (u64, ServiceReport, Instant)>,
+    /// Per service: what the region says of itself.
+    pub services: Values<ServiceReport>,
+    /// Per service: what the region sees of the others' targets.
+    pub observed: Values<Observation>,
 }
 
 impl Run {
@@ -56,6 +61,7 @@ impl Run {
             heard: None,
             issued_ms: stamp.issued_ms,
             services: HashMap::new(),
+            observed: HashMap::new(),
         }
     }
 
@@ -64,9 +70,21 @@ impl Run {
         self.services
             .values()
             .map(|(seq, _, _)| *seq)
+            .chain(self.observed.values().map(|(seq, _, _)| *seq))
             .chain(self.alive)
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// Holds `value` for `key` when `seq` is above the sequence held for it.
+fn take<V>(values: &mut Values<V>, seq: u64, key: Name, value: V, at: Instant) -> Taken {
+    match values.get(&key) {
+        Some((held, _, _)) if seq <= *held => Taken::Replayed,
+        _ => {
+            values.insert(key, (seq, value, at));
+            Taken::New
+        }
     }
 }
 
@@ -104,14 +122,27 @@ impl Runs {
         at: Instant,
     ) -> Taken {
         let run = self.run(stamp);
-        match run.services.get(&service) {
-            Some((held, _, _)) if stamp.seq <= *held => Taken::Replayed,
-            _ => {
-                run.issued_ms = run.issued_ms.max(stamp.issued_ms);
-                run.services.insert(service, (stamp.seq, report, at));
-                Taken::New
-            }
+        let taken = take(&mut run.services, stamp.seq, service, report, at);
+        if taken == Taken::New {
+            run.issued_ms = run.issued_ms.max(stamp.issued_ms);
         }
+        taken
+    }
+
+    /// A verified observation of this instance about `service`.
+    pub fn observe(
+        &mut self,
+        stamp: &Stamp,
+        service: Name,
+        observation: Observation,
+        at: Instant,
+    ) -> Taken {
+        let run = self.run(stamp);
+        let taken = take(&mut run.observed, stamp.seq, service, observation, at);
+        if taken == Taken::New {
+            run.issued_ms = run.issued_ms.max(stamp.issued_ms);
+        }
+        taken
     }
 
     /// The run that speaks for the instance: heard last, else issued last.

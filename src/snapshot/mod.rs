@@ -333,6 +333,7 @@ mod tests {
                         view: &view,
                         freshness: &freshness,
                         regions: &model.regions,
+                        quorum: None,
                     }),
                 },
             );

@@ -1,7 +1,8 @@
 //! Whether this server is ready to take traffic, as its state owner sees it: the first result
-//! of every probe of the first plan is in (so answers reflect probes, not start-up guesses),
-//! and with Kubernetes discovery the first discovery after every watch listed, or the
-//! `sync_timeout` passed without it. `/readyz` reads it from the served snapshot, `/state`
+//! of every probe of the first plan is in (so answers reflect probes, not start-up guesses,
+//! its own region's and, when observing, the other regions' targets), with gossip every other
+//! region heard from or `peer_suspect` passed since the start, and with Kubernetes discovery
+//! the first discovery after every watch listed, or the `sync_timeout` passed without it. `/readyz` reads it from the served snapshot, `/state`
 //! shows it.
 
 use crate::label_enum::label_enum;
@@ -30,6 +31,9 @@ pub struct Readiness {
     pub probes_pending: usize,
     /// With Kubernetes discovery: where it stands; `None` without it.
     pub kubernetes: Option<KubernetesSync>,
+    /// Remote regions not heard from yet, within `peer_suspect` of the start (after it, none
+    /// is awaited: a region down at our start is then decided by our own probes of it).
+    pub regions_unheard: usize,
 }
 
 impl Readiness {
@@ -38,9 +42,15 @@ impl Readiness {
         if self.kubernetes == Some(KubernetesSync::Listing) {
             return Some("waiting for the first Kubernetes discovery".to_string());
         }
-        match self.probes_pending {
-            0 => None,
-            pending => Some(format!("waiting for the first result of {pending} probes")),
+        match (self.probes_pending, self.regions_unheard) {
+            (0, 0) => None,
+            (pending, 0) => Some(format!("waiting for the first result of {pending} probes")),
+            (0, regions) => Some(format!(
+                "waiting for the first heartbeat of {regions} other regions"
+            )),
+            (pending, regions) => Some(format!(
+                "waiting for the first result of {pending} probes and the first heartbeat of {regions} other regions"
+            )),
         }
     }
 }
@@ -54,6 +64,7 @@ mod tests {
         let mut readiness = Readiness {
             probes_pending: 2,
             kubernetes: Some(KubernetesSync::Listing),
+            regions_unheard: 0,
         };
         assert_eq!(
             readiness.waiting_for().as_deref(),
@@ -67,7 +78,19 @@ mod tests {
                 "{state:?}"
             );
         }
+        readiness.regions_unheard = 1;
+        assert_eq!(
+            readiness.waiting_for().as_deref(),
+            Some(
+                "waiting for the first result of 2 probes and the first heartbeat of 1 other regions"
+            )
+        );
         readiness.probes_pending = 0;
+        assert_eq!(
+            readiness.waiting_for().as_deref(),
+            Some("waiting for the first heartbeat of 1 other regions")
+        );
+        readiness.regions_unheard = 0;
         assert_eq!(readiness.waiting_for(), None);
         assert_eq!(
             Readiness::default().waiting_for(),

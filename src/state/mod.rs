@@ -15,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::gossip::local_report::LocalReport;
-use crate::gossip::report::{ServiceReport, Stamp};
+use crate::gossip::report::{Observation, ServiceReport, Stamp};
 use crate::health::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
-use crate::model::{Model, Region, Service};
+use crate::model::{Model, Observe, Region, Service};
 use crate::snapshot::Snapshot;
 use crate::tasks::{OnEnd, Tasks};
 use world::World;
@@ -58,6 +58,14 @@ pub enum Event {
         stamp: Stamp,
         service: Name,
         report: ServiceReport,
+        at: Instant,
+    },
+    /// A verified observation of a remote region: what its probes see of the other regions'
+    /// targets of one service.
+    Observed {
+        stamp: Stamp,
+        service: Name,
+        observation: Observation,
         at: Instant,
     },
     /// A probe had its first result (after its verdict event, if that result made one).
@@ -148,6 +156,8 @@ impl StateHandle {
 pub struct RemoteSettings {
     pub peer_suspect: Duration,
     pub peer_timeout: Duration,
+    /// Probes of the other regions' targets; `None` when off.
+    pub observe: Option<Observe>,
 }
 
 /// What the owner starts from.
@@ -243,7 +253,10 @@ async fn run(
 
 fn event_time(event: &Event) -> Option<Instant> {
     match event {
-        Event::Verdict { at, .. } | Event::Heard { at, .. } | Event::Report { at, .. } => Some(*at),
+        Event::Verdict { at, .. }
+        | Event::Heard { at, .. }
+        | Event::Report { at, .. }
+        | Event::Observed { at, .. } => Some(*at),
         Event::Model { .. }
         | Event::Discovered { .. }
         | Event::Probed { .. }

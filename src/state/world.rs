@@ -14,11 +14,12 @@ use tracing::{debug, info, warn};
 
 use super::{DrainChange, DrainError, Event, Setup};
 use crate::gossip::local_report::{self, LocalReport};
+use crate::gossip::report::Stamp;
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
-use crate::model::{Model, Region, RegionIndex, Service};
+use crate::model::{Model, Observe, Region, RegionIndex, Service};
 use crate::ownership;
-use crate::region_health::{Inputs, RemoteInputs};
+use crate::region_health::{self, Inputs, RemoteInputs};
 use crate::remote::{Freshness, Outcome, RemoteView, remote_only_services};
 use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
 
@@ -46,6 +47,12 @@ pub(super) struct World {
     remote_services_changed: bool,
     verdicts: Verdicts,
     remote: Option<RemoteView>,
+    /// Probes of the other regions' targets (gossip on, observing on).
+    observe: Option<Observe>,
+    /// Until when readiness waits for every remote region to be heard (start plus
+    /// `peer_suspect`): a node that starts while a region is down learns it from gossip or
+    /// from its own probes of that region before it takes traffic.
+    first_exchange: Option<Instant>,
     /// (region, name) of remote reports refused by the ownership rule and logged: each is
     /// logged once (counted every time), up to [`MAX_REFUSED_LOGGED`].
     refused_logged: HashSet<(Region, Name)>,
@@ -88,6 +95,7 @@ impl World {
             metrics,
         } = setup;
         let warming = plans.borrow().keys().cloned().collect();
+        let now = Instant::now();
         let mut world = Self {
             base: model.clone(),
             discovered: Vec::new(),
@@ -98,7 +106,9 @@ impl World {
             plans,
             reports: watch::channel(Arc::default()).0,
             verdicts: Verdicts::new(),
-            remote: remote.map(|r| RemoteView::new(Instant::now(), r.peer_suspect, r.peer_timeout)),
+            remote: remote.map(|r| RemoteView::new(now, r.peer_suspect, r.peer_timeout)),
+            observe: remote.and_then(|r| r.observe),
+            first_exchange: remote.map(|r| now + r.peer_suspect),
             refused_logged: HashSet::new(),
             freshness: HashMap::new(),
             warming,
@@ -182,7 +192,22 @@ impl World {
         }
         self.remote_services_changed = false;
         self.model = model;
-        let planned = plan::plan(&self.model, true);
+        self.send_plan(true);
+    }
+
+    /// Hands the checker the probes of the served model: this region's targets and, when
+    /// observing, the other regions' (with the addresses their reports give).
+    fn send_plan(&mut self, warn_conflicts: bool) {
+        let mut planned = plan::plan(&self.model, warn_conflicts);
+        if let Some(observe) = self.observe {
+            let inputs = self.inputs();
+            plan::observing(
+                &mut planned,
+                &self.model,
+                observe.interval,
+                |service, target| region_health::observed_addresses(service, target, &inputs),
+            );
+        }
         // Verdicts of probes the new model no longer runs are stale, and their first results
         // no longer awaited.
         self.verdicts.retain(|key, _| planned.contains_key(key));
@@ -202,6 +227,9 @@ impl World {
         let started = Instant::now();
         if self.remote_services_changed {
             self.merge();
+        } else if self.observe.is_some() {
+            // Reports may have brought other regions' addresses to observe.
+            self.send_plan(false);
         }
         let snapshot = Arc::new(self.snapshot());
         store.store(snapshot.clone());
@@ -220,6 +248,7 @@ impl World {
                 view,
                 freshness: &self.freshness,
                 regions: &self.model.regions,
+                quorum: self.observe.map(|o| o.quorum),
             }),
         }
     }
@@ -229,6 +258,7 @@ impl World {
         snapshot.readiness = Readiness {
             probes_pending: self.warming.len(),
             kubernetes: self.kubernetes.map(|(sync, _)| sync),
+            regions_unheard: self.unheard(Instant::now()),
         };
         snapshot
     }
@@ -304,8 +334,14 @@ impl World {
                 else {
                     return false;
                 };
+                let first = !view.ever_heard(&stamp.region);
                 let outcome = view.heard(&stamp, at);
-                self.counted(outcome) && self.refresh_freshness(Instant::now())
+                let now = Instant::now();
+                // A region heard for the first time while readiness waits for it.
+                let awaited = first
+                    && view.ever_heard(&stamp.region)
+                    && self.first_exchange.is_some_and(|until| now < until);
+                self.counted(outcome) && (self.refresh_freshness(now) | awaited)
             }
             Event::Report {
                 stamp,
@@ -313,37 +349,79 @@ impl World {
                 report,
                 at,
             } => {
-                let (Some(_), Some(view)) =
-                    (self.region_index(&stamp.region), self.remote.as_mut())
-                else {
-                    return false;
-                };
-                if let Err(refusal) =
-                    ownership::may_claim(&service, &self.model.zone.origin, &self.model.regions)
+                if self.region_index(&stamp.region).is_none()
+                    || self.remote.is_none()
+                    || !self.claimable(&stamp, &service)
                 {
-                    self.metrics.gossip.report_rejected(refusal.into());
-                    let first = self.refused_logged.len() < MAX_REFUSED_LOGGED
-                        && self
-                            .refused_logged
-                            .insert((stamp.region.clone(), service.clone()));
-                    if first {
-                        warn!(
-                            region = %stamp.region,
-                            service = %service,
-                            reason = refusal.as_str(),
-                            why = refusal.why(&self.model.zone.origin),
-                            "remote report refused: no service may claim this name"
-                        );
-                    }
                     return false;
                 }
                 if !self.local_names.contains(&service) {
                     self.remote_services_changed = true;
                 }
+                let Some(view) = self.remote.as_mut() else {
+                    return false;
+                };
                 let outcome = view.report(&stamp, service, report, at);
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
+            Event::Observed {
+                stamp,
+                service,
+                observation,
+                at,
+            } => {
+                if self.region_index(&stamp.region).is_none()
+                    || self.remote.is_none()
+                    || !self.claimable(&stamp, &service)
+                {
+                    return false;
+                }
+                let Some(view) = self.remote.as_mut() else {
+                    return false;
+                };
+                let outcome = view.observe(&stamp, service, observation, at);
+                self.counted(outcome) | self.refresh_freshness(Instant::now())
+            }
         }
+    }
+
+    /// Whether a service named `service` may be claimed in the zone; a refusal of a remote
+    /// value about it is counted, and logged once per (region, name).
+    fn claimable(&mut self, stamp: &Stamp, service: &Name) -> bool {
+        let Err(refusal) =
+            ownership::may_claim(service, &self.model.zone.origin, &self.model.regions)
+        else {
+            return true;
+        };
+        self.metrics.gossip.report_rejected(refusal.into());
+        let first = self.refused_logged.len() < MAX_REFUSED_LOGGED
+            && self
+                .refused_logged
+                .insert((stamp.region.clone(), service.clone()));
+        if first {
+            warn!(
+                region = %stamp.region,
+                service = %service,
+                reason = refusal.as_str(),
+                why = refusal.why(&self.model.zone.origin),
+                "remote report refused: no service may claim this name"
+            );
+        }
+        false
+    }
+
+    /// Remote regions not heard from yet, while readiness waits for them.
+    fn unheard(&self, now: Instant) -> usize {
+        let (Some(view), Some(until)) = (&self.remote, self.first_exchange) else {
+            return 0;
+        };
+        if now >= until {
+            return 0;
+        }
+        RegionIndex::all(self.model.regions.len())
+            .filter(|&i| Some(i) != self.model.local_region)
+            .filter(|&i| !view.ever_heard(&self.model.regions[i].name))
+            .count()
     }
 
     /// Records a drain or undrain; returns whether anything changed.
@@ -484,6 +562,7 @@ mod tests {
         let remote = gossip.then_some(RemoteSettings {
             peer_suspect: Duration::from_secs(5),
             peer_timeout: Duration::from_secs(15),
+            observe: None,
         });
         World::new(Setup {
             model,
@@ -654,6 +733,7 @@ mod tests {
             Readiness {
                 probes_pending: 2,
                 kubernetes: Some(KubernetesSync::Listing),
+                regions_unheard: 0,
             }
         );
         assert!(apply(

@@ -87,6 +87,13 @@ pub fn region_config(me: usize, net: u8, port: u16, keys: &Keys, seeds: &[String
     config
 }
 
+/// Turns observing (probes of the other regions' targets) off: the owner's word alone.
+pub fn no_observers(config: &mut ConfigFile) {
+    if let Some(gossip) = config.gossip.as_mut() {
+        gossip.observe_interval_ms = Some(0);
+    }
+}
+
 pub struct Cluster {
     pub keys: Keys,
     pub net: u8,

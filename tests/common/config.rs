@@ -211,6 +211,10 @@ pub struct Gossip {
     /// Silence after which a peer is suspect; below `peer_timeout_ms`.
     pub peer_suspect_ms: Option<u64>,
     pub peer_timeout_ms: Option<u64>,
+    /// Probes of the other regions' targets; 0 turns them off.
+    pub observe_interval_ms: Option<u64>,
+    /// "majority" (the default) or a number, written as TOML.
+    pub observer_quorum: Option<u32>,
 }
 
 /// `[kubernetes]`.

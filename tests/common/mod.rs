@@ -40,7 +40,8 @@ pub async fn start_config(config: &ConfigFile) -> TestServer {
 
 /// Refuses a config that would probe anything but loopback: tests never send traffic elsewhere.
 pub fn assert_probes_stay_local(config: &gslbd::config::Config) {
-    for key in gslbd::health::plan::plan(&config.model, false).keys() {
+    let observe = config.gossip.as_ref().and_then(|g| g.observe);
+    for key in gslbd::health::plan::at_start(&config.model, observe, false).keys() {
         assert!(
             key.addr.ip().is_loopback(),
             "test config would probe {key}: only 127.0.0.0/8 and ::1 may be probed"

@@ -1,8 +1,15 @@
 //! The rule that decides a region's health for one service, and why: an operator's drain at run
-//! time first, then an operator's word in the config, then for the local region Kubernetes
-//! backend readiness and this node's probe verdicts, for other regions their own signed reports
-//! by how fresh they are (static config when gossip is off). The snapshot builder applies it to
-//! every (service, region); `/state` and `/explain` show its [`Why`].
+//! time first, then an operator's word in the config, then the owner's verdict (for the local
+//! region Kubernetes backend readiness and this node's probe verdicts, for other regions their
+//! own signed reports by how fresh they are; static config when gossip is off), then the
+//! observers' (`observed`: the other regions' probes of the target, which can take a region out
+//! that says it is fine, and decide for a region that says nothing). The snapshot builder
+//! applies it to every (service, region); `/state` and `/explain` show its [`Why`]. This
+//! region's own report carries the owner's verdict alone ([`owner`]).
+
+mod observed;
+
+pub use observed::seen_locally;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,13 +18,14 @@ use serde::Serialize;
 
 use crate::health::{ProbeKey, Verdict, Verdicts};
 use crate::model::{
-    Health, ProbeKind, Region, RegionDef, RegionIndex, Service, Target, TargetPolicy,
+    Health, ProbeKind, Quorum, Region, RegionDef, RegionIndex, Service, Target, TargetPolicy,
 };
 use crate::remote::{Freshness, RemoteView};
 
 /// Where health comes from, besides the model: local probe verdicts and remote reports.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
+    /// Probe verdicts of this node: its own region's targets and, when observing, the others'.
     pub verdicts: &'a Verdicts,
     /// `None` when gossip is off: remote regions then count as healthy (static config).
     pub remote: Option<RemoteInputs<'a>>,
@@ -30,6 +38,8 @@ pub struct RemoteInputs<'a> {
     pub view: &'a RemoteView,
     pub freshness: &'a HashMap<Region, Freshness>,
     pub regions: &'a [RegionDef],
+    /// How many observers take a target out; `None` when regions do not observe each other.
+    pub quorum: Option<Quorum>,
 }
 
 /// Why a region has the health it has for a service: shown by `/state` and `/explain`.
@@ -68,6 +78,16 @@ pub enum Why {
         total: u32,
         policy: TargetPolicy,
     },
+    /// The owner says the target is available, but a quorum of the observers (other regions
+    /// probing it, this node included) sees it down.
+    ObservedDown { failing: u32, observers: u32 },
+    /// The owner is silent about it (`region`: suspect, stale, or fresh without a report for
+    /// the service): the observers decide, healthy unless a quorum sees it down.
+    Observed {
+        failing: u32,
+        observers: u32,
+        region: Freshness,
+    },
 }
 
 impl std::fmt::Display for Why {
@@ -103,6 +123,23 @@ impl std::fmt::Display for Why {
                 "Kubernetes: {ready} of {total} backend Services have ready endpoints (policy {})",
                 policy.as_str()
             ),
+            Why::ObservedDown { failing, observers } => write!(
+                f,
+                "the region reports it available, but {failing} of {observers} observers (other regions' probes) see it down: a quorum"
+            ),
+            Why::Observed {
+                failing,
+                observers,
+                region,
+            } => write!(
+                f,
+                "the region says nothing about it ({}): the observers decide, {failing} of {observers} (other regions' probes) see it down",
+                match region {
+                    Freshness::Fresh => "heard, no report",
+                    Freshness::Suspect => "suspect",
+                    Freshness::Stale => "stale",
+                },
+            ),
         }
     }
 }
@@ -123,8 +160,24 @@ pub struct RegionHealth {
     pub weight: Option<u32>,
 }
 
-/// Decides `target`'s region health for `service`; `local` is this node's region.
+/// Decides `target`'s region health for `service`, owner and observers combined; `local` is
+/// this node's region.
 pub fn decide(
+    service: &Service,
+    target: &Target,
+    local: Option<RegionIndex>,
+    inputs: &Inputs<'_>,
+) -> RegionHealth {
+    let owner = owner(service, target, local, inputs);
+    match inputs.remote {
+        Some(remote) => observed::combine(owner, service, target, local, inputs.verdicts, &remote),
+        None => owner,
+    }
+}
+
+/// `target`'s region health for `service` as its owner says: what this region reports for
+/// its own targets, and what another region's report says of its own.
+pub fn owner(
     service: &Service,
     target: &Target,
     local: Option<RegionIndex>,
@@ -208,6 +261,22 @@ pub fn decide(
         // Heard of, but not about this service yet (or never heard): wait and see.
         (_, None) => statically(Health::Unknown, Why::NotReported),
     }
+}
+
+/// The addresses of another region's `target` that observers probe: those its report gives
+/// (discovered services have no others), else the config's.
+pub fn observed_addresses<'a>(
+    service: &'a Service,
+    target: &'a Target,
+    inputs: &Inputs<'a>,
+) -> &'a [IpAddr] {
+    inputs
+        .remote
+        .and_then(|remote| {
+            let region = &remote.regions[target.region].name;
+            remote.view.service(region, &service.name)
+        })
+        .map_or(&target.addresses, |report| &report.addresses)
 }
 
 /// The local region's view from probe verdicts.
