@@ -483,6 +483,10 @@ mod tests {
         assert_eq!(alive(250, 5_000), ms(1_000), "defaults: once a second");
         assert_eq!(alive(50, 900), ms(300), "a short peer_suspect beats faster");
         assert_eq!(alive(50, 100), ms(50), "never faster than the gossip round");
-        assert_eq!(alive(2_000, 60_000), ms(2_000), "nor than a slow round allows");
+        assert_eq!(
+            alive(2_000, 60_000),
+            ms(2_000),
+            "nor than a slow round allows"
+        );
     }
 }

@@ -201,7 +201,13 @@ mod tests {
         let mut verdicts = Verdicts::new();
         if let Some(health) = row.eu_sees {
             let key = ProbeKey::for_target(service, US_ADDR.parse().unwrap()).unwrap();
-            verdicts.insert(key, Verdict { health, since_ms: 1 });
+            verdicts.insert(
+                key,
+                Verdict {
+                    health,
+                    since_ms: 1,
+                },
+            );
         }
         let freshness = HashMap::from([(Region::new("us"), row.us), (Region::new("ap"), row.ap)]);
         let inputs = Inputs {
@@ -258,7 +264,11 @@ mod tests {
             (row(Fresh, None, None, Fresh, None), (Unknown, Why::NotReported)),
         ];
         for (i, (row, expected)) in table.iter().enumerate() {
-            assert_eq!(decide_us(row, &model, Quorum::Majority), *expected, "row {i}");
+            assert_eq!(
+                decide_us(row, &model, Quorum::Majority),
+                *expected,
+                "row {i}"
+            );
         }
     }
 

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod kube_api;
 pub mod kube_cluster;
+pub mod processes;
 pub mod tcp;
 
 use std::io::{Read, Write};
