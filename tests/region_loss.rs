@@ -4,152 +4,74 @@
 //! targets (observers) take it out of their answers; a region whose gslbd dies while its
 //! backend serves stays answered; a node that starts while another region is down is ready
 //! only once it has its own word on that region, and does not answer it. Asserts answers and
-//! states, not timings: the time a loss takes is measured by `examples/region_loss.rs`.
+//! states, not timings: the time a loss takes is measured by `examples/convergence.rs`.
 
 mod common;
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use common::processes::{Region, Regions};
 
-use common::processes::{API, Regions, Spawned};
-use common::{http_get, sorted_answer, wait_for_answer};
+const EU: usize = 0;
+const US: usize = 1;
+const AP: usize = 2;
+const OBSERVED_DOWN: &str = "\"unhealthy\" \"observed\"";
 
-/// Longer than any default timing involved (peer timeout 15 s, observers 2 s × fall 2).
-const PATIENCE: Duration = Duration::from_secs(40);
-/// How long an answer must hold to show it does not flap back.
-const HOLD: Duration = Duration::from_secs(5);
-
-/// A region's two processes.
-struct Region {
-    gslbd: Spawned,
-    backend: Spawned,
-}
-
-impl Region {
-    fn start(regions: &Regions, i: usize) -> Self {
-        let backend = regions.start_backend(i);
-        Self {
-            gslbd: regions.start_gslbd(i),
-            backend,
-        }
-    }
-
-    /// kill -9 of the region's gslbd and its backend.
-    fn dies(&mut self) {
-        self.gslbd.kill_9();
-        self.backend.kill_9();
-    }
-}
-
-/// Waits until region i's gslbd says it is ready (`/readyz` 200).
-async fn ready(regions: &Regions, i: usize) {
-    let admin = regions.admin(i);
-    let deadline = Instant::now() + PATIENCE;
-    while !(std::net::TcpStream::connect(admin).is_ok() && http_get(admin, "/readyz").0 == 200) {
-        assert!(Instant::now() < deadline, "{admin} never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn answers(dns: SocketAddr, want: &[String]) {
-    wait_for_answer(dns, API, PATIENCE, |got| got == want).await;
-}
-
-/// Asserts that `dns` answers `want` throughout [`HOLD`].
-async fn keeps_answering(dns: SocketAddr, want: &[String]) {
-    let until = Instant::now() + HOLD;
-    while Instant::now() < until {
-        assert_eq!(sorted_answer(dns, API), want, "{dns}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The `why` source `/state` gives for `region`'s target of the service, at `admin`.
-fn why(admin: SocketAddr, region: &str) -> String {
-    let (status, body) = http_get(admin, "/state");
-    assert_eq!(status, 200, "{body}");
-    let state: serde_json::Value = serde_json::from_str(&body).expect("/state is JSON");
-    let target = state["services"][0]["regions"]
-        .as_array()
-        .expect("regions")
-        .iter()
-        .find(|t| t["region"] == region)
-        .cloned()
-        .expect("the region's target");
-    format!("{} {}", target["health"], target["why"]["source"])
-}
-
-#[tokio::test(flavor = "multi_thread")]
+#[test]
 #[ignore = "needs python3: run by .ci/run"]
-async fn two_regions_one_dies_whole_and_the_survivor_stops_answering_it() {
+fn two_regions_one_dies_whole_and_the_survivor_stops_answering_it() {
     let regions = Regions::new(90, 2);
-    let mut up: Vec<Region> = (0..2).map(|i| Region::start(&regions, i)).collect();
-    for i in 0..2 {
-        ready(&regions, i).await;
-        answers(regions.dns(i), &regions.all()).await;
-    }
-    up[1].dies();
-    answers(regions.dns(0), &regions.only(&[0])).await;
-    keeps_answering(regions.dns(0), &regions.only(&[0])).await;
-    assert_eq!(why(regions.admin(0), "us"), "\"unhealthy\" \"observed\"");
+    let mut up = Region::start_all(&regions);
+    up[US].dies();
+    regions.answers(EU, &regions.only(&[EU]));
+    regions.keeps_answering(EU, &regions.only(&[EU]));
+    assert_eq!(regions.why(EU, US), OBSERVED_DOWN);
     // us returns: answered again, on its own report.
-    up[1] = Region::start(&regions, 1);
-    ready(&regions, 1).await;
-    for i in 0..2 {
-        answers(regions.dns(i), &regions.all()).await;
+    up[US] = Region::start(&regions, US);
+    regions.ready(US);
+    for i in [EU, US] {
+        regions.answers(i, &regions.all());
     }
+    regions.until_why(EU, US, "\"healthy\" \"reported\"");
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[test]
 #[ignore = "needs python3: run by .ci/run"]
-async fn three_regions_two_die_at_once_and_the_survivor_answers_itself() {
+fn three_regions_two_die_at_once_and_the_survivor_answers_itself() {
     let regions = Regions::new(91, 3);
-    let mut up: Vec<Region> = (0..3).map(|i| Region::start(&regions, i)).collect();
-    for i in 0..3 {
-        ready(&regions, i).await;
-        answers(regions.dns(i), &regions.all()).await;
-    }
-    up[1].dies();
-    up[2].dies();
-    answers(regions.dns(0), &regions.only(&[0])).await;
-    keeps_answering(regions.dns(0), &regions.only(&[0])).await;
-    for region in ["us", "ap"] {
-        assert_eq!(why(regions.admin(0), region), "\"unhealthy\" \"observed\"");
+    let mut up = Region::start_all(&regions);
+    up[US].dies();
+    up[AP].dies();
+    regions.answers(EU, &regions.only(&[EU]));
+    regions.keeps_answering(EU, &regions.only(&[EU]));
+    for region in [US, AP] {
+        assert_eq!(regions.why(EU, region), OBSERVED_DOWN);
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[test]
 #[ignore = "needs python3: run by .ci/run"]
-async fn a_region_whose_gslbd_dies_stays_answered_while_its_backend_serves() {
+fn a_region_whose_gslbd_dies_stays_answered_while_its_backend_serves() {
     let regions = Regions::new(93, 2);
-    let mut up: Vec<Region> = (0..2).map(|i| Region::start(&regions, i)).collect();
-    ready(&regions, 0).await;
-    answers(regions.dns(0), &regions.all()).await;
-    up[1].gslbd.kill_9();
-    // Past the peer timeout, us is stale: eu's own probes of us's backend keep it in.
-    let deadline = Instant::now() + PATIENCE;
-    while why(regions.admin(0), "us") != "\"healthy\" \"observed\"" {
-        assert!(Instant::now() < deadline, "{}", why(regions.admin(0), "us"));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    keeps_answering(regions.dns(0), &regions.all()).await;
+    let mut up = Region::start_all(&regions);
+    up[US].gslbd.kill_9();
+    // Past the peer timeout us is stale: eu's own probes of us's backend keep it in.
+    regions.until_why(EU, US, "\"healthy\" \"observed\"");
+    regions.keeps_answering(EU, &regions.all());
     // Then its backend dies too: out.
-    up[1].backend.kill_9();
-    answers(regions.dns(0), &regions.only(&[0])).await;
+    up[US].backend.kill_9();
+    regions.answers(EU, &regions.only(&[EU]));
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[test]
 #[ignore = "needs python3: run by .ci/run"]
-async fn a_node_starting_while_a_region_is_down_does_not_answer_it_once_ready() {
+fn a_node_starting_while_a_region_is_down_does_not_answer_it_once_ready() {
     let regions = Regions::new(92, 2);
     // us is down: neither its gslbd nor its backend runs. eu starts.
-    let _eu = Region::start(&regions, 0);
-    ready(&regions, 0).await;
-    let admin = regions.admin(0);
+    let _eu = Region::start(&regions, EU);
+    regions.ready(EU);
     // Ready: its own probes of us's target have spoken, and us is not answered.
-    assert_eq!(sorted_answer(regions.dns(0), API), regions.only(&[0]));
-    assert_eq!(why(admin, "us"), "\"unhealthy\" \"observed\"");
+    assert_eq!(regions.answer(EU), regions.only(&[EU]));
+    assert_eq!(regions.why(EU, US), OBSERVED_DOWN);
     // us comes up: answered from its first report.
-    let _us = Region::start(&regions, 1);
-    answers(regions.dns(0), &regions.all()).await;
+    let _us = Region::start(&regions, US);
+    regions.answers(EU, &regions.all());
 }

@@ -1,7 +1,11 @@
 //! Regions as real processes with default health and gossip settings: each region a
-//! `gslbd run` and an HTTP backend (Python's `http.server`, Debian's python3), on the
-//! region's own 127.0.<net>.x addresses, killed with SIGKILL.
+//! `gslbd run` and an HTTP backend (Python's `http.server`, Debian's python3), killed with
+//! SIGKILL. Either on loopback (region i's gslbd on 127.0.<net>.(i+1), its backend on
+//! 127.0.<net>.(i+11)), or each region in a network namespace of its own, joined by a bridge
+//! in a hub namespace (10.77.<net>.x, the same hosts): there, links between regions can be cut
+//! for real. The namespaces have no route anywhere else, so nothing leaves them.
 
+use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,44 +39,121 @@ impl Drop for Spawned {
     }
 }
 
-/// Regions `REGIONS[..count]` of one test, on 127.0.`net`.x: region i's gslbd on
-/// 127.0.net.(i+1), its backend on 127.0.net.(i+11).
+/// Runs `ip args`, panicking with its error output when it fails.
+fn ip(args: &[&str]) {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip runs (apt-get install iproute2)");
+    assert!(
+        output.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Regions `REGIONS[..count]` of one test.
 pub struct Regions {
     pub names: Vec<&'static str>,
     net: u8,
+    /// With namespaces: their name prefix (`gslbd-<net>`); the hub is `<prefix>-hub`.
+    netns: Option<String>,
     keys: Keys,
     dir: tempfile::TempDir,
 }
 
 impl Regions {
+    /// On loopback addresses 127.0.`net`.x.
     pub fn new(net: u8, count: usize) -> Self {
         Self {
             names: REGIONS[..count].to_vec(),
             net,
+            netns: None,
             keys: keys(),
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
-    fn ip(&self, i: usize) -> String {
-        format!("127.0.{}.{}", self.net, i + 1)
+    /// Each region in a network namespace of its own (needs root and iproute2), all joined by
+    /// a bridge; addresses 10.77.`net`.x exist only inside them.
+    pub fn in_namespaces(net: u8, count: usize) -> Self {
+        let prefix = format!("gslbd-{net}");
+        let mut regions = Self::new(net, count);
+        regions.netns = Some(prefix.clone());
+        // Left over from a run that was killed: start clean.
+        regions.remove_namespaces();
+        let hub = format!("{prefix}-hub");
+        ip(&["netns", "add", &hub]);
+        ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &hub, "link", "set", "br0", "up"]);
+        for (i, region) in regions.names.iter().enumerate() {
+            let ns = regions.namespace(i).expect("namespaced");
+            ip(&["netns", "add", &ns]);
+            ip(&[
+                "-n", &hub, "link", "add", region, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ]);
+            ip(&["-n", &hub, "link", "set", region, "master", "br0", "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            for host in [regions.host(i), regions.backend(i)] {
+                ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{host}/24"),
+                    "dev",
+                    "eth0",
+                ]);
+            }
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+        }
+        regions
+    }
+
+    fn remove_namespaces(&self) {
+        let Some(prefix) = &self.netns else { return };
+        for name in self.names.iter().chain(&["hub"]) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &format!("{prefix}-{name}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Region i's namespace, when regions have their own.
+    fn namespace(&self, i: usize) -> Option<String> {
+        let prefix = self.netns.as_ref()?;
+        Some(format!("{prefix}-{}", self.names[i]))
+    }
+
+    /// Region i's gslbd host address.
+    fn host(&self, i: usize) -> String {
+        match self.netns {
+            Some(_) => format!("10.77.{}.{}", self.net, i + 1),
+            None => format!("127.0.{}.{}", self.net, i + 1),
+        }
     }
 
     pub fn dns(&self, i: usize) -> SocketAddr {
-        format!("{}:{DNS_PORT}", self.ip(i))
+        format!("{}:{DNS_PORT}", self.host(i))
             .parse()
             .expect("address")
     }
 
     pub fn admin(&self, i: usize) -> SocketAddr {
-        format!("{}:{ADMIN_PORT}", self.ip(i))
+        format!("{}:{ADMIN_PORT}", self.host(i))
             .parse()
             .expect("address")
     }
 
     /// Region i's backend address: what its target answers.
     pub fn backend(&self, i: usize) -> String {
-        format!("127.0.{}.{}", self.net, i + 11)
+        match self.netns {
+            Some(_) => format!("10.77.{}.{}", self.net, i + 11),
+            None => format!("127.0.{}.{}", self.net, i + 11),
+        }
     }
 
     /// Every region's backend address, sorted as answers are.
@@ -87,6 +168,41 @@ impl Regions {
         addresses
     }
 
+    /// Runs `f` where region i's addresses are reachable: on a thread inside its namespace,
+    /// or here on loopback.
+    pub fn from_region<T: Send>(&self, i: usize, f: impl FnOnce() -> T + Send) -> T {
+        let Some(ns) = self.namespace(i) else {
+            return f();
+        };
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let handle = File::open(format!("/run/netns/{ns}")).expect("namespace");
+                    nix::sched::setns(handle, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .expect("enter the namespace");
+                    f()
+                })
+                .join()
+                .expect("no panic in the namespace")
+        })
+    }
+
+    /// Region i's DNS answer for [`API`], sorted; asked from inside region i.
+    pub fn answer(&self, i: usize) -> Vec<String> {
+        let dns = self.dns(i);
+        self.from_region(i, || super::sorted_answer(dns, API))
+    }
+
+    /// `GET path` on region i's admin endpoint, from inside region i; `None` while it does
+    /// not listen.
+    pub fn admin_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
+        let admin = self.admin(i);
+        self.from_region(i, || {
+            TcpStream::connect(admin).ok()?;
+            Some(super::http_get(admin, path))
+        })
+    }
+
     /// Region i's config: defaults but for addresses, keys and the one service.
     pub fn config(&self, i: usize) -> ConfigFile {
         let mut config = ConfigFile::minimal(&self.names).seen_from(self.names[i]);
@@ -99,9 +215,9 @@ impl Regions {
         };
         let seeds: Vec<String> = (0..self.names.len())
             .filter(|&j| j != i)
-            .map(|j| format!("{}:{GOSSIP_PORT}", self.ip(j)))
+            .map(|j| format!("{}:{GOSSIP_PORT}", self.host(j)))
             .collect();
-        let listen = format!("{}:{GOSSIP_PORT}", self.ip(i));
+        let listen = format!("{}:{GOSSIP_PORT}", self.host(i));
         config.gossip = Some(Gossip {
             interval_ms: None,
             ..self.keys.gossip(i, &self.names, &listen, &seeds)
@@ -114,17 +230,28 @@ impl Regions {
         config
     }
 
-    /// Starts region i's gslbd on its config.
-    pub fn start_gslbd(&self, i: usize) -> Spawned {
-        self.start_gslbd_with(i, &self.config(i))
+    /// `program` as a process of region i: inside its namespace when it has one.
+    fn command(&self, i: usize, program: &str) -> Command {
+        match self.namespace(i) {
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", &ns, program]);
+                command
+            }
+            None => Command::new(program),
+        }
     }
 
-    /// Starts region i's gslbd on `config`.
-    pub fn start_gslbd_with(&self, i: usize, config: &ConfigFile) -> Spawned {
-        super::assert_probes_stay_local(&config.parse());
+    /// Starts region i's gslbd on its config.
+    pub fn start_gslbd(&self, i: usize) -> Spawned {
+        let config = self.config(i);
+        if self.netns.is_none() {
+            super::assert_probes_stay_local(&config.parse());
+        }
         let path = self.dir.path().join(format!("{}.toml", self.names[i]));
         std::fs::write(&path, config.to_toml()).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_gslbd"))
+        let child = self
+            .command(i, env!("CARGO_BIN_EXE_gslbd"))
             .args(["run", "--config"])
             .arg(&path)
             .env("GSLBD_LOG", "warn")
@@ -137,7 +264,8 @@ impl Regions {
     /// Starts region i's backend and waits until it accepts connections.
     pub fn start_backend(&self, i: usize) -> Spawned {
         let ip = self.backend(i);
-        let child = Command::new("python3")
+        let child = self
+            .command(i, "python3")
             .args([
                 "-m",
                 "http.server",
@@ -153,10 +281,177 @@ impl Regions {
             .expect("python3 runs (apt-get install python3)");
         let addr: SocketAddr = format!("{ip}:{BACKEND_PORT}").parse().expect("address");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while !self.from_region(i, || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        }) {
             assert!(Instant::now() < deadline, "backend {addr} never listened");
             std::thread::sleep(Duration::from_millis(50));
         }
         Spawned(Some(child))
+    }
+
+    /// Cuts the link between regions i and j both ways (blackhole routes in each namespace
+    /// to the other's addresses); `heal` undoes it.
+    pub fn cut(&self, i: usize, j: usize) {
+        self.routes("add", i, j);
+    }
+
+    pub fn heal(&self, i: usize, j: usize) {
+        self.routes("del", i, j);
+    }
+
+    fn routes(&self, verb: &str, i: usize, j: usize) {
+        for (from, to) in [(i, j), (j, i)] {
+            let ns = self.namespace(from).expect("regions in namespaces");
+            for host in [self.host(to), self.backend(to)] {
+                ip(&["-n", &ns, "route", verb, "blackhole", &format!("{host}/32")]);
+            }
+        }
+    }
+
+    /// Cuts region i off from every other (its link down), or reconnects it.
+    pub fn isolate(&self, i: usize, isolated: bool) {
+        let ns = self.namespace(i).expect("regions in namespaces");
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            "eth0",
+            if isolated { "down" } else { "up" },
+        ]);
+    }
+
+    /// Blocks (or unblocks) region `from`'s traffic to region `to`'s backend alone.
+    pub fn block_backend(&self, from: usize, to: usize, blocked: bool) {
+        let ns = self.namespace(from).expect("regions in namespaces");
+        let verb = if blocked { "add" } else { "del" };
+        let host = format!("{}/32", self.backend(to));
+        ip(&["-n", &ns, "route", verb, "blackhole", &host]);
+    }
+}
+
+/// Longer than any default timing involved (peer timeout 15 s, observers 2 s × fall 2).
+pub const PATIENCE: Duration = Duration::from_secs(40);
+/// How long an answer must hold to show it does not flap back.
+pub const HOLD: Duration = Duration::from_secs(5);
+
+impl Regions {
+    /// Waits until region i's gslbd says it is ready (`/readyz` 200).
+    pub fn ready(&self, i: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self
+            .admin_get(i, "/readyz")
+            .is_none_or(|(status, _)| status != 200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready",
+                self.names[i]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until region i answers `want`.
+    pub fn answers(&self, i: usize, want: &[String]) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let got = self.answer(i);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} answers {got:?}, not {want:?}",
+                self.names[i]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Asserts that region i answers `want` throughout [`HOLD`].
+    pub fn keeps_answering(&self, i: usize, want: &[String]) {
+        let until = Instant::now() + HOLD;
+        while Instant::now() < until {
+            assert_eq!(self.answer(i), want, "{}", self.names[i]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Health and `why` source of region `target`'s target of the service, as region i's
+    /// `/state` gives them, e.g. `"unhealthy" "observed"`.
+    pub fn why(&self, i: usize, target: usize) -> String {
+        let (status, body) = self.admin_get(i, "/state").expect("admin listens");
+        assert_eq!(status, 200, "{body}");
+        let state: serde_json::Value = serde_json::from_str(&body).expect("/state is JSON");
+        let name = self.names[target];
+        let found = state["services"][0]["regions"]
+            .as_array()
+            .expect("regions")
+            .iter()
+            .find(|t| t["region"] == name)
+            .cloned()
+            .expect("the region's target");
+        format!("{} {}", found["health"], found["why"]["source"])
+    }
+
+    /// Waits until region i's `/state` says `want` of region `target` (see [`Regions::why`]).
+    pub fn until_why(&self, i: usize, target: usize, want: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let got = self.why(i, target);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} says {} is {got}, not {want}",
+                self.names[i],
+                self.names[target]
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A region's two processes.
+pub struct Region {
+    pub gslbd: Spawned,
+    pub backend: Spawned,
+}
+
+impl Region {
+    /// Starts region i's backend, then its gslbd.
+    pub fn start(regions: &Regions, i: usize) -> Self {
+        let backend = regions.start_backend(i);
+        Self {
+            gslbd: regions.start_gslbd(i),
+            backend,
+        }
+    }
+
+    /// Starts every region and waits until each is ready and answers every region.
+    pub fn start_all(regions: &Regions) -> Vec<Self> {
+        let up: Vec<Self> = (0..regions.names.len())
+            .map(|i| Self::start(regions, i))
+            .collect();
+        for i in 0..up.len() {
+            regions.ready(i);
+            regions.answers(i, &regions.all());
+        }
+        up
+    }
+
+    /// kill -9 of the region's gslbd and its backend.
+    pub fn dies(&mut self) {
+        self.gslbd.kill_9();
+        self.backend.kill_9();
+    }
+}
+
+impl Drop for Regions {
+    fn drop(&mut self) {
+        self.remove_namespaces();
     }
 }
