@@ -170,7 +170,7 @@ impl Regions {
 
     /// Runs `f` where region i's addresses are reachable: on a thread inside its namespace,
     /// or here on loopback.
-    pub fn from_region<T: Send>(&self, i: usize, f: impl FnOnce() -> T + Send) -> T {
+    pub fn inside_region<T: Send>(&self, i: usize, f: impl FnOnce() -> T + Send) -> T {
         let Some(ns) = self.namespace(i) else {
             return f();
         };
@@ -190,14 +190,14 @@ impl Regions {
     /// Region i's DNS answer for [`API`], sorted; asked from inside region i.
     pub fn answer(&self, i: usize) -> Vec<String> {
         let dns = self.dns(i);
-        self.from_region(i, || super::sorted_answer(dns, API))
+        self.inside_region(i, || super::sorted_answer(dns, API))
     }
 
     /// `GET path` on region i's admin endpoint, from inside region i; `None` while it does
     /// not listen.
     pub fn admin_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
         let admin = self.admin(i);
-        self.from_region(i, || {
+        self.inside_region(i, || {
             TcpStream::connect(admin).ok()?;
             Some(super::http_get(admin, path))
         })
@@ -281,7 +281,7 @@ impl Regions {
             .expect("python3 runs (apt-get install python3)");
         let addr: SocketAddr = format!("{ip}:{BACKEND_PORT}").parse().expect("address");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.from_region(i, || {
+        while !self.inside_region(i, || {
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
         }) {
             assert!(Instant::now() < deadline, "backend {addr} never listened");
