@@ -9,7 +9,9 @@
 //!   round-robin);
 //! - `region-loss-3`: us and ap die whole at once; until eu answers only its own address.
 //!
-//! Dead regions are restarted between runs. Prints every run, the median and the maximum.
+//! Dead regions are restarted between runs, and regions coming back are let in at once
+//! (`failback_delay_ms` and `slow_start_ms` 0: what is measured is how fast a failure leaves
+//! the answers). Prints every run, the median and the maximum.
 //!
 //!     cargo build --release && cargo run --release --example convergence -- [RUNS] [SCENARIO]
 //!
@@ -119,7 +121,7 @@ fn config(me: usize, keys: &str, count: usize) -> String {
          [probe]\nkind = \"http\"\nport = {BACKEND_PORT}\n\
          [gossip]\nlisten = \"{ip}:{GOSSIP_PORT}\"\nseeds = [{seeds}]\n{cluster}\n{signing}\n\
          [gossip.region_keys]\n{publics}\n\
-         [zone]\nname = \"gslb.example.com\"\nttl = 5\n{regions}\
+         [zone]\nname = \"gslb.example.com\"\nttl = 5\nfailback_delay_ms = 0\nslow_start_ms = 0\n{regions}\
          [[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [{order}]\n\
          targets = {{ {targets} }}\n\
          [[services]]\nname = \"api.gslb.example.com\"\nstrategy = \"round-robin\"\n\

@@ -73,6 +73,10 @@ pub struct TargetState {
     /// When the region went down (its first failing probe, Unix ms), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub down_since_ms: Option<u64>,
+    /// When this server saw the region come back (Unix ms), while it is let in again slowly
+    /// (slow start, failback delay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub back_since_ms: Option<u64>,
 }
 
 /// The view of `snapshot` served at `/state`.
@@ -130,6 +134,7 @@ fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
                 answerable: answer.addresses.ips(),
                 weight: answer.weight,
                 down_since_ms: answer.down_since_ms,
+                back_since_ms: answer.back_since_ms,
             })
             .collect(),
     }
@@ -284,7 +289,7 @@ fn what_if_reply(snapshot: &Snapshot, service: &ServiceAnswer, question: &Questi
         service,
         question.rtype,
         &Client::from_source(question.client),
-        time_bucket(snapshot.time_bucket_ms),
+        &select::At::of(snapshot, time_bucket(snapshot.time_bucket_ms)),
         &snapshot.geo,
     );
     Reply {

@@ -204,6 +204,18 @@ pub struct Zone {
     pub ns_ttl: u32,
     /// Length of the time bucket answers depend on (rotation, weighted draws), in ms.
     pub time_bucket_ms: u64,
+    /// How a region that comes back is let in again.
+    pub returning: Returning,
+}
+
+/// How a region coming back (healthy again, or undrained) is let in again: its weight ramps up
+/// from 0 over `slow_start_ms` (weighted and round-robin services), and ordered strategies
+/// (failover, geo) return to it only after `failback_delay_ms`, so that a flapping region does
+/// not flip answers back and forth. 0 turns either off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Returning {
+    pub slow_start_ms: u64,
+    pub failback_delay_ms: u64,
 }
 
 /// One region of the deployment: its nameserver and where it sits.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::MAX_TTL;
 use super::names::parse_name;
 use super::problems::Problems;
-use crate::model::{AllDownPolicy, GeoTable, Region, RegionDef, RegionIndex, Soa, Zone};
+use crate::model::{AllDownPolicy, GeoTable, Region, RegionDef, RegionIndex, Returning, Soa, Zone};
 
 /// `[zone]` as written.
 #[derive(Debug, Deserialize)]
@@ -28,8 +28,22 @@ pub(super) struct RawZone {
     pub(super) all_down: AllDownPolicy,
     #[serde(default = "default_time_bucket_ms")]
     time_bucket_ms: u64,
+    /// A region coming back ramps from no weight to its full weight over this long.
+    #[serde(default = "default_slow_start_ms")]
+    slow_start_ms: u64,
+    /// Failover and geo answers go back to a region that came back only after this long.
+    #[serde(default = "default_failback_delay_ms")]
+    failback_delay_ms: u64,
     #[serde(default)]
     soa: RawSoa,
+}
+
+fn default_slow_start_ms() -> u64 {
+    60_000
+}
+
+fn default_failback_delay_ms() -> u64 {
+    30_000
 }
 
 fn default_time_bucket_ms() -> u64 {
@@ -263,6 +277,14 @@ impl RawZone {
         if !(1..=3_600_000).contains(&self.time_bucket_ms) {
             problems.add("zone.time_bucket_ms", "must be between 1 and 3600000");
         }
+        for (field, value) in [
+            ("zone.slow_start_ms", self.slow_start_ms),
+            ("zone.failback_delay_ms", self.failback_delay_ms),
+        ] {
+            if value > 3_600_000 {
+                problems.add(field, "must be between 0 (off) and 3600000");
+            }
+        }
         for (field, value) in [("zone.ttl", self.ttl), ("zone.ns_ttl", self.ns_ttl)] {
             if value > MAX_TTL {
                 problems.add(field, "must be below 2^31");
@@ -282,6 +304,10 @@ impl RawZone {
             },
             ns_ttl: self.ns_ttl,
             time_bucket_ms: self.time_bucket_ms.max(1),
+            returning: Returning {
+                slow_start_ms: self.slow_start_ms,
+                failback_delay_ms: self.failback_delay_ms,
+            },
         }
     }
 }
@@ -338,6 +364,7 @@ fn valid_region_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::Returning;
     use hickory_proto::rr::Name;
 
     use super::super::fixture::{Fixture, assert_has, assert_none_at};
@@ -369,6 +396,32 @@ mod tests {
         );
         assert_eq!(soa.ttl, 60);
         assert_eq!((zone.ns_ttl, zone.time_bucket_ms), (3600, 1000));
+        assert_eq!(
+            zone.returning,
+            Returning {
+                slow_start_ms: 60_000,
+                failback_delay_ms: 30_000
+            }
+        );
+    }
+
+    #[test]
+    fn slow_start_and_failback_delay_are_0_to_an_hour() {
+        Fixture::new()
+            .zone("slow_start_ms = 3600001")
+            .assert_refused("zone.slow_start_ms", "between 0 (off) and 3600000");
+        let zone = Fixture::new()
+            .zone("slow_start_ms = 0\nfailback_delay_ms = 5000")
+            .config()
+            .model
+            .zone;
+        assert_eq!(
+            zone.returning,
+            Returning {
+                slow_start_ms: 0,
+                failback_delay_ms: 5_000
+            }
+        );
     }
 
     #[test]

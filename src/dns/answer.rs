@@ -160,7 +160,8 @@ pub fn respond<'s>(
             let rtype = answer_type(qtype, has_a);
             if matches!(rtype, RecordType::A | RecordType::AAAA) {
                 let client = client_of(request, source);
-                let selection = select::select(service, rtype, &client, bucket, &snapshot.geo);
+                let at = select::At::of(snapshot, bucket);
+                let selection = select::select(service, rtype, &client, &at, &snapshot.geo);
                 response.served = Some(Served {
                     service: *index,
                     strategy: service.strategy.kind(),

@@ -9,8 +9,55 @@ use smallvec::SmallVec;
 
 use crate::geo::GeoIndex;
 use crate::label_enum::label_enum;
-use crate::model::{AllDownPolicy, Strategy};
-use crate::snapshot::ServiceAnswer;
+use crate::model::{AllDownPolicy, Returning, Strategy};
+use crate::snapshot::{RegionAnswer, ServiceAnswer, Snapshot};
+
+/// When an answer is given, as far as it depends on it: the time bucket (rotation, weighted
+/// draws) and the bucket's start (regions coming back, `Returning`). Every server computes
+/// the same for the same bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    pub bucket: u64,
+    /// The bucket's start, Unix ms.
+    pub now_ms: u64,
+    pub returning: Returning,
+}
+
+impl At {
+    /// Time bucket `bucket` of `snapshot`.
+    pub fn of(snapshot: &Snapshot, bucket: u64) -> Self {
+        Self {
+            bucket,
+            now_ms: bucket.saturating_mul(snapshot.time_bucket_ms),
+            returning: snapshot.returning,
+        }
+    }
+
+    /// Time bucket `bucket`, regions coming back let in at once (tests).
+    pub fn bucket(bucket: u64) -> Self {
+        Self {
+            bucket,
+            now_ms: 0,
+            returning: Returning::default(),
+        }
+    }
+
+    /// How far `region` is let in, in thousandths: its slow start's progress.
+    fn share(&self, region: &RegionAnswer) -> u64 {
+        let slow = self.returning.slow_start_ms;
+        match region.back_since_ms {
+            Some(since) if slow > 0 => (self.now_ms.saturating_sub(since) * 1000 / slow).min(1000),
+            _ => 1000,
+        }
+    }
+
+    /// Whether an ordered strategy still holds off `region` (its failback delay runs).
+    fn holds_off(&self, region: &RegionAnswer) -> bool {
+        region.back_since_ms.is_some_and(|since| {
+            self.now_ms.saturating_sub(since) < self.returning.failback_delay_ms
+        })
+    }
+}
 
 /// Records chosen for an answer, in answer order.
 pub type Records<'s> = SmallVec<[&'s Record; 8]>;
@@ -101,13 +148,19 @@ fn draw(client: u64, salt: u64, bucket: u64, round: u64) -> u64 {
 }
 
 /// Chooses the records answering `rtype` (A or AAAA) for `service`.
+///
+/// A region coming back (`RegionAnswer::back_since_ms`) is let in slowly: round-robin answers
+/// include it for a share of clients and weighted ones draw it with a share of its weight, the
+/// share growing from 0 to all over the slow start; failover and geo skip it for the failback
+/// delay while another region can answer. When only regions coming back can answer, they do.
 pub fn select<'s>(
     service: &'s ServiceAnswer,
     rtype: RecordType,
     client: &Client,
-    bucket: u64,
+    at: &At,
     geo: &GeoIndex,
 ) -> Selection<'s> {
+    let bucket = at.bucket;
     let key = client.key();
     let has_records = |i: usize| !service.regions[i].addresses.of(rtype).is_empty();
     let available: SmallVec<[usize; 8]> = (0..service.regions.len())
@@ -139,22 +192,47 @@ pub fn select<'s>(
 
     match &service.strategy {
         Strategy::RoundRobin => {
+            // A region in its slow start is in this client's answer with the share it has.
+            let admitted: SmallVec<[usize; 8]> = available
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let share = at.share(&service.regions[i]);
+                    share >= 1000
+                        || draw(key, service.salt, bucket, SLOW_START_ROUND + i as u64) % 1000
+                            < share
+                })
+                .collect();
+            let regions = if admitted.is_empty() {
+                &available
+            } else {
+                &admitted
+            };
             push_rotated(
                 &mut selection.records,
                 service,
-                &available,
+                regions,
                 Pool::Answerable,
                 rtype,
                 draw(key, service.salt, bucket, 0),
             );
         }
         Strategy::Weighted { pick, .. } => {
+            // A region in its slow start weighs its share of its weight; if only such regions
+            // are left with nothing to weigh, they weigh in full.
+            let ramped = |i: usize| {
+                let region = &service.regions[i];
+                u64::from(region.weight) * at.share(region) / 1000
+            };
+            let full = |i: usize| u64::from(service.regions[i].weight);
             let mut candidates = available;
             for round in 0..*pick as u64 {
-                let total: u64 = candidates
-                    .iter()
-                    .map(|&i| u64::from(service.regions[i].weight))
-                    .sum();
+                let weight: &dyn Fn(usize) -> u64 = if candidates.iter().any(|&i| ramped(i) > 0) {
+                    &ramped
+                } else {
+                    &full
+                };
+                let total: u64 = candidates.iter().map(|&i| weight(i)).sum();
                 if total == 0 {
                     break;
                 }
@@ -162,7 +240,7 @@ pub fn select<'s>(
                 let mut point = roll % total;
                 let mut chosen = 0;
                 for (slot, &i) in candidates.iter().enumerate() {
-                    let weight = u64::from(service.regions[i].weight);
+                    let weight = weight(i);
                     if point < weight {
                         chosen = slot;
                         break;
@@ -180,11 +258,11 @@ pub fn select<'s>(
             }
         }
         Strategy::Failover { order } => {
-            if let Some(position) = order
+            let order: SmallVec<[usize; 8]> = order
                 .iter()
                 .filter_map(|&region| service.position(region))
-                .find(|i| available.contains(i))
-            {
+                .collect();
+            if let Some(position) = first_settled(service, &order, &available, at) {
                 push_rotated(
                     &mut selection.records,
                     service,
@@ -198,12 +276,12 @@ pub fn select<'s>(
         Strategy::Geo => {
             let placement = geo.place(client.addr);
             selection.scope = Some(placement.scope.unwrap_or(client.prefix_len));
-            if let Some(position) = placement
+            let order: SmallVec<[usize; 8]> = placement
                 .order
                 .iter()
                 .filter_map(|&region| service.position(region))
-                .find(|i| available.contains(i))
-            {
+                .collect();
+            if let Some(position) = first_settled(service, &order, &available, at) {
                 push_rotated(
                     &mut selection.records,
                     service,
@@ -219,6 +297,24 @@ pub fn select<'s>(
         selection.result = AnswerResult::None;
     }
     selection
+}
+
+/// Draw rounds of the slow-start admissions, apart from the weighted draws' rounds.
+const SLOW_START_ROUND: u64 = 1 << 32;
+
+/// The first of `order` (positions in `service.regions`) that is available and not held off
+/// by its failback delay; the first available one when every one is held off.
+fn first_settled(
+    service: &ServiceAnswer,
+    order: &[usize],
+    available: &[usize],
+    at: &At,
+) -> Option<usize> {
+    let mut candidates = order.iter().copied().filter(|i| available.contains(i));
+    let first = candidates.clone().next();
+    candidates
+        .find(|&i| !at.holds_off(&service.regions[i]))
+        .or(first)
 }
 
 /// Which address list of a region an answer draws from.
@@ -286,6 +382,80 @@ mod tests {
     const TARGETS: &str =
         r#"targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }"#;
 
+    /// Time `now_ms` with a slow start of 10 s and a failback delay of 30 s.
+    fn at(now_ms: u64) -> At {
+        At {
+            bucket: now_ms / 1000,
+            now_ms,
+            returning: Returning {
+                slow_start_ms: 10_000,
+                failback_delay_ms: 30_000,
+            },
+        }
+    }
+
+    /// The share of 20 000 clients whose answer holds `addr`, us back since 0.
+    fn share_with(strategy: &str, addr: &str, now_ms: u64) -> f64 {
+        let mut snap = snapshot(&format!(
+            "[[services]]\nname = \"web.gslb.example.com\"\n{strategy}\n{TARGETS}"
+        ));
+        snap.services[0].regions[1].back_since_ms = Some(0);
+        let n = 20_000;
+        let with = (0..n)
+            .filter(|&i| {
+                let selection = select(
+                    &snap.services[0],
+                    RecordType::A,
+                    &client(i),
+                    &at(now_ms),
+                    &snap.geo,
+                );
+                addrs(&selection).iter().any(|a| a == addr)
+            })
+            .count();
+        with as f64 / f64::from(n)
+    }
+
+    #[test]
+    fn a_region_coming_back_ramps_up_over_the_slow_start() {
+        let us = "198.51.100.1";
+        let round_robin = "strategy = \"round-robin\"";
+        for (now_ms, expected) in [(0, 0.0), (1_000, 0.1), (5_000, 0.5), (10_000, 1.0)] {
+            let share = share_with(round_robin, us, now_ms);
+            assert!((share - expected).abs() < 0.02, "at {now_ms} ms: {share}");
+        }
+        // Weighted 50/30/20: at 25 % of the slow start us weighs 7 of 77.
+        let weighted = "strategy = \"weighted\"\nweights = { eu = 50, us = 30, ap = 20 }";
+        let share = share_with(weighted, us, 2_500);
+        assert!((share - 7.0 / 77.0).abs() < 0.02, "{share}");
+        let share = share_with(weighted, us, 20_000);
+        assert!((share - 0.3).abs() < 0.02, "{share}");
+    }
+
+    #[test]
+    fn ordered_strategies_return_to_a_region_after_the_failback_delay() {
+        let mut snap = snapshot(&format!(
+            "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"eu\", \"us\", \"ap\"]\n{TARGETS}"
+        ));
+        snap.services[0].regions[0].back_since_ms = Some(0);
+        let answer = |snap: &Snapshot, now_ms| {
+            addrs(&select(
+                &snap.services[0],
+                RecordType::A,
+                &client(1),
+                &at(now_ms),
+                &snap.geo,
+            ))
+        };
+        assert_eq!(answer(&snap, 29_999), ["198.51.100.1"], "eu held off");
+        assert_eq!(answer(&snap, 30_000), ["192.0.2.1"], "back to eu");
+        // When every other region is out, the one coming back answers at once.
+        for region in [1, 2] {
+            snap.services[0].regions[region].health = crate::model::Health::Unhealthy;
+        }
+        assert_eq!(answer(&snap, 1), ["192.0.2.1"]);
+    }
+
     #[test]
     fn weighted_follows_weights_within_two_percent_over_100k_clients() {
         let snap = snapshot(&format!(
@@ -299,7 +469,7 @@ mod tests {
                 service,
                 RecordType::A,
                 &client(i),
-                1_700_000_000 + u64::from(i % 7),
+                &At::bucket(1_700_000_000 + u64::from(i % 7)),
                 &snap.geo,
             );
             assert_eq!(selection.records.len(), 1);
@@ -328,7 +498,7 @@ mod tests {
                 &snap.services[0],
                 RecordType::A,
                 &client(i),
-                7,
+                &At::bucket(7),
                 &snap.geo,
             ));
             assert_eq!(a.len(), 2);
@@ -345,7 +515,7 @@ mod tests {
             &snap.services[0],
             RecordType::A,
             &client(1),
-            0,
+            &At::bucket(0),
             &snap.geo,
         ));
         assert_eq!(a, vec!["192.0.2.1"]);
@@ -362,7 +532,7 @@ mod tests {
                 &snap.services[0],
                 RecordType::A,
                 &client(i),
-                0,
+                &At::bucket(0),
                 &snap.geo,
             ));
             firsts.insert(a[0].clone());
@@ -378,18 +548,30 @@ mod tests {
             "[[services]]\nname = \"api.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"eu\", \"us\", \"ap\"]\nhealth = {{ eu = \"unhealthy\", us = \"unhealthy\", ap = \"unhealthy\" }}\n{TARGETS}"
         ));
         assert_eq!(
-            select(&open.services[0], RecordType::A, &client(1), 0, &open.geo)
-                .records
-                .len(),
+            select(
+                &open.services[0],
+                RecordType::A,
+                &client(1),
+                &At::bucket(0),
+                &open.geo
+            )
+            .records
+            .len(),
             3
         );
         let empty = snapshot(&format!(
             "[[services]]\nname = \"api.gslb.example.com\"\nstrategy = \"round-robin\"\nall_down = \"empty\"\nhealth = {{ eu = \"unhealthy\", us = \"unhealthy\", ap = \"unhealthy\" }}\n{TARGETS}"
         ));
         assert!(
-            select(&empty.services[0], RecordType::A, &client(1), 0, &empty.geo)
-                .records
-                .is_empty()
+            select(
+                &empty.services[0],
+                RecordType::A,
+                &client(1),
+                &At::bucket(0),
+                &empty.geo
+            )
+            .records
+            .is_empty()
         );
     }
 
@@ -402,7 +584,13 @@ mod tests {
             addr: "203.0.113.0".parse().unwrap(),
             prefix_len: 24,
         };
-        let selection = select(&snap.services[0], RecordType::A, &ap_client, 0, &snap.geo);
+        let selection = select(
+            &snap.services[0],
+            RecordType::A,
+            &ap_client,
+            &At::bucket(0),
+            &snap.geo,
+        );
         // ap is down; eu (Frankfurt) is nearer to Singapore than us (Virginia).
         assert_eq!(addrs(&selection), vec!["192.0.2.1"]);
         assert_eq!(selection.scope, Some(24));
@@ -412,7 +600,7 @@ mod tests {
                 &snap.services[0],
                 RecordType::A,
                 &eu_client,
-                0,
+                &At::bucket(0),
                 &snap.geo
             )),
             vec!["192.0.2.1"]
@@ -421,7 +609,13 @@ mod tests {
             addr: "100.64.0.0".parse().unwrap(),
             prefix_len: 16,
         };
-        let selection = select(&snap.services[0], RecordType::A, &unknown, 0, &snap.geo);
+        let selection = select(
+            &snap.services[0],
+            RecordType::A,
+            &unknown,
+            &At::bucket(0),
+            &snap.geo,
+        );
         assert_eq!(addrs(&selection), vec!["198.51.100.1"]);
         assert_eq!(selection.scope, Some(16));
     }
@@ -436,14 +630,14 @@ mod tests {
                 &snap.services[0],
                 RecordType::A,
                 &client(i),
-                42,
+                &At::bucket(42),
                 &snap.geo,
             ));
             let b = addrs(&select(
                 &snap.services[0],
                 RecordType::A,
                 &client(i),
-                42,
+                &At::bucket(42),
                 &snap.geo,
             ));
             assert_eq!(a, b);
@@ -485,7 +679,7 @@ mod tests {
                 .map(|(a, _)| a)
                 .collect();
             let client = Client::from_source(IpAddr::V4(Ipv4Addr::from(client_bits)));
-            let got = addrs(&select(&snap.services[0], RecordType::A, &client, bucket, &snap.geo));
+            let got = addrs(&select(&snap.services[0], RecordType::A, &client, &At::bucket(bucket), &snap.geo));
             if unhealthy.len() == 3 {
                 proptest::prop_assert_eq!(got.len(), 3, "fail-open answers every address");
             } else {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::geo::GeoIndex;
 use crate::health::Verdicts;
-use crate::model::{AllDownPolicy, Health, Model, Region, RegionIndex, Strategy};
+use crate::model::{AllDownPolicy, Health, Model, Region, RegionIndex, Returning, Strategy};
 use crate::region_health::{self, Inputs, Why};
 use crate::remote::{Freshness, RunInfo};
 
@@ -62,6 +62,10 @@ pub struct RegionAnswer {
     pub why: Why,
     /// When the region went unhealthy (its first failing probe, Unix ms), when known.
     pub down_since_ms: Option<u64>,
+    /// When this server saw the region come back (available again after being out, Unix ms),
+    /// while that is recent: it is then let in again slowly (`Snapshot::returning`). Set by the
+    /// state owner, which remembers what the last snapshot said.
+    pub back_since_ms: Option<u64>,
 }
 
 /// A service ready to answer.
@@ -112,6 +116,8 @@ pub struct Snapshot {
     pub max_udp_payload: u16,
     /// Length of the time bucket answers depend on, in ms.
     pub time_bucket_ms: u64,
+    /// How regions coming back are let in again (slow start, failback delay).
+    pub returning: Returning,
     /// What the server still waits for before `/readyz` passes (set by the state owner).
     pub readiness: Readiness,
     nodes: FxHashMap<LowerName, Node>,
@@ -164,6 +170,7 @@ impl Snapshot {
                                 health: view.health,
                                 why: view.why,
                                 down_since_ms: view.down_since_ms,
+                                back_since_ms: None,
                                 addresses: if view.answerable == view.all {
                                     all.clone()
                                 } else {
@@ -225,6 +232,7 @@ impl Snapshot {
             geo: GeoIndex::build(&model.geo, &model.regions),
             max_udp_payload,
             time_bucket_ms: model.zone.time_bucket_ms,
+            returning: model.zone.returning,
             readiness: Readiness::default(),
             nodes,
         }

@@ -3,6 +3,7 @@
 //! publishes it, with this region's report for gossip. Nothing else writes the `ArcSwap`; the
 //! DNS path only reads it. What it holds and how events change it is `world`.
 
+mod returns;
 mod world;
 
 use std::sync::Arc;

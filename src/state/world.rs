@@ -12,6 +12,7 @@ use hickory_proto::rr::Name;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
+use super::returns::Returns;
 use super::{DrainChange, DrainError, Event, Setup};
 use crate::gossip::local_report::{self, LocalReport};
 use crate::gossip::report::Stamp;
@@ -64,6 +65,8 @@ pub(super) struct World {
     kubernetes: Option<(KubernetesSync, Instant)>,
     /// What an operator drained at run time (this region's own targets).
     drained: Drained,
+    /// Regions out or coming back, per service (slow start, failback delay).
+    returns: Returns,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
@@ -115,6 +118,7 @@ impl World {
             kubernetes: kubernetes
                 .map(|timeout| (KubernetesSync::Listing, Instant::now() + timeout)),
             drained: Drained::default(),
+            returns: Returns::default(),
             max_udp_payload,
             metrics,
             watch: SnapshotWatch::default(),
@@ -129,7 +133,7 @@ impl World {
     /// The first snapshot, accounted for and with its report handed to gossip.
     pub(super) fn first_snapshot(&mut self) -> Arc<Snapshot> {
         let started = Instant::now();
-        let first = Arc::new(self.snapshot());
+        let first = Arc::new(self.serving_snapshot());
         self.publish_report();
         self.metrics.snapshots.built(started.elapsed());
         self.watch
@@ -231,7 +235,7 @@ impl World {
             // Reports may have brought other regions' addresses to observe.
             self.send_plan(false);
         }
-        let snapshot = Arc::new(self.snapshot());
+        let snapshot = Arc::new(self.serving_snapshot());
         store.store(snapshot.clone());
         self.publish_report();
         let took = started.elapsed();
@@ -251,6 +255,13 @@ impl World {
                 quorum: self.observe.map(|o| o.quorum),
             }),
         }
+    }
+
+    /// The snapshot to serve: [`World::snapshot`] with the regions coming back marked.
+    fn serving_snapshot(&mut self) -> Snapshot {
+        let mut snapshot = self.snapshot();
+        self.returns.mark(&mut snapshot, crate::unix_ms());
+        snapshot
     }
 
     pub(super) fn snapshot(&self) -> Snapshot {

@@ -92,6 +92,10 @@ pub struct Zone {
     /// "fail-open" or "empty": what a service with every region down answers.
     pub all_down: Option<String>,
     pub time_bucket_ms: Option<u64>,
+    /// A region coming back ramps up over this long (0: at once).
+    pub slow_start_ms: Option<u64>,
+    /// Failover and geo return to a region that came back after this long (0: at once).
+    pub failback_delay_ms: Option<u64>,
     pub soa: Option<Soa>,
 }
 
@@ -369,9 +373,13 @@ impl Server {
 
 impl Zone {
     /// The zone `name` with gslbd's defaults for everything else.
+    /// Zone `name`; regions coming back are let in at once (slow start and failback delay
+    /// off: tests of recovery assert answers, and `tests/returning.rs` tests the two).
     pub fn named(name: &str) -> Self {
         Self {
             name: name.into(),
+            slow_start_ms: Some(0),
+            failback_delay_ms: Some(0),
             ..Self::default()
         }
     }
