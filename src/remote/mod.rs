@@ -62,6 +62,11 @@ pub enum Outcome {
 struct RegionState {
     /// Per instance (replica) of the region.
     instances: HashMap<String, Runs>,
+    /// The instance that speaks for the region: of those heard within `peer_suspect`, the
+    /// first by name, so that every server picks the same one and two replicas that disagree
+    /// for a moment never flip answers. `None` while none is live: then, per key, the value
+    /// that arrived last among the instances' speaking runs.
+    leader: Option<String>,
     /// When a heartbeat of the region last advanced here.
     last_heard: Option<Instant>,
     /// What the region says per service: of its instances' speaking runs, the report that
@@ -72,11 +77,12 @@ struct RegionState {
 }
 
 impl RegionState {
-    /// Recomputes `services` and `observed` from the instances' speaking runs; returns whether
-    /// either changed.
+    /// Recomputes `services` and `observed` from the instances' speaking runs, the leader's
+    /// first; returns whether either changed.
     fn rebuild(&mut self) -> bool {
-        let services = latest(&self.instances, |run| &run.services);
-        let observed = latest(&self.instances, |run| &run.observed);
+        let leader = self.leader.as_deref();
+        let services = latest(&self.instances, leader, |run| &run.services);
+        let observed = latest(&self.instances, leader, |run| &run.observed);
         let changed = services != self.services || observed != self.observed;
         self.services = services;
         self.observed = observed;
@@ -84,23 +90,27 @@ impl RegionState {
     }
 }
 
-/// Per key, of the instances' speaking runs, the value that arrived last.
+/// Per key, the `leader` instance's value, else of the instances' speaking runs the value that
+/// arrived last.
 fn latest<V: Clone>(
     instances: &HashMap<String, Runs>,
+    leader: Option<&str>,
     values: impl Fn(&Run) -> &Values<V>,
 ) -> HashMap<Name, V> {
-    let mut latest: HashMap<&Name, (Instant, &V)> = HashMap::new();
-    for run in instances.values().filter_map(Runs::speaking) {
+    let mut latest: HashMap<&Name, (bool, Instant, &V)> = HashMap::new();
+    for (instance, runs) in instances {
+        let Some(run) = runs.speaking() else { continue };
+        let leads = leader == Some(instance.as_str());
         for (name, (_, value, at)) in values(run) {
-            let entry = latest.entry(name).or_insert((*at, value));
-            if *at > entry.0 {
-                *entry = (*at, value);
+            let entry = latest.entry(name).or_insert((leads, *at, value));
+            if (leads, *at) > (entry.0, entry.1) {
+                *entry = (leads, *at, value);
             }
         }
     }
     latest
         .into_iter()
-        .map(|(name, (_, value))| (name.clone(), value.clone()))
+        .map(|(name, (_, _, value))| (name.clone(), value.clone()))
         .collect()
 }
 
@@ -141,7 +151,14 @@ impl RemoteView {
         let key = service.clone();
         let expected = report.clone();
         let outcome = self.take(stamp, |runs| runs.report(stamp, service, report, at), at);
-        self.held(outcome, stamp, |state| &mut state.services, key, expected)
+        self.held(
+            outcome,
+            stamp,
+            |state| &mut state.services,
+            |run| &run.services,
+            key,
+            expected,
+        )
     }
 
     /// A verified observation about `service`, received at `at`.
@@ -159,16 +176,25 @@ impl RemoteView {
             |runs| runs.observe(stamp, service, observation, at),
             at,
         );
-        self.held(outcome, stamp, |state| &mut state.observed, key, expected)
+        self.held(
+            outcome,
+            stamp,
+            |state| &mut state.observed,
+            |run| &run.observed,
+            key,
+            expected,
+        )
     }
 
     /// After a new value taken into its run: it changes what the region says if its run
-    /// speaks (and it differs).
+    /// speaks, its instance leads the region or the leader has no value for the key (`latest`),
+    /// and it differs.
     fn held<V: PartialEq>(
         &mut self,
         outcome: Outcome,
         stamp: &Stamp,
         said: impl FnOnce(&mut RegionState) -> &mut HashMap<Name, V>,
+        values: impl Fn(&Run) -> &Values<V>,
         key: Name,
         value: V,
     ) -> Outcome {
@@ -185,6 +211,17 @@ impl RemoteView {
             .is_some_and(|run| run.epoch == stamp.epoch);
         if !speaks {
             return Outcome::Ignored(ReportRejection::Superseded);
+        }
+        let overruled = state.leader.as_ref().is_some_and(|leader| {
+            *leader != stamp.instance
+                && state
+                    .instances
+                    .get(leader)
+                    .and_then(Runs::speaking)
+                    .is_some_and(|run| values(run).contains_key(&key))
+        });
+        if overruled {
+            return Outcome::Unchanged;
         }
         let said = said(state);
         if said.get(&key) == Some(&value) {
@@ -265,6 +302,35 @@ impl RemoteView {
         } else {
             Freshness::Fresh
         }
+    }
+
+    /// Re-elects each region's speaking instance at `now` (the first by name of those heard
+    /// within `peer_suspect`); returns whether what any region says changed.
+    pub fn refresh_leaders(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        for (region, state) in &mut self.regions {
+            let leader = state
+                .instances
+                .iter()
+                .filter(|(_, runs)| {
+                    runs.speaking()
+                        .and_then(|run| run.heard)
+                        .is_some_and(|heard| {
+                            now.saturating_duration_since(heard) < self.peer_suspect
+                        })
+                })
+                .map(|(instance, _)| instance)
+                .min()
+                .cloned();
+            if leader != state.leader {
+                if state.instances.len() > 1 {
+                    info!(%region, from = ?state.leader, to = ?leader, "instance speaking for the region changed");
+                }
+                state.leader = leader;
+                changed |= state.rebuild();
+            }
+        }
+        changed
     }
 
     /// Freshness of every remote region, with the all-stale rule applied.
@@ -501,6 +567,44 @@ pub(crate) mod tests {
                 assert_eq!(outcome, Outcome::Ignored(ReportRejection::TooManyInstances));
             }
         }
+    }
+
+    #[test]
+    fn of_live_replicas_the_first_by_name_speaks_until_it_falls_silent() {
+        let t0 = Instant::now();
+        let us = Region::new("us");
+        let mut v = view(t0);
+        let app = name("app.gslb.example.com.");
+        let of = |instance: &str, seq| Stamp {
+            instance: instance.to_string(),
+            ..stamp("us", 9, seq)
+        };
+        for instance in ["1", "0"] {
+            v.heard(&of(instance, 1), t0);
+            v.heard(&of(instance, 2), t0);
+        }
+        assert!(
+            !v.refresh_leaders(t0),
+            "no report yet: nothing said changes"
+        );
+        v.report(&of("0", 3), app.clone(), report(Health::Healthy), t0);
+        // Replica 1 disagrees, and arrives last: replica 0 still speaks.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            v.report(&of("1", 3), app.clone(), report(Health::Unhealthy), later),
+            Outcome::Unchanged
+        );
+        assert_eq!(v.service(&us, &app).unwrap().health, Health::Healthy);
+        // Replica 0 falls silent; 1 keeps beating: past peer_suspect, 1 speaks.
+        let silent = t0 + Duration::from_secs(6);
+        v.heard(&of("1", 4), silent);
+        assert!(v.refresh_leaders(silent));
+        assert_eq!(v.service(&us, &app).unwrap().health, Health::Unhealthy);
+        assert_eq!(
+            v.freshness(&us, silent),
+            Freshness::Fresh,
+            "the region lives on"
+        );
     }
 
     #[test]

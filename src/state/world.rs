@@ -507,9 +507,10 @@ impl World {
 
     /// Recomputes remote freshness; logs and returns whether any region changed class.
     pub(super) fn refresh_freshness(&mut self, now: Instant) -> bool {
-        let Some(view) = &self.remote else {
+        let Some(view) = &mut self.remote else {
             return false;
         };
+        let leaders_changed = view.refresh_leaders(now);
         let remote: Vec<Region> = RegionIndex::all(self.model.regions.len())
             .filter(|&i| Some(i) != self.model.local_region)
             .map(|i| self.model.regions[i].name.clone())
@@ -545,7 +546,7 @@ impl World {
             }
         }
         self.freshness = next;
-        changed
+        changed | leaders_changed
     }
 }
 
