@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::check::{assert_refused, base_with, check, with_unknown_key};
+use common::check::{assert_refused, base_with, check, check_as, with_unknown_key};
 use common::config::{ConfigFile, strs};
 
 #[test]
@@ -278,7 +278,9 @@ fn the_readme_kubernetes_example_is_valid() {
 }
 
 /// Each region's config in deploy/overlays, with real keys in place of its placeholders and
-/// its key files (a mounted Secret in the cluster) in a temporary directory.
+/// its key files (a mounted Secret in the cluster) in a temporary directory, as each of the
+/// StatefulSet's two pods reads it (`POD_NAME` picks its gossip address); a third pod would
+/// have none.
 #[test]
 fn the_deploy_overlay_configs_are_valid() {
     let regions = ["eu", "us", "ap"];
@@ -309,7 +311,14 @@ fn the_deploy_overlay_configs_are_valid() {
                 "/etc/gslbd-keys/signing-key",
                 &signing.display().to_string(),
             );
-        let (ok, stderr) = check(&text);
-        assert!(ok, "{path}: {stderr}");
+        for pod in ["gslbd-0", "gslbd-1"] {
+            let (ok, stderr) = check_as(&text, Some(pod));
+            assert!(ok, "{path} as {pod}: {stderr}");
+        }
+        let (ok, stderr) = check_as(&text, Some("gslbd-2"));
+        assert!(
+            !ok && stderr.contains("no address for instance"),
+            "{stderr}"
+        );
     }
 }

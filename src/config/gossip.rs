@@ -56,12 +56,21 @@ impl Default for RawQuorum {
     }
 }
 
+/// `advertise` as written: one address, or one per instance (replicas sharing a config, each
+/// behind its own load balancer address).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawAdvertise {
+    One(SocketAddr),
+    PerInstance(BTreeMap<String, SocketAddr>),
+}
+
 /// `[gossip]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGossip {
     listen: SocketAddr,
-    advertise: Option<SocketAddr>,
+    advertise: Option<RawAdvertise>,
     #[serde(default)]
     seeds: Vec<String>,
     cluster: Option<String>,
@@ -269,6 +278,23 @@ impl RawGossip {
         if instance.is_empty() || instance.contains('/') {
             problems.add("gossip.instance", "must be non-empty, without '/'");
         }
+        let advertise = match &self.advertise {
+            None => Some(self.listen),
+            Some(RawAdvertise::One(addr)) => Some(*addr),
+            Some(RawAdvertise::PerInstance(addresses)) => {
+                let found = addresses.get(&instance).copied();
+                if found.is_none() {
+                    problems.add(
+                        "gossip.advertise",
+                        format!(
+                            "no address for instance {instance:?} (gossip.instance, else $POD_NAME); it has {:?}",
+                            addresses.keys().collect::<Vec<_>>()
+                        ),
+                    );
+                }
+                found
+            }
+        };
         let (Some(keyring), Some(signing_key)) = (keyring, signing_key) else {
             return None;
         };
@@ -276,7 +302,7 @@ impl RawGossip {
             region: local.name.clone(),
             instance,
             listen: self.listen,
-            advertise: self.advertise.unwrap_or(self.listen),
+            advertise: advertise.unwrap_or(self.listen),
             seeds: self.seeds.clone(),
             cluster,
             keyring: Arc::new(keyring),
@@ -427,6 +453,29 @@ mod tests {
                 "gossip.observe_interval_ms",
                 "must be 0 (off) or between 100",
             );
+    }
+
+    #[test]
+    fn replicas_sharing_a_config_advertise_each_its_own_address() {
+        let per_instance = r#"{ gslbd-0 = "192.0.2.46:7946", gslbd-1 = "192.0.2.47:7946" }"#;
+        let advertised = |instance: &str| {
+            Gossip::valid()
+                .set("advertise", per_instance)
+                .set("instance", format!("{instance:?}"))
+                .in_region("eu")
+                .config()
+                .gossip
+                .expect("gossip settings")
+                .advertise
+                .to_string()
+        };
+        assert_eq!(advertised("gslbd-0"), "192.0.2.46:7946");
+        assert_eq!(advertised("gslbd-1"), "192.0.2.47:7946");
+        Gossip::valid()
+            .set("advertise", per_instance)
+            .set("instance", "\"gslbd-2\"")
+            .in_region("eu")
+            .assert_refused("gossip.advertise", "no address for instance \"gslbd-2\"");
     }
 
     #[test]

@@ -7,14 +7,24 @@ use super::config::ConfigFile;
 
 /// Runs `gslbd check-config` on `text`: (accepted, stderr).
 pub fn check(text: &str) -> (bool, String) {
+    check_as(text, None)
+}
+
+/// [`check`] as the pod `pod` of a StatefulSet would run it (`POD_NAME` set), or without
+/// `POD_NAME` at all.
+pub fn check_as(text: &str, pod: Option<&str>) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("gslbd.toml");
     std::fs::write(&path, text).expect("write config");
-    let output = Command::new(env!("CARGO_BIN_EXE_gslbd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gslbd"));
+    command
         .arg("check-config")
         .arg(&path)
-        .output()
-        .expect("run gslbd");
+        .env_remove("POD_NAME");
+    if let Some(pod) = pod {
+        command.env("POD_NAME", pod);
+    }
+    let output = command.output().expect("run gslbd");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.success(), stderr)
 }

@@ -53,9 +53,11 @@ fn ip(args: &[&str]) {
     );
 }
 
-/// Regions `REGIONS[..count]` of one test.
+/// Regions `REGIONS[..count]` of one test, each run by `replicas` gslbd processes (instance
+/// names "0", "1", ...; replica r of region i on host i + 1 + 20 r).
 pub struct Regions {
     pub names: Vec<&'static str>,
+    pub replicas: usize,
     net: u8,
     /// With namespaces: their name prefix (`gslbd-<net>`); the hub is `<prefix>-hub`.
     netns: Option<String>,
@@ -66,8 +68,14 @@ pub struct Regions {
 impl Regions {
     /// On loopback addresses 127.0.`net`.x.
     pub fn new(net: u8, count: usize) -> Self {
+        Self::with_replicas(net, count, 1)
+    }
+
+    /// On loopback, each region run by `replicas` gslbd processes sharing its backend.
+    pub fn with_replicas(net: u8, count: usize, replicas: usize) -> Self {
         Self {
             names: REGIONS[..count].to_vec(),
+            replicas,
             net,
             netns: None,
             keys: keys(),
@@ -128,22 +136,37 @@ impl Regions {
         Some(format!("{prefix}-{}", self.names[i]))
     }
 
-    /// Region i's gslbd host address.
+    /// Region i's gslbd host address (its first replica's).
     fn host(&self, i: usize) -> String {
+        self.host_of(i, 0)
+    }
+
+    /// The host address of region i's replica r.
+    fn host_of(&self, i: usize, r: usize) -> String {
+        let host = i + 1 + 20 * r;
         match self.netns {
-            Some(_) => format!("10.77.{}.{}", self.net, i + 1),
-            None => format!("127.0.{}.{}", self.net, i + 1),
+            Some(_) => format!("10.77.{}.{host}", self.net),
+            None => format!("127.0.{}.{host}", self.net),
         }
     }
 
     pub fn dns(&self, i: usize) -> SocketAddr {
-        format!("{}:{DNS_PORT}", self.host(i))
+        self.dns_of(i, 0)
+    }
+
+    /// The DNS address of region i's replica r.
+    pub fn dns_of(&self, i: usize, r: usize) -> SocketAddr {
+        format!("{}:{DNS_PORT}", self.host_of(i, r))
             .parse()
             .expect("address")
     }
 
     pub fn admin(&self, i: usize) -> SocketAddr {
-        format!("{}:{ADMIN_PORT}", self.host(i))
+        self.admin_of(i, 0)
+    }
+
+    fn admin_of(&self, i: usize, r: usize) -> SocketAddr {
+        format!("{}:{ADMIN_PORT}", self.host_of(i, r))
             .parse()
             .expect("address")
     }
@@ -189,14 +212,24 @@ impl Regions {
 
     /// Region i's DNS answer for [`API`], sorted; asked from inside region i.
     pub fn answer(&self, i: usize) -> Vec<String> {
-        let dns = self.dns(i);
+        self.answer_of(i, 0)
+    }
+
+    /// The answer of region i's replica r.
+    pub fn answer_of(&self, i: usize, r: usize) -> Vec<String> {
+        let dns = self.dns_of(i, r);
         self.inside_region(i, || super::sorted_answer(dns, API))
     }
 
     /// `GET path` on region i's admin endpoint, from inside region i; `None` while it does
     /// not listen.
     pub fn admin_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
-        let admin = self.admin(i);
+        self.admin_get_of(i, 0, path)
+    }
+
+    /// `GET path` on the admin endpoint of region i's replica r.
+    pub fn admin_get_of(&self, i: usize, r: usize, path: &str) -> Option<(u16, String)> {
+        let admin = self.admin_of(i, r);
         self.inside_region(i, || {
             TcpStream::connect(admin).ok()?;
             Some(super::http_get(admin, path))
@@ -205,21 +238,28 @@ impl Regions {
 
     /// Region i's config: defaults but for addresses, keys and the one service.
     pub fn config(&self, i: usize) -> ConfigFile {
+        self.config_of(i, 0)
+    }
+
+    /// The config of region i's replica r (instance `r`).
+    pub fn config_of(&self, i: usize, r: usize) -> ConfigFile {
         let mut config = ConfigFile::minimal(&self.names).seen_from(self.names[i]);
-        config.server.listen = vec![self.dns(i).to_string()];
-        config.server.admin = Some(self.admin(i).to_string());
+        config.server.listen = vec![self.dns_of(i, r).to_string()];
+        config.server.admin = Some(self.admin_of(i, r).to_string());
         config.probe = Probe {
             kind: Some("http".into()),
             port: Some(BACKEND_PORT),
             ..Probe::default()
         };
         let seeds: Vec<String> = (0..self.names.len())
-            .filter(|&j| j != i)
-            .map(|j| format!("{}:{GOSSIP_PORT}", self.host(j)))
+            .flat_map(|j| (0..self.replicas).map(move |s| (j, s)))
+            .filter(|&node| node != (i, r))
+            .map(|(j, s)| format!("{}:{GOSSIP_PORT}", self.host_of(j, s)))
             .collect();
-        let listen = format!("{}:{GOSSIP_PORT}", self.host(i));
+        let listen = format!("{}:{GOSSIP_PORT}", self.host_of(i, r));
         config.gossip = Some(Gossip {
             interval_ms: None,
+            instance: Some(r.to_string()),
             ..self.keys.gossip(i, &self.names, &listen, &seeds)
         });
         let mut api = Service::round_robin(API);
@@ -244,11 +284,16 @@ impl Regions {
 
     /// Starts region i's gslbd on its config.
     pub fn start_gslbd(&self, i: usize) -> Spawned {
-        let config = self.config(i);
+        self.start_gslbd_of(i, 0)
+    }
+
+    /// Starts region i's replica r.
+    pub fn start_gslbd_of(&self, i: usize, r: usize) -> Spawned {
+        let config = self.config_of(i, r);
         if self.netns.is_none() {
             super::assert_probes_stay_local(&config.parse());
         }
-        let path = self.dir.path().join(format!("{}.toml", self.names[i]));
+        let path = self.dir.path().join(format!("{}-{r}.toml", self.names[i]));
         std::fs::write(&path, config.to_toml()).expect("write config");
         let child = self
             .command(i, env!("CARGO_BIN_EXE_gslbd"))
@@ -339,14 +384,19 @@ pub const HOLD: Duration = Duration::from_secs(5);
 impl Regions {
     /// Waits until region i's gslbd says it is ready (`/readyz` 200).
     pub fn ready(&self, i: usize) {
+        self.ready_of(i, 0);
+    }
+
+    /// Waits until region i's replica r says it is ready.
+    pub fn ready_of(&self, i: usize, r: usize) {
         let deadline = Instant::now() + PATIENCE;
         while self
-            .admin_get(i, "/readyz")
+            .admin_get_of(i, r, "/readyz")
             .is_none_or(|(status, _)| status != 200)
         {
             assert!(
                 Instant::now() < deadline,
-                "{} never became ready",
+                "{}/{r} never became ready",
                 self.names[i]
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -355,15 +405,20 @@ impl Regions {
 
     /// Waits until region i answers `want`.
     pub fn answers(&self, i: usize, want: &[String]) {
+        self.answers_of(i, 0, want);
+    }
+
+    /// Waits until region i's replica r answers `want`.
+    pub fn answers_of(&self, i: usize, r: usize, want: &[String]) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let got = self.answer(i);
+            let got = self.answer_of(i, r);
             if got == want {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{} answers {got:?}, not {want:?}",
+                "{}/{r} answers {got:?}, not {want:?}",
                 self.names[i]
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -372,11 +427,25 @@ impl Regions {
 
     /// Asserts that region i answers `want` throughout [`HOLD`].
     pub fn keeps_answering(&self, i: usize, want: &[String]) {
+        self.nodes_keep_answering(&[(i, 0)], want);
+    }
+
+    /// Asserts that each of `nodes` (region, replica) answers `want` throughout [`HOLD`].
+    pub fn nodes_keep_answering(&self, nodes: &[(usize, usize)], want: &[String]) {
         let until = Instant::now() + HOLD;
         while Instant::now() < until {
-            assert_eq!(self.answer(i), want, "{}", self.names[i]);
+            for &(i, r) in nodes {
+                assert_eq!(self.answer_of(i, r), want, "{}/{r}", self.names[i]);
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Every (region, replica).
+    pub fn nodes(&self) -> Vec<(usize, usize)> {
+        (0..self.names.len())
+            .flat_map(|i| (0..self.replicas).map(move |r| (i, r)))
+            .collect()
     }
 
     /// Health and `why` source of region `target`'s target of the service, as region i's
