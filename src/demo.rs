@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::app::{App, StartError};
@@ -160,6 +161,22 @@ targets = {{ {t} }}
     )
 }
 
+/// Standard input's lines, read on a thread of their own: a blocking read left pending on
+/// tokio's blocking pool would keep the runtime, and the process, from ending on Ctrl-C or
+/// SIGTERM until another line arrived. A plain thread does not hold the process up.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Runs the demo until `quit`, end of input followed by Ctrl-C, or SIGTERM.
 #[allow(clippy::print_stdout)]
 pub async fn run() -> Result<(), DemoError> {
@@ -218,14 +235,14 @@ pub async fn run() -> Result<(), DemoError> {
     println!("\nType `fail eu` (or us, ap) to make a region's backend answer 503, `restore eu` to");
     println!("bring it back, `status`, or `quit`. Within ~2 s every region's answers change.\n");
 
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = stdin_lines();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(DemoError::Signal)?;
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            line = lines.next_line(), if stdin_open => {
-                let Ok(Some(line)) = line else {
+            line = lines.recv(), if stdin_open => {
+                let Some(line) = line else {
                     stdin_open = false;
                     continue;
                 };

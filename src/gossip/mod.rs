@@ -34,7 +34,7 @@ use report::{
 use transport::{PeerFilter, SealedTransport, TransportStats};
 
 /// How often the heartbeat value is re-signed, at most: more often when `peer_suspect` is short
-/// ([`alive_every`]).
+/// ([`Cadence`]).
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the publisher runs and re-signs the heartbeat.
@@ -247,7 +247,8 @@ impl Stamper {
     }
 }
 
-/// Publishes changed service reports every round and a heartbeat every second.
+/// Publishes changed service reports and observations every round, and a heartbeat at the
+/// cadence's pace.
 async fn publish(
     chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
     mut reports: watch::Receiver<Arc<LocalReport>>,

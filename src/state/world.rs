@@ -50,6 +50,8 @@ pub(super) struct World {
     remote: Option<RemoteView>,
     /// Probes of the other regions' targets (gossip on, observing on).
     observe: Option<Observe>,
+    /// A remote report changed since the plan was last sent: observed addresses may have too.
+    replan: bool,
     /// Until when readiness waits for every remote region to be heard (start plus
     /// `peer_suspect`): a node that starts while a region is down learns it from gossip or
     /// from its own probes of that region before it takes traffic.
@@ -111,6 +113,7 @@ impl World {
             verdicts: Verdicts::new(),
             remote: remote.map(|r| RemoteView::new(now, r.peer_suspect, r.peer_timeout)),
             observe: remote.and_then(|r| r.observe),
+            replan: false,
             first_exchange: remote.map(|r| now + r.peer_suspect),
             refused_logged: HashSet::new(),
             freshness: HashMap::new(),
@@ -212,6 +215,7 @@ impl World {
                 |service, target| region_health::observed_addresses(service, target, &inputs),
             );
         }
+        self.replan = false;
         // Verdicts of probes the new model no longer runs are stale, and their first results
         // no longer awaited.
         self.verdicts.retain(|key, _| planned.contains_key(key));
@@ -231,7 +235,7 @@ impl World {
         let started = Instant::now();
         if self.remote_services_changed {
             self.merge();
-        } else if self.observe.is_some() {
+        } else if self.replan && self.observe.is_some() {
             // Reports may have brought other regions' addresses to observe.
             self.send_plan(false);
         }
@@ -373,6 +377,7 @@ impl World {
                     return false;
                 };
                 let outcome = view.report(&stamp, service, report, at);
+                self.replan |= outcome == Outcome::Changed;
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
             Event::Observed {
@@ -546,6 +551,7 @@ impl World {
             }
         }
         self.freshness = next;
+        self.replan |= leaders_changed;
         changed | leaders_changed
     }
 }
