@@ -1,6 +1,7 @@
-//! The command line's side of the admin endpoint's controls: `gslbd drain` / `gslbd undrain`
-//! send one HTTP/1.1 POST to a running gslbd's admin endpoint (by default on loopback, where
-//! the endpoint takes controls from) and print what it answered.
+//! The command line's side of the admin endpoint: `gslbd drain` / `gslbd undrain` send one
+//! HTTP/1.1 POST to a running gslbd's admin endpoint (by default on loopback, where the
+//! endpoint takes controls from) and print what it answered; `gslbd status` and `gslbd explain`
+//! GET its `/state` and `/explain`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -51,6 +52,18 @@ pub fn drain(
     let request = format!(
         "POST {path}?{query} HTTP/1.1\r\nHost: {addr}\r\n{CONTROL_HEADER}: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
+    exchange(addr, &request)
+}
+
+/// `GET path_and_query` at the admin endpoint `addr`: the body of a 200 answer.
+pub fn get(addr: SocketAddr, path_and_query: &str) -> Result<String, ControlError> {
+    let request =
+        format!("GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    exchange(addr, &request)
+}
+
+/// Sends `request` and reads the whole answer: its body when the status is 200.
+fn exchange(addr: SocketAddr, request: &str) -> Result<String, ControlError> {
     let connect = |source| ControlError::Connect { addr, source };
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(connect)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(connect)?;
@@ -71,4 +84,14 @@ pub fn drain(
     } else {
         Err(ControlError::Refused { status, body })
     }
+}
+
+/// An admin endpoint as given on the command line: `host:port`, or a URL `http://host:port/`.
+pub fn parse_admin(text: &str) -> Result<SocketAddr, String> {
+    let bare = text
+        .strip_prefix("http://")
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    bare.parse()
+        .map_err(|_| format!("{text:?} is not an admin address (host:port or http://host:port)"))
 }

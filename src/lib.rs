@@ -56,6 +56,7 @@ pub mod region_health;
 pub mod remote;
 pub mod snapshot;
 pub mod state;
+pub mod status;
 pub mod tasks;
 
 /// Wall-clock time in Unix milliseconds: what reports and verdicts are stamped with, so that

@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use gslbd::config;
+use gslbd::{admin_client, config};
 
 #[derive(Parser)]
 #[command(name = "gslbd", version, about = "Global DNS load balancer")]
@@ -53,12 +53,51 @@ enum Command {
     Drain(DrainArgs),
     /// Put back what `drain` took out.
     Undrain(DrainArgs),
+    /// A running server's view: one line per service, a column per region, and where answers
+    /// come from. Exits 0 when every service is answered from a healthy region, 1 otherwise.
+    Status {
+        /// The server's admin endpoint (`server.admin`): host:port or http://host:port.
+        #[arg(long, default_value = "127.0.0.1:9153", value_parser = admin_client::parse_admin)]
+        admin: SocketAddr,
+        /// `json`: the server's /state as it is.
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// What a client gets for a name from a running server, and why; `--down` asks what if
+    /// regions were down.
+    Explain {
+        /// The name (fully qualified, or relative to the zone).
+        name: String,
+        /// The client's address (the answer may depend on it: geo, rotation).
+        #[arg(long)]
+        client: std::net::IpAddr,
+        /// Regions to treat as down, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        down: Vec<String>,
+        /// The record type.
+        #[arg(long = "type", default_value = "A")]
+        rtype: String,
+        /// The server's admin endpoint (`server.admin`): host:port or http://host:port.
+        #[arg(long, default_value = "127.0.0.1:9153", value_parser = admin_client::parse_admin)]
+        admin: SocketAddr,
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Print fresh gossip keys: a cluster key and one signing key pair per region named.
     Keygen {
         /// Regions to make signing keys for.
         #[arg(default_values_t = [String::from("eu"), String::from("us"), String::from("ap")])]
         regions: Vec<String>,
     },
+}
+
+/// How `status` and `explain` print.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// For people.
+    Table,
+    /// The server's JSON.
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -129,6 +168,15 @@ fn main() -> ExitCode {
         }),
         Command::Demo => demo().inspect_err(|error| tracing::error!("{error:#}")),
         Command::Drain(args) => return drain(&args, true),
+        Command::Status { admin, output } => return status(admin, output),
+        Command::Explain {
+            name,
+            client,
+            down,
+            rtype,
+            admin,
+            output,
+        } => return explain(admin, &name, client, &down, &rtype, output),
         Command::Undrain(args) => return drain(&args, false),
         Command::Run { config, listen } => {
             run(config, listen).inspect_err(|error| tracing::error!("{error:#}"))
@@ -178,6 +226,78 @@ fn drain(args: &DrainArgs, drained: bool) -> ExitCode {
         }
         Err(error) => {
             eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)] // a command whose output is the point
+fn status(admin: SocketAddr, output: Output) -> ExitCode {
+    let body = match admin_client::get(admin, "/state") {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state: gslbd::status::State = match serde_json::from_str(&body) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("error: {admin}/state is not gslbd's: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if output == Output::Json {
+        println!("{body}");
+    } else {
+        print!("{}", state.table(std::io::stdout().is_terminal()));
+    }
+    if state.all_healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[allow(clippy::print_stdout)] // a command whose output is the point
+fn explain(
+    admin: SocketAddr,
+    name: &str,
+    client: std::net::IpAddr,
+    down: &[String],
+    rtype: &str,
+    output: Output,
+) -> ExitCode {
+    let plain = |text: &str| {
+        text.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.*".contains(&b))
+    };
+    if !plain(name) || !plain(rtype) || !down.iter().all(|d| plain(d)) {
+        eprintln!("error: names, types and regions are letters, digits, '-', '_' and '.'");
+        return ExitCode::from(2);
+    }
+    let mut query = format!("/explain?name={name}&client={client}&type={rtype}");
+    if !down.is_empty() {
+        query.push_str(&format!("&down={}", down.join(",")));
+    }
+    let body = match admin_client::get(admin, &query) {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if output == Output::Json {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<gslbd::status::Explanation>(&body) {
+        Ok(explanation) => {
+            print!("{}", explanation.text());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {admin}/explain is not gslbd's: {error}");
             ExitCode::FAILURE
         }
     }
