@@ -100,29 +100,22 @@ pub(super) fn combine(
             ..owner
         },
         None => owner,
-        Some(region) if observers > 0 => {
-            let seen_down = mine.map(|seen| seen.down).unwrap_or_default();
-            RegionHealth {
-                health: if down {
-                    Health::Unhealthy
-                } else {
-                    Health::Healthy
-                },
-                why: Why::Observed {
-                    failing,
-                    observers,
-                    region,
-                },
-                down_since_ms: None,
-                answerable: owner
-                    .all
-                    .iter()
-                    .filter(|a| !seen_down.contains(a))
-                    .copied()
-                    .collect(),
-                ..owner
-            }
-        }
+        // The addresses answered stay the owner's last word: one observer's failing probe of
+        // an address is no quorum on it.
+        Some(region) if observers > 0 => RegionHealth {
+            health: if down {
+                Health::Unhealthy
+            } else {
+                Health::Healthy
+            },
+            why: Why::Observed {
+                failing,
+                observers,
+                region,
+            },
+            down_since_ms: None,
+            ..owner
+        },
         Some(_) => owner,
     }
 }
@@ -181,6 +174,11 @@ mod tests {
     }
 
     fn decide_us(row: &Row, model: &Model, quorum: Quorum) -> (Health, Why) {
+        let decided = decide_us_fully(row, model, quorum);
+        (decided.health, decided.why)
+    }
+
+    fn decide_us_fully(row: &Row, model: &Model, quorum: Quorum) -> RegionHealth {
         let service = &model.services[0];
         let app = service.name.clone();
         let t0 = Instant::now();
@@ -219,8 +217,7 @@ mod tests {
                 quorum: Some(quorum),
             }),
         };
-        let decided = decide(service, target(service, US), Some(EU), &inputs);
-        (decided.health, decided.why)
+        decide(service, target(service, US), Some(EU), &inputs)
     }
 
     #[test]
@@ -270,6 +267,22 @@ mod tests {
                 "row {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_silent_owner_kept_in_by_the_observers_keeps_its_addresses_whatever_one_observer_sees() {
+        use Health::{Healthy, Unhealthy};
+        // eu's own probe of us fails (a cut between eu and us), ap's passes, us is suspect.
+        let row = Row {
+            us: Freshness::Suspect,
+            us_says: Some(Healthy),
+            eu_sees: Some(Unhealthy),
+            ap: Freshness::Fresh,
+            ap_sees: Some(Healthy),
+        };
+        let decided = decide_us_fully(&row, &model(""), Quorum::Majority);
+        assert_eq!(decided.health, Healthy);
+        assert_eq!(decided.answerable, vec![US_ADDR.parse::<IpAddr>().unwrap()]);
     }
 
     #[test]
