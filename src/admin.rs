@@ -24,7 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -34,12 +34,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::explain::{self, Question};
+use crate::explain::{self, Ask};
 use crate::metrics::Metrics;
 use crate::model::Region;
 use crate::snapshot::Snapshot;
 use crate::state::{DrainChange, DrainError, StateHandle};
 use crate::tasks::{OnEnd, Tasks};
+use crate::ui;
 
 /// Largest request head (request line and headers): hyper's minimum buffer.
 const MAX_REQUEST_HEAD: usize = 8192;
@@ -81,6 +82,8 @@ struct AdminState {
     tasks: Tasks,
     /// The state owner, for `/drain` and `/undrain`.
     control: Option<StateHandle>,
+    /// Drawn at start; the `/ui` page carries it, and a browser's drain must send it back.
+    token: Arc<str>,
 }
 
 /// The address a request came from.
@@ -91,6 +94,9 @@ struct Peer(SocketAddr);
 /// send it to another site without a CORS preflight gslbd never grants, so a web page cannot
 /// drain a region through an operator's browser.
 pub const CONTROL_HEADER: &str = "x-gslbd-control";
+
+/// The header carrying the `/ui` page's token: drains sent by a browser need it.
+pub const TOKEN_HEADER: &str = "x-gslbd-token";
 
 /// The admin endpoint, served as a task of the daemon.
 pub struct AdminServer;
@@ -126,11 +132,17 @@ impl AdminServer {
             .route("/explain", get(explain_page))
             .route("/drain", post(drain_page))
             .route("/undrain", post(undrain_page))
+            .route("/events", get(events_page))
+            .route("/ui", get(ui_page))
+            .route("/ui/live", get(ui_live))
+            .route("/ui/style.css", get(ui_style))
+            .route("/ui/app.js", get(ui_script))
             .with_state(AdminState {
                 metrics,
                 store,
                 tasks: tasks.clone(),
                 control,
+                token: page_token().into(),
             })
             .layer(middleware::from_fn_with_state(
                 limits.request_timeout,
@@ -141,7 +153,7 @@ impl AdminServer {
             OnEnd::Exit,
             accept_loop(listener, router, limits, tasks.clone()),
         );
-        info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain, /drain, /undrain)");
+        info!(%local_addr, "admin endpoint listening (/metrics, /healthz, /readyz, /state, /explain, /events, /ui, /drain, /undrain)");
         Ok(local_addr)
     }
 }
@@ -237,6 +249,77 @@ async fn state_page(State(state): State<AdminState>) -> impl IntoResponse {
     Json(explain::state(&state.store.load()))
 }
 
+/// The last transitions, newest first.
+async fn events_page(State(state): State<AdminState>) -> impl IntoResponse {
+    let snapshot = state.store.load();
+    let newest_first: Vec<_> = snapshot.transitions.iter().rev().collect();
+    Json(serde_json::json!(newest_first))
+}
+
+/// Headers of the `/ui` page and its parts: nothing but its own resources, never framed,
+/// never cached.
+const UI_HEADERS: [(header::HeaderName, &str); 4] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
+async fn ui_page(State(state): State<AdminState>, Query(ask): Query<Ask>) -> Response {
+    let page = ui::page(&state.store.load(), &state.token, &ask);
+    (
+        UI_HEADERS,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
+}
+
+async fn ui_live(State(state): State<AdminState>) -> Response {
+    let live = ui::live(&state.store.load());
+    (
+        UI_HEADERS,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        live,
+    )
+        .into_response()
+}
+
+async fn ui_style() -> Response {
+    (
+        UI_HEADERS,
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        ui::STYLE,
+    )
+        .into_response()
+}
+
+async fn ui_script() -> Response {
+    let script_type = "text/javascript; charset=utf-8";
+    (
+        UI_HEADERS,
+        [(header::CONTENT_TYPE, script_type)],
+        ui::SCRIPT,
+    )
+        .into_response()
+}
+
+/// A fresh random token for the `/ui` page (hex of 16 bytes).
+fn page_token() -> String {
+    let bytes = ring::rand::generate::<[u8; 16]>(&ring::rand::SystemRandom::new())
+        .map(|random| random.expose())
+        // The system's random source failing is not worth stopping for: the clock then.
+        .unwrap_or_else(|_| {
+            let mut bytes = [0; 16];
+            bytes[..8].copy_from_slice(&crate::unix_ms().to_be_bytes());
+            bytes
+        });
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `/drain` and `/undrain` parameters.
 #[derive(Debug, Deserialize)]
 struct DrainParams {
@@ -273,7 +356,7 @@ async fn change_drain(
     params: DrainParams,
     drained: bool,
 ) -> Response {
-    if let Err(refusal) = control_allowed(peer, headers) {
+    if let Err(refusal) = control_allowed(peer, headers, &state.token) {
         return (StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response();
     }
     let Some(control) = &state.control else {
@@ -315,7 +398,10 @@ async fn change_drain(
 /// Whether a control request (drain, undrain) may apply: from loopback only (an operator in
 /// the pod, `kubectl exec` or `port-forward`; the endpoint may listen on the pod network for
 /// Prometheus), with [`CONTROL_HEADER`] (which no cross-site browser request carries).
-fn control_allowed(peer: SocketAddr, headers: &HeaderMap) -> Result<(), String> {
+///
+/// A request a browser sends (it has an `Origin`) must also come from this endpoint's own page:
+/// its origin this endpoint's, and [`TOKEN_HEADER`] the token the page was served with.
+fn control_allowed(peer: SocketAddr, headers: &HeaderMap, token: &str) -> Result<(), String> {
     if !peer.ip().is_loopback() {
         return Err(format!(
             "drain and undrain are taken from loopback only, not {}: run gslbd drain in the pod (kubectl exec) or through kubectl port-forward",
@@ -326,6 +412,19 @@ fn control_allowed(peer: SocketAddr, headers: &HeaderMap) -> Result<(), String> 
         return Err(format!(
             "missing header {CONTROL_HEADER} (gslbd drain sends it)"
         ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let same = host.is_some_and(|host| origin.to_str().ok() == Some(&format!("http://{host}")));
+        if !same {
+            return Err("a browser request from another origin than this page's".to_string());
+        }
+        let given = headers.get(TOKEN_HEADER).and_then(|t| t.to_str().ok());
+        if given != Some(token) {
+            return Err(format!(
+                "a browser request without this page's token ({TOKEN_HEADER}): reload /ui"
+            ));
+        }
     }
     Ok(())
 }
@@ -346,26 +445,9 @@ fn service_name(text: &str, origin: &hickory_proto::rr::LowerName) -> Result<Nam
     Ok(name.to_lowercase())
 }
 
-/// `/explain` parameters.
-#[derive(Debug, Deserialize)]
-struct ExplainParams {
-    /// The name asked (relative names are taken as inside the zone).
-    name: Option<String>,
-    /// The client's address (the source, or the ECS address a resolver would send).
-    client: Option<String>,
-    /// A or AAAA (default A).
-    #[serde(rename = "type")]
-    rtype: Option<String>,
-    /// Comma-separated regions to treat as down.
-    down: Option<String>,
-}
-
-async fn explain_page(
-    State(state): State<AdminState>,
-    Query(params): Query<ExplainParams>,
-) -> Response {
+async fn explain_page(State(state): State<AdminState>, Query(params): Query<Ask>) -> Response {
     let snapshot = state.store.load_full();
-    let question = match question(&snapshot, params) {
+    let question = match explain::question(&snapshot, params) {
         Ok(question) => question,
         Err(reason) => return (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
     };
@@ -373,61 +455,6 @@ async fn explain_page(
         Ok(explanation) => Json(explanation).into_response(),
         Err(error) => (StatusCode::BAD_REQUEST, format!("{error}\n")).into_response(),
     }
-}
-
-fn question(snapshot: &Snapshot, params: ExplainParams) -> Result<Question, String> {
-    let text = params
-        .name
-        .ok_or("missing name= (e.g. name=app.gslb.example.com)")?;
-    let origin = Name::from(snapshot.zone.origin.clone());
-    let bad = |e: hickory_proto::ProtoError| format!("bad name {text:?}: {e}");
-    let name = if text.ends_with('.') {
-        Name::from_utf8(&text).map_err(bad)?
-    } else {
-        // A full name written without its trailing dot is meant as is; anything else is
-        // taken as relative to the zone.
-        let full = Name::from_utf8(format!("{text}.")).map_err(bad)?;
-        if origin.zone_of(&full) {
-            full
-        } else {
-            Name::from_utf8(&text)
-                .map_err(bad)?
-                .append_domain(&origin)
-                .map_err(bad)?
-        }
-    };
-    let client_text = params
-        .client
-        .ok_or("missing client= (the address the answer is for, e.g. client=198.51.100.7)")?;
-    let client = client_text
-        .parse()
-        .map_err(|_| format!("bad client address {client_text:?}"))?;
-    let rtype = match params
-        .rtype
-        .as_deref()
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        None | Some("A") => RecordType::A,
-        Some("AAAA") => RecordType::AAAA,
-        Some(other) => return Err(format!("type must be A or AAAA, not {other:?}")),
-    };
-    let down = params
-        .down
-        .map(|d| {
-            d.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Question {
-        name,
-        rtype,
-        client,
-        down,
-    })
 }
 
 #[cfg(test)]
@@ -440,13 +467,38 @@ mod tests {
         with.insert(CONTROL_HEADER, "1".parse().expect("a header value"));
         let without = HeaderMap::new();
         let peer = |text: &str| text.parse::<SocketAddr>().expect("an address");
-        assert_eq!(control_allowed(peer("127.0.0.1:5000"), &with), Ok(()));
-        assert_eq!(control_allowed(peer("[::1]:5000"), &with), Ok(()));
+        assert_eq!(control_allowed(peer("127.0.0.1:5000"), &with, "t"), Ok(()));
+        assert_eq!(control_allowed(peer("[::1]:5000"), &with, "t"), Ok(()));
         // The pod network (Prometheus may reach the endpoint there), or a browser's request.
-        let refused = control_allowed(peer("10.1.2.3:5000"), &with).unwrap_err();
+        let refused = control_allowed(peer("10.1.2.3:5000"), &with, "t").unwrap_err();
         assert!(refused.contains("loopback only, not 10.1.2.3"), "{refused}");
-        let refused = control_allowed(peer("127.0.0.1:5000"), &without).unwrap_err();
+        let refused = control_allowed(peer("127.0.0.1:5000"), &without, "t").unwrap_err();
         assert!(refused.contains("missing header"), "{refused}");
+    }
+
+    #[test]
+    fn a_browser_s_control_needs_this_page_s_origin_and_token() {
+        let local = "127.0.0.1:5000".parse::<SocketAddr>().expect("an address");
+        let browser = |origin: &str, token: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTROL_HEADER, "1".parse().expect("a header value"));
+            headers.insert(
+                header::HOST,
+                "127.0.0.1:9153".parse().expect("a header value"),
+            );
+            headers.insert(header::ORIGIN, origin.parse().expect("a header value"));
+            if let Some(token) = token {
+                headers.insert(TOKEN_HEADER, token.parse().expect("a header value"));
+            }
+            control_allowed(local, &headers, "secret")
+        };
+        assert_eq!(browser("http://127.0.0.1:9153", Some("secret")), Ok(()));
+        let refused = browser("http://evil.example", Some("secret")).unwrap_err();
+        assert!(refused.contains("another origin"), "{refused}");
+        let refused = browser("http://127.0.0.1:9153", Some("guess")).unwrap_err();
+        assert!(refused.contains("token"), "{refused}");
+        let refused = browser("http://127.0.0.1:9153", None).unwrap_err();
+        assert!(refused.contains("token"), "{refused}");
     }
 
     #[test]

@@ -150,6 +150,77 @@ pub struct Question {
     pub down: Vec<String>,
 }
 
+/// An `/explain` question as asked (query string, the `/ui` form): every part optional, checked
+/// by [`question`].
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Ask {
+    /// The name asked (relative names are taken as inside the zone).
+    pub name: Option<String>,
+    /// The client's address (the source, or the ECS address a resolver would send).
+    pub client: Option<String>,
+    /// A or AAAA (default A).
+    #[serde(rename = "type")]
+    pub rtype: Option<String>,
+    /// Comma-separated regions to treat as down.
+    pub down: Option<String>,
+}
+
+/// The question `params` asks of `snapshot`'s zone, or why it is not one.
+pub fn question(snapshot: &Snapshot, params: Ask) -> Result<Question, String> {
+    let text = params
+        .name
+        .ok_or("missing name= (e.g. name=app.gslb.example.com)")?;
+    let origin = Name::from(snapshot.zone.origin.clone());
+    let bad = |e: hickory_proto::ProtoError| format!("bad name {text:?}: {e}");
+    let name = if text.ends_with('.') {
+        Name::from_utf8(&text).map_err(bad)?
+    } else {
+        // A full name written without its trailing dot is meant as is; anything else is
+        // taken as relative to the zone.
+        let full = Name::from_utf8(format!("{text}.")).map_err(bad)?;
+        if origin.zone_of(&full) {
+            full
+        } else {
+            Name::from_utf8(&text)
+                .map_err(bad)?
+                .append_domain(&origin)
+                .map_err(bad)?
+        }
+    };
+    let client_text = params
+        .client
+        .ok_or("missing client= (the address the answer is for, e.g. client=198.51.100.7)")?;
+    let client = client_text
+        .parse()
+        .map_err(|_| format!("bad client address {client_text:?}"))?;
+    let rtype = match params
+        .rtype
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("A") => RecordType::A,
+        Some("AAAA") => RecordType::AAAA,
+        Some(other) => return Err(format!("type must be A or AAAA, not {other:?}")),
+    };
+    let down = params
+        .down
+        .map(|d| {
+            d.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Question {
+        name,
+        rtype,
+        client,
+        down,
+    })
+}
+
 /// Why a question cannot be explained.
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {

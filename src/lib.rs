@@ -58,6 +58,7 @@ pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod tasks;
+pub mod ui;
 
 /// Wall-clock time in Unix milliseconds: what reports and verdicts are stamped with, so that
 /// regions can compare them (clocks are assumed NTP-synchronised).

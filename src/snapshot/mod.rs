@@ -6,6 +6,7 @@
 
 mod readiness;
 mod records;
+pub mod transitions;
 
 pub use readiness::{KubernetesSync, Readiness};
 pub use records::{Addresses, ZoneRecords, wire_name};
@@ -120,6 +121,8 @@ pub struct Snapshot {
     pub returning: Returning,
     /// What the server still waits for before `/readyz` passes (set by the state owner).
     pub readiness: Readiness,
+    /// The last changes of health and freshness, oldest first (set by the state owner).
+    pub transitions: Arc<Vec<transitions::Transition>>,
     nodes: FxHashMap<LowerName, Node>,
 }
 
@@ -234,6 +237,7 @@ impl Snapshot {
             time_bucket_ms: model.zone.time_bucket_ms,
             returning: model.zone.returning,
             readiness: Readiness::default(),
+            transitions: Arc::default(),
             nodes,
         }
     }

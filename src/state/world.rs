@@ -3,7 +3,7 @@
 //! and readiness. Pure but for logs and metrics: the owner task in `mod.rs` feeds it events and
 //! the time, and publishes what it builds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,11 @@ use crate::model::{Model, Observe, Region, RegionIndex, Service};
 use crate::ownership;
 use crate::region_health::{self, Inputs, RemoteInputs};
 use crate::remote::{Freshness, Outcome, RemoteView, remote_only_services};
+use crate::snapshot::transitions::{self, Transition};
 use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
+
+/// How many changes of health and freshness are kept for operators (`/events`, `/ui`).
+const MAX_TRANSITIONS: usize = 300;
 
 /// How many (region, name) pairs of refused remote reports are remembered so as to log each
 /// once; past it, refusals are only counted (a member flooding names cannot grow it further).
@@ -69,6 +73,8 @@ pub(super) struct World {
     drained: Drained,
     /// Regions out or coming back, per service (slow start, failback delay).
     returns: Returns,
+    /// The last [`MAX_TRANSITIONS`] changes of health and freshness, oldest first.
+    transitions: VecDeque<Transition>,
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
@@ -122,6 +128,7 @@ impl World {
                 .map(|timeout| (KubernetesSync::Listing, Instant::now() + timeout)),
             drained: Drained::default(),
             returns: Returns::default(),
+            transitions: VecDeque::new(),
             max_udp_payload,
             metrics,
             watch: SnapshotWatch::default(),
@@ -239,7 +246,15 @@ impl World {
             // Reports may have brought other regions' addresses to observe.
             self.send_plan(false);
         }
-        let snapshot = Arc::new(self.serving_snapshot());
+        let mut snapshot = self.serving_snapshot();
+        let changes = transitions::between(&store.load(), &snapshot, crate::unix_ms());
+        if !changes.is_empty() {
+            self.transitions.extend(changes);
+            let excess = self.transitions.len().saturating_sub(MAX_TRANSITIONS);
+            self.transitions.drain(..excess);
+        }
+        snapshot.transitions = Arc::new(self.transitions.iter().cloned().collect());
+        let snapshot = Arc::new(snapshot);
         store.store(snapshot.clone());
         self.publish_report();
         let took = started.elapsed();
