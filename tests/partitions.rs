@@ -2,11 +2,21 @@
 //! namespace of its own (a `gslbd run` process and an HTTP backend process, default settings),
 //! the namespaces joined by a bridge; links are cut with blackhole routes or by taking a
 //! region's link down, which stops gossip and probes alike. Needs root and iproute2.
-//! Asserts answers and states on every side, not timings.
+//! Asserts answers and states on every side, not timings. The tests run one at a time: each
+//! runs six processes on this machine's two cores, and a probe timing out under load would
+//! read as a cut.
 
 mod common;
 
+use std::sync::{Mutex, MutexGuard};
+
 use common::processes::{Region, Regions};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 const EU: usize = 0;
 const US: usize = 1;
@@ -15,6 +25,7 @@ const AP: usize = 2;
 #[test]
 #[ignore = "needs root, iproute2, python3: run by .ci/run"]
 fn two_regions_cut_apart_each_answer_themselves_until_the_link_heals() {
+    let _alone = alone();
     let regions = Regions::in_namespaces(94, 2);
     let _up = Region::start_all(&regions);
     regions.cut(EU, US);
@@ -32,6 +43,7 @@ fn two_regions_cut_apart_each_answer_themselves_until_the_link_heals() {
 #[test]
 #[ignore = "needs root, iproute2, python3: run by .ci/run"]
 fn a_cut_between_two_of_three_regions_changes_no_answer_and_an_isolated_region_answers_itself() {
+    let _alone = alone();
     let regions = Regions::in_namespaces(95, 3);
     let _up = Region::start_all(&regions);
     // eu and us lose each other; ap reaches both: gossip goes through ap, and one observer
@@ -59,6 +71,7 @@ fn a_cut_between_two_of_three_regions_changes_no_answer_and_an_isolated_region_a
 #[test]
 #[ignore = "needs root, iproute2, python3: run by .ci/run"]
 fn a_region_healthy_inside_but_unreachable_from_outside_leaves_every_answer_its_own_too() {
+    let _alone = alone();
     let regions = Regions::in_namespaces(96, 3);
     let _up = Region::start_all(&regions);
     // ap's backend serves ap's own probes, but neither eu nor us can reach it.
