@@ -200,7 +200,7 @@ pub fn live(snapshot: &Snapshot) -> String {
     out.push_str("</tbody></table>");
 
     out.push_str(
-        "<h2>Regions</h2><table id=\"regions\"><thead><tr><th>Region</th><th>Health from</th><th>Instances (run, latest sequence)</th><th>Control</th></tr></thead><tbody>",
+        "<h2>Regions</h2><table id=\"regions\"><thead><tr><th>Region</th><th>Health from</th><th>Last heard</th><th>Gossip instances (run, latest sequence)</th><th>Observers see down</th><th>Control</th></tr></thead><tbody>",
     );
     for (i, region) in snapshot.regions.iter().enumerate() {
         let status = snapshot.region_status[i];
@@ -224,9 +224,36 @@ pub fn live(snapshot: &Snapshot) -> String {
         } else {
             String::new()
         };
+        let heard = match (status, snapshot.region_heard_ms[i]) {
+            (RegionStatus::Local, _) => "this server".to_string(),
+            (_, Some(ms)) => clock(ms),
+            (RegionStatus::Remote(_), None) => "never".to_string(),
+            (_, None) => "-".to_string(),
+        };
+        // Services whose target in this region the other regions' probes see down.
+        let seen_down: Vec<String> = snapshot
+            .services
+            .iter()
+            .filter(|service| {
+                service.regions.iter().any(|a| {
+                    let observed_down = match a.why {
+                        Why::ObservedDown { .. } => true,
+                        Why::Observed { failing, .. } => failing > 0,
+                        _ => false,
+                    };
+                    a.region.get() == i && observed_down
+                })
+            })
+            .map(|service| esc(service.name.to_string().trim_end_matches('.')))
+            .collect();
+        let seen_down = if seen_down.is_empty() {
+            "none".to_string()
+        } else {
+            seen_down.join("<br>")
+        };
         let _ = write!(
             out,
-            "<tr data-region=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{control}</td></tr>",
+            "<tr data-region=\"{}\"><td>{}</td><td>{}</td><td>{heard}</td><td>{}</td><td>{seen_down}</td><td>{control}</td></tr>",
             esc(region.as_str()),
             esc(region.as_str()),
             esc(&region_source(status)),

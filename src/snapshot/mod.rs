@@ -112,6 +112,9 @@ pub struct Snapshot {
     pub region_status: Vec<RegionStatus>,
     /// Per region (same index): the runs speaking for its instances (remote regions only).
     pub region_runs: Vec<Vec<RunInfo>>,
+    /// Per region (same index): when its heartbeat last advanced here (Unix ms, remote regions
+    /// heard at least once).
+    pub region_heard_ms: Vec<Option<u64>>,
     pub services: Vec<ServiceAnswer>,
     pub geo: GeoIndex,
     pub max_udp_payload: u16,
@@ -231,6 +234,20 @@ impl Snapshot {
                         .unwrap_or_default()
                 })
                 .collect(),
+            region_heard_ms: {
+                let (now, now_ms) = (std::time::Instant::now(), crate::unix_ms());
+                model
+                    .regions
+                    .iter()
+                    .map(|region| {
+                        let view = inputs.remote?.view;
+                        view.ever_heard(&region.name).then(|| {
+                            let age = now.saturating_duration_since(view.last_heard(&region.name));
+                            now_ms.saturating_sub(age.as_millis() as u64)
+                        })
+                    })
+                    .collect()
+            },
             services,
             geo: GeoIndex::build(&model.geo, &model.regions),
             max_udp_payload,
