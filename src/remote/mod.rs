@@ -1,4 +1,5 @@
-//! What other regions said about themselves, and how fresh it is.
+//! What other regions said about themselves (`svc:` reports) and saw of the others (`obs:`
+//! observations), and how fresh it is.
 //!
 //! Pure: the state owner feeds it verified gossip and the time, the snapshot builder asks it
 //! per (region, service). Which values are new, and which run of a region's instance speaks for
@@ -6,7 +7,9 @@
 //! region is `Fresh` while its heartbeats advance, `Suspect` after `peer_suspect` without one
 //! (its last report still answers, as Unknown) and `Stale` after `peer_timeout` (its targets
 //! leave answers) — unless every other region is stale too: then this node is the one cut off,
-//! and the last known state keeps serving (availability first).
+//! and the last known state keeps serving (availability first). What observers say can
+//! overrule all this (`region_health::observed`). Of a region's replicas, the first live one by
+//! name speaks for it ([`RemoteView::refresh_leaders`]).
 
 mod only;
 pub mod runs;
@@ -69,8 +72,8 @@ struct RegionState {
     leader: Option<String>,
     /// When a heartbeat of the region last advanced here.
     last_heard: Option<Instant>,
-    /// What the region says per service: of its instances' speaking runs, the report that
-    /// arrived last.
+    /// What the region says per service: the leader's report, else of its instances'
+    /// speaking runs the report that arrived last.
     services: HashMap<Name, ServiceReport>,
     /// What the region sees of the other regions' targets per service, the same way.
     observed: HashMap<Name, Observation>,
