@@ -232,8 +232,13 @@ pub async fn run() -> Result<(), DemoError> {
         "  curl -s 'http://127.0.10.1:{ADMIN_PORT}/explain?name=app&client=198.51.100.7&down=eu'   # what if eu failed"
     );
     println!("  curl -s http://127.0.10.1:{ADMIN_PORT}/metrics             # Prometheus metrics");
+    println!(
+        "  gslbd status --admin 127.0.10.1:{ADMIN_PORT}                 # the view as a table"
+    );
+    println!("\nOr open http://127.0.10.1:{ADMIN_PORT}/ui in a browser: eu's operator page.");
     println!("\nType `fail eu` (or us, ap) to make a region's backend answer 503, `restore eu` to");
-    println!("bring it back, `status`, or `quit`. Within ~2 s every region's answers change.\n");
+    println!("bring it back, `status`, or `quit`. Within ~2 s every region's answers change;");
+    println!("after a restore they return once the failback delay (30 s) has passed.\n");
 
     let mut lines = stdin_lines();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
