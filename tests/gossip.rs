@@ -335,6 +335,7 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
             .map(|n| (Name::from_ascii(n).expect("a name"), report.clone()))
             .collect(),
         observed: Default::default(),
+        drain: Default::default(),
     };
     let (_report_tx, reports) = watch::channel(Arc::new(published));
     let (events, mut heard) = mpsc::channel(64);

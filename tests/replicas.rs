@@ -2,7 +2,8 @@
 //! real processes gossiping under their own identities (instances "0" and "1"), each region's
 //! replicas probing the region's one backend process. Every replica of every region answers
 //! alike; losing a replica with kill -9, or restarting it, changes no answer; a backend's
-//! failure moves every replica's answers. Asserts answers, not timings.
+//! failure moves every replica's answers; a drain made at one replica of a region and undone
+//! at the other holds for both, and for every other region. Asserts answers, not timings.
 
 mod common;
 
@@ -44,4 +45,27 @@ fn replicas_answer_alike_through_a_replica_s_loss_and_restart() {
         regions.answers_of(i, r, &without_us);
     }
     regions.nodes_keep_answering(&nodes, &without_us);
+
+    // eu drained at its replica 0: every replica of every region, eu's replica 1 included,
+    // leaves eu out; undrained at replica 1: back everywhere.
+    let gslbd = |verb: &str, r: usize| {
+        let admin = regions.admin_of(EU, r).to_string();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gslbd"))
+            .args([verb, "eu", "--admin", &admin])
+            .output()
+            .expect("run gslbd");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gslbd("drain", 0);
+    for &(i, r) in &nodes {
+        regions.answers_of(i, r, &regions.only(&[AP]));
+    }
+    gslbd("undrain", 1);
+    for &(i, r) in &nodes {
+        regions.answers_of(i, r, &without_us);
+    }
 }

@@ -166,6 +166,7 @@ impl App {
         let delegation = crate::delegation::Delegation::of(&config.model);
         let metrics = Arc::new(Metrics::with_options(config.server.per_service_metrics));
         let remote = config.gossip.as_ref().map(|g| RemoteSettings {
+            instance: g.instance.clone(),
             peer_suspect: g.peer_suspect,
             peer_timeout: g.peer_timeout,
             observe,

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
-use super::report::{Observation, ServiceReport, ServiceSpec};
+use super::report::{DrainState, Observation, ServiceReport, ServiceSpec};
 use crate::model::{Model, RegionIndex, Service, Strategy};
 use crate::region_health::{self, Inputs};
 
@@ -21,6 +21,8 @@ pub struct LocalReport {
     pub services: BTreeMap<Name, ServiceReport>,
     /// What this region's probes see of other regions' targets (observing on).
     pub observed: BTreeMap<Name, Observation>,
+    /// What this instance holds drained, for its sibling replicas.
+    pub drain: DrainState,
 }
 
 /// The report of `model`'s local region for every service with a local target, and its
@@ -32,6 +34,7 @@ pub fn build(model: &Model, inputs: &Inputs<'_>) -> LocalReport {
     LocalReport {
         services: services(model, local, inputs),
         observed: observed(model, local, inputs),
+        drain: DrainState::default(),
     }
 }
 

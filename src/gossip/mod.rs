@@ -29,7 +29,8 @@ use crate::unix_ms;
 use keys::{RegionKeys, SigningKey};
 use local_report::LocalReport;
 use report::{
-    ALIVE_KEY, OBSERVED_PREFIX, Observation, ReportError, SERVICE_PREFIX, ServiceReport, Verified,
+    ALIVE_KEY, DRAIN_KEY, DrainState, OBSERVED_PREFIX, Observation, ReportError, SERVICE_PREFIX,
+    ServiceReport, Verified,
 };
 use transport::{PeerFilter, SealedTransport, TransportStats};
 
@@ -265,6 +266,7 @@ async fn publish(
     let mut stamper = Stamper::new(region, instance);
     let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
     let mut observed: BTreeMap<Name, Observation> = BTreeMap::new();
+    let mut drain: Option<DrainState> = None;
     // The first report counts as changed: it is published at the first tick.
     reports.mark_changed();
     let mut last_alive: Option<Instant> = None;
@@ -359,6 +361,19 @@ async fn publish(
             ));
             observed.remove(&name);
         }
+        if !unchanged && drain.as_ref() != Some(&current.drain) {
+            updates.push((
+                DRAIN_KEY.to_string(),
+                report::sign(
+                    &signing,
+                    &cluster,
+                    &stamper.next(now),
+                    DRAIN_KEY,
+                    &current.drain,
+                ),
+            ));
+            drain = Some(current.drain.clone());
+        }
         if last_alive.is_none_or(|at| at.elapsed() >= cadence.alive) {
             updates.push((
                 ALIVE_KEY.to_string(),
@@ -384,8 +399,8 @@ async fn receive(
     mut changes: mpsc::UnboundedReceiver<(String, String, String)>,
     Identity {
         region: local,
+        instance,
         cluster,
-        ..
     }: Identity,
     region_keys: Arc<RegionKeys>,
     events: mpsc::Sender<Event>,
@@ -402,10 +417,31 @@ async fn receive(
             _ = stop.cancelled() => return,
         };
         let region = report::region_of_node(&node);
+        let at = Instant::now();
         if region == local.as_str() {
+            // Of our own region, only a sibling replica's drain state matters to us.
+            if key != DRAIN_KEY || report::instance_of_node(&node) == instance {
+                continue;
+            }
+            match report::verify::<DrainState>(&value, &cluster, &node, &key, &region_keys) {
+                Ok(Verified { value, .. }) => {
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if events
+                        .send(Event::SiblingDrain { state: value })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    stats.rejected_signature.fetch_add(1, Ordering::Relaxed);
+                    metrics.gossip.report_rejected(error.rejection());
+                    warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
+                }
+            }
             continue;
         }
-        let at = Instant::now();
         let event = if key == ALIVE_KEY {
             report::verify::<()>(&value, &cluster, &node, &key, &region_keys)
                 .map(|v| Event::Heard { stamp: v.stamp, at })

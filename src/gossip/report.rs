@@ -21,6 +21,39 @@ use crate::ownership::Refusal;
 pub const ALIVE_KEY: &str = "alive";
 /// Prefix of service values.
 pub const SERVICE_PREFIX: &str = "svc:";
+/// Key of the drain value: what an instance holds drained of its own region, for its sibling
+/// replicas (never read by other regions: the reports' `drained` flags tell them).
+pub const DRAIN_KEY: &str = "drain";
+
+/// What an instance holds drained of its region (`gslbd drain`), shared with the region's other
+/// replicas, which take the latest: the highest `version`, then instance name. An operator's
+/// change is one above the highest version the instance has seen, so the last change made at
+/// any replica wins, and a replica that restarts takes its siblings' state back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainState {
+    #[serde(rename = "r")]
+    pub region: bool,
+    /// Services drained one by one (fully qualified names).
+    #[serde(
+        rename = "s",
+        default,
+        skip_serializing_if = "std::collections::BTreeSet::is_empty"
+    )]
+    pub services: std::collections::BTreeSet<String>,
+    #[serde(rename = "v")]
+    pub version: u64,
+    /// The instance where the change was made.
+    #[serde(rename = "i")]
+    pub by: String,
+}
+
+impl DrainState {
+    /// Which of two states is the later: by version, then by instance.
+    pub fn order(&self) -> (u64, &str) {
+        (self.version, &self.by)
+    }
+}
+
 /// Prefix of observation values: what this region's probes see of the other regions' targets
 /// of one service.
 pub const OBSERVED_PREFIX: &str = "obs:";
@@ -289,6 +322,11 @@ pub fn region_of_node(node_id: &str) -> &str {
     node_id
         .split_once('/')
         .map_or(node_id, |(region, _)| region)
+}
+
+/// The instance part of a node id (`<region>/<instance>`).
+pub fn instance_of_node(node_id: &str) -> &str {
+    node_id.split_once('/').map_or("", |(_, instance)| instance)
 }
 
 #[cfg(test)]

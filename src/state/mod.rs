@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::gossip::local_report::LocalReport;
-use crate::gossip::report::{Observation, ServiceReport, Stamp};
+use crate::gossip::report::{DrainState, Observation, ServiceReport, Stamp};
 use crate::health::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::{Model, Observe, Region, Service};
@@ -69,6 +69,8 @@ pub enum Event {
         observation: Observation,
         at: Instant,
     },
+    /// A sibling replica's drain state (`gslbd drain` at another instance of this region).
+    SiblingDrain { state: DrainState },
     /// A probe had its first result (after its verdict event, if that result made one).
     Probed { key: ProbeKey },
     /// Kubernetes discovery is complete for the first time: every watch listed and the
@@ -152,9 +154,11 @@ impl StateHandle {
     }
 }
 
-/// Gossip timing the owner needs; `None` when gossip is off.
-#[derive(Clone, Copy, Debug)]
+/// Gossip settings the owner needs; `None` when gossip is off.
+#[derive(Clone, Debug)]
 pub struct RemoteSettings {
+    /// This node's instance name within its region (drains are versioned by it).
+    pub instance: String,
     pub peer_suspect: Duration,
     pub peer_timeout: Duration,
     /// Probes of the other regions' targets; `None` when off.
@@ -262,6 +266,7 @@ fn event_time(event: &Event) -> Option<Instant> {
         | Event::Discovered { .. }
         | Event::Probed { .. }
         | Event::KubernetesSynced
+        | Event::SiblingDrain { .. }
         | Event::Drain { .. } => None,
     }
 }

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use super::returns::Returns;
 use super::{DrainChange, DrainError, Event, Setup};
 use crate::gossip::local_report::{self, LocalReport};
-use crate::gossip::report::Stamp;
+use crate::gossip::report::{DrainState, Stamp};
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
 use crate::model::{Model, Observe, Region, RegionIndex, Service};
@@ -69,8 +69,11 @@ pub(super) struct World {
     /// With Kubernetes discovery: where the first discovery stands, and until when readiness
     /// waits for it.
     kubernetes: Option<(KubernetesSync, Instant)>,
-    /// What an operator drained at run time (this region's own targets).
+    /// What an operator drained at run time (this region's own targets), at this replica or
+    /// another of the region.
     drained: Drained,
+    /// This node's instance name (with gossip).
+    instance: String,
     /// Regions out or coming back, per service (slow start, failback delay).
     returns: Returns,
     /// The last [`MAX_TRANSITIONS`] changes of health and freshness, oldest first.
@@ -80,12 +83,18 @@ pub(super) struct World {
     watch: SnapshotWatch,
 }
 
-/// This region drained whole, or some of its services: run-time state, lost at a restart
-/// (a drain that must outlive one goes in the config: `health = { eu = "unhealthy" }`).
+/// This region drained whole, or some of its services: run-time state, shared with the
+/// region's other replicas (the latest change wins: `version`, then `by`), lost when every
+/// replica restarts (a drain that must outlive that goes in the config: `health = { eu =
+/// "unhealthy" }`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Drained {
     region: bool,
     services: BTreeSet<Name>,
+    /// One above the highest version seen when an operator changed it here.
+    version: u64,
+    /// The instance where it was last changed.
+    by: String,
 }
 
 impl Drained {
@@ -117,10 +126,13 @@ impl World {
             plans,
             reports: watch::channel(Arc::default()).0,
             verdicts: Verdicts::new(),
-            remote: remote.map(|r| RemoteView::new(now, r.peer_suspect, r.peer_timeout)),
-            observe: remote.and_then(|r| r.observe),
+            remote: remote
+                .as_ref()
+                .map(|r| RemoteView::new(now, r.peer_suspect, r.peer_timeout)),
+            observe: remote.as_ref().and_then(|r| r.observe),
             replan: false,
-            first_exchange: remote.map(|r| now + r.peer_suspect),
+            first_exchange: remote.as_ref().map(|r| now + r.peer_suspect),
+            instance: remote.map(|r| r.instance).unwrap_or_default(),
             refused_logged: HashSet::new(),
             freshness: HashMap::new(),
             warming,
@@ -295,7 +307,13 @@ impl World {
 
     /// Hands gossip this region's report of the served model, when it changed.
     pub(super) fn publish_report(&self) {
-        let report = local_report::build(&self.model, &self.inputs());
+        let mut report = local_report::build(&self.model, &self.inputs());
+        report.drain = DrainState {
+            region: self.drained.region,
+            services: self.drained.services.iter().map(Name::to_string).collect(),
+            version: self.drained.version,
+            by: self.drained.by.clone(),
+        };
         self.reports.send_if_modified(|current| {
             if **current == report {
                 false
@@ -344,6 +362,7 @@ impl World {
                 }
                 _ => false,
             },
+            Event::SiblingDrain { state } => self.sibling_drain(state),
             Event::Drain {
                 change,
                 reply,
@@ -489,11 +508,42 @@ impl World {
         if self.drained == before {
             return Ok(false);
         }
+        self.drained.version += 1;
+        self.drained.by = self.instance.clone();
         info!(whole_region = self.drained.region, services = ?self.drained.services, "drain changed");
         self.metrics
             .snapshots
             .set_drained(self.drained.region, &self.drained.services);
         Ok(true)
+    }
+
+    /// Takes a sibling replica's drain state when it is later than ours; returns whether what
+    /// is drained changed.
+    fn sibling_drain(&mut self, state: DrainState) -> bool {
+        if state.order() <= (self.drained.version, self.drained.by.as_str()) {
+            return false;
+        }
+        let services: BTreeSet<Name> = state
+            .services
+            .iter()
+            .filter_map(|name| Name::from_ascii(name).ok())
+            .map(|name| name.to_lowercase())
+            .collect();
+        let changed = self.drained.region != state.region || self.drained.services != services;
+        self.drained = Drained {
+            region: state.region,
+            services,
+            version: state.version,
+            by: state.by,
+        };
+        if changed {
+            info!(whole_region = self.drained.region, services = ?self.drained.services, by = %self.drained.by, "drain changed at another replica of this region; taken");
+            self.metrics
+                .snapshots
+                .set_drained(self.drained.region, &self.drained.services);
+            self.merge();
+        }
+        changed
     }
 
     /// Counts a remote value refused by the view; returns whether the view changed.
@@ -593,6 +643,7 @@ mod tests {
         let model = fixtures::config(APP).model;
         let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
         let remote = gossip.then_some(RemoteSettings {
+            instance: "0".to_string(),
             peer_suspect: Duration::from_secs(5),
             peer_timeout: Duration::from_secs(15),
             observe: None,
@@ -927,5 +978,51 @@ mod tests {
             world.model.services[1].ttl, 7,
             "with the reporting region's rules"
         );
+    }
+
+    #[test]
+    fn a_drain_made_at_a_sibling_replica_is_taken_when_it_is_the_later_one() {
+        let mut world = world(false, true);
+        let drained = |world: &World| (world.drained.region, world.drained.services.len());
+        let sibling = |region: bool, services: &[&str], version: u64| Event::SiblingDrain {
+            state: DrainState {
+                region,
+                services: services.iter().map(|s| s.to_string()).collect(),
+                version,
+                by: "1".to_string(),
+            },
+        };
+        assert!(
+            apply(&mut world, sibling(true, &[], 1)),
+            "drained at replica 1"
+        );
+        assert_eq!(drained(&world), (true, 0));
+        assert!(
+            world.model.services[0].targets.iter().any(|t| t.drained),
+            "the region's targets are drained here too"
+        );
+        // Undrained here: version 2, by this instance ("0"), which replica 1 will take.
+        let (reply, _answer) = oneshot::channel();
+        let (published, _served) = oneshot::channel();
+        let undrain = Event::Drain {
+            change: DrainChange {
+                region: Region::new("eu"),
+                service: None,
+                drained: false,
+            },
+            reply,
+            published,
+        };
+        assert!(apply(&mut world, undrain));
+        assert_eq!(drained(&world), (false, 0));
+        assert_eq!((world.drained.version, world.drained.by.as_str()), (2, "0"));
+        // Replica 1's old state again (a replay, or its report before it heard ours): nothing.
+        assert!(!apply(&mut world, sibling(true, &[], 1)));
+        // A later change at replica 1: one service drained.
+        assert!(apply(
+            &mut world,
+            sibling(false, &["app.gslb.example.com."], 3)
+        ));
+        assert_eq!(drained(&world), (false, 1));
     }
 }

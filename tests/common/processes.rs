@@ -165,7 +165,7 @@ impl Regions {
         self.admin_of(i, 0)
     }
 
-    fn admin_of(&self, i: usize, r: usize) -> SocketAddr {
+    pub fn admin_of(&self, i: usize, r: usize) -> SocketAddr {
         format!("{}:{ADMIN_PORT}", self.host_of(i, r))
             .parse()
             .expect("address")
