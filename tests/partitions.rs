@@ -84,6 +84,14 @@ fn a_region_healthy_inside_but_unreachable_from_outside_leaves_every_answer_its_
     }
     regions.until_why(AP, AP, "\"unhealthy\" \"observed_down\"");
     regions.until_why(EU, AP, "\"unhealthy\" \"observed_down\"");
+    // ... and says so in its metrics (alert GslbdObserversOverruleRegion).
+    let (_, metrics) = regions.admin_get(EU, "/metrics").expect("admin listens");
+    let overruled = ["region=\"ap\"", "decision=\"overruled\""];
+    assert_eq!(
+        common::sample(&metrics, "gslbd_region_observed_services", &overruled),
+        1.0,
+        "{metrics}"
+    );
     regions.block_backend(EU, AP, false);
     regions.block_backend(US, AP, false);
     for i in [EU, US, AP] {

@@ -139,6 +139,10 @@ panel("timeseries", "Gossip bandwidth", "",
       [(f'sum by (instance) (rate(gslbd_gossip_sent_bytes_total{sel()}[$__rate_interval]))', "sent {{instance}}"),
        (f'sum by (instance) (rate(gslbd_gossip_received_bytes_total{sel()}[$__rate_interval]))', "received {{instance}}")], 18, 6, 8, unit="Bps")
 y += 8
+row("Observers")
+panel("timeseries", "Services the observers decide, by region", "Other regions' probes of each region's targets: overruled = they see targets down the region reports healthy (out of every answer); decided = the region is silent (suspect, stale) and they decide. README, When a region fails.",
+      [(f'max by (region, decision) (gslbd_region_observed_services{sel()})', "{{region}} {{decision}}")], 0, 24, 8)
+y += 8
 row("Probes")
 panel("timeseries", "Probe failures by result", "Failed probes per second by outcome (timeout, connect, status, body, tls, ...).",
       [(f'sum by (result) (rate(gslbd_probe_results_total{sel(chr(114)+"esult!="+chr(34)+"success"+chr(34))}[$__rate_interval]))', "{{result}}")], 0, 12, 8, unit="ops")

@@ -11,6 +11,7 @@ use tracing::{debug, info};
 
 use super::SnapshotMetrics;
 use crate::model::Health;
+use crate::region_health::Why;
 use crate::snapshot::{RegionAnswer, Snapshot};
 
 /// More transitions than this in one snapshot are summarised in one line (a region going
@@ -64,8 +65,15 @@ impl SnapshotWatch {
     pub fn published(&mut self, metrics: &SnapshotMetrics, snapshot: &Snapshot, now_ms: u64) {
         let mut next = HashMap::with_capacity(self.last.len());
         let mut transitions = 0;
+        // Per region: services the observers overrule, and decide for a silent region.
+        let mut observed = vec![(0i64, 0i64); snapshot.regions.len()];
         for service in &snapshot.services {
             for answer in &service.regions {
+                match answer.why {
+                    Why::ObservedDown { .. } => observed[answer.region.get()].0 += 1,
+                    Why::Observed { .. } => observed[answer.region.get()].1 += 1,
+                    _ => {}
+                }
                 let region = snapshot.regions[answer.region].as_str();
                 let key = (service.name.clone(), region.to_string());
                 let now = Published::of(answer);
@@ -128,6 +136,15 @@ impl SnapshotWatch {
                 logged = LOGGED_TRANSITIONS,
                 "more region health changes in this snapshot (the rest at debug level)"
             );
+        }
+        metrics.region_observed.reset();
+        for (region, (overruled, decided)) in snapshot.regions.iter().zip(observed) {
+            for (decision, count) in [("overruled", overruled), ("decided", decided)] {
+                metrics
+                    .region_observed
+                    .with_label_values(&[region.as_str(), decision])
+                    .set(count);
+            }
         }
         // Services or regions gone from the snapshot: their series go too.
         for (service, region) in self.last.keys() {

@@ -36,6 +36,8 @@ pub struct SnapshotMetrics {
     pub(super) failover_seconds: HistogramVec,
     /// What an operator drained in this region: `service="*"` for the whole region.
     drained: IntGaugeVec,
+    /// Per (region, decision): services whose target in the region the observers decide.
+    pub(super) region_observed: IntGaugeVec,
 }
 
 impl SnapshotMetrics {
@@ -96,6 +98,16 @@ impl SnapshotMetrics {
                         0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0,
                     ]),
                     &["region"],
+                ),
+            ),
+            region_observed: register(
+                registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "gslbd_region_observed_services",
+                        "Services whose target in a region the observers (other regions' probes) decide here: decision=\"overruled\" when they see it down while the region reports it available, \"decided\" when the region is silent and they decide",
+                    ),
+                    &["region", "decision"],
                 ),
             ),
             drained: register(
