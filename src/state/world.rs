@@ -398,10 +398,7 @@ impl World {
                 report,
                 at,
             } => {
-                if self.region_index(&stamp.region).is_none()
-                    || self.remote.is_none()
-                    || !self.claimable(&stamp, &service)
-                {
+                if !self.admits(&stamp, &service) {
                     return false;
                 }
                 if !self.local_names.contains(&service) {
@@ -420,10 +417,7 @@ impl World {
                 observation,
                 at,
             } => {
-                if self.region_index(&stamp.region).is_none()
-                    || self.remote.is_none()
-                    || !self.claimable(&stamp, &service)
-                {
+                if !self.admits(&stamp, &service) {
                     return false;
                 }
                 let Some(view) = self.remote.as_mut() else {
@@ -433,6 +427,14 @@ impl World {
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
         }
+    }
+
+    /// Whether a remote value about `service` is for this node: gossip on, from a region of
+    /// the model, about a name a service may claim.
+    fn admits(&mut self, stamp: &Stamp, service: &Name) -> bool {
+        self.remote.is_some()
+            && self.region_index(&stamp.region).is_some()
+            && self.claimable(stamp, service)
     }
 
     /// Whether a service named `service` may be claimed in the zone; a refusal of a remote
