@@ -60,7 +60,15 @@ async fn browser(driver: &Driver) -> Client {
         "goog:chromeOptions".to_string(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1300"],
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1300",
+                // Nothing but the page on loopback: no background services, no name resolution.
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-default-apps", "--disable-extensions",
+                "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+                "--no-first-run", "--no-default-browser-check", "--no-pings",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            ],
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
