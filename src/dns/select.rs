@@ -191,6 +191,14 @@ pub fn select<'s>(
     }
 
     match &service.strategy {
+        Strategy::RoundRobin if !service.returning => push_rotated(
+            &mut selection.records,
+            service,
+            &available,
+            Pool::Answerable,
+            rtype,
+            draw(key, service.salt, bucket, 0),
+        ),
         Strategy::RoundRobin => {
             // A region in its slow start is in this client's answer with the share it has.
             let admitted: SmallVec<[usize; 8]> = available
@@ -227,11 +235,8 @@ pub fn select<'s>(
             let full = |i: usize| u64::from(service.regions[i].weight);
             let mut candidates = available;
             for round in 0..*pick as u64 {
-                let weight: &dyn Fn(usize) -> u64 = if candidates.iter().any(|&i| ramped(i) > 0) {
-                    &ramped
-                } else {
-                    &full
-                };
+                let ramping = service.returning && candidates.iter().any(|&i| ramped(i) > 0);
+                let weight: &dyn Fn(usize) -> u64 = if ramping { &ramped } else { &full };
                 let total: u64 = candidates.iter().map(|&i| weight(i)).sum();
                 if total == 0 {
                     break;
@@ -312,6 +317,9 @@ fn first_settled(
 ) -> Option<usize> {
     let mut candidates = order.iter().copied().filter(|i| available.contains(i));
     let first = candidates.clone().next();
+    if !service.returning {
+        return first;
+    }
     candidates
         .find(|&i| !at.holds_off(&service.regions[i]))
         .or(first)
@@ -400,6 +408,7 @@ mod tests {
             "[[services]]\nname = \"web.gslb.example.com\"\n{strategy}\n{TARGETS}"
         ));
         snap.services[0].regions[1].back_since_ms = Some(0);
+        snap.services[0].returning = true;
         let n = 20_000;
         let with = (0..n)
             .filter(|&i| {
@@ -438,6 +447,7 @@ mod tests {
             "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"eu\", \"us\", \"ap\"]\n{TARGETS}"
         ));
         snap.services[0].regions[0].back_since_ms = Some(0);
+        snap.services[0].returning = true;
         let answer = |snap: &Snapshot, now_ms| {
             addrs(&select(
                 &snap.services[0],

@@ -82,6 +82,9 @@ pub struct ServiceAnswer {
     pub salt: u64,
     /// The name in wire format (lowercase, uncompressed).
     pub owner_wire: Box<[u8]>,
+    /// Whether a region of it is coming back (`RegionAnswer::back_since_ms`): only then do
+    /// answers weigh slow starts and failback delays.
+    pub returning: bool,
 }
 
 impl ServiceAnswer {
@@ -192,6 +195,7 @@ impl Snapshot {
                         .collect(),
                     salt: name_salt(&service.name),
                     owner_wire: wire_name(&service.name),
+                    returning: false,
                 }
             })
             .collect();

@@ -58,6 +58,7 @@ impl Returns {
                 };
                 if let Some(Back::Since(since)) = back {
                     answer.back_since_ms = Some(since);
+                    service.returning = true;
                 }
                 if let Some(back) = back {
                     next.insert(key, back);
