@@ -1,6 +1,7 @@
 //! Writes the seed corpora under `fuzz/corpus/<target>/`: real queries for the DNS targets,
-//! real chitchat traffic (two in-memory nodes exchanging signed reports) as fragment plaintexts
-//! and as a sealed datagram, real signed values, and the repository's config files. The files
+//! real gossip messages (a foca announcement, a run's signed units as a publisher makes them,
+//! an ask for them) as fragment plaintexts and as a sealed datagram, real signed units, and
+//! the repository's config files. The files
 //! are committed; run this again (`cargo run --example seeds` in `fuzz/`) only to change them.
 //! Every seed is built with the fixed keys of `gslbd_fuzz`, so sealed and signed seeds open and
 //! verify in the targets.
@@ -8,17 +9,17 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use chitchat::transport::{ChannelTransport, Socket, Transport};
-use chitchat::{ChitchatConfig, ChitchatId, ChitchatMessage, FailureDetectorConfig, Serializable};
-use gslbd::gossip::report::{self, ServiceReport, ServiceSpec};
+use gslbd::gossip::local_report::LocalReport;
+use gslbd::gossip::member::{Member, MemberCodec};
+use gslbd::gossip::publish::{Publisher, Stamper};
+use gslbd::gossip::report::{ServiceReport, ServiceSpec};
+use gslbd::gossip::store::{RunId, Want};
+use gslbd::gossip::unit::{self, Kind};
+use gslbd::gossip::wire;
 use gslbd::model::{AllDownPolicy, Health, Region, StrategyKind};
-use gslbd_fuzz::{
-    CLUSTER, CONFIG, Frame, REGIONS, SERVICE_KEY, fixed_key, push_frame, signing_key,
-};
+use gslbd_fuzz::{CLUSTER, CONFIG, Frame, REGIONS, fixed_key, push_frame, signing_key};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
@@ -32,7 +33,8 @@ fn main() {
     for target in ["udp_fast_path", "hickory_path"] {
         write_all(&corpus.join(target), &queries);
     }
-    write_all(&corpus.join("report_verify"), &reports());
+    let units = run_units();
+    write_all(&corpus.join("unit_verify"), &unit_seeds(&units));
     write_all(&corpus.join("config_parse"), &configs());
     // Its input is `arbitrary`'s encoding of entries, which nothing writes by hand: the empty
     // input (no annotation) starts it.
@@ -40,12 +42,10 @@ fn main() {
         &corpus.join("annotations"),
         &[("empty".to_string(), Vec::new())],
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let traffic = runtime.block_on(chitchat_traffic());
-    write_all(&corpus.join("gossip_datagram"), &datagrams(&traffic));
+    write_all(
+        &corpus.join("gossip_datagram"),
+        &datagrams(&messages(&units)),
+    );
 }
 
 /// Replaces `dir`'s files with `seeds`.
@@ -177,47 +177,94 @@ fn service_report() -> ServiceReport {
     }
 }
 
-/// Instance 0 of `region`, run 7, value `seq`, issued at `issued_ms`.
-fn stamp(region: &str, seq: u64, issued_ms: u64) -> report::Stamp {
-    report::Stamp {
-        region: Region::new(region),
-        instance: "0".to_string(),
-        epoch: 7,
-        seq,
-        issued_ms,
+/// One run of region eu as its publisher signs it: a shard per service (twelve services), the
+/// drain state, a heartbeat.
+fn run_units() -> Vec<Arc<[u8]>> {
+    let signing = Arc::new(
+        gslbd::gossip::keys::SigningKey::from_base64(&fixed_key(1)).expect("the fixed key"),
+    );
+    assert_eq!(signing.public_base64(), signing_key(0).public_base64());
+    let mut publisher = Publisher::new(
+        Stamper::new(Region::new(REGIONS[0]), "0".into()),
+        signing,
+        CLUSTER.to_string(),
+    );
+    let mut report = LocalReport::default();
+    for n in 0..12 {
+        report.services.insert(
+            hickory_proto::rr::Name::from_ascii(format!("s{n}.gslb.example.com.")).expect("a name"),
+            service_report(),
+        );
     }
+    report.drain.region = true;
+    report.drain.version = 1;
+    report.drain.by = "0".into();
+    publisher.round(Some(&report), std::time::Duration::from_secs(1))
 }
 
-/// Values as region eu publishes them: mode byte 0 (verify as is) with the signed value, and
-/// mode byte 1 (sign first) with the JSON alone.
-fn reports() -> Vec<(String, Vec<u8>)> {
-    let service = report::sign(
-        signing_key(0),
-        CLUSTER,
-        &stamp("eu", 1, 42),
-        SERVICE_KEY,
-        &service_report(),
-    );
-    let alive = report::sign(
-        signing_key(0),
-        CLUSTER,
-        &stamp("eu", 2, 43),
-        report::ALIVE_KEY,
-        &(),
-    );
+/// Units as the target reads them: mode byte 0 (verify as is) with each kind of signed unit,
+/// and mode byte 1 (sign first), the kind byte, then the body alone.
+fn unit_seeds(units: &[Arc<[u8]>]) -> Vec<(String, Vec<u8>)> {
     let mut seeds = Vec::new();
-    for (name, value) in [("service", service), ("alive", alive)] {
-        let json = value.split_once('.').expect("signature.json").1;
-        seeds.push((
-            format!("signed-{name}"),
-            [&[0u8][..], value.as_bytes()].concat(),
-        ));
-        seeds.push((
-            format!("json-{name}"),
-            [&[1u8][..], json.as_bytes()].concat(),
-        ));
+    let keys = gslbd_fuzz::region_keys();
+    for bytes in units {
+        let unit = unit::verify(bytes.clone(), CLUSTER, keys).expect("our own unit verifies");
+        let kind = unit.header.kind;
+        let name = format!("{kind:?}").to_lowercase();
+        if seeds.iter().any(|(n, _): &(String, Vec<u8>)| *n == format!("signed-{name}")) {
+            continue;
+        }
+        seeds.push((format!("signed-{name}"), [&[0u8][..], bytes].concat()));
+        let body = match kind {
+            // The shard's JSON, uncompressed: the target compresses what it signs.
+            Kind::Shard => zstd::bulk::decompress(unit.body(), 1 << 20).expect("a shard body"),
+            _ => unit.body().to_vec(),
+        };
+        seeds.push((format!("body-{name}"), [&[1u8, kind as u8][..], &body].concat()));
     }
     seeds
+}
+
+/// Real messages: the run's units as pushed, an ask for them, and foca's announcement.
+fn messages(units: &[Arc<[u8]>]) -> Vec<(String, Vec<u8>)> {
+    let mut pushed = Vec::new();
+    wire::units(units, false, &mut pushed);
+    let mut ask = Vec::new();
+    let first = unit::verify(units[0].clone(), CLUSTER, gslbd_fuzz::region_keys())
+        .expect("our own unit verifies");
+    wire::want(
+        &Want {
+            run: RunId::of(&first.header.stamp),
+            heartbeat: 1,
+            held: vec![(3, 2), (256, 1)],
+        },
+        &mut ask,
+    );
+    let mut announce = Vec::new();
+    {
+        use foca::Codec;
+        let header = foca::Header {
+            src: Member {
+                addr: SocketAddr::from(([127, 0, 0, 2], 7946)),
+                region: REGIONS[0].into(),
+                instance: "0".into(),
+                bump: 1,
+            },
+            src_incarnation: 0,
+            dst: Member::seed(SocketAddr::from(([127, 0, 0, 3], 7946))),
+            message: foca::Message::Announce,
+        };
+        let mut packet = Vec::new();
+        MemberCodec::new(REGIONS.iter().map(|r| r.to_string()))
+            .encode_header(&header, &mut packet)
+            .expect("encodes");
+        wire::foca(&packet, &mut announce);
+    }
+    vec![
+        ("units".to_string(), pushed),
+        ("want".to_string(), ask),
+        ("foca-announce".to_string(), announce),
+    ]
 }
 
 /// The repository's config files, the fuzz config, and one with gossip (inline keys) and
@@ -249,100 +296,6 @@ fn configs() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
-/// Records every message a node sends, serialized as the sealed transport serializes it.
-struct Recording {
-    inner: ChannelTransport,
-    sent: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-struct RecordingSocket {
-    inner: Box<dyn Socket>,
-    sent: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-#[async_trait]
-impl Transport for Recording {
-    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
-        Ok(Box::new(RecordingSocket {
-            inner: self.inner.open(listen_addr).await?,
-            sent: self.sent.clone(),
-        }))
-    }
-}
-
-#[async_trait]
-impl Socket for RecordingSocket {
-    async fn send(&mut self, to: SocketAddr, message: ChitchatMessage) -> anyhow::Result<()> {
-        let mut bytes = Vec::new();
-        message.serialize(&mut bytes);
-        self.sent.lock().expect("not poisoned").push(bytes);
-        self.inner.send(to, message).await
-    }
-
-    async fn recv(&mut self) -> anyhow::Result<(SocketAddr, ChitchatMessage)> {
-        self.inner.recv().await
-    }
-}
-
-/// Two nodes, eu and us, gossiping signed heartbeats and enough service values that a
-/// message needs several fragments; every message either sends, in order.
-async fn chitchat_traffic() -> Vec<Vec<u8>> {
-    let transport = Recording {
-        inner: ChannelTransport::with_mtu(65_507),
-        sent: Arc::default(),
-    };
-    let addresses: [SocketAddr; 2] = [([127, 0, 0, 2], 7946).into(), ([127, 0, 0, 3], 7946).into()];
-    let mut handles = Vec::new();
-    for (i, region) in ["eu", "us"].into_iter().enumerate() {
-        let mut values = vec![(
-            report::ALIVE_KEY.to_string(),
-            report::sign(
-                signing_key(i),
-                CLUSTER,
-                &stamp(region, 1, 1),
-                report::ALIVE_KEY,
-                &(),
-            ),
-        )];
-        for n in 0..12 {
-            let key = format!("svc:s{n}.gslb.example.com.");
-            let value = report::sign(
-                signing_key(i),
-                CLUSTER,
-                &stamp(region, 2 + n, 1),
-                &key,
-                &service_report(),
-            );
-            values.push((key, value));
-        }
-        let config = ChitchatConfig {
-            chitchat_id: ChitchatId::new(format!("{region}/0"), 1, addresses[i]),
-            cluster_id: CLUSTER.to_string(),
-            gossip_interval: Duration::from_millis(50),
-            listen_addr: addresses[i],
-            seed_nodes: vec![addresses[1 - i].to_string()],
-            failure_detector_config: FailureDetectorConfig::default(),
-            marked_for_deletion_grace_period: Duration::from_secs(3600),
-            catchup_callback: None,
-            extra_liveness_predicate: None,
-        };
-        let handle = chitchat::spawn_chitchat(config, values, &transport)
-            .await
-            .expect("chitchat starts");
-        handles.push(handle);
-    }
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    for handle in handles {
-        handle.shutdown().await.expect("chitchat stops");
-    }
-    let mut sent = transport.sent.lock().expect("not poisoned").clone();
-    // Nodes of one cluster never refuse each other: the refusal is added by hand.
-    let mut bad_cluster = Vec::new();
-    ChitchatMessage::BadCluster.serialize(&mut bad_cluster);
-    sent.push(bad_cluster);
-    sent
-}
-
 /// Cuts `message` into the transport's plaintext fragments.
 fn fragments(id: u64, message: &[u8]) -> Vec<Vec<u8>> {
     let count = message.len().div_ceil(FRAGMENT_PAYLOAD).max(1);
@@ -359,24 +312,13 @@ fn fragments(id: u64, message: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// One seed per kind of message seen (the largest of each, so several fragments appear), its
-/// fragments as plaintext frames, the last first (reassembly out of order); plus the smallest
-/// message sealed with the cluster key, as a datagram on the wire.
-fn datagrams(traffic: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
-    let mut largest: BTreeMap<u8, &Vec<u8>> = BTreeMap::new();
-    for message in traffic {
-        // chitchat's magic number (2 bytes), protocol version (1), then the message tag (Syn,
-        // SynAck, Ack, BadCluster).
-        let Some(&tag) = message.get(3) else { continue };
-        let entry = largest.entry(tag).or_insert(message);
-        if message.len() > entry.len() {
-            *entry = message;
-        }
-    }
+/// Each message's fragments as plaintext frames, the last first (reassembly out of order);
+/// plus the smallest message sealed with the cluster key, as a datagram on the wire.
+fn datagrams(messages: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     let mut seeds = Vec::new();
-    for (tag, message) in &largest {
+    for (i, (name, message)) in messages.iter().enumerate() {
         let mut input = Vec::new();
-        for fragment in fragments(u64::from(*tag), message).iter().rev() {
+        for fragment in fragments(i as u64, message).iter().rev() {
             push_frame(
                 &mut input,
                 &Frame {
@@ -387,10 +329,10 @@ fn datagrams(traffic: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
                 },
             );
         }
-        eprintln!("chitchat message tag {tag}: {} bytes", message.len());
-        seeds.push((format!("plaintext-tag{tag}"), input));
+        eprintln!("{name}: {} bytes", message.len());
+        seeds.push((format!("plaintext-{name}"), input));
     }
-    if let Some(smallest) = traffic.iter().min_by_key(|m| m.len()) {
+    if let Some((_, smallest)) = messages.iter().min_by_key(|(_, m)| m.len()) {
         let fragment = &fragments(99, smallest)[0];
         let mut sealed = Vec::new();
         gslbd_fuzz::keyring().seal(fragment, &mut sealed);

@@ -1,23 +1,29 @@
-//! Gossip datagrams through the sealed transport's receiving step (`Reassembly::accept`: open
-//! with the keyring, check the fragment header, reassemble) and chitchat's decoder, as
-//! `SealedSocket::recv` runs them. Random bytes never pass the AEAD tag, so frames marked
-//! plaintext are sealed with the cluster key first: the fragment parser, reassembly (two
-//! peers, time moving on) and `ChitchatMessage::deserialize` then see fuzzer-chosen bytes.
-//! Besides no panic: pending messages stay bounded.
+//! Gossip datagrams through the sealed socket's receiving step (`Reassembly::accept`: open
+//! with the keyring, check the fragment header, reassemble), then `wire::decode` and what the
+//! node does with each message: units into a store (verify, order, bound), asks served from
+//! it, foca packets through our member codec. Random bytes never pass the AEAD tag, so frames
+//! marked plaintext are sealed with the cluster key first. Besides no panic: pending messages
+//! and the store stay bounded, and an answer never exceeds its budget by more than one unit.
 
 #![no_main]
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use chitchat::{ChitchatMessage, Deserializable};
+use foca::Codec;
+use gslbd::gossip::member::{Member, MemberCodec};
+use gslbd::gossip::store::{MAX_REGION_BYTES, Store};
 use gslbd::gossip::transport::Reassembly;
-use gslbd_fuzz::{frames, keyring};
+use gslbd::gossip::unit::MAX_UNIT;
+use gslbd::gossip::wire::{self, Message};
+use gslbd::model::Region;
+use gslbd_fuzz::{CLUSTER, REGIONS, frames, keyring, region_keys};
 use libfuzzer_sys::fuzz_target;
 
 /// The transport's bound on incomplete messages (`MAX_PENDING`).
 const MAX_PENDING: usize = 256;
+const BUDGET: usize = 32 * 1024;
 
 /// A fixed start so that time in an input is relative only to the input.
 fn start() -> Instant {
@@ -32,6 +38,13 @@ fuzz_target!(|input: &[u8]| {
         SocketAddr::from(([127, 0, 0, 3], 7946)),
     ];
     let mut reassembly = Reassembly::default();
+    let mut store = Store::new(
+        CLUSTER.to_string(),
+        Arc::new(region_keys().clone()),
+        Region::new(REGIONS[2]),
+        "fuzz".into(),
+    );
+    let mut codec = MemberCodec::new(REGIONS.iter().map(|r| r.to_string()));
     let mut now = start();
     let mut datagram = Vec::new();
     for frame in frames(input) {
@@ -49,9 +62,22 @@ fuzz_target!(|input: &[u8]| {
         let Ok(Some(message)) = accepted else {
             continue;
         };
-        // chitchat decodes and applies; it never writes a received message out again (its
-        // `Delta::serialize` asserts the length read off the wire, which need not match a
-        // re-encoding), so decoding without a panic is the whole property.
-        let _ = ChitchatMessage::deserialize(&mut message.as_slice());
+        match wire::decode(&message) {
+            Ok(Message::Units { units, .. }) => {
+                for unit in units {
+                    let _ = store.accept(unit, now);
+                }
+                assert!(store.bytes() <= MAX_REGION_BYTES * REGIONS.len());
+            }
+            Ok(Message::Want(want)) => {
+                let (units, _) = store.serve(&want, BUDGET);
+                let size: usize = units.iter().map(|u| u.len()).sum();
+                assert!(size <= BUDGET + MAX_UNIT);
+            }
+            Ok(Message::Foca(packet)) => {
+                let _: Result<foca::Header<Member>, _> = codec.decode_header(packet);
+            }
+            Err(_) => {}
+        }
     }
 });

@@ -103,9 +103,7 @@ where
 
 /// The gossip cluster name, bound into every seal and signature.
 pub const CLUSTER: &str = "fuzz.example";
-/// The key a service value is published under in the report targets.
-pub const SERVICE_KEY: &str = "svc:app.gslb.example.com.";
-/// The regions with gossip keys ([`CONFIG`]'s); `eu` publishes in the report targets.
+/// The regions with gossip keys ([`CONFIG`]'s); `eu` publishes in the unit targets.
 pub const REGIONS: [&str; 3] = ["eu", "us", "ap"];
 
 /// A fixed 32-byte key, base64, as the config holds keys.

@@ -39,7 +39,7 @@ label_enum! {
         UnknownKey = "unknown_key",
         /// The tag does not verify: wrong key, corrupted or forged.
         BadTag = "bad_tag",
-        /// Opened and reassembled, but not a message chitchat can decode.
+        /// Opened and reassembled, but not a message of `gossip::wire`.
         Undecodable = "undecodable",
     }
 }

@@ -1,40 +1,45 @@
-//! Cross-region gossip on chitchat: each region publishes signed reports about itself
-//! (`report`), over an authenticated, fragmenting transport (`transport`, `keys`), and learns
-//! every other region's. Verified reports go to the state owner as events; this module never
-//! touches the snapshot it serves from except to read what to publish.
+//! Cross-region gossip: each region publishes what it says of itself as signed units
+//! (`unit`: shards of services, a drain state, heartbeats carrying a digest of them), ordered by
+//! a per-run sequence inside the signature. foca gives membership, failure detection and the
+//! relay of heartbeats (`member`); a node that lacks units a heartbeat announces asks a peer
+//! for them (`wire`, `node`); every unit is verified before anything holds or relays it
+//! (`store`). All of it travels sealed and fragmented (`transport`, `keys`). What changes goes
+//! to the state owner as events; this module never touches the snapshot it serves from.
 
 pub mod keys;
 pub mod local_report;
+pub mod member;
+pub mod node;
+pub mod publish;
 pub mod report;
+pub mod store;
 pub mod transport;
+pub mod unit;
+pub mod wire;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig};
-use hickory_proto::rr::Name;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::GossipSettings;
 use crate::metrics::Metrics;
-use crate::model::{Health, Region};
 use crate::state::Event;
 use crate::tasks::{OnEnd, Tasks};
 use crate::unix_ms;
-use keys::{RegionKeys, SigningKey};
 use local_report::LocalReport;
-use report::{
-    ALIVE_KEY, DRAIN_KEY, DrainState, OBSERVED_PREFIX, Observation, ReportError, SERVICE_PREFIX,
-    ServiceReport, Verified,
-};
-use transport::{PeerFilter, SealedTransport, TransportStats};
+use member::Member;
+use node::{Node, NodeParts};
+use publish::{Publisher, Stamper};
+use report::ReportRejection;
+use store::{Change, Store};
+use transport::{PeerFilter, SealedSocket, TransportStats};
 
-/// How often the heartbeat value is re-signed, at most: more often when `peer_suspect` is short
+/// How often the heartbeat is signed, at most: more often when `peer_suspect` is short
 /// ([`Cadence`]).
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -57,11 +62,14 @@ impl Cadence {
     }
 }
 
-/// Counters of reports refused after the transport let them in.
+/// Counters of units after the transport let them in.
 #[derive(Debug, Default)]
 pub struct ReportStats {
+    /// New units taken.
     pub accepted: AtomicU64,
+    /// Units whose signature does not verify with their region's key.
     pub rejected_signature: AtomicU64,
+    /// Units refused for any other reason, replays and duplicates included.
     pub rejected_other: AtomicU64,
 }
 
@@ -74,9 +82,6 @@ pub enum GossipError {
         #[source]
         source: std::io::Error,
     },
-    /// chitchat reports its errors as `anyhow` errors.
-    #[error("cannot start the gossip node")]
-    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A running gossip node; it leaves the cluster when the daemon's tasks stop.
@@ -85,6 +90,7 @@ pub struct Gossip {
     pub report_stats: Arc<ReportStats>,
     /// Where this node gossips.
     pub local_addr: SocketAddr,
+    store: Arc<Mutex<Store>>,
 }
 
 impl Gossip {
@@ -102,174 +108,113 @@ impl Gossip {
             metrics: Some(metrics.clone()),
             ..TransportStats::default()
         });
-        let transport =
-            SealedTransport::new(settings.keyring.clone(), transport_stats.clone(), peers);
-
-        // Binding port 0 (tests) means advertising the port actually bound: bind first.
         let bind_error = |source| GossipError::Bind {
             addr: settings.listen,
             source,
         };
-        let probe = tokio::net::UdpSocket::bind(settings.listen)
-            .await
-            .map_err(bind_error)?;
-        let bound = probe.local_addr().map_err(bind_error)?;
-        drop(probe);
+        let socket = SealedSocket::bind(
+            settings.listen,
+            settings.keyring.clone(),
+            transport_stats.clone(),
+            peers,
+        )
+        .map_err(bind_error)?;
+        let bound = socket.local_addr().map_err(bind_error)?;
+        // Binding port 0 (tests) means advertising the port actually bound.
         let advertise = if settings.advertise.port() == 0 {
             SocketAddr::new(settings.advertise.ip(), bound.port())
         } else {
             settings.advertise
         };
-        let generation = unix_ms();
-        let node_id = format!("{}/{}", settings.region, settings.instance);
-        let config = ChitchatConfig {
-            chitchat_id: ChitchatId::new(node_id.clone(), generation, advertise),
-            cluster_id: settings.cluster.clone(),
-            gossip_interval: settings.interval,
-            listen_addr: bound,
-            seed_nodes: settings.seeds.clone(),
-            failure_detector_config: FailureDetectorConfig {
-                initial_interval: settings.interval,
-                dead_node_grace_period: Duration::from_secs(3600),
-                ..FailureDetectorConfig::default()
-            },
-            marked_for_deletion_grace_period: Duration::from_secs(3600),
-            catchup_callback: None,
-            extra_liveness_predicate: None,
-        };
-        let handle = chitchat::spawn_chitchat(config, Vec::new(), &transport)
-            .await
-            .map_err(|error| GossipError::Start(error.into()))?;
-        info!(node = %node_id, %advertise, seeds = ?settings.seeds, "gossip started");
-
-        let (changes_tx, changes) = mpsc::unbounded_channel::<(String, String, String)>();
-        let listener = handle
-            .chitchat()
-            .lock()
-            .await
-            .subscribe_event("", move |event| {
-                // Runs under chitchat's lock: hand the value over and return.
-                let _ = changes_tx.send((
-                    event.node.node_id.to_string(),
-                    event.key.to_string(),
-                    event.value.to_string(),
-                ));
-            });
-
-        let report_stats = Arc::new(ReportStats::default());
-        let identity = Identity {
-            region: settings.region.clone(),
+        let identity = Member {
+            addr: advertise,
+            region: settings.region.to_string(),
             instance: settings.instance.clone(),
-            cluster: settings.cluster.clone(),
+            bump: unix_ms(),
         };
+        let store = Arc::new(Mutex::new(Store::new(
+            settings.cluster.clone(),
+            settings.region_keys.clone(),
+            settings.region.clone(),
+            settings.instance.clone(),
+        )));
+        let (changes_tx, changes) = mpsc::channel(1024);
+        let (published_tx, published) = mpsc::channel(16);
+        let node = Node::new(NodeParts {
+            socket,
+            identity,
+            regions: settings.region_keys.keys().cloned().collect(),
+            seeds: settings.seeds.clone(),
+            store: store.clone(),
+            changes: changes_tx,
+            interval: settings.interval,
+            recent: settings.peer_timeout,
+            metrics: metrics.clone(),
+        });
+        info!(
+            region = %settings.region,
+            instance = %settings.instance,
+            %advertise,
+            seeds = ?settings.seeds,
+            "gossip started"
+        );
+        let report_stats = Arc::new(ReportStats::default());
+        tasks.supervise(
+            "gossip node",
+            OnEnd::Exit,
+            node.run(published, settings.interval, tasks.stopping()),
+        );
         tasks.supervise(
             "gossip receive",
             OnEnd::Exit,
             receive(
                 changes,
-                identity.clone(),
-                settings.region_keys.clone(),
                 events,
                 report_stats.clone(),
                 metrics.clone(),
                 tasks.stopping(),
             ),
         );
+        let publisher = Publisher::new(
+            Stamper::new(settings.region.clone(), settings.instance.clone()),
+            settings.signing_key.clone(),
+            settings.cluster.clone(),
+        );
         tasks.supervise(
             "gossip publish",
             OnEnd::Exit,
             publish(
-                handle.chitchat(),
+                publisher,
                 reports,
-                identity,
-                settings.signing_key.clone(),
+                published_tx,
                 Cadence::of(settings.interval, settings.peer_suspect),
-                metrics,
                 tasks.stopping(),
             ),
         );
-        let stopping = tasks.stopping();
-        tasks.spawn(async move {
-            stopping.cancelled().await;
-            // The subscription ends first: nothing more reaches the receiver.
-            drop(listener);
-            let _ = handle.shutdown().await;
-        });
         Ok(Self {
             transport_stats,
             report_stats,
             local_addr: advertise,
+            store,
         })
     }
-}
 
-/// Who this node speaks for, and in which cluster.
-#[derive(Clone, Debug)]
-struct Identity {
-    region: Region,
-    instance: String,
-    cluster: String,
-}
-
-/// Stamps the values of this run (this start of gslbd): a random epoch, drawn once, and the
-/// next number of the run's sequence for every value signed. Receivers order values by these,
-/// not by the issue time, so no clock, ours or theirs, can hide or revive a value.
-struct Stamper {
-    region: Region,
-    instance: String,
-    epoch: u64,
-    seq: u64,
-}
-
-impl Stamper {
-    fn new(region: Region, instance: String) -> Self {
-        let epoch = ring::rand::generate::<[u8; 8]>(&ring::rand::SystemRandom::new())
-            .map(|random| u64::from_be_bytes(random.expose()))
-            // The system's random source failing is not worth stopping for: the clock then.
-            .unwrap_or_else(|_| unix_ms());
-        info!(%region, %instance, epoch, "gossip run started");
-        Self {
-            region,
-            instance,
-            epoch,
-            seq: 0,
-        }
-    }
-
-    fn next(&mut self, issued_ms: u64) -> report::Stamp {
-        self.seq += 1;
-        report::Stamp {
-            region: self.region.clone(),
-            instance: self.instance.clone(),
-            epoch: self.epoch,
-            seq: self.seq,
-            issued_ms,
-        }
+    /// Bytes of signed units this node holds (every region's, its own included).
+    pub fn held_bytes(&self) -> usize {
+        self.store.lock().map_or(0, |store| store.bytes())
     }
 }
 
-/// Publishes changed service reports and observations every round, and a heartbeat at the
-/// cadence's pace.
+/// Publishes this region's report as it changes, and a heartbeat at the cadence's pace.
 async fn publish(
-    chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
+    mut publisher: Publisher,
     mut reports: watch::Receiver<Arc<LocalReport>>,
-    Identity {
-        region,
-        instance,
-        cluster,
-    }: Identity,
-    signing: Arc<SigningKey>,
+    units: mpsc::Sender<Vec<Arc<[u8]>>>,
     cadence: Cadence,
-    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
-    let mut stamper = Stamper::new(region, instance);
-    let mut published: BTreeMap<Name, ServiceReport> = BTreeMap::new();
-    let mut observed: BTreeMap<Name, Observation> = BTreeMap::new();
-    let mut drain: Option<DrainState> = None;
     // The first report counts as changed: it is published at the first tick.
     reports.mark_changed();
-    let mut last_alive: Option<Instant> = None;
     let mut tick = tokio::time::interval(cadence.round);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -277,236 +222,90 @@ async fn publish(
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let now = unix_ms();
-        let mut updates: Vec<(String, String)> = Vec::new();
-        // Reports change only when the state owner publishes new ones: diff only then.
-        let unchanged = !reports.has_changed().unwrap_or(false);
-        let current = if unchanged {
-            Arc::default()
-        } else {
-            reports.borrow_and_update().clone()
-        };
-        for (name, report) in &current.services {
-            let changed_ms = match published.get(name) {
-                Some(old) if old.health == report.health => old.changed_ms,
-                _ => now,
-            };
-            let report = ServiceReport {
-                changed_ms,
-                ..report.clone()
-            };
-            if published.get(name) != Some(&report) {
-                let key = format!("{SERVICE_PREFIX}{name}");
-                updates.push((
-                    key.clone(),
-                    report::sign(&signing, &cluster, &stamper.next(now), &key, &report),
-                ));
-                published.insert(name.clone(), report);
-            }
-        }
-        // A service gone from our config: publish that we no longer serve it.
-        let gone: Vec<Name> = if unchanged {
-            Vec::new()
-        } else {
-            published
-                .keys()
-                .filter(|n| !current.services.contains_key(*n))
-                .cloned()
-                .collect()
-        };
-        for name in gone {
-            let report = ServiceReport {
-                health: Health::Unhealthy,
-                addresses: Vec::new(),
-                down: Vec::new(),
-                changed_ms: now,
-                failing_since_ms: None,
-                drained: false,
-                weight: None,
-                spec: None,
-            };
-            let key = format!("{SERVICE_PREFIX}{name}");
-            updates.push((
-                key.clone(),
-                report::sign(&signing, &cluster, &stamper.next(now), &key, &report),
-            ));
-            published.remove(&name);
-        }
-        for (name, observation) in &current.observed {
-            if observed.get(name) != Some(observation) {
-                let key = format!("{OBSERVED_PREFIX}{name}");
-                updates.push((
-                    key.clone(),
-                    report::sign(&signing, &cluster, &stamper.next(now), &key, observation),
-                ));
-                observed.insert(name.clone(), observation.clone());
-            }
-        }
-        // A service no longer observed: publish that we see nothing of it.
-        let unobserved: Vec<Name> = if unchanged {
-            Vec::new()
-        } else {
-            observed
-                .keys()
-                .filter(|n| !current.observed.contains_key(*n))
-                .cloned()
-                .collect()
-        };
-        for name in unobserved {
-            let key = format!("{OBSERVED_PREFIX}{name}");
-            let nothing = Observation::new();
-            updates.push((
-                key.clone(),
-                report::sign(&signing, &cluster, &stamper.next(now), &key, &nothing),
-            ));
-            observed.remove(&name);
-        }
-        if !unchanged && drain.as_ref() != Some(&current.drain) {
-            updates.push((
-                DRAIN_KEY.to_string(),
-                report::sign(
-                    &signing,
-                    &cluster,
-                    &stamper.next(now),
-                    DRAIN_KEY,
-                    &current.drain,
-                ),
-            ));
-            drain = Some(current.drain.clone());
-        }
-        if last_alive.is_none_or(|at| at.elapsed() >= cadence.alive) {
-            updates.push((
-                ALIVE_KEY.to_string(),
-                report::sign(&signing, &cluster, &stamper.next(now), ALIVE_KEY, &()),
-            ));
-            last_alive = Some(Instant::now());
-        }
-        let mut chitchat = chitchat.lock().await;
-        metrics.gossip.set_members(chitchat.live_nodes().count());
-        if !updates.is_empty() {
-            let count = updates.len();
-            let state = chitchat.self_node_state();
-            for (key, value) in updates {
-                state.set(key, value);
-            }
-            debug!(values = count, "gossip values published");
+        let changed = reports.has_changed().unwrap_or(false);
+        let report = changed.then(|| reports.borrow_and_update().clone());
+        let round = publisher.round(report.as_deref(), cadence.alive);
+        if !round.is_empty() && units.send(round).await.is_err() {
+            return;
         }
     }
 }
 
-/// Verifies what other regions publish and hands it to the state owner.
+/// Hands what other regions' new units change to the state owner, and counts refusals.
 async fn receive(
-    mut changes: mpsc::UnboundedReceiver<(String, String, String)>,
-    Identity {
-        region: local,
-        instance,
-        cluster,
-    }: Identity,
-    region_keys: Arc<RegionKeys>,
+    mut changes: mpsc::Receiver<Result<Vec<Change>, ReportRejection>>,
     events: mpsc::Sender<Event>,
     stats: Arc<ReportStats>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     loop {
-        let (node, key, value) = tokio::select! {
+        let result = tokio::select! {
             change = changes.recv() => match change {
                 Some(change) => change,
                 None => return,
             },
             _ = stop.cancelled() => return,
         };
-        let region = report::region_of_node(&node);
-        let at = Instant::now();
-        if region == local.as_str() {
-            // Of our own region, only a sibling replica's drain state matters to us.
-            if key != DRAIN_KEY || report::instance_of_node(&node) == instance {
-                continue;
-            }
-            match report::verify::<DrainState>(&value, &cluster, &node, &key, &region_keys) {
-                Ok(Verified { value, .. }) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    if events
-                        .send(Event::SiblingDrain { state: value })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    stats.rejected_signature.fetch_add(1, Ordering::Relaxed);
-                    metrics.gossip.report_rejected(error.rejection());
-                    warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
-                }
-            }
-            continue;
-        }
-        let event = if key == ALIVE_KEY {
-            report::verify::<()>(&value, &cluster, &node, &key, &region_keys)
-                .map(|v| Event::Heard { stamp: v.stamp, at })
-        } else if let Some(service) = key.strip_prefix(SERVICE_PREFIX) {
-            let Some(name) = service_name(service, &stats, &metrics) else {
-                continue;
-            };
-            report::verify::<ServiceReport>(&value, &cluster, &node, &key, &region_keys).map(
-                |Verified { stamp, value }| Event::Report {
-                    stamp,
-                    service: name,
-                    report: value,
-                    at,
-                },
-            )
-        } else if let Some(service) = key.strip_prefix(OBSERVED_PREFIX) {
-            let Some(name) = service_name(service, &stats, &metrics) else {
-                continue;
-            };
-            report::verify::<Observation>(&value, &cluster, &node, &key, &region_keys).map(
-                |Verified { stamp, value }| Event::Observed {
-                    stamp,
-                    service: name,
-                    observation: value,
-                    at,
-                },
-            )
-        } else {
-            continue;
-        };
-        match event {
-            Ok(event) => {
-                stats.accepted.fetch_add(1, Ordering::Relaxed);
-                if events.send(event).await.is_err() {
-                    return;
-                }
-            }
-            Err(error) => {
-                let counter = match error {
-                    ReportError::BadSignature | ReportError::WrongRegion { .. } => {
-                        &stats.rejected_signature
-                    }
+        let changes = match result {
+            Ok(changes) => changes,
+            Err(rejection) => {
+                let counter = match rejection {
+                    ReportRejection::BadSignature => &stats.rejected_signature,
                     _ => &stats.rejected_other,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                metrics.gossip.report_rejected(error.rejection());
-                warn!(%node, %key, reason = error.as_str(), %error, "gossiped value rejected");
+                metrics.gossip.report_rejected(rejection);
+                if rejection != ReportRejection::Replayed {
+                    warn!(reason = rejection.as_str(), "gossiped unit rejected");
+                }
+                continue;
+            }
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let at = Instant::now();
+        for change in changes {
+            let sent = match change {
+                Change::Heard(stamp) => events.send(Event::Heard { stamp, at }).await,
+                Change::Drain(state) => events.send(Event::SiblingDrain { state }).await,
+                Change::Shard {
+                    stamp,
+                    services,
+                    observed,
+                } => {
+                    let mut sent = Ok(());
+                    for (service, report) in services {
+                        sent = sent.and(
+                            events
+                                .send(Event::Report {
+                                    stamp: stamp.clone(),
+                                    service,
+                                    report,
+                                    at,
+                                })
+                                .await,
+                        );
+                    }
+                    for (service, observation) in observed {
+                        sent = sent.and(
+                            events
+                                .send(Event::Observed {
+                                    stamp: stamp.clone(),
+                                    service,
+                                    observation,
+                                    at,
+                                })
+                                .await,
+                        );
+                    }
+                    sent
+                }
+            };
+            if sent.is_err() {
+                return;
             }
         }
     }
-}
-
-/// The service name of a gossip key, lowercase and fully qualified; a key that is not a DNS
-/// name is counted and refused before any verification.
-fn service_name(key: &str, stats: &ReportStats, metrics: &Metrics) -> Option<Name> {
-    let Ok(mut name) = Name::from_ascii(key) else {
-        stats.rejected_other.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .gossip
-            .report_rejected(report::ReportRejection::BadName);
-        return None;
-    };
-    // Keys are written fully qualified; one without the final dot means the same name.
-    name.set_fqdn(true);
-    Some(name.to_lowercase())
 }
 
 #[cfg(test)]

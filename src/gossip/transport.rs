@@ -1,7 +1,7 @@
-//! chitchat's transport, authenticated: every datagram is sealed with the cluster keyring, and
-//! chitchat's messages (up to 64 KB) are cut into fragments of at most `FRAGMENT_PAYLOAD`
-//! bytes, so no datagram relies on IP fragmentation across a WAN. Datagrams that do not open
-//! are dropped and counted by reason.
+//! The gossip socket, authenticated: every datagram is sealed with the cluster keyring, and
+//! messages (up to 64 fragments) are cut into fragments of at most `FRAGMENT_PAYLOAD` bytes,
+//! so no datagram relies on IP fragmentation across a WAN. Datagrams that do not open are
+//! dropped and counted by reason.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,10 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use async_trait::async_trait;
-use chitchat::transport::{Socket, Transport};
-use chitchat::{ChitchatMessage, Deserializable, Serializable};
 use tracing::debug;
 
 use super::keys::{Keyring, Rejection, SEAL_OVERHEAD};
@@ -22,6 +18,12 @@ use crate::metrics::Metrics;
 pub const FRAGMENT_PAYLOAD: usize = 1200;
 /// Fragment header: message id (8), index (2), count (2).
 const FRAGMENT_HEADER: usize = 12;
+/// Fragments per message, at most.
+pub const MAX_FRAGMENTS: usize = 64;
+/// Largest message.
+pub const MAX_MESSAGE: usize = MAX_FRAGMENTS * FRAGMENT_PAYLOAD;
+/// Receive buffer asked of the kernel: a node catching up receives bursts of answers.
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 /// Largest datagram accepted.
 const MAX_DATAGRAM: usize = FRAGMENT_PAYLOAD + FRAGMENT_HEADER + SEAL_OVERHEAD;
 /// Incomplete messages kept for reassembly, and for how long.
@@ -80,47 +82,6 @@ impl PeerFilter for OpenNetwork {
     }
 }
 
-/// The sealed UDP transport.
-pub struct SealedTransport {
-    keyring: Arc<Keyring>,
-    stats: Arc<TransportStats>,
-    peers: Arc<dyn PeerFilter>,
-}
-
-impl SealedTransport {
-    pub fn new(
-        keyring: Arc<Keyring>,
-        stats: Arc<TransportStats>,
-        peers: Arc<dyn PeerFilter>,
-    ) -> Self {
-        Self {
-            keyring,
-            stats,
-            peers,
-        }
-    }
-}
-
-#[async_trait]
-impl Transport for SealedTransport {
-    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
-        let socket = tokio::net::UdpSocket::bind(listen_addr)
-            .await
-            .with_context(|| format!("cannot bind gossip to {listen_addr}/udp"))?;
-        Ok(Box::new(SealedSocket {
-            socket,
-            keyring: self.keyring.clone(),
-            stats: self.stats.clone(),
-            peers: self.peers.clone(),
-            next_message: rand_start(),
-            plain: Vec::new(),
-            sealed: Vec::new(),
-            recv: vec![0u8; MAX_DATAGRAM + 1],
-            reassembly: Reassembly::default(),
-        }))
-    }
-}
-
 /// A message id start that differs between restarts, so a restarted peer's fragments are not
 /// mixed with its previous life's.
 fn rand_start() -> u64 {
@@ -165,7 +126,7 @@ impl Reassembly {
         let index = usize::from(u16::from_be_bytes([fragment[8], fragment[9]]));
         let count = usize::from(u16::from_be_bytes([fragment[10], fragment[11]]));
         let body = fragment[FRAGMENT_HEADER..].to_vec();
-        if count == 0 || index >= count || count > 64 {
+        if count == 0 || index >= count || count > MAX_FRAGMENTS {
             return Err(Rejection::Malformed);
         }
         if count == 1 {
@@ -203,19 +164,52 @@ impl Reassembly {
     }
 }
 
-struct SealedSocket {
+/// The sealed gossip socket.
+pub struct SealedSocket {
     socket: tokio::net::UdpSocket,
     keyring: Arc<Keyring>,
     stats: Arc<TransportStats>,
     peers: Arc<dyn PeerFilter>,
     next_message: u64,
-    plain: Vec<u8>,
     sealed: Vec<u8>,
     recv: Vec<u8>,
     reassembly: Reassembly,
 }
 
 impl SealedSocket {
+    /// Binds `listen` (UDP).
+    pub fn bind(
+        listen: SocketAddr,
+        keyring: Arc<Keyring>,
+        stats: Arc<TransportStats>,
+        peers: Arc<dyn PeerFilter>,
+    ) -> std::io::Result<Self> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(listen),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        // The kernel may cap it (net.core.rmem_max): best effort.
+        let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+        socket.set_nonblocking(true)?;
+        socket.bind(&listen.into())?;
+        let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+        Ok(Self {
+            socket,
+            keyring,
+            stats,
+            peers,
+            next_message: rand_start(),
+            sealed: Vec::new(),
+            recv: vec![0u8; MAX_DATAGRAM + 1],
+            reassembly: Reassembly::default(),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
     fn blocked(&self, peer: &SocketAddr) -> bool {
         !self.peers.allows(*peer)
     }
@@ -235,22 +229,34 @@ impl SealedSocket {
             }
         }
     }
-}
 
-#[async_trait]
-impl Socket for SealedSocket {
-    async fn send(&mut self, to: SocketAddr, message: ChitchatMessage) -> anyhow::Result<()> {
-        self.plain.clear();
-        message.serialize(&mut self.plain);
+    /// Counts a reassembled message that does not decode.
+    pub fn undecodable(&self, from: SocketAddr) {
+        self.stats.reject(Rejection::Undecodable);
+        debug!(%from, "gossip message does not decode");
+    }
+
+    /// Sends one message, sealed, in as many fragments as it needs; a message over
+    /// [`MAX_MESSAGE`] is not sent. Send errors are the failure detector's business.
+    pub async fn send(&mut self, to: SocketAddr, message: &[u8]) {
         if self.blocked(&to) {
-            return Ok(());
+            return;
+        }
+        if message.len() > MAX_MESSAGE {
+            debug!(%to, bytes = message.len(), "gossip message too large, not sent");
+            return;
         }
         let id = self.next_message;
         self.next_message = self.next_message.wrapping_add(1);
-        let count = self.plain.len().div_ceil(FRAGMENT_PAYLOAD).max(1);
+        let count = message.len().div_ceil(FRAGMENT_PAYLOAD).max(1);
         let mut sent = 0;
         let mut fragment = Vec::with_capacity(FRAGMENT_HEADER + FRAGMENT_PAYLOAD);
-        for (index, chunk) in self.plain.chunks(FRAGMENT_PAYLOAD).enumerate() {
+        let chunks: Vec<&[u8]> = if message.is_empty() {
+            vec![&[]]
+        } else {
+            message.chunks(FRAGMENT_PAYLOAD).collect()
+        };
+        for (index, chunk) in chunks.into_iter().enumerate() {
             fragment.clear();
             fragment.extend_from_slice(&id.to_be_bytes());
             fragment.extend_from_slice(&(index as u16).to_be_bytes());
@@ -258,11 +264,11 @@ impl Socket for SealedSocket {
             fragment.extend_from_slice(chunk);
             self.keyring.seal(&fragment, &mut self.sealed);
             if self.sealed.is_empty() {
-                anyhow::bail!("cannot seal gossip datagram");
+                debug!("cannot seal gossip datagram");
+                return;
             }
             match self.socket.send_to(&self.sealed, to).await {
                 Ok(n) => sent += n,
-                // An unreachable peer is the failure detector's business, not fatal here.
                 Err(error) => debug!(%to, %error, "gossip send failed"),
             }
             self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
@@ -273,15 +279,15 @@ impl Socket for SealedSocket {
         if let Some(metrics) = &self.stats.metrics {
             metrics.gossip.add_sent_bytes(sent as u64);
         }
-        Ok(())
     }
 
-    async fn recv(&mut self) -> anyhow::Result<(SocketAddr, ChitchatMessage)> {
+    /// The next whole message from a peer the filter allows.
+    pub async fn recv(&mut self) -> std::io::Result<(SocketAddr, Vec<u8>)> {
         loop {
             let (len, from) = match self.socket.recv_from(&mut self.recv).await {
                 Ok(received) => received,
                 Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                Err(error) => return Err(error).context("gossip receive failed"),
+                Err(error) => return Err(error),
             };
             if self.blocked(&from) {
                 continue;
@@ -295,16 +301,8 @@ impl Socket for SealedSocket {
             if let Some(metrics) = &self.stats.metrics {
                 metrics.gossip.add_received_bytes(len as u64);
             }
-            let Some(message) = self.accept(len, from) else {
-                continue;
-            };
-            let mut slice = message.as_slice();
-            match ChitchatMessage::deserialize(&mut slice) {
-                Ok(message) => return Ok((from, message)),
-                Err(error) => {
-                    self.stats.reject(Rejection::Undecodable);
-                    debug!(%from, %error, "gossip message does not decode");
-                }
+            if let Some(message) = self.accept(len, from) {
+                return Ok((from, message));
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod backends;
 pub mod check;
 pub mod cluster;
 pub mod config;
+pub mod intruder;
 pub mod kube_api;
 pub mod kube_cluster;
 pub mod processes;
