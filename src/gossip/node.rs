@@ -37,6 +37,8 @@ const ASKS_BURST: f64 = 400.0;
 const ASKS_PER_SECOND: f64 = 200.0;
 /// How often seeds that are not members are announced to.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
+/// Peers remembered by address, at most.
+const MAX_PEERS: usize = 256;
 
 type Gossiper = Foca<Member, MemberCodec, StdRng, Heartbeats>;
 
@@ -107,6 +109,10 @@ pub struct Node {
     asks: HashMap<RunId, Ask>,
     attempts: HashMap<RunId, usize>,
     buckets: HashMap<SocketAddr, Bucket>,
+    /// Every address a sealed message came from, and when last: pushes and asks go to these
+    /// as well as to foca's members, so that they never depend on foca's (unauthenticated)
+    /// view of who is alive.
+    peers: HashMap<SocketAddr, Instant>,
     recent: Duration,
     metrics: Arc<Metrics>,
     buffer: Vec<u8>,
@@ -163,6 +169,7 @@ impl Node {
             asks: HashMap::new(),
             attempts: HashMap::new(),
             buckets: HashMap::new(),
+            peers: HashMap::new(),
             recent: parts.recent,
             metrics: parts.metrics,
             buffer: Vec::new(),
@@ -262,6 +269,7 @@ impl Node {
     }
 
     async fn received(&mut self, from: SocketAddr, message: &[u8]) {
+        self.heard_from(from);
         let decoded = match wire::decode(message) {
             Ok(decoded) => decoded,
             Err(_) => {
@@ -312,6 +320,40 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Remembers a peer's address (its message opened with the cluster key).
+    fn heard_from(&mut self, from: SocketAddr) {
+        let now = Instant::now();
+        if !self.peers.contains_key(&from) && self.peers.len() >= MAX_PEERS {
+            let recent = self.recent * 4;
+            self.peers.retain(|_, at| now.duration_since(*at) < recent);
+            if self.peers.len() >= MAX_PEERS {
+                return;
+            }
+        }
+        self.peers.insert(from, now);
+    }
+
+    /// Whom to push to and ask: foca's members, and every peer heard within `recent`.
+    fn targets(&self) -> Vec<SocketAddr> {
+        let now = Instant::now();
+        let own = self.foca.identity().addr;
+        let mut targets: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().addr)
+            .chain(
+                self.peers
+                    .iter()
+                    .filter(|(_, at)| now.duration_since(**at) < self.recent)
+                    .map(|(addr, _)| *addr),
+            )
+            .filter(|addr| *addr != own)
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
     }
 
     /// Answers a peer's ask, within its rate.
@@ -374,7 +416,7 @@ impl Node {
                 push.push(unit);
             }
         }
-        let members: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        let members = self.targets();
         for chunk in push.chunks(64) {
             wire::units(chunk, false, &mut self.buffer);
             let message = std::mem::take(&mut self.buffer);
@@ -443,19 +485,20 @@ impl Node {
         self.asks.insert(want.run, Ask { peer, sent: now });
     }
 
-    /// Whom to ask for a run's units at the `attempt`th try: the run's own node first, then
-    /// every other member in turn.
+    /// Whom to ask for a run's units at the `attempt`th try: the run's own node first (as foca
+    /// knows it, alive or not), then every other peer in turn.
     fn peer_for(&self, run: &RunId, attempt: usize) -> Option<SocketAddr> {
-        let mut peers: Vec<&Member> = self.foca.iter_members().map(|m| m.id()).collect();
-        peers.sort_by_key(|m| {
-            (
-                !(m.region == run.region.as_str() && m.instance == run.instance),
-                m.addr,
-            )
-        });
+        let origin = self
+            .foca
+            .iter_membership_state()
+            .map(|m| m.id())
+            .find(|m| m.region == run.region.as_str() && m.instance == run.instance)
+            .map(|m| m.addr);
+        let mut peers: Vec<SocketAddr> = origin.into_iter().collect();
+        peers.extend(self.targets().into_iter().filter(|p| Some(*p) != origin));
         if peers.is_empty() {
             return None;
         }
-        Some(peers[attempt % peers.len()].addr)
+        Some(peers[attempt % peers.len()])
     }
 }
