@@ -244,19 +244,24 @@ fn messages(units: &[Arc<[u8]>]) -> Vec<(String, Vec<u8>)> {
     {
         use foca::Codec;
         let header = foca::Header {
-            src: Member {
-                addr: SocketAddr::from(([127, 0, 0, 2], 7946)),
-                region: REGIONS[0].into(),
-                instance: "0".into(),
-                bump: 1,
-            },
+            src: Member::signed(
+                SocketAddr::from(([127, 0, 0, 2], 7946)),
+                REGIONS[0],
+                "0",
+                1,
+                signing_key(0),
+                CLUSTER,
+            ),
             src_incarnation: 0,
             dst: Member::seed(SocketAddr::from(([127, 0, 0, 3], 7946))),
             message: foca::Message::Announce,
         };
         let mut packet = Vec::new();
-        MemberCodec::new(REGIONS.iter().map(|r| r.to_string()))
-            .encode_header(&header, &mut packet)
+        MemberCodec::new(
+            CLUSTER.to_string(),
+            Arc::new(gslbd_fuzz::region_keys().clone()),
+        )
+        .encode_header(&header, &mut packet)
             .expect("encodes");
         wire::foca(&packet, &mut announce);
     }

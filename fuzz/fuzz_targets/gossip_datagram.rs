@@ -44,7 +44,7 @@ fuzz_target!(|input: &[u8]| {
         Region::new(REGIONS[2]),
         "fuzz".into(),
     );
-    let mut codec = MemberCodec::new(REGIONS.iter().map(|r| r.to_string()));
+    let mut codec = MemberCodec::new(CLUSTER.to_string(), Arc::new(region_keys().clone()));
     let mut now = start();
     let mut datagram = Vec::new();
     for frame in frames(input) {

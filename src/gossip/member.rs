@@ -1,9 +1,10 @@
-//! What foca (SWIM membership and failure detection) needs from us: who a member is, how
-//! members are written on the wire (refusing identities of no configured region, and more
+//! What foca (SWIM membership and failure detection) needs from us: who a member is (an
+//! identity signed with its region's key, so no member can invent one), how members are
+//! written on the wire (refusing identities whose signature does not verify, and more
 //! instances per region than a region may have), and what to do with the heartbeats it relays
 //! (verify them before foca keeps or passes on any).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,21 +13,43 @@ use bytes::{Buf, BufMut};
 use foca::{BroadcastHandler, Codec, Header, Invalidates, Member as FocaMember, PostcardCodec};
 use serde::{Deserialize, Serialize};
 
+use super::keys::{RegionKeys, SigningKey};
 use super::report::ReportRejection;
 use super::store::{Change, MAX_INSTANCES, RunId, Store};
 use super::unit::Kind;
 
-/// A gossip node as foca knows it: where it listens, whom it speaks for, and a counter that
-/// grows when it rejoins after being declared down.
+/// A gossip node as foca knows it: where it listens, whom it speaks for, a counter that grows
+/// when it rejoins after being declared down, and its region's signature over all of these.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Member {
     pub addr: SocketAddr,
     pub region: String,
     pub instance: String,
     pub bump: u64,
+    pub signature: Vec<u8>,
 }
 
 impl Member {
+    /// An identity signed with its region's key.
+    pub fn signed(
+        addr: SocketAddr,
+        region: &str,
+        instance: &str,
+        bump: u64,
+        key: &SigningKey,
+        cluster: &str,
+    ) -> Self {
+        let mut member = Self {
+            addr,
+            region: region.to_string(),
+            instance: instance.to_string(),
+            bump,
+            signature: Vec::new(),
+        };
+        member.signature = key.sign(&member.signed_message(cluster)).to_vec();
+        member
+    }
+
     /// A seed known only by its address, to announce ourselves to: any identity at that
     /// address takes the announcement.
     pub fn seed(addr: SocketAddr) -> Self {
@@ -35,18 +58,26 @@ impl Member {
             region: String::new(),
             instance: String::new(),
             bump: 0,
+            signature: Vec::new(),
         }
+    }
+
+    fn signed_message(&self, cluster: &str) -> Vec<u8> {
+        format!(
+            "{cluster}\nmember\n{}\n{}\n{}\n{}",
+            self.addr, self.region, self.instance, self.bump
+        )
+        .into_bytes()
     }
 }
 
 impl foca::Identity for Member {
     type Addr = SocketAddr;
 
+    /// A renewed identity needs a new signature, which only the node can make: when declared
+    /// down, foca goes defunct and the node rejoins with a new identity (`gossip::node`).
     fn renew(&self) -> Option<Self> {
-        Some(Self {
-            bump: self.bump.wrapping_add(1),
-            ..self.clone()
-        })
+        None
     }
 
     fn addr(&self) -> SocketAddr {
@@ -63,36 +94,51 @@ impl foca::Identity for Member {
 pub enum CodecError {
     #[error(transparent)]
     Postcard(#[from] postcard::Error),
-    #[error("member {0:?} is of no configured region, or one instance too many")]
+    #[error("member {0:?} is not signed by its region, or is one instance too many")]
     Refused(String),
 }
 
-/// foca's postcard encoding, with every identity read off the wire checked: of a configured
-/// region, a sane instance name, and within the instances a region may have.
+/// foca's postcard encoding, with every identity read off the wire checked: signed with its
+/// region's key, a sane instance name, and within the instances a region may have.
 pub struct MemberCodec {
-    regions: BTreeSet<String>,
+    cluster: String,
+    keys: Arc<RegionKeys>,
+    /// Identities whose signature verified (bounded: cleared when full).
+    verified: std::collections::HashSet<Member>,
     /// Instances seen per region, and when last.
     instances: HashMap<String, HashMap<String, Instant>>,
 }
+
+/// Verified identities remembered, at most.
+const MAX_VERIFIED: usize = 1024;
 
 /// An instance unseen this long makes room for another.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 impl MemberCodec {
-    pub fn new(regions: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(cluster: String, keys: Arc<RegionKeys>) -> Self {
         Self {
-            regions: regions.into_iter().collect(),
+            cluster,
+            keys,
+            verified: std::collections::HashSet::new(),
             instances: HashMap::new(),
         }
     }
 
     fn check(&mut self, member: &Member) -> Result<(), CodecError> {
         let refused = || CodecError::Refused(format!("{}/{}", member.region, member.instance));
-        if !self.regions.contains(&member.region)
-            || member.instance.is_empty()
-            || member.instance.len() > 63
-        {
+        if member.instance.is_empty() || member.instance.len() > 63 {
             return Err(refused());
+        }
+        if !self.verified.contains(member) {
+            let key = self.keys.get(&member.region).ok_or_else(refused)?;
+            if !key.verify(&member.signed_message(&self.cluster), &member.signature) {
+                return Err(refused());
+            }
+            if self.verified.len() >= MAX_VERIFIED {
+                self.verified.clear();
+            }
+            self.verified.insert(member.clone());
         }
         let now = Instant::now();
         let seen = self.instances.entry(member.region.clone()).or_default();

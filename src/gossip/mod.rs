@@ -126,12 +126,14 @@ impl Gossip {
         } else {
             settings.advertise
         };
-        let identity = Member {
-            addr: advertise,
-            region: settings.region.to_string(),
-            instance: settings.instance.clone(),
-            bump: unix_ms(),
-        };
+        let identity = Member::signed(
+            advertise,
+            settings.region.as_str(),
+            &settings.instance,
+            unix_ms(),
+            &settings.signing_key,
+            &settings.cluster,
+        );
         let store = Arc::new(Mutex::new(Store::new(
             settings.cluster.clone(),
             settings.region_keys.clone(),
@@ -143,7 +145,9 @@ impl Gossip {
         let node = Node::new(NodeParts {
             socket,
             identity,
-            regions: settings.region_keys.keys().cloned().collect(),
+            signing: settings.signing_key.clone(),
+            cluster: settings.cluster.clone(),
+            region_keys: settings.region_keys.clone(),
             seeds: settings.seeds.clone(),
             store: store.clone(),
             changes: changes_tx,

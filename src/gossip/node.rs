@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::keys::{RegionKeys, SigningKey};
 use super::member::{Heartbeats, Inbox, Member, MemberCodec};
 use super::report::ReportRejection;
 use super::store::{Change, RunId, Store, Want};
@@ -87,7 +88,10 @@ struct Ask {
 pub struct NodeParts {
     pub socket: SealedSocket,
     pub identity: Member,
-    pub regions: Vec<String>,
+    /// Signs this node's identity anew when it rejoins.
+    pub signing: Arc<SigningKey>,
+    pub cluster: String,
+    pub region_keys: Arc<RegionKeys>,
     pub seeds: Vec<String>,
     pub store: Arc<Mutex<Store>>,
     pub changes: mpsc::Sender<Result<Vec<Change>, ReportRejection>>,
@@ -116,6 +120,8 @@ pub struct Node {
     recent: Duration,
     metrics: Arc<Metrics>,
     buffer: Vec<u8>,
+    signing: Arc<SigningKey>,
+    cluster: String,
 }
 
 impl Node {
@@ -126,7 +132,7 @@ impl Node {
             inbox: inbox.clone(),
         };
         let size =
-            NonZeroU32::new((parts.regions.len() * 2).max(2) as u32).unwrap_or(NonZeroU32::MIN);
+            NonZeroU32::new((parts.region_keys.len() * 2).max(2) as u32).unwrap_or(NonZeroU32::MIN);
         let mut config = foca::Config::new_lan(size);
         // Heartbeats reach every member directly; foca's relays carry them across broken
         // links. Its packets go through our fragmenting transport.
@@ -154,7 +160,7 @@ impl Node {
             parts.identity,
             config,
             StdRng::from_seed(seed),
-            MemberCodec::new(parts.regions),
+            MemberCodec::new(parts.cluster.clone(), parts.region_keys),
             handler,
         );
         Self {
@@ -173,6 +179,8 @@ impl Node {
             recent: parts.recent,
             metrics: parts.metrics,
             buffer: Vec::new(),
+            signing: parts.signing,
+            cluster: parts.cluster,
         }
     }
 
@@ -232,10 +240,13 @@ impl Node {
         }
     }
 
-    /// Sends what foca asked to send, schedules its timers, logs its news.
+    /// Sends what foca asked to send, schedules its timers, logs its news; rejoins with a new
+    /// identity when declared down.
     async fn flush(&mut self) {
+        let mut defunct = false;
         while let Some(notification) = self.runtime.to_notify() {
             match notification {
+                OwnedNotification::Defunct => defunct = true,
                 OwnedNotification::MemberUp(member) => {
                     info!(region = %member.region, instance = %member.instance, addr = %member.addr, "gossip member up");
                 }
@@ -243,6 +254,24 @@ impl Node {
                     info!(region = %member.region, instance = %member.instance, addr = %member.addr, "gossip member down");
                 }
                 other => debug!(?other, "foca"),
+            }
+        }
+        if defunct {
+            let old = self.foca.identity().clone();
+            let renewed = Member::signed(
+                old.addr,
+                &old.region,
+                &old.instance,
+                old.bump.wrapping_add(1),
+                &self.signing,
+                &self.cluster,
+            );
+            info!(
+                bump = renewed.bump,
+                "declared down by the cluster: rejoining as a new identity"
+            );
+            if let Err(error) = self.foca.change_identity(renewed, &mut self.runtime) {
+                debug!(%error, "foca identity change");
             }
         }
         while let Some((after, event)) = self.runtime.to_schedule() {
