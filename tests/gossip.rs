@@ -65,6 +65,11 @@ async fn remote_health_converges_and_failover_follows_it_everywhere() {
     }
     let metrics = cluster.node(0).app.metrics().encode();
     assert!(metrics.contains("gslbd_gossip_members 3"), "{metrics}");
+    // Three regions' units: each at least a heartbeat and a shard.
+    assert!(
+        sample(&metrics, "gslbd_gossip_held_bytes", &[]) > 3.0 * 200.0,
+        "{metrics}"
+    );
     for region in ["us", "ap"] {
         let age: f64 = metrics
             .lines()

@@ -226,6 +226,9 @@ impl Node {
                     }
                     self.ask().await;
                     self.metrics.gossip.set_members(self.foca.num_members() + 1);
+                    if let Ok(store) = self.store.lock() {
+                        self.metrics.gossip.set_held_bytes(store.bytes());
+                    }
                 }
                 _ = stop.cancelled() => {
                     let _ = self.foca.leave_cluster(&mut self.runtime);

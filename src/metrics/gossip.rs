@@ -1,5 +1,5 @@
-//! Gossip's metrics: datagrams and values refused (by reason), traffic, members seen alive,
-//! and how long ago each remote region was last heard from.
+//! Gossip's metrics: datagrams and units refused (by reason), traffic, members seen alive, the
+//! signed units held, and how long ago each remote region was last heard from.
 
 use std::time::Duration;
 
@@ -11,14 +11,16 @@ use crate::gossip::report::ReportRejection;
 
 /// Gossip's metrics.
 pub struct GossipMetrics {
-    /// Datagrams dropped before chitchat.
+    /// Datagrams dropped before gossip reads them.
     packets_rejected: LabelCounters<Rejection>,
-    /// Gossiped values refused after the transport.
+    /// Gossiped units and members refused after the transport.
     reports_rejected: LabelCounters<ReportRejection>,
     sent_bytes: IntCounter,
     received_bytes: IntCounter,
     /// Members this node sees alive, itself included.
     members: IntGauge,
+    /// Bytes of signed units held, every region's.
+    held_bytes: IntGauge,
     /// Seconds since each remote region's last verified heartbeat or report.
     region_last_seen_seconds: GaugeVec,
 }
@@ -36,7 +38,7 @@ impl GossipMetrics {
             reports_rejected: LabelCounters::register(
                 registry,
                 "gslbd_gossip_reports_rejected_total",
-                "Gossiped values refused (signature, region, format), by reason",
+                "Gossiped units and members refused (signature, replay, bounds, names), by reason",
                 "reason",
             ),
             sent_bytes: register(
@@ -54,6 +56,13 @@ impl GossipMetrics {
                     "Gossip members seen alive, this node included",
                 ),
             ),
+            held_bytes: register(
+                registry,
+                IntGauge::new(
+                    "gslbd_gossip_held_bytes",
+                    "Bytes of signed gossip units held, every region's, this node's own included",
+                ),
+            ),
             region_last_seen_seconds: register(
                 registry,
                 GaugeVec::new(
@@ -67,7 +76,7 @@ impl GossipMetrics {
         }
     }
 
-    /// Counts one datagram dropped before chitchat.
+    /// Counts one datagram dropped before gossip reads it.
     pub fn packet_rejected(&self, reason: Rejection) {
         self.packets_rejected.inc_by(reason, 1);
     }
@@ -90,6 +99,11 @@ impl GossipMetrics {
     /// Sets how many members this node sees alive, itself included.
     pub fn set_members(&self, alive: usize) {
         self.members.set(alive as i64);
+    }
+
+    /// Sets the bytes of signed units held.
+    pub fn set_held_bytes(&self, bytes: usize) {
+        self.held_bytes.set(bytes as i64);
     }
 
     /// Sets how long ago `region` was last heard from.
