@@ -260,7 +260,10 @@ async fn receive(
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 metrics.gossip.report_rejected(rejection);
-                if rejection != ReportRejection::Replayed {
+                if !matches!(
+                    rejection,
+                    ReportRejection::Replayed | ReportRejection::Duplicate
+                ) {
                     warn!(reason = rejection.as_str(), "gossiped unit rejected");
                 }
                 continue;

@@ -150,9 +150,12 @@ label_enum! {
         UnknownMember = "unknown_member",
         /// A peer asking for units faster than the responder serves them.
         RateLimited = "rate_limited",
-        /// Verified, but not above the last sequence held for its key in its run: a replay
-        /// or a duplicate, which changes nothing.
+        /// Below the last sequence held for its slot (or service) in its run: an old unit
+        /// replayed, or a late copy; it changes nothing.
         Replayed = "replayed",
+        /// The very unit held already: gossip's own redundancy (relays, pushes and pulls
+        /// crossing), or a replay of the latest; it changes nothing.
+        Duplicate = "duplicate",
         /// Verified and new, from a run of its instance that no longer speaks for it (the
         /// instance restarted since): kept aside, not answered from.
         Superseded = "superseded_run",

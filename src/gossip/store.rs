@@ -183,11 +183,34 @@ impl Store {
         bytes: Arc<[u8]>,
         now: Instant,
     ) -> Result<Vec<Change>, ReportRejection> {
+        // A unit not above what is held changes nothing, whatever its signature: refused
+        // before the signature is checked, so a flood of replays costs little.
+        if let Some(old) = self.not_new(&unit::peek(&bytes)?) {
+            return Err(old);
+        }
         let unit = unit::verify(bytes, &self.cluster, &self.keys)?;
         if self.is_local(&unit.header.stamp) {
             return Ok(Vec::new());
         }
         self.hold(unit, now)
+    }
+
+    /// Why a unit with this header is not new: the same sequence as held for its slot (or
+    /// heartbeat) is a duplicate, a lower one a replay.
+    fn not_new(&self, header: &unit::Header) -> Option<ReportRejection> {
+        let stamp = &header.stamp;
+        let run = self
+            .regions
+            .get(&stamp.region)?
+            .instances
+            .get(&stamp.instance)?
+            .iter()
+            .find(|run| run.epoch == stamp.epoch)?;
+        let held = match header.slot {
+            None => run.heartbeat.as_ref().map_or(0, |(seq, _, _)| *seq),
+            Some(slot) => run.seqs.get(usize::from(slot)).copied().unwrap_or(0),
+        };
+        old_news(stamp.seq, held)
     }
 
     fn hold(&mut self, unit: Unit, now: Instant) -> Result<Vec<Change>, ReportRejection> {
@@ -260,8 +283,8 @@ impl Store {
             }
             (_, Some(slot)) => {
                 let slot = usize::from(slot);
-                if stamp.seq <= run.seqs[slot] {
-                    return Err(ReportRejection::Replayed);
+                if let Some(old) = old_news(stamp.seq, run.seqs[slot]) {
+                    return Err(old);
                 }
                 let size = unit.bytes.len();
                 let before = run.slots[slot].as_ref().map_or(0, |u| u.bytes.len());
@@ -384,6 +407,15 @@ impl Store {
     /// Bytes of units held, all regions.
     pub fn bytes(&self) -> usize {
         self.regions.values().map(|r| r.bytes).sum()
+    }
+}
+
+/// Why a unit numbered `seq` is not new against `held` (0: nothing held).
+fn old_news(seq: u64, held: u64) -> Option<ReportRejection> {
+    match seq.cmp(&held) {
+        std::cmp::Ordering::Greater => None,
+        std::cmp::Ordering::Equal => Some(ReportRejection::Duplicate),
+        std::cmp::Ordering::Less => Some(ReportRejection::Replayed),
     }
 }
 
@@ -536,11 +568,14 @@ mod tests {
         let changes = store.accept(shard.clone(), now).unwrap();
         assert!(heard(&changes), "{changes:?}");
         assert!(store.wants(now, Duration::from_secs(5)).is_empty());
-        // Replays and duplicates change nothing.
-        assert_eq!(store.accept(shard, now), Err(ReportRejection::Replayed));
-        assert_eq!(store.accept(beat, now), Err(ReportRejection::Replayed));
-        // The next heartbeat passes at once.
+        // Duplicates and replays change nothing.
+        assert_eq!(store.accept(shard, now), Err(ReportRejection::Duplicate));
+        assert_eq!(
+            store.accept(beat.clone(), now),
+            Err(ReportRejection::Duplicate)
+        );
         assert!(heard(&store.accept(eu.heartbeat(), now).unwrap()));
+        assert_eq!(store.accept(beat, now), Err(ReportRejection::Replayed));
     }
 
     #[test]

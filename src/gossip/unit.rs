@@ -287,20 +287,18 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads a unit's header and checks its signature with its region's key; the body is read
-/// only by the accessors of [`Unit`].
-pub fn verify(
-    bytes: Arc<[u8]>,
-    cluster: &str,
-    region_keys: &RegionKeys,
-) -> Result<Unit, ReportRejection> {
+/// A unit's parts, read but not verified.
+struct Parts {
+    header: Header,
+    body: std::ops::Range<usize>,
+}
+
+/// Reads a unit's layout; its signature is at `body.end..`.
+fn read(bytes: &[u8]) -> Result<Parts, ReportRejection> {
     if bytes.len() > MAX_UNIT {
         return Err(ReportRejection::UnitTooBig);
     }
-    let mut reader = Reader {
-        bytes: &bytes,
-        at: 0,
-    };
+    let mut reader = Reader { bytes, at: 0 };
     if reader.u8()? != FORMAT {
         return Err(ReportRejection::Malformed);
     }
@@ -320,7 +318,7 @@ pub fn verify(
     let start = reader.at;
     reader.take(body_len)?;
     let end = reader.at;
-    let signature = reader.take(SIGNATURE)?;
+    reader.take(SIGNATURE)?;
     if reader.at != bytes.len() {
         return Err(ReportRejection::Malformed);
     }
@@ -333,27 +331,49 @@ pub fn verify(
     if seq == 0 {
         return Err(ReportRejection::Malformed);
     }
+    Ok(Parts {
+        header: Header {
+            kind,
+            stamp: Stamp {
+                region: Region::new(region),
+                instance,
+                epoch,
+                seq,
+                issued_ms,
+            },
+            slot,
+        },
+        body: start..end,
+    })
+}
+
+/// A unit's header as its bytes claim it, signature unchecked: enough to tell a replay (not
+/// above what is held) before spending a signature check on it.
+pub fn peek(bytes: &[u8]) -> Result<Header, ReportRejection> {
+    read(bytes).map(|parts| parts.header)
+}
+
+/// Reads a unit's header and checks its signature with its region's key; the body is read
+/// only by the accessors of [`Unit`].
+pub fn verify(
+    bytes: Arc<[u8]>,
+    cluster: &str,
+    region_keys: &RegionKeys,
+) -> Result<Unit, ReportRejection> {
+    let Parts { header, body } = read(&bytes)?;
     let key = region_keys
-        .get(region)
+        .get(header.stamp.region.as_str())
         .ok_or(ReportRejection::UnknownRegion)?;
-    if !key.verify(&signed_message(cluster, &bytes[..end]), signature) {
+    if !key.verify(
+        &signed_message(cluster, &bytes[..body.end]),
+        &bytes[body.end..],
+    ) {
         return Err(ReportRejection::BadSignature);
     }
-    let header = Header {
-        kind,
-        stamp: Stamp {
-            region: Region::new(region),
-            instance,
-            epoch,
-            seq,
-            issued_ms,
-        },
-        slot,
-    };
     Ok(Unit {
         header,
         bytes,
-        body: start..end,
+        body,
     })
 }
 
