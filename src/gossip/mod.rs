@@ -152,7 +152,6 @@ impl Gossip {
             store: store.clone(),
             changes: changes_tx,
             interval: settings.interval,
-            recent: settings.peer_timeout,
             metrics: metrics.clone(),
         });
         info!(

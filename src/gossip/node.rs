@@ -40,6 +40,9 @@ const ASKS_PER_SECOND: f64 = 200.0;
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 /// Peers remembered by address, at most.
 const MAX_PEERS: usize = 256;
+/// How long a peer heard from, or a run not held whole, is kept on: a region cut off for this
+/// long is given up on (a restart starts a new run anyway).
+const REMEMBER: Duration = Duration::from_secs(600);
 
 type Gossiper = Foca<Member, MemberCodec, StdRng, Heartbeats>;
 
@@ -96,8 +99,6 @@ pub struct NodeParts {
     pub store: Arc<Mutex<Store>>,
     pub changes: mpsc::Sender<Result<Vec<Change>, ReportRejection>>,
     pub interval: Duration,
-    /// Runs silent longer than this are not asked for.
-    pub recent: Duration,
     pub metrics: Arc<Metrics>,
 }
 
@@ -117,7 +118,6 @@ pub struct Node {
     /// as well as to foca's members, so that they never depend on foca's (unauthenticated)
     /// view of who is alive.
     peers: HashMap<SocketAddr, Instant>,
-    recent: Duration,
     metrics: Arc<Metrics>,
     buffer: Vec<u8>,
     signing: Arc<SigningKey>,
@@ -133,9 +133,11 @@ impl Node {
         };
         let size =
             NonZeroU32::new((parts.region_keys.len() * 2).max(2) as u32).unwrap_or(NonZeroU32::MIN);
-        let mut config = foca::Config::new_lan(size);
-        // Heartbeats reach every member directly; foca's relays carry them across broken
-        // links. Its packets go through our fragmenting transport.
+        // WAN timing (probes every 5 s, 3 s to answer): foca's verdict decides no answer, and
+        // a busy node should not be declared down. Heartbeats reach every peer directly;
+        // foca's relays carry them across broken links. Its packets go through our
+        // fragmenting transport.
+        let mut config = foca::Config::new_wan(size);
         config.max_packet_size = NonZeroUsize::new(16 * 1024).unwrap_or(NonZeroUsize::MIN);
         config.max_transmissions = config
             .max_transmissions
@@ -176,7 +178,6 @@ impl Node {
             attempts: HashMap::new(),
             buckets: HashMap::new(),
             peers: HashMap::new(),
-            recent: parts.recent,
             metrics: parts.metrics,
             buffer: Vec::new(),
             signing: parts.signing,
@@ -348,6 +349,10 @@ impl Node {
                     self.asks.remove(&run);
                     if more && let Some(want) = self.want_of(&run, now) {
                         self.send_want(from, want, now).await;
+                    } else {
+                        // Answered, all it has: if the run is still not whole, the next ask
+                        // goes to the next peer.
+                        *self.attempts.entry(run).or_default() += 1;
                     }
                 }
             }
@@ -358,8 +363,8 @@ impl Node {
     fn heard_from(&mut self, from: SocketAddr) {
         let now = Instant::now();
         if !self.peers.contains_key(&from) && self.peers.len() >= MAX_PEERS {
-            let recent = self.recent * 4;
-            self.peers.retain(|_, at| now.duration_since(*at) < recent);
+            self.peers
+                .retain(|_, at| now.duration_since(*at) < REMEMBER);
             if self.peers.len() >= MAX_PEERS {
                 return;
             }
@@ -367,18 +372,19 @@ impl Node {
         self.peers.insert(from, now);
     }
 
-    /// Whom to push to and ask: foca's members, and every peer heard within `recent`.
+    /// Whom to push to and ask: every member foca knows, alive or not (its verdict may be
+    /// wrong, or a lie), and every peer heard from within [`REMEMBER`].
     fn targets(&self) -> Vec<SocketAddr> {
         let now = Instant::now();
         let own = self.foca.identity().addr;
         let mut targets: Vec<SocketAddr> = self
             .foca
-            .iter_members()
+            .iter_membership_state()
             .map(|m| m.id().addr)
             .chain(
                 self.peers
                     .iter()
-                    .filter(|(_, at)| now.duration_since(**at) < self.recent)
+                    .filter(|(_, at)| now.duration_since(**at) < REMEMBER)
                     .map(|(addr, _)| *addr),
             )
             .filter(|addr| *addr != own)
@@ -480,7 +486,7 @@ impl Node {
     async fn ask(&mut self) {
         let now = Instant::now();
         let wants = match self.store.lock() {
-            Ok(store) => store.wants(now, self.recent),
+            Ok(store) => store.wants(now, REMEMBER),
             Err(_) => return,
         };
         let wanted: std::collections::HashSet<&RunId> = wants.iter().map(|w| &w.run).collect();
@@ -504,7 +510,7 @@ impl Node {
     fn want_of(&self, run: &RunId, now: Instant) -> Option<Want> {
         let store = self.store.lock().ok()?;
         store
-            .wants(now, self.recent)
+            .wants(now, REMEMBER)
             .into_iter()
             .find(|want| want.run == *run)
     }

@@ -323,8 +323,8 @@ impl Store {
         Ok(changes)
     }
 
-    /// Runs heard from within `recent` whose heartbeat says they published slots not held
-    /// here, with what to ask for.
+    /// Runs that sent something new within `recent` whose heartbeat says they published
+    /// slots not held here, with what to ask for.
     pub fn wants(&self, now: Instant, recent: Duration) -> Vec<Want> {
         let mut wants = Vec::new();
         for (region, units) in &self.regions {
