@@ -26,7 +26,7 @@
 //! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports (UDP,
 //!   TCP with its connection limits); [`fd_limit`] keeps file descriptors for gslbd's own use.
 //! - [`health`]: probe plan, probes, rise/fall, the checker.
-//! - [`gossip`]: the chitchat node, signed reports, sealed transport, keys.
+//! - [`gossip`]: signed units of state, their store, pushes and pulls, foca membership, sealed transport, keys.
 //! - [`kubernetes`]: watches, a pure index and discovery, the controller loop.
 //! - [`delegation`]: the parent zone's NS and glue: print, RFC 2136 apply, ExternalDNS.
 //! - [`metrics`]: Prometheus metrics by subsystem; [`admin`] serves them with `/readyz`,

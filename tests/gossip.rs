@@ -304,7 +304,7 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
     let eu = start_node(&eu).await;
     let eu_gossip = eu.app.gossip().expect("gossip").local_addr.to_string();
 
-    // us: no daemon, only its gossip node, publishing through the real path (sign, chitchat,
+    // us: no daemon, only its gossip node, publishing through the real path (sign, shard, push and pull,
     // sealed transport) the report a state owner would hand it.
     let mut us = ConfigFile::minimal(&REGIONS).seen_from("us");
     us.gossip = Some(keys.gossip(1, &REGIONS, "127.0.0.1:0", &[eu_gossip]));
