@@ -140,6 +140,12 @@ impl Gossip {
             settings.region.clone(),
             settings.instance.clone(),
         )));
+        let (seeds_tx, seeds) = watch::channel(Vec::new());
+        tasks.spawn(node::resolve_seeds(
+            settings.seeds.clone(),
+            seeds_tx,
+            tasks.stopping(),
+        ));
         let (changes_tx, changes) = mpsc::channel(1024);
         let (published_tx, published) = mpsc::channel(16);
         let node = Node::new(NodeParts {
@@ -148,7 +154,7 @@ impl Gossip {
             signing: settings.signing_key.clone(),
             cluster: settings.cluster.clone(),
             region_keys: settings.region_keys.clone(),
-            seeds: settings.seeds.clone(),
+            seeds,
             store: store.clone(),
             changes: changes_tx,
             interval: settings.interval,

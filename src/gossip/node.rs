@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use foca::{AccumulatingRuntime, Foca, OwnedNotification, Timer};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -45,6 +45,42 @@ const MAX_PEERS: usize = 256;
 const REMEMBER: Duration = Duration::from_secs(600);
 
 type Gossiper = Foca<Member, MemberCodec, StdRng, Heartbeats>;
+
+/// How often seeds are resolved again (host names may move); every second until one resolves.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Resolves the seeds (`host:port`) into `addresses`, now and every [`RESOLVE_EVERY`].
+pub async fn resolve_seeds(
+    seeds: Vec<String>,
+    addresses: watch::Sender<Vec<SocketAddr>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let mut resolved = Vec::new();
+        for seed in &seeds {
+            match tokio::net::lookup_host(seed.as_str()).await {
+                Ok(found) => resolved.extend(found),
+                Err(error) => debug!(%seed, %error, "gossip seed does not resolve"),
+            }
+        }
+        resolved.sort();
+        resolved.dedup();
+        let wait = if resolved.is_empty() && !seeds.is_empty() {
+            Duration::from_secs(1)
+        } else {
+            RESOLVE_EVERY
+        };
+        addresses.send_if_modified(|held| {
+            let changed = *held != resolved;
+            *held = resolved;
+            changed
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
 
 /// foca's timers, due in order.
 #[derive(Default)]
@@ -95,7 +131,9 @@ pub struct NodeParts {
     pub signing: Arc<SigningKey>,
     pub cluster: String,
     pub region_keys: Arc<RegionKeys>,
-    pub seeds: Vec<String>,
+    /// The seeds' addresses, resolved apart (`resolve_seeds`) so that a slow DNS lookup never
+    /// holds the node up.
+    pub seeds: watch::Receiver<Vec<SocketAddr>>,
     pub store: Arc<Mutex<Store>>,
     pub changes: mpsc::Sender<Result<Vec<Change>, ReportRejection>>,
     pub interval: Duration,
@@ -110,7 +148,7 @@ pub struct Node {
     store: Arc<Mutex<Store>>,
     inbox: Inbox,
     changes: mpsc::Sender<Result<Vec<Change>, ReportRejection>>,
-    seeds: Vec<String>,
+    seeds: watch::Receiver<Vec<SocketAddr>>,
     asks: HashMap<RunId, Ask>,
     attempts: HashMap<RunId, usize>,
     buckets: HashMap<SocketAddr, Bucket>,
@@ -470,14 +508,10 @@ impl Node {
     async fn announce(&mut self) {
         let members: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
         let own = self.foca.identity().addr;
-        for seed in self.seeds.clone() {
-            let Ok(addresses) = tokio::net::lookup_host(seed.as_str()).await else {
-                continue;
-            };
-            for addr in addresses {
-                if addr != own && !members.contains(&addr) {
-                    let _ = self.foca.announce(Member::seed(addr), &mut self.runtime);
-                }
+        let seeds = self.seeds.borrow().clone();
+        for addr in seeds {
+            if addr != own && !members.contains(&addr) {
+                let _ = self.foca.announce(Member::seed(addr), &mut self.runtime);
             }
         }
     }
