@@ -134,6 +134,8 @@ pub struct Store {
     local_region: Region,
     local_instance: String,
     regions: HashMap<Region, RegionUnits>,
+    /// [`MAX_REGION_BYTES`]; smaller in tests.
+    max_region_bytes: usize,
 }
 
 impl Store {
@@ -149,6 +151,7 @@ impl Store {
             local_region,
             local_instance,
             regions: HashMap::new(),
+            max_region_bytes: MAX_REGION_BYTES,
         }
     }
 
@@ -216,6 +219,7 @@ impl Store {
     fn hold(&mut self, unit: Unit, now: Instant) -> Result<Vec<Change>, ReportRejection> {
         let stamp = unit.header.stamp.clone();
         let own_region = stamp.region == self.local_region;
+        let max_region_bytes = self.max_region_bytes;
         let region = self.regions.entry(stamp.region.clone()).or_default();
         if !region.instances.contains_key(&stamp.instance) {
             if region.instances.len() >= MAX_INSTANCES {
@@ -288,7 +292,7 @@ impl Store {
                 }
                 let size = unit.bytes.len();
                 let before = run.slots[slot].as_ref().map_or(0, |u| u.bytes.len());
-                if region.bytes + size - before > MAX_REGION_BYTES {
+                if region.bytes + size - before > max_region_bytes {
                     return Err(ReportRejection::RegionFull);
                 }
                 match unit.header.kind {
@@ -646,6 +650,35 @@ mod tests {
             held: held(&eu.seqs),
         };
         assert_eq!(store.serve(&full, usize::MAX).0.len(), 0);
+    }
+
+    #[test]
+    fn a_region_holds_at_most_its_bytes_and_a_replacement_frees_what_it_replaces() {
+        let (mut eu, mut store) = setup();
+        let now = Instant::now();
+        let (first, slot) = eu.shard(&[("a.gslb.example.com.", Health::Healthy)]);
+        store.max_region_bytes = first.len() * 3;
+        store.accept(first.clone(), now).unwrap();
+        // Other shards until the region is full.
+        let mut refused = None;
+        for i in 0..50 {
+            let name = format!("s{i}.gslb.example.com.");
+            if shard_of(&Name::from_ascii(name.as_str()).unwrap()) == slot {
+                continue;
+            }
+            let (unit, _) = eu.shard(&[(&name, Health::Healthy)]);
+            if let Err(rejection) = store.accept(unit, now) {
+                refused = Some(rejection);
+                break;
+            }
+        }
+        assert_eq!(refused, Some(ReportRejection::RegionFull));
+        let held = store.bytes();
+        assert!(held <= first.len() * 3, "{held}");
+        // A newer unit of a slot held replaces it: the bytes are the new unit's, not both.
+        let (again, _) = eu.shard(&[("a.gslb.example.com.", Health::Unhealthy)]);
+        store.accept(again.clone(), now).unwrap();
+        assert_eq!(store.bytes(), held - first.len() + again.len());
     }
 
     #[test]
