@@ -34,8 +34,16 @@ const PUSH_BUDGET: usize = 32 * 1024;
 /// How long an ask waits for its answer before another peer is asked.
 const ASK_TIMEOUT: Duration = Duration::from_millis(400);
 /// Asks answered per peer: a burst, and per second after it.
-const ASKS_BURST: f64 = 400.0;
-const ASKS_PER_SECOND: f64 = 200.0;
+const ASKS: Rate = Rate {
+    burst: 400.0,
+    per_second: 200.0,
+};
+/// Units taken per peer: a burst (a whole 10-region catch-up from one peer fits), and per
+/// second after it. Beyond, units are dropped unread (each would cost a signature check).
+const UNITS: Rate = Rate {
+    burst: 8192.0,
+    per_second: 4096.0,
+};
 /// How often seeds that are not members are announced to.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 /// Peers remembered by address, at most.
@@ -111,10 +119,35 @@ impl Timers {
     }
 }
 
-/// A token bucket per asking peer.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// A token bucket's size and refill.
+struct Rate {
+    burst: f64,
+    per_second: f64,
+}
+
+/// Token buckets per peer.
+#[derive(Default)]
+struct Buckets {
+    peers: HashMap<SocketAddr, (f64, Instant)>,
+}
+
+impl Buckets {
+    /// Takes `n` tokens of `peer`'s bucket if it has them.
+    fn take(&mut self, peer: SocketAddr, n: f64, rate: &Rate, now: Instant) -> bool {
+        if self.peers.len() > 1024 {
+            self.peers
+                .retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(10));
+        }
+        let (tokens, at) = self.peers.entry(peer).or_insert((rate.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * rate.per_second).min(rate.burst);
+        *at = now;
+        if *tokens < n {
+            return false;
+        }
+        *tokens -= n;
+        true
+    }
 }
 
 /// An ask in flight for a run's units.
@@ -151,7 +184,8 @@ pub struct Node {
     seeds: watch::Receiver<Vec<SocketAddr>>,
     asks: HashMap<RunId, Ask>,
     attempts: HashMap<RunId, usize>,
-    buckets: HashMap<SocketAddr, Bucket>,
+    asks_served: Buckets,
+    units_taken: Buckets,
     /// Every address a sealed message came from, and when last: pushes and asks go to these
     /// as well as to foca's members, so that they never depend on foca's (unauthenticated)
     /// view of who is alive.
@@ -214,7 +248,8 @@ impl Node {
             seeds: parts.seeds,
             asks: HashMap::new(),
             attempts: HashMap::new(),
-            buckets: HashMap::new(),
+            asks_served: Buckets::default(),
+            units_taken: Buckets::default(),
             peers: HashMap::new(),
             metrics: parts.metrics,
             buffer: Vec::new(),
@@ -362,6 +397,12 @@ impl Node {
             Message::Want(want) => self.answer(from, &want).await,
             Message::Units { more, units } => {
                 let now = Instant::now();
+                if !self.units_taken.take(from, units.len() as f64, &UNITS, now) {
+                    self.metrics
+                        .gossip
+                        .reports_rejected(ReportRejection::RateLimited, units.len() as u64);
+                    return;
+                }
                 let mut runs = Vec::new();
                 for unit in units {
                     let (result, local) = match self.store.lock() {
@@ -434,25 +475,11 @@ impl Node {
 
     /// Answers a peer's ask, within its rate.
     async fn answer(&mut self, from: SocketAddr, want: &Want) {
-        let now = Instant::now();
-        let bucket = self.buckets.entry(from).or_insert(Bucket {
-            tokens: ASKS_BURST,
-            at: now,
-        });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.at).as_secs_f64() * ASKS_PER_SECOND)
-            .min(ASKS_BURST);
-        bucket.at = now;
-        if bucket.tokens < 1.0 {
+        if !self.asks_served.take(from, 1.0, &ASKS, Instant::now()) {
             self.metrics
                 .gossip
                 .report_rejected(ReportRejection::RateLimited);
             return;
-        }
-        bucket.tokens -= 1.0;
-        if self.buckets.len() > 1024 {
-            self.buckets
-                .retain(|_, b| now.duration_since(b.at) < Duration::from_secs(10));
         }
         let (units, more) = match self.store.lock() {
             Ok(store) => store.serve(want, ANSWER_BUDGET),
@@ -572,5 +599,34 @@ impl Node {
             return None;
         }
         Some(peers[attempt % peers.len()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_gets_its_burst_then_its_rate_and_others_their_own() {
+        let rate = Rate {
+            burst: 10.0,
+            per_second: 100.0,
+        };
+        let mut buckets = Buckets::default();
+        let start = Instant::now();
+        let (a, b) = (
+            SocketAddr::from(([127, 0, 0, 2], 1)),
+            SocketAddr::from(([127, 0, 0, 3], 1)),
+        );
+        assert!(buckets.take(a, 10.0, &rate, start));
+        assert!(!buckets.take(a, 1.0, &rate, start));
+        assert!(buckets.take(b, 10.0, &rate, start), "b has its own bucket");
+        // 50 ms later: 5 tokens back, never more than the burst.
+        let later = start + Duration::from_millis(50);
+        assert!(buckets.take(a, 5.0, &rate, later));
+        assert!(!buckets.take(a, 1.0, &rate, later));
+        let much_later = start + Duration::from_secs(60);
+        assert!(!buckets.take(a, 11.0, &rate, much_later));
+        assert!(buckets.take(a, 10.0, &rate, much_later));
     }
 }

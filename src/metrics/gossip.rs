@@ -81,9 +81,14 @@ impl GossipMetrics {
         self.packets_rejected.inc_by(reason, 1);
     }
 
-    /// Counts one gossiped value refused.
+    /// Counts one gossiped unit refused.
     pub fn report_rejected(&self, reason: ReportRejection) {
         self.reports_rejected.inc_by(reason, 1);
+    }
+
+    /// Counts `n` gossiped units refused at once.
+    pub fn reports_rejected(&self, reason: ReportRejection, n: u64) {
+        self.reports_rejected.inc_by(reason, n);
     }
 
     /// Adds bytes sent.
