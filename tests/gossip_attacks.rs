@@ -222,37 +222,31 @@ async fn membership_lies_and_floods_change_no_answer_and_are_counted() {
     let (_, stranger_seed, _) = gslbd::gossip::keys::generate().expect("keys");
     let stranger_key = SigningKey::from_base64(&stranger_seed).expect("a key");
     let mut packets: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-    for (target, identity) in targets.iter().zip(&identities) {
-        packets.push((
-            *target,
-            foca_packet(
-                &region_keys,
-                liar.clone(),
-                identity.clone(),
-                foca::Message::Gossip,
-                &[foca::Member::down(eu.clone())],
-            ),
-        ));
-        // A region that does not exist, and 40 ghosts of eu, signed with a key of no region.
-        let mut strangers = vec![foca::Member::alive(Member::signed(
+    // eu declared down; a region that does not exist, and 40 ghosts of eu, signed with a key of
+    // no region. Each in a packet of its own.
+    let mut updates = vec![
+        foca::Member::down(eu.clone()),
+        foca::Member::alive(Member::signed(
             "127.0.0.9:9".parse().expect("an address"),
             "mars",
             "0",
             1,
             &stranger_key,
             zone,
-        ))];
-        for i in 0..40u16 {
-            strangers.push(foca::Member::alive(Member::signed(
-                SocketAddr::from(([127, 0, 0, 9], 1000 + i)),
-                "eu",
-                &format!("ghost-{i}"),
-                1,
-                &stranger_key,
-                zone,
-            )));
-        }
-        for stranger in strangers {
+        )),
+    ];
+    for i in 0..40u16 {
+        updates.push(foca::Member::alive(Member::signed(
+            SocketAddr::from(([127, 0, 0, 9], 1000 + i)),
+            "eu",
+            &format!("ghost-{i}"),
+            1,
+            &stranger_key,
+            zone,
+        )));
+    }
+    for (target, identity) in targets.iter().zip(&identities) {
+        for update in &updates {
             packets.push((
                 *target,
                 foca_packet(
@@ -260,7 +254,7 @@ async fn membership_lies_and_floods_change_no_answer_and_are_counted() {
                     liar.clone(),
                     identity.clone(),
                     foca::Message::Gossip,
-                    &[stranger],
+                    std::slice::from_ref(update),
                 ),
             ));
         }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{RegionKeys, SigningKey};
 use super::report::ReportRejection;
 use super::store::{Change, MAX_INSTANCES, RunId, Store};
-use super::unit::Kind;
+use super::unit::{self, Kind};
 
 /// A gossip node as foca knows it: where it listens, whom it speaks for, a counter that grows
 /// when it rejoins after being declared down, and its region's signature over all of these.
@@ -222,16 +222,13 @@ impl BroadcastHandler<Member> for Heartbeats {
         data: &[u8],
         sender: Option<&Member>,
     ) -> Result<Option<BeatKey>, Never> {
-        let bytes: Arc<[u8]> = Arc::from(data);
-        let Ok(mut store) = self.store.lock() else {
-            return Ok(None);
-        };
-        let unit = match store.verify(bytes.clone()) {
-            Ok(unit) if unit.header.kind == Kind::Heartbeat => unit,
+        // The header only: the store checks the signature when it takes the unit, and a unit
+        // the node adds (sender `None`) is one it verified already.
+        let header = match unit::peek(data) {
+            Ok(header) if header.kind == Kind::Heartbeat => header,
             // Only heartbeats travel this way.
             Ok(_) => return Ok(None),
             Err(rejection) => {
-                drop(store);
                 if let Ok(mut inbox) = self.inbox.lock() {
                     inbox.push(Err(rejection));
                 }
@@ -239,18 +236,21 @@ impl BroadcastHandler<Member> for Heartbeats {
             }
         };
         let key = BeatKey {
-            run: RunId::of(&unit.header.stamp),
-            seq: unit.header.stamp.seq,
+            run: RunId::of(&header.stamp),
+            seq: header.stamp.seq,
         };
         // Added by the node: ours, or another's it took as new already.
         if sender.is_none() {
             return Ok(Some(key));
         }
+        let Ok(mut store) = self.store.lock() else {
+            return Ok(None);
+        };
         // Ours, relayed back: old news.
-        if store.is_local(&unit.header.stamp) {
+        if store.is_local(&header.stamp) {
             return Ok(None);
         }
-        let result = store.accept(bytes, Instant::now());
+        let result = store.accept(Arc::from(data), Instant::now());
         drop(store);
         let new = result.is_ok();
         if let Ok(mut inbox) = self.inbox.lock() {

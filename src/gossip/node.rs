@@ -497,19 +497,15 @@ impl Node {
         let mut push = Vec::new();
         let mut size = 0;
         for unit in units {
-            let heartbeat = match self.store.lock() {
+            match self.store.lock() {
                 Ok(mut store) => {
-                    let heartbeat = store
-                        .verify(unit.clone())
-                        .is_ok_and(|u| u.header.kind == Kind::Heartbeat);
                     if let Err(rejection) = store.publish(unit.clone(), now) {
                         debug!(reason = rejection.as_str(), "own unit not held");
                     }
-                    heartbeat
                 }
                 Err(_) => return,
-            };
-            if heartbeat {
+            }
+            if unit::kind_of(&unit) == Some(Kind::Heartbeat) {
                 if let Err(error) = self.foca.add_broadcast(&unit) {
                     debug!(%error, "heartbeat not handed to foca");
                 }

@@ -5,7 +5,7 @@
 //! peer that asks. Everything it holds verified against its region's key; every bound is here:
 //! instances per region, runs per instance, bytes per region.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,11 +155,6 @@ impl Store {
         }
     }
 
-    /// Reads a unit and checks its signature, holding nothing.
-    pub fn verify(&self, bytes: Arc<[u8]>) -> Result<Unit, ReportRejection> {
-        unit::verify(bytes, &self.cluster, &self.keys)
-    }
-
     /// Whether a stamp is of this node's own run (or an earlier run of this instance).
     pub fn is_local(&self, stamp: &Stamp) -> bool {
         stamp.region == self.local_region && stamp.instance == self.local_instance
@@ -262,12 +257,9 @@ impl Store {
         let mut changes = Vec::new();
         match (unit.header.kind, unit.header.slot) {
             (Kind::Heartbeat, _) => {
-                if run
-                    .heartbeat
-                    .as_ref()
-                    .is_some_and(|(seq, _, _)| stamp.seq <= *seq)
-                {
-                    return Err(ReportRejection::Replayed);
+                let held = run.heartbeat.as_ref().map_or(0, |(seq, _, _)| *seq);
+                if let Some(old) = old_news(stamp.seq, held) {
+                    return Err(old);
                 }
                 let digest = unit.digest()?;
                 let size = unit.bytes.len();
@@ -434,38 +426,37 @@ fn held(seqs: &[u64]) -> Vec<(u16, u64)> {
 
 /// What a shard changes against the one it replaces.
 fn shard_change(stamp: Stamp, old: &Shard, new: Shard) -> Result<Change, ReportRejection> {
+    let issued_ms = stamp.issued_ms;
+    Ok(Change::Shard {
+        services: changed(&old.services, &new.services, || gone(issued_ms))?,
+        observed: changed(&old.observed, &new.observed, Observation::new)?,
+        stamp,
+    })
+}
+
+/// The entries of `new` that differ from `old`, and `left()` for each name gone from it.
+fn changed<V: Clone + PartialEq>(
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+    left: impl Fn() -> V,
+) -> Result<Vec<(Name, V)>, ReportRejection> {
     let name = |text: &str| {
         let mut name = Name::from_ascii(text).map_err(|_| ReportRejection::BadName)?;
         name.set_fqdn(true);
         Ok::<_, ReportRejection>(name.to_lowercase())
     };
-    let mut services = Vec::new();
-    for (text, report) in &new.services {
-        if old.services.get(text) != Some(report) {
-            services.push((name(text)?, report.clone()));
+    let mut out = Vec::new();
+    for (text, value) in new {
+        if old.get(text) != Some(value) {
+            out.push((name(text)?, value.clone()));
         }
     }
-    for text in old.services.keys() {
-        if !new.services.contains_key(text) {
-            services.push((name(text)?, gone(stamp.issued_ms)));
+    for text in old.keys() {
+        if !new.contains_key(text) {
+            out.push((name(text)?, left()));
         }
     }
-    let mut observed = Vec::new();
-    for (text, observation) in &new.observed {
-        if old.observed.get(text) != Some(observation) {
-            observed.push((name(text)?, observation.clone()));
-        }
-    }
-    for text in old.observed.keys() {
-        if !new.observed.contains_key(text) {
-            observed.push((name(text)?, Observation::new()));
-        }
-    }
-    Ok(Change::Shard {
-        stamp,
-        services,
-        observed,
-    })
+    Ok(out)
 }
 
 /// A service its region no longer serves.

@@ -20,12 +20,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Buf;
 use hickory_proto::rr::Name;
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{RegionKeys, SigningKey};
 use super::report::{DrainState, Observation, ReportRejection, ServiceReport, Stamp};
+use super::wire;
 use crate::model::Region;
 
 /// Shards per run: a service lives in shard `hash(name) mod SLOTS`.
@@ -153,9 +155,9 @@ pub fn kind_of(bytes: &[u8]) -> Option<Kind> {
 
 /// The region and instance a unit's bytes claim, unverified: for units verified already.
 pub fn origin_of(bytes: &[u8]) -> Option<(&str, &str)> {
-    let mut reader = Reader { bytes, at: 2 };
-    let region = reader.name().ok()?;
-    let instance = reader.name().ok()?;
+    let mut buf = bytes.get(2..)?;
+    let region = unit_name(&mut buf).ok()?;
+    let instance = unit_name(&mut buf).ok()?;
     Some((region, instance))
 }
 
@@ -240,51 +242,11 @@ fn signed_message(cluster: &str, unit: &[u8]) -> Vec<u8> {
     message
 }
 
-/// Reads bytes off the front of a slice.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ReportRejection> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or(ReportRejection::Malformed)?;
-        let out = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, ReportRejection> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, ReportRejection> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, ReportRejection> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self) -> Result<u64, ReportRejection> {
-        let mut out = [0u8; 8];
-        out.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(out))
-    }
-
-    fn name(&mut self) -> Result<&'a str, ReportRejection> {
-        let len = usize::from(self.u8()?);
-        if len == 0 || len > MAX_NAME {
-            return Err(ReportRejection::Malformed);
-        }
-        std::str::from_utf8(self.take(len)?).map_err(|_| ReportRejection::Malformed)
-    }
+/// A region or instance name of a unit: 1 to [`MAX_NAME`] bytes of UTF-8.
+fn unit_name<'a>(buf: &mut &'a [u8]) -> Result<&'a str, ReportRejection> {
+    wire::take_name(buf)
+        .filter(|name| !name.is_empty() && name.len() <= MAX_NAME)
+        .ok_or(ReportRejection::Malformed)
 }
 
 /// A unit's parts, read but not verified.
@@ -298,28 +260,28 @@ fn read(bytes: &[u8]) -> Result<Parts, ReportRejection> {
     if bytes.len() > MAX_UNIT {
         return Err(ReportRejection::UnitTooBig);
     }
-    let mut reader = Reader { bytes, at: 0 };
-    if reader.u8()? != FORMAT {
+    let malformed = |_| ReportRejection::Malformed;
+    let mut buf = bytes;
+    if buf.try_get_u8().map_err(malformed)? != FORMAT {
         return Err(ReportRejection::Malformed);
     }
-    let kind = match reader.u8()? {
+    let kind = match buf.try_get_u8().map_err(malformed)? {
         1 => Kind::Heartbeat,
         2 => Kind::Shard,
         3 => Kind::Drain,
         _ => return Err(ReportRejection::Malformed),
     };
-    let region = reader.name()?;
-    let instance = reader.name()?.to_string();
-    let epoch = reader.u64()?;
-    let seq = reader.u64()?;
-    let issued_ms = reader.u64()?;
-    let slot = reader.u16()?;
-    let body_len = reader.u32()? as usize;
-    let start = reader.at;
-    reader.take(body_len)?;
-    let end = reader.at;
-    reader.take(SIGNATURE)?;
-    if reader.at != bytes.len() {
+    let region = unit_name(&mut buf)?;
+    let instance = unit_name(&mut buf)?.to_string();
+    let epoch = buf.try_get_u64().map_err(malformed)?;
+    let seq = buf.try_get_u64().map_err(malformed)?;
+    let issued_ms = buf.try_get_u64().map_err(malformed)?;
+    let slot = buf.try_get_u16().map_err(malformed)?;
+    let body_len = buf.try_get_u32().map_err(malformed)? as usize;
+    let start = bytes.len() - buf.len();
+    wire::take(&mut buf, body_len).ok_or(ReportRejection::Malformed)?;
+    let end = bytes.len() - buf.len();
+    if buf.len() != SIGNATURE {
         return Err(ReportRejection::Malformed);
     }
     let slot = match (kind, slot) {

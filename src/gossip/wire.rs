@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use bytes::Buf;
+
 use super::store::{RunId, Want};
 use super::unit::{MAX_UNIT, RUN_SLOTS};
 use crate::model::Region;
@@ -47,8 +49,8 @@ pub fn foca(packet: &[u8], out: &mut Vec<u8>) {
 pub fn want(want: &Want, out: &mut Vec<u8>) {
     out.clear();
     out.push(WANT);
-    name(want.run.region.as_str(), out);
-    name(&want.run.instance, out);
+    put_name(want.run.region.as_str(), out);
+    put_name(&want.run.instance, out);
     out.extend_from_slice(&want.run.epoch.to_be_bytes());
     out.extend_from_slice(&want.heartbeat.to_be_bytes());
     out.extend_from_slice(&(want.held.len() as u16).to_be_bytes());
@@ -69,100 +71,85 @@ pub fn units(units: &[Arc<[u8]>], more: bool, out: &mut Vec<u8>) {
     }
 }
 
-fn name(text: &str, out: &mut Vec<u8>) {
+fn put_name(text: &str, out: &mut Vec<u8>) {
     let bytes = &text.as_bytes()[..text.len().min(255)];
     out.push(bytes.len() as u8);
     out.extend_from_slice(bytes);
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Undecodable> {
-        if n > self.0.len() {
-            return Err(Undecodable);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
+/// The first `n` bytes of `buf`, taken off it.
+pub(super) fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if n > buf.len() {
+        return None;
     }
+    let (head, rest) = buf.split_at(n);
+    *buf = rest;
+    Some(head)
+}
 
-    fn u8(&mut self) -> Result<u8, Undecodable> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, Undecodable> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, Undecodable> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self) -> Result<u64, Undecodable> {
-        let mut out = [0u8; 8];
-        out.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(out))
-    }
-
-    fn name(&mut self) -> Result<&'a str, Undecodable> {
-        let len = usize::from(self.u8()?);
-        std::str::from_utf8(self.take(len)?).map_err(|_| Undecodable)
-    }
+/// A name written as its length (one byte) and its UTF-8 bytes, taken off `buf`.
+pub(super) fn take_name<'a>(buf: &mut &'a [u8]) -> Option<&'a str> {
+    let len = usize::from(buf.try_get_u8().ok()?);
+    std::str::from_utf8(take(buf, len)?).ok()
 }
 
 pub fn decode(message: &[u8]) -> Result<Message<'_>, Undecodable> {
     let (&kind, rest) = message.split_first().ok_or(Undecodable)?;
-    let mut reader = Reader(rest);
+    if kind == FOCA {
+        return Ok(Message::Foca(rest));
+    }
+    let mut buf = rest;
     let decoded = match kind {
-        FOCA => return Ok(Message::Foca(rest)),
-        WANT => {
-            let region = Region::new(reader.name()?);
-            let instance = reader.name()?.to_string();
-            let epoch = reader.u64()?;
-            let heartbeat = reader.u64()?;
-            let count = usize::from(reader.u16()?);
-            if count > RUN_SLOTS {
-                return Err(Undecodable);
-            }
-            let mut held = Vec::with_capacity(count);
-            for _ in 0..count {
-                held.push((reader.u16()?, reader.u64()?));
-            }
-            Message::Want(Want {
-                run: RunId {
-                    region,
-                    instance,
-                    epoch,
-                },
-                heartbeat,
-                held,
-            })
-        }
-        UNITS => {
-            let more = reader.u8()? != 0;
-            let count = usize::from(reader.u16()?);
-            if count > MAX_UNITS {
-                return Err(Undecodable);
-            }
-            let mut units = Vec::with_capacity(count);
-            for _ in 0..count {
-                let len = reader.u32()? as usize;
-                if len > MAX_UNIT {
-                    return Err(Undecodable);
-                }
-                units.push(Arc::from(reader.take(len)?));
-            }
-            Message::Units { more, units }
-        }
-        _ => return Err(Undecodable),
-    };
-    if !reader.0.is_empty() {
+        WANT => decode_want(&mut buf),
+        UNITS => decode_units(&mut buf),
+        _ => None,
+    }
+    .ok_or(Undecodable)?;
+    if !buf.is_empty() {
         return Err(Undecodable);
     }
     Ok(decoded)
+}
+
+fn decode_want<'a>(buf: &mut &[u8]) -> Option<Message<'a>> {
+    let region = Region::new(take_name(buf)?);
+    let instance = take_name(buf)?.to_string();
+    let epoch = buf.try_get_u64().ok()?;
+    let heartbeat = buf.try_get_u64().ok()?;
+    let count = usize::from(buf.try_get_u16().ok()?);
+    if count > RUN_SLOTS {
+        return None;
+    }
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        held.push((buf.try_get_u16().ok()?, buf.try_get_u64().ok()?));
+    }
+    Some(Message::Want(Want {
+        run: RunId {
+            region,
+            instance,
+            epoch,
+        },
+        heartbeat,
+        held,
+    }))
+}
+
+fn decode_units<'a>(buf: &mut &[u8]) -> Option<Message<'a>> {
+    let more = buf.try_get_u8().ok()? != 0;
+    let count = usize::from(buf.try_get_u16().ok()?);
+    if count > MAX_UNITS {
+        return None;
+    }
+    let mut units = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = buf.try_get_u32().ok()? as usize;
+        if len > MAX_UNIT {
+            return None;
+        }
+        units.push(Arc::from(take(buf, len)?));
+    }
+    Some(Message::Units { more, units })
 }
 
 #[cfg(test)]
