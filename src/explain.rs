@@ -130,8 +130,8 @@ fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
                 health: answer.health,
                 why: answer.why,
                 reason: answer.why.to_string(),
-                addresses: answer.all.ips(),
-                answerable: answer.addresses.ips(),
+                addresses: answer.all.ips().to_vec(),
+                answerable: answer.addresses.ips().to_vec(),
                 weight: answer.weight,
                 down_since_ms: answer.down_since_ms,
                 back_since_ms: answer.back_since_ms,
@@ -366,12 +366,8 @@ fn what_if_reply(snapshot: &Snapshot, service: &ServiceAnswer, question: &Questi
     Reply {
         // A service's name always exists: its answer is data or NODATA.
         rcode: ResponseCode::NoError,
-        answer: selection
-            .records
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect(),
-        ttl: selection.records.first().map(|r| r.ttl),
+        answer: selection.addresses.iter().map(|a| a.to_string()).collect(),
+        ttl: (!selection.addresses.is_empty()).then_some(service.ttl),
     }
 }
 

@@ -8,13 +8,13 @@ use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_server::zone_handler::MessageRequest;
 use smallvec::SmallVec;
 
-use super::select::{self, AnswerResult, Client, Records};
+use super::select::{self, AnswerResult, Client, Picked};
 use crate::model::StrategyKind;
-use crate::snapshot::{Node, ServiceIndex, Snapshot};
+use crate::snapshot::{Node, ServiceIndex, Snapshot, address_record};
 
 /// Which service answered a question, and how (counted by the transports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,17 +24,31 @@ pub struct Served {
     pub result: AnswerResult,
 }
 
-/// The response to send, borrowing its records from the snapshot.
+/// Records of a response section, borrowed from the snapshot.
+pub type Records<'s> = SmallVec<[&'s Record; 8]>;
+
+/// The owner of an answer's addresses (a service or an in-zone nameserver), borrowed from the
+/// snapshot: its name, the name in wire format (for the UDP fast encoder) and the TTL.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'s> {
+    pub name: &'s Name,
+    pub wire: &'s [u8],
+    pub ttl: u32,
+}
+
+/// The response to send, borrowing its records from the snapshot. An answer is either zone
+/// records (`answers`: SOA, NS) or addresses of one owner (`addresses`, `owner`), which
+/// become records only where hickory's encoder needs them ([`Response::address_records`]).
 #[derive(Debug)]
 pub struct Response<'s> {
     pub metadata: Metadata,
     pub edns: Option<Edns>,
     pub answers: Records<'s>,
+    /// A/AAAA answers: addresses of `owner`, in answer order.
+    pub addresses: Picked,
+    pub owner: Option<Owner<'s>>,
     pub authorities: SmallVec<[&'s Record; 4]>,
     pub additionals: Records<'s>,
-    /// Wire-format owner name shared by every answer record, when there is one (A/AAAA of a
-    /// service or nameserver): lets the UDP fast path encode without hickory's encoder.
-    pub owner_wire: Option<&'s [u8]>,
     /// The service whose A/AAAA question this answers, and how (for metrics).
     pub served: Option<Served>,
 }
@@ -55,11 +69,28 @@ impl<'s> Response<'s> {
             metadata,
             edns,
             answers: Records::new(),
+            addresses: Picked::new(),
+            owner: None,
             authorities: SmallVec::new(),
             additionals: Records::new(),
-            owner_wire: None,
             served: None,
         }
+    }
+
+    /// The address answers as records (hickory's encoder takes records).
+    pub fn address_records(&self) -> Vec<Record> {
+        let Some(owner) = self.owner else {
+            return Vec::new();
+        };
+        self.addresses
+            .iter()
+            .map(|&a| address_record(owner.name, owner.ttl, a))
+            .collect()
+    }
+
+    /// Whether the answer section is empty.
+    pub fn no_answer(&self) -> bool {
+        self.answers.is_empty() && self.addresses.is_empty()
     }
 
     /// Marks the answer authoritative, as for every answer from our zone.
@@ -79,9 +110,10 @@ impl<'s> Response<'s> {
             metadata,
             edns: self.edns.clone(),
             answers: Records::new(),
+            addresses: Picked::new(),
+            owner: None,
             authorities: SmallVec::new(),
             additionals: Records::new(),
-            owner_wire: None,
             served: self.served,
         }
     }
@@ -148,15 +180,25 @@ pub fn respond<'s>(
             }
             _ => {}
         },
-        Node::Host(addresses) => {
+        Node::Host(host) => {
             // RFC 8482: ANY gets one RRset, here the addresses of the first family present.
-            let rtype = answer_type(qtype, !addresses.a.is_empty());
-            response.answers.extend(addresses.of(rtype).iter());
-            response.owner_wire = Some(&addresses.owner_wire);
+            let has_a = !host.addresses.of(RecordType::A).is_empty();
+            let rtype = answer_type(qtype, has_a);
+            response
+                .addresses
+                .extend_from_slice(host.addresses.of(rtype));
+            response.owner = Some(Owner {
+                name: &host.name,
+                wire: &host.owner_wire,
+                ttl: host.ttl,
+            });
         }
         Node::Service(index) => {
             let service = snapshot.service(*index);
-            let has_a = service.regions.iter().any(|r| !r.addresses.a.is_empty());
+            let has_a = service
+                .regions
+                .iter()
+                .any(|r| !r.addresses.of(RecordType::A).is_empty());
             let rtype = answer_type(qtype, has_a);
             if matches!(rtype, RecordType::A | RecordType::AAAA) {
                 let client = client_of(request, source);
@@ -167,14 +209,18 @@ pub fn respond<'s>(
                     strategy: service.strategy.kind(),
                     result: selection.result,
                 });
-                response.answers = selection.records;
-                response.owner_wire = Some(&service.owner_wire);
+                response.addresses = selection.addresses;
+                response.owner = Some(Owner {
+                    name: &service.name,
+                    wire: &service.owner_wire,
+                    ttl: service.ttl,
+                });
                 echo_client_subnet(&mut response, request, selection.scope);
             }
         }
         Node::EmptyNonTerminal => {}
     }
-    if response.answers.is_empty() {
+    if response.no_answer() {
         return Some(response.negative(snapshot));
     }
     Some(response)

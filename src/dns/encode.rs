@@ -7,8 +7,8 @@ use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, Res
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
+use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::{RData, Record};
 
 use super::Transport;
 use super::answer::Response;
@@ -17,17 +17,19 @@ use super::answer::Response;
 /// after 120; we never come near that in 1232 bytes).
 const FAST_MAX_ANSWERS: usize = 100;
 
-/// The hickory message for `response`, borrowing the request's question section.
-pub fn message<'q, 's: 'q>(
-    response: &'q Response<'s>,
+/// The hickory message for `response`, borrowing the request's question section and
+/// `addresses`, the response's address answers as records ([`Response::address_records`]).
+pub fn message<'q>(
+    response: &'q Response<'_>,
     queries: &'q Queries,
+    addresses: &'q [Record],
 ) -> MessageResponse<
     'q,
-    's,
-    impl Iterator<Item = &'s Record> + Send + 's + use<'q, 's>,
-    impl Iterator<Item = &'s Record> + Send + 's + use<'q, 's>,
-    impl Iterator<Item = &'s Record> + Send + 's + use<'q, 's>,
-    impl Iterator<Item = &'s Record> + Send + 's + use<'q, 's>,
+    'q,
+    impl Iterator<Item = &'q Record> + Send + 'q + use<'q>,
+    impl Iterator<Item = &'q Record> + Send + 'q + use<'q>,
+    impl Iterator<Item = &'q Record> + Send + 'q + use<'q>,
+    impl Iterator<Item = &'q Record> + Send + 'q + use<'q>,
 > {
     let mut builder = MessageResponseBuilder::new(queries, None);
     if let Some(edns) = &response.edns {
@@ -35,10 +37,10 @@ pub fn message<'q, 's: 'q>(
     }
     builder.build(
         response.metadata,
-        response.answers.clone(),
-        response.authorities.clone(),
+        response.answers.iter().copied().chain(addresses),
+        response.authorities.iter().copied(),
         std::iter::empty(),
-        response.additionals.clone(),
+        response.additionals.iter().copied(),
     )
 }
 
@@ -115,7 +117,8 @@ fn encode_hickory(
     out.clear();
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(max_size);
-    let sent = message(response, queries).destructive_emit(&mut encoder)?;
+    let addresses = response.address_records();
+    let sent = message(response, queries, &addresses).destructive_emit(&mut encoder)?;
     Ok(!sent.truncation || response.metadata.truncation)
 }
 
@@ -125,11 +128,12 @@ fn encode_hickory(
 /// 0.26.3 never points answer names at the question), the OPT record last.
 /// Returns false, leaving `out` unspecified, for anything else or anything that would not fit.
 fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> bool {
-    let Some(owner) = response.owner_wire else {
+    let Some(owner) = response.owner else {
         return false;
     };
-    let answers = &response.answers;
+    let answers = &response.addresses;
     if answers.is_empty()
+        || !response.answers.is_empty()
         || answers.len() > FAST_MAX_ANSWERS
         || !response.authorities.is_empty()
         || !response.additionals.is_empty()
@@ -162,20 +166,19 @@ fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> b
     if 12 + question.len() >= 0x3FFF {
         return false;
     }
-    for (i, record) in answers.iter().enumerate() {
+    for (i, address) in answers.iter().enumerate() {
         if i == 0 {
-            out.extend_from_slice(owner);
+            out.extend_from_slice(owner.wire);
         } else {
             out.extend_from_slice(&pointer.to_be_bytes());
         }
-        let (rtype, rdata): (u16, &[u8]) = match &record.data {
-            RData::A(a) => (1, &a.0.octets()),
-            RData::AAAA(aaaa) => (28, &aaaa.0.octets()),
-            _ => return false,
+        let (rtype, rdata): (u16, &[u8]) = match address {
+            std::net::IpAddr::V4(v4) => (1, &v4.octets()),
+            std::net::IpAddr::V6(v6) => (28, &v6.octets()),
         };
         out.extend_from_slice(&rtype.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes()); // class IN
-        out.extend_from_slice(&record.ttl.to_be_bytes());
+        out.extend_from_slice(&owner.ttl.to_be_bytes());
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
     }
@@ -242,7 +245,8 @@ mod tests {
         let mut out = Vec::new();
         let mut encoder = BinEncoder::new(&mut out);
         encoder.set_max_size(response.edns.as_ref().map_or(512, |e| e.max_payload()));
-        message(response, queries)
+        let addresses = response.address_records();
+        message(response, queries, &addresses)
             .destructive_emit(&mut encoder)
             .expect("hickory encodes");
         out

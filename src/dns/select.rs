@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::RecordType;
 use smallvec::SmallVec;
 
 use crate::geo::GeoIndex;
@@ -59,8 +59,8 @@ impl At {
     }
 }
 
-/// Records chosen for an answer, in answer order.
-pub type Records<'s> = SmallVec<[&'s Record; 8]>;
+/// Addresses chosen for an answer, in answer order.
+pub type Picked = SmallVec<[IpAddr; 8]>;
 
 /// Who is asking, as far as the answer may depend on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,8 +115,8 @@ fn mask64(bits: u8) -> u64 {
 
 /// The selection and how far it depends on the client's address.
 #[derive(Debug)]
-pub struct Selection<'s> {
-    pub records: Records<'s>,
+pub struct Selection {
+    pub addresses: Picked,
     /// RFC 7871 scope prefix to return: `Some(0)` means the answer holds for every client.
     pub scope: Option<u8>,
     /// From available regions, failing open, or nothing.
@@ -147,19 +147,19 @@ fn draw(client: u64, salt: u64, bucket: u64, round: u64) -> u64 {
     mix(client ^ mix(salt ^ mix(bucket ^ mix(round))))
 }
 
-/// Chooses the records answering `rtype` (A or AAAA) for `service`.
+/// Chooses the addresses answering `rtype` (A or AAAA) for `service`.
 ///
 /// A region coming back (`RegionAnswer::back_since_ms`) is let in slowly: round-robin answers
 /// include it for a share of clients and weighted ones draw it with a share of its weight, the
 /// share growing from 0 to all over the slow start; failover and geo skip it for the failback
 /// delay while another region can answer. When only regions coming back can answer, they do.
-pub fn select<'s>(
-    service: &'s ServiceAnswer,
+pub fn select(
+    service: &ServiceAnswer,
     rtype: RecordType,
     client: &Client,
     at: &At,
     geo: &GeoIndex,
-) -> Selection<'s> {
+) -> Selection {
     let bucket = at.bucket;
     let key = client.key();
     let has_records = |i: usize| !service.regions[i].addresses.of(rtype).is_empty();
@@ -167,7 +167,7 @@ pub fn select<'s>(
         .filter(|&i| service.regions[i].health.is_available() && has_records(i))
         .collect();
     let mut selection = Selection {
-        records: Records::new(),
+        addresses: Picked::new(),
         scope: Some(0),
         result: AnswerResult::Healthy,
     };
@@ -179,7 +179,7 @@ pub fn select<'s>(
             selection.result = AnswerResult::FailOpen;
             let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
             push_rotated(
-                &mut selection.records,
+                &mut selection.addresses,
                 service,
                 &every,
                 Pool::All,
@@ -192,7 +192,7 @@ pub fn select<'s>(
 
     match &service.strategy {
         Strategy::RoundRobin if !service.returning => push_rotated(
-            &mut selection.records,
+            &mut selection.addresses,
             service,
             &available,
             Pool::Answerable,
@@ -217,7 +217,7 @@ pub fn select<'s>(
                 &admitted
             };
             push_rotated(
-                &mut selection.records,
+                &mut selection.addresses,
                 service,
                 regions,
                 Pool::Answerable,
@@ -253,10 +253,10 @@ pub fn select<'s>(
                     point -= weight;
                 }
                 let region = candidates.remove(chosen);
-                let records = service.regions[region].addresses.of(rtype);
+                let addresses = service.regions[region].addresses.of(rtype);
                 // One address per drawn region, spread by a second, independent roll.
-                let which = (mix(roll) % records.len() as u64) as usize;
-                selection.records.push(&records[which]);
+                let which = (mix(roll) % addresses.len() as u64) as usize;
+                selection.addresses.push(addresses[which]);
                 if candidates.is_empty() {
                     break;
                 }
@@ -269,7 +269,7 @@ pub fn select<'s>(
                 .collect();
             if let Some(position) = first_settled(service, &order, &available, at) {
                 push_rotated(
-                    &mut selection.records,
+                    &mut selection.addresses,
                     service,
                     &[position],
                     Pool::Answerable,
@@ -288,7 +288,7 @@ pub fn select<'s>(
                 .collect();
             if let Some(position) = first_settled(service, &order, &available, at) {
                 push_rotated(
-                    &mut selection.records,
+                    &mut selection.addresses,
                     service,
                     &[position],
                     Pool::Answerable,
@@ -298,7 +298,7 @@ pub fn select<'s>(
             }
         }
     }
-    if selection.records.is_empty() {
+    if selection.addresses.is_empty() {
         selection.result = AnswerResult::None;
     }
     selection
@@ -334,30 +334,31 @@ enum Pool {
     All,
 }
 
-/// Appends the `pool` records of `regions` (positions in `service.regions`), rotated by `roll`.
-fn push_rotated<'s>(
-    out: &mut Records<'s>,
-    service: &'s ServiceAnswer,
+/// Appends the `pool` addresses of `regions` (positions in `service.regions`), rotated by
+/// `roll`.
+fn push_rotated(
+    out: &mut Picked,
+    service: &ServiceAnswer,
     regions: &[usize],
     pool: Pool,
     rtype: RecordType,
     roll: u64,
 ) {
-    let records = |i: usize| -> &'s [Record] {
+    let addresses = |i: usize| -> &[IpAddr] {
         let region = &service.regions[i];
         match pool {
             Pool::Answerable => region.addresses.of(rtype),
             Pool::All => region.all.of(rtype),
         }
     };
-    let total: usize = regions.iter().map(|&i| records(i).len()).sum();
+    let total: usize = regions.iter().map(|&i| addresses(i).len()).sum();
     if total == 0 {
         return;
     }
-    let all = regions.iter().flat_map(|&i| records(i).iter());
+    let all = regions.iter().flat_map(|&i| addresses(i).iter());
     let start = (roll % total as u64) as usize;
-    out.extend(all.clone().skip(start));
-    out.extend(all.take(start));
+    out.extend(all.clone().skip(start).copied());
+    out.extend(all.take(start).copied());
 }
 
 #[cfg(test)]
@@ -372,12 +373,8 @@ mod tests {
         Snapshot::from_model(&fixtures::config(services).model, 1232)
     }
 
-    fn addrs(selection: &Selection<'_>) -> Vec<String> {
-        selection
-            .records
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect()
+    fn addrs(selection: &Selection) -> Vec<String> {
+        selection.addresses.iter().map(IpAddr::to_string).collect()
     }
 
     fn client(i: u32) -> Client {
@@ -482,7 +479,7 @@ mod tests {
                 &At::bucket(1_700_000_000 + u64::from(i % 7)),
                 &snap.geo,
             );
-            assert_eq!(selection.records.len(), 1);
+            assert_eq!(selection.addresses.len(), 1);
             *counts.entry(addrs(&selection)[0].clone()).or_default() += 1;
         }
         for (addr, weight) in [
@@ -565,7 +562,7 @@ mod tests {
                 &At::bucket(0),
                 &open.geo
             )
-            .records
+            .addresses
             .len(),
             3
         );
@@ -580,7 +577,7 @@ mod tests {
                 &At::bucket(0),
                 &empty.geo
             )
-            .records
+            .addresses
             .is_empty()
         );
     }

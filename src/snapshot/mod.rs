@@ -9,7 +9,7 @@ mod records;
 pub mod transitions;
 
 pub use readiness::{KubernetesSync, Readiness};
-pub use records::{Addresses, ZoneRecords, wire_name};
+pub use records::{Addresses, Host, ZoneRecords, address_record, wire_name};
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub enum Node {
     /// A balanced service.
     Service(ServiceIndex),
     /// A region nameserver inside the zone, with its fixed addresses.
-    Host(Addresses),
+    Host(Host),
     /// A name that exists only because names below it do (RFC 8020: NODATA, not NXDOMAIN).
     EmptyNonTerminal,
 }
@@ -54,9 +54,9 @@ pub struct RegionAnswer {
     pub region: RegionIndex,
     pub health: Health,
     /// The addresses to answer while the region is available: those not found unhealthy.
-    pub addresses: Arc<Addresses>,
+    pub addresses: Addresses,
     /// Every address, for fail-open answers (shared with `addresses` when none is down).
-    pub all: Arc<Addresses>,
+    pub all: Addresses,
     /// Weight for the weighted strategy: the config's, or the region's own report's.
     pub weight: u32,
     /// Why the region has this health.
@@ -138,8 +138,8 @@ impl Snapshot {
         let (zone, hosts) = ZoneRecords::build(&model.zone, &model.regions);
         let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
         nodes.insert(zone.origin.clone(), Node::Apex);
-        for (nameserver, addresses) in hosts {
-            nodes.insert(LowerName::new(&nameserver), Node::Host(addresses));
+        for host in hosts {
+            nodes.insert(LowerName::new(&host.name), Node::Host(host));
         }
 
         let services: Vec<ServiceAnswer> = model
@@ -167,8 +167,7 @@ impl Snapshot {
                         .map(|t| {
                             let view =
                                 region_health::decide(service, t, model.local_region, inputs);
-                            let all =
-                                Arc::new(Addresses::new(&service.name, service.ttl, &view.all));
+                            let all = Addresses::new(&view.all);
                             let configured = match &service.strategy {
                                 Strategy::Weighted { weights, .. } => weights[t.region],
                                 _ => 1,
@@ -183,11 +182,7 @@ impl Snapshot {
                                 addresses: if view.answerable == view.all {
                                     all.clone()
                                 } else {
-                                    Arc::new(Addresses::new(
-                                        &service.name,
-                                        service.ttl,
-                                        &view.answerable,
-                                    ))
+                                    Addresses::new(&view.answerable)
                                 },
                                 all,
                             }
@@ -318,6 +313,8 @@ fn name_salt(name: &Name) -> u64 {
 mod tests {
     use std::time::{Duration, Instant};
 
+    use hickory_proto::rr::RecordType;
+
     use super::*;
     use crate::fixtures::{self, AP, US};
     use crate::gossip::report::ServiceReport;
@@ -376,15 +373,15 @@ mod tests {
         };
         let (us, ap) = build(t0);
         assert_eq!((us.health, us.weight), (Health::Unhealthy, 90));
-        assert_eq!(us.all.a.len(), 2);
+        assert_eq!(us.all.of(RecordType::A).len(), 2);
         assert_eq!(
-            us.addresses.a.len(),
+            us.addresses.of(RecordType::A).len(),
             1,
             "the address reported down leaves answers"
         );
         // ap never reported: unknown, with the config's targets and weight.
         assert_eq!(
-            (ap.health, ap.weight, ap.all.a.len()),
+            (ap.health, ap.weight, ap.all.of(RecordType::A).len()),
             (Health::Unknown, 20, 1)
         );
         // us goes quiet: suspect (unknown), then stale (unhealthy) while ap is fresh... but ap

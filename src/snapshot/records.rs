@@ -1,21 +1,84 @@
-//! The zone's fixed records and the address records of one owner, built once per snapshot:
-//! SOA (and its negative-answer copy), apex NS, glue, and per-owner A/AAAA lists with the
-//! owner's wire-format name for the UDP fast encoder.
+//! The zone's fixed records and the addresses of one owner, built once per snapshot: SOA (and
+//! its negative-answer copy), apex NS, glue, and per-target address lists, kept as addresses
+//! (not records) with their owner's name, wire-format name and TTL.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use crate::model::{RegionDef, Zone};
 
-/// A and AAAA records of one owner.
-#[derive(Clone, Debug, Default)]
+/// The A and AAAA addresses of one target, A first, each family in the order given. Plain
+/// addresses (17 bytes each), shared by reference: the snapshot answers from them and turns
+/// them into records only where hickory's encoder needs records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Addresses {
-    pub a: Vec<Record>,
-    pub aaaa: Vec<Record>,
-    /// The owner name in wire format (lowercase, uncompressed), for the UDP fast encoder.
+    ips: Arc<[IpAddr]>,
+    /// How many of `ips` are IPv4 (they come first).
+    v4: usize,
+}
+
+impl Addresses {
+    /// `addresses`, IPv4 ones first, each family in the order given.
+    pub fn new(addresses: &[IpAddr]) -> Self {
+        let mut ips: Vec<IpAddr> = addresses.iter().filter(|a| a.is_ipv4()).copied().collect();
+        let v4 = ips.len();
+        ips.extend(addresses.iter().filter(|a| a.is_ipv6()));
+        Self {
+            ips: ips.into(),
+            v4,
+        }
+    }
+
+    /// Every address, A first.
+    pub fn ips(&self) -> &[IpAddr] {
+        &self.ips
+    }
+
+    /// How many addresses.
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    /// Whether there is no address.
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty()
+    }
+
+    /// The addresses answering `rtype`: A's or AAAA's (none for anything else).
+    pub fn of(&self, rtype: RecordType) -> &[IpAddr] {
+        match rtype {
+            RecordType::A => &self.ips[..self.v4],
+            RecordType::AAAA => &self.ips[self.v4..],
+            _ => &[],
+        }
+    }
+
+    /// Whether both hold the same list (the same allocation, or equal addresses).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.ips, &other.ips) || self == other
+    }
+}
+
+/// An in-zone nameserver: its name, fixed addresses (the glue) and their TTL.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub name: Name,
+    /// The name in wire format (lowercase, uncompressed).
     pub owner_wire: Box<[u8]>,
+    pub ttl: u32,
+    pub addresses: Addresses,
+}
+
+/// The A or AAAA record of `address` under `owner`.
+pub fn address_record(owner: &Name, ttl: u32, address: IpAddr) -> Record {
+    let data = match address {
+        IpAddr::V4(v4) => RData::A(A(v4)),
+        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+    };
+    Record::from_rdata(owner.clone(), ttl, data)
 }
 
 /// `name` in DNS wire format (RFC 1035 §3.1), uncompressed.
@@ -27,61 +90,6 @@ pub fn wire_name(name: &Name) -> Box<[u8]> {
     }
     out.push(0);
     out.into_boxed_slice()
-}
-
-impl Addresses {
-    pub(super) fn new(owner: &Name, ttl: u32, addresses: &[IpAddr]) -> Self {
-        let mut out = Self {
-            owner_wire: wire_name(owner),
-            ..Self::default()
-        };
-        for addr in addresses {
-            match addr {
-                IpAddr::V4(v4) => {
-                    out.a
-                        .push(Record::from_rdata(owner.clone(), ttl, RData::A(A(*v4))))
-                }
-                IpAddr::V6(v6) => out.aaaa.push(Record::from_rdata(
-                    owner.clone(),
-                    ttl,
-                    RData::AAAA(AAAA(*v6)),
-                )),
-            }
-        }
-        out
-    }
-
-    /// Every address, A records first.
-    pub fn ips(&self) -> Vec<IpAddr> {
-        self.a
-            .iter()
-            .chain(&self.aaaa)
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// How many addresses.
-    pub fn len(&self) -> usize {
-        self.a.len() + self.aaaa.len()
-    }
-
-    /// Whether there is no address.
-    pub fn is_empty(&self) -> bool {
-        self.a.is_empty() && self.aaaa.is_empty()
-    }
-
-    /// The records of one type (A or AAAA; empty for anything else).
-    pub fn of(&self, rtype: RecordType) -> &[Record] {
-        match rtype {
-            RecordType::A => &self.a,
-            RecordType::AAAA => &self.aaaa,
-            _ => &[],
-        }
-    }
 }
 
 /// The zone's fixed records.
@@ -101,7 +109,7 @@ pub struct ZoneRecords {
 impl ZoneRecords {
     /// The records of `zone` served by `regions`' nameservers; also returns the in-zone
     /// nameserver names with their glue, which are nodes of the zone.
-    pub fn build(zone: &Zone, regions: &[RegionDef]) -> (Self, Vec<(Name, Addresses)>) {
+    pub fn build(zone: &Zone, regions: &[RegionDef]) -> (Self, Vec<Host>) {
         let origin = zone.origin.clone();
         let soa_rdata = SOA::new(
             zone.soa.mname.clone(),
@@ -131,10 +139,19 @@ impl ZoneRecords {
                 RData::NS(NS(nameserver.clone())),
             ));
             if origin.zone_of(nameserver) {
-                let addresses = Addresses::new(nameserver, zone.ns_ttl, &region.glue);
-                glue.extend(addresses.a.iter().cloned());
-                glue.extend(addresses.aaaa.iter().cloned());
-                hosts.push((nameserver.clone(), addresses));
+                let host = Host {
+                    name: nameserver.clone(),
+                    owner_wire: wire_name(nameserver),
+                    ttl: zone.ns_ttl,
+                    addresses: Addresses::new(&region.glue),
+                };
+                glue.extend(
+                    host.addresses
+                        .ips()
+                        .iter()
+                        .map(|&a| address_record(nameserver, zone.ns_ttl, a)),
+                );
+                hosts.push(host);
             }
         }
         let records = Self {

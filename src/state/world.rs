@@ -157,7 +157,13 @@ impl World {
         let started = Instant::now();
         let first = Arc::new(self.serving_snapshot());
         self.publish_report();
-        self.metrics.snapshots.built(started.elapsed());
+        let took = started.elapsed();
+        info!(
+            services = self.services(),
+            build_us = took.as_micros() as u64,
+            "first snapshot built"
+        );
+        self.metrics.snapshots.built(took);
         self.watch
             .published(&self.metrics.snapshots, &first, crate::unix_ms());
         first
