@@ -282,6 +282,17 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
         sample(&metrics, "gslbd_failover_seconds_count", &["region=\"eu\""]),
         0.0
     );
+    let eu_services = |metrics: &str, health: &str| {
+        let health = format!("health=\"{health}\"");
+        sample(
+            metrics,
+            "gslbd_region_services",
+            &["region=\"eu\"", health.as_str()],
+        )
+    };
+    let all = sample(&metrics, "gslbd_region_services", &["region=\"eu\""]);
+    assert_eq!(eu_services(&metrics, "healthy"), all, "{metrics}");
+    assert_eq!(sample(&metrics, "gslbd_services_unavailable", &[]), 0.0);
 
     // eu's backend fails: answers move to us, and the metrics and /state say so.
     backend.set(Mode::Status(500, "down"));
@@ -306,6 +317,8 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
         "one failover of eu: {metrics}"
     );
     assert!(sample(&metrics, "gslbd_failover_seconds_sum", &["region=\"eu\""]) > 0.0);
+    assert_eq!(eu_services(&metrics, "unhealthy"), 1.0, "{metrics}");
+    assert_eq!(eu_services(&metrics, "healthy"), all - 1.0);
     let state: serde_json::Value =
         serde_json::from_str(&http_get(admin, "/state").1).expect("JSON");
     let eu_state = &service(&state)["regions"][0];
@@ -315,4 +328,38 @@ async fn state_explain_and_failover_metrics_follow_a_failing_region() {
     let since = eu_state["down_since_ms"].as_u64().expect("down since");
     assert!(since <= gslbd::unix_ms(), "{since}");
     server.app.shutdown().await;
+}
+
+/// Above `server.service_metrics_limit` services the per (service, region) series are left
+/// out; the per-region totals remain and follow health.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_zones_export_per_region_totals_only() {
+    let mut config = ConfigFile::base().seen_from("eu");
+    config.probe = Probe::none();
+    config.server.admin = Some("127.0.0.1:0".into());
+    let services = config.services.len();
+    assert!(services >= 2, "the base config has several services");
+    config.server.service_metrics_limit = Some(services - 1);
+    let server = start_config(&config).await;
+    let admin = server.app.admin_addr().expect("admin enabled");
+    let (_, metrics) = http_get(admin, "/metrics");
+    assert!(
+        !metrics.contains("gslbd_service_region_"),
+        "no per (service, region) series: {metrics}"
+    );
+    let total = sample(&metrics, "gslbd_region_services", &[]);
+    let per_region: usize = config.services.iter().map(|s| s.targets.len()).sum();
+    assert_eq!(total, per_region as f64, "{metrics}");
+    assert!(sample(&metrics, "gslbd_region_services", &["health=\"healthy\""]) > 0.0);
+
+    // At the limit, they are there.
+    let mut small = config.clone();
+    small.server.service_metrics_limit = Some(services);
+    let server = start_config(&small).await;
+    let admin = server.app.admin_addr().expect("admin enabled");
+    let (_, metrics) = http_get(admin, "/metrics");
+    assert!(
+        sample(&metrics, "gslbd_service_region_targets", &[]) > 0.0,
+        "{metrics}"
+    );
 }

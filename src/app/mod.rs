@@ -164,7 +164,10 @@ impl App {
         let probe_plan = plan::at_start(&config.model, observe, true);
         let concurrency = config.model.probe_concurrency;
         let delegation = crate::delegation::Delegation::of(&config.model);
-        let metrics = Arc::new(Metrics::with_options(config.server.per_service_metrics));
+        let metrics = Arc::new(Metrics::with_options(
+            config.server.per_service_metrics,
+            config.server.service_metrics_limit,
+        ));
         let remote = config.gossip.as_ref().map(|g| RemoteSettings {
             instance: g.instance.clone(),
             peer_suspect: g.peer_suspect,

@@ -29,6 +29,9 @@ pub struct ServerSettings {
     /// Also count answers per service (`gslbd_dns_service_answers_total`): one series per
     /// service, strategy and result, so off by default.
     pub per_service_metrics: bool,
+    /// Zones of more services than this export no per (service, region) series
+    /// (`gslbd_service_region_*`), only per-region totals; 0: never.
+    pub service_metrics_limit: usize,
     /// Response rate limiting of UDP answers; `None` when off.
     pub rrl: Option<RrlSettings>,
 }
@@ -50,6 +53,8 @@ pub(super) struct RawServer {
     admin: Option<SocketAddr>,
     #[serde(default)]
     per_service_metrics: bool,
+    #[serde(default = "default_service_metrics_limit")]
+    service_metrics_limit: usize,
     #[serde(default)]
     rrl: RawRrl,
     #[serde(default)]
@@ -66,10 +71,15 @@ impl Default for RawServer {
             tcp_idle_timeout_secs: None,
             admin: None,
             per_service_metrics: false,
+            service_metrics_limit: default_service_metrics_limit(),
             rrl: RawRrl::default(),
             tcp: RawTcp::default(),
         }
     }
+}
+
+fn default_service_metrics_limit() -> usize {
+    crate::metrics::DEFAULT_SERVICE_METRICS_LIMIT
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -110,6 +120,7 @@ impl RawServer {
             tcp: self.tcp.validate(self.tcp_idle_timeout_secs, problems),
             admin: self.admin,
             per_service_metrics: self.per_service_metrics,
+            service_metrics_limit: self.service_metrics_limit,
             rrl: self.rrl.validate(problems),
         }
     }
@@ -139,6 +150,7 @@ mod tests {
         assert_eq!(server.tcp.idle_timeout, Duration::from_secs(10));
         assert_eq!(server.admin, None);
         assert!(!server.per_service_metrics);
+        assert_eq!(server.service_metrics_limit, 1000);
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! - `probes.rs`: probe results by outcome, probe time.
 //! - `gossip.rs`: datagrams and values refused, traffic, members, regions last heard from.
 //! - `kubernetes.rs`: watch events and errors, objects skipped, services discovered.
-//! - `snapshots.rs`: the state owner's: builds, config reloads, per (service, region) health
-//!   and targets, failover latency.
+//! - `snapshots.rs`: the state owner's: builds, config reloads, services per region by health,
+//!   failover latency.
 //! - `published.rs`: follows published snapshots into the `snapshots.rs` series.
+//! - `service_region.rs`: per (service, region) health and targets, read from the snapshot at
+//!   scrape time (small zones only).
 //!
 //! Every subsystem registers on one shared [`Registry`]. Known label values start at zero (the
 //! constructors iterate each label enum's `ALL`), so rate() and alerts see a series from the
@@ -20,6 +22,7 @@ mod gossip;
 mod kubernetes;
 mod probes;
 mod published;
+mod service_region;
 mod snapshots;
 
 pub use dns::{
@@ -39,6 +42,10 @@ use prometheus::{
 };
 
 use crate::label_enum::LabelEnum;
+
+/// Zones of more services than this export no per (service, region) series by default
+/// (`[server] service_metrics_limit`): 1 000 services × 10 regions is 30 000 series.
+pub const DEFAULT_SERVICE_METRICS_LIMIT: usize = 1000;
 
 /// gslbd's metrics, by subsystem.
 pub struct Metrics {
@@ -62,21 +69,23 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Metrics without per-service answer counters.
+    /// Metrics without per-service answer counters, with per (service, region) series for zones
+    /// of the default size limit.
     pub fn new() -> Self {
-        Self::with_options(false)
+        Self::with_options(false, DEFAULT_SERVICE_METRICS_LIMIT)
     }
 
     /// Metrics; `per_service` adds answer counters labelled by service (one series per
-    /// service, strategy and result: mind the cardinality of large zones).
-    pub fn with_options(per_service: bool) -> Self {
+    /// service, strategy and result: mind the cardinality of large zones); zones of more than
+    /// `service_region_limit` services export no per (service, region) series.
+    pub fn with_options(per_service: bool, service_region_limit: usize) -> Self {
         let registry = Registry::new();
         Self {
             dns: DnsMetrics::new(&registry, per_service),
             probes: ProbeMetrics::new(&registry),
             gossip: GossipMetrics::new(&registry),
             kubernetes: KubernetesMetrics::new(&registry),
-            snapshots: SnapshotMetrics::new(&registry),
+            snapshots: SnapshotMetrics::new(&registry, service_region_limit),
             registry,
         }
     }

@@ -1,17 +1,22 @@
 //! The state owner's metrics: snapshot builds and their time, config reloads, and what each
-//! published snapshot says per (service, region) — health, targets, healthy targets — with
-//! failover latency. `published.rs` keeps the per-(service, region) series current.
+//! published snapshot says — services per region by health, services with no region available,
+//! failover latency, and per (service, region) health and targets (rendered at scrape time,
+//! `service_region.rs`). `published.rs` keeps them current.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use hickory_proto::rr::Name;
 
+use super::service_region::ServiceRegionCollector;
 use super::{LabelCounters, histogram, register};
 use crate::label_enum::label_enum;
+use crate::snapshot::Snapshot;
 
 label_enum! {
     /// How a config reload ended; the names are metric label values.
@@ -28,10 +33,14 @@ pub struct SnapshotMetrics {
     builds: IntCounter,
     build_seconds: Histogram,
     config_reloads: LabelCounters<ReloadResult>,
-    /// Per (service, region): 1 healthy, 0.5 unknown, 0 unhealthy.
-    pub(super) service_region_health: GaugeVec,
-    pub(super) service_region_targets: IntGaugeVec,
-    pub(super) service_region_healthy_targets: IntGaugeVec,
+    /// The snapshot last published, which the per (service, region) series are read from.
+    pub(super) current: Arc<ArcSwapOption<Snapshot>>,
+    /// Zones of more services than this export no per (service, region) series.
+    pub(super) service_region_limit: usize,
+    /// Per (region, health): services whose target in the region has that health.
+    pub(super) region_services: IntGaugeVec,
+    /// Services no region of which is available (answered fail-open, or empty).
+    pub(super) services_unavailable: IntGauge,
     /// A region's first failing probe → the first snapshot without it, by failed region.
     pub(super) failover_seconds: HistogramVec,
     /// What an operator drained in this region: `service="*"` for the whole region.
@@ -41,15 +50,19 @@ pub struct SnapshotMetrics {
 }
 
 impl SnapshotMetrics {
-    /// Registers the snapshot metrics, every reload result at zero.
-    pub(super) fn new(registry: &Registry) -> Self {
-        let service_region = |name: &str, help: &str| {
-            register(
-                registry,
-                IntGaugeVec::new(Opts::new(name, help), &["service", "region"]),
-            )
-        };
+    /// Registers the snapshot metrics, every reload result at zero; the per (service, region)
+    /// series are exported for zones of at most `service_region_limit` services.
+    pub(super) fn new(registry: &Registry, service_region_limit: usize) -> Self {
+        let current = Arc::new(ArcSwapOption::empty());
+        registry
+            .register(Box::new(ServiceRegionCollector::new(
+                current.clone(),
+                service_region_limit,
+            )))
+            .expect("metric names are unique");
         Self {
+            current,
+            service_region_limit,
             builds: register(
                 registry,
                 IntCounter::new(
@@ -69,23 +82,22 @@ impl SnapshotMetrics {
                 "Config reloads, by result",
                 "result",
             ),
-            service_region_health: register(
+            region_services: register(
                 registry,
-                GaugeVec::new(
+                IntGaugeVec::new(
                     Opts::new(
-                        "gslbd_service_region_health",
-                        "Health of a service in a region as this server answers it: 1 healthy, 0.5 unknown (answered, unconfirmed), 0 unhealthy",
+                        "gslbd_region_services",
+                        "Services whose target in a region has this health, as this server answers them: healthy, unknown (answered, unconfirmed), unhealthy",
                     ),
-                    &["service", "region"],
+                    &["region", "health"],
                 ),
             ),
-            service_region_targets: service_region(
-                "gslbd_service_region_targets",
-                "Addresses of a service in a region",
-            ),
-            service_region_healthy_targets: service_region(
-                "gslbd_service_region_healthy_targets",
-                "Addresses of a service in a region not found down (answered while the region is in)",
+            services_unavailable: register(
+                registry,
+                IntGauge::new(
+                    "gslbd_services_unavailable",
+                    "Services with no region available on this server: answered fail-open (every address) or empty, by their all_down policy",
+                ),
             ),
             failover_seconds: register(
                 registry,

@@ -50,6 +50,7 @@ pub struct Server {
     /// The admin endpoint (`/metrics`, `/state`, ...), `ip:port`; off when `None`.
     pub admin: Option<String>,
     pub per_service_metrics: Option<bool>,
+    pub service_metrics_limit: Option<usize>,
     /// `[server.rrl]`; gslbd's defaults when `None`.
     pub rrl: Option<Rrl>,
     /// `[server.tcp]`; gslbd's defaults when `None`.
