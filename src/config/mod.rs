@@ -9,6 +9,7 @@
 //!   sections in order and ties them together (`local_region`, the [`Model`]).
 //! - `problems.rs`: [`Problem`], [`ConfigError`] and the collector every section adds to.
 //! - `names.rs`: domain names as written in the file, parsed one way for every section.
+//! - `split.rs`: a large file cut at its `[[services]]` tables, so each is parsed alone.
 //! - `server.rs`: `[server]`, the DNS listeners ([`ServerSettings`]); `rrl.rs`: `[server.rrl]`,
 //!   response rate limiting ([`RrlSettings`]); `tcp.rs`: `[server.tcp]`, TCP limits ([`TcpSettings`]).
 //! - `zone.rs`: `[zone]` with its SOA, `[[regions]]` and `[geo]`.
@@ -28,6 +29,7 @@ mod problems;
 mod rrl;
 mod server;
 mod service;
+mod split;
 mod tcp;
 mod zone;
 
@@ -77,20 +79,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates configuration text.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-        ConfigError::Invalid(vec![Problem {
-            path: String::new(),
-            reason: one_line(&e.to_string()),
-        }])
-    })?;
-    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let reason = one_line(&e.into_inner().to_string());
-        ConfigError::Invalid(vec![Problem {
-            path: if path == "." { String::new() } else { path },
-            reason,
-        }])
-    })?;
+    // Split at its services when it parses that way (`split.rs`), else whole: the whole
+    // parse says what is wrong.
+    let raw = match split::split(text).and_then(|split| parse_split(&split)) {
+        Some(raw) => raw,
+        None => parse_raw(text)?,
+    };
     let mut problems = Problems::default();
     let config = raw.validate(&mut problems);
     if problems.0.is_empty() {
@@ -98,6 +92,45 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     } else {
         Err(ConfigError::Invalid(problems.0))
     }
+}
+
+/// The file's head, then each of its services' tables, parsed alone; `None` if any part does
+/// not parse.
+fn parse_split(split: &split::Split<'_>) -> Option<RawConfig> {
+    /// One `[[services]]` table.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OneService {
+        services: [RawService; 1],
+    }
+    let mut raw: RawConfig = toml::from_str(&split.head).ok()?;
+    if !raw.services.is_empty() {
+        return None;
+    }
+    raw.services.reserve_exact(split.services.len());
+    for table in &split.services {
+        let [service] = toml::from_str::<OneService>(table).ok()?.services;
+        raw.services.push(service);
+    }
+    Some(raw)
+}
+
+/// The whole text parsed as one document, or the first thing wrong with it.
+fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        ConfigError::Invalid(vec![Problem {
+            path: String::new(),
+            reason: one_line(&e.to_string()),
+        }])
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = one_line(&e.into_inner().to_string());
+        ConfigError::Invalid(vec![Problem {
+            path: if path == "." { String::new() } else { path },
+            reason,
+        }])
+    })
 }
 
 /// The whole file as written.
