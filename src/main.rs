@@ -13,6 +13,12 @@ use tracing_subscriber::EnvFilter;
 
 use gslbd::{admin_client, config};
 
+/// mimalloc: it gives freed memory back to the system soon after (glibc's malloc keeps what a
+/// config parse or a snapshot rebuild freed, so RSS grew with every reload), and holds less
+/// per allocation. docs/performance.md ("Scale of the answer side") has the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gslbd", version, about = "Global DNS load balancer")]
 struct Cli {

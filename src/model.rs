@@ -231,11 +231,88 @@ pub struct RegionDef {
     pub location: Option<(f64, f64)>,
 }
 
+/// The addresses of a target: IPv4 first, each family in the order given, shared by
+/// reference, so that the model, the snapshots built from it and their answers hold one copy.
+/// Reads as a slice of addresses.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Addresses(Arc<[IpAddr]>);
+
+impl Addresses {
+    /// `addresses`, IPv4 ones first, each family in the order given.
+    pub fn new(addresses: &[IpAddr]) -> Self {
+        addresses.iter().copied().collect()
+    }
+
+    /// The addresses answering `rtype`: the A's or the AAAA's (none for any other type).
+    pub fn of(&self, rtype: hickory_proto::rr::RecordType) -> &[IpAddr] {
+        let v4 = self.0.partition_point(IpAddr::is_ipv4);
+        match rtype {
+            hickory_proto::rr::RecordType::A => &self.0[..v4],
+            hickory_proto::rr::RecordType::AAAA => &self.0[v4..],
+            _ => &[],
+        }
+    }
+
+    /// Every address, IPv4 first.
+    pub fn ips(&self) -> &[IpAddr] {
+        &self.0
+    }
+
+    /// Whether both are the same list (one allocation): cheaper than comparing.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Addresses {
+    type Target = [IpAddr];
+
+    fn deref(&self) -> &[IpAddr] {
+        &self.0
+    }
+}
+
+impl FromIterator<IpAddr> for Addresses {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(addresses: I) -> Self {
+        let mut all: Vec<IpAddr> = addresses.into_iter().collect();
+        // Stable: each family keeps its order.
+        all.sort_by_key(|a| a.is_ipv6());
+        Self(all.into())
+    }
+}
+
+impl<'a> IntoIterator for &'a Addresses {
+    type Item = &'a IpAddr;
+    type IntoIter = std::slice::Iter<'a, IpAddr>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl From<Vec<IpAddr>> for Addresses {
+    fn from(addresses: Vec<IpAddr>) -> Self {
+        addresses.into_iter().collect()
+    }
+}
+
+impl fmt::Debug for Addresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl PartialEq<Vec<IpAddr>> for Addresses {
+    fn eq(&self, other: &Vec<IpAddr>) -> bool {
+        *self.0 == **other
+    }
+}
+
 /// A service's addresses in one region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub region: RegionIndex,
-    pub addresses: Vec<IpAddr>,
+    pub addresses: Addresses,
     /// Health set in config: it overrides what probes say (e.g. to drain a region). `None`:
     /// probes decide for the local region, and other regions count as healthy.
     pub health: Option<Health>,
@@ -478,7 +555,9 @@ pub struct GeoTable {
 pub struct Model {
     pub zone: Zone,
     pub regions: Vec<RegionDef>,
-    pub services: Vec<Service>,
+    /// Shared, so that the served model and the config's (and snapshots built from them)
+    /// hold one copy of each service: a change replaces the services it concerns.
+    pub services: Vec<Arc<Service>>,
     pub geo: GeoTable,
     /// This gslbd's own region (index into `regions`): the one it probes.
     pub local_region: Option<RegionIndex>,
@@ -506,7 +585,11 @@ mod tests {
         )
         .model;
         let names = model.regions.iter().map(|r| r.name.clone()).collect();
-        let [failover, weighted] = <[Service; 2]>::try_from(model.services).expect("two");
+        let [failover, weighted] = <[Arc<Service>; 2]>::try_from(model.services).expect("two");
+        let (failover, weighted) = (
+            Arc::unwrap_or_clone(failover),
+            Arc::unwrap_or_clone(weighted),
+        );
         (failover, weighted, names)
     }
 

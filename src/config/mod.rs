@@ -34,6 +34,7 @@ mod tcp;
 mod zone;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -228,7 +229,7 @@ impl RawConfig {
             model: Model {
                 zone,
                 regions,
-                services,
+                services: services.into_iter().map(Arc::new).collect(),
                 geo,
                 local_region,
                 probe_concurrency,

@@ -14,8 +14,8 @@ use super::probe::RawProbe;
 use super::problems::Problems;
 use super::zone::RawZone;
 use crate::model::{
-    AllDownPolicy, Health, ProbeSettings, RegionDef, RegionIndex, Service, Strategy, StrategyKind,
-    Target,
+    Addresses, AllDownPolicy, Health, ProbeSettings, RegionDef, RegionIndex, Service, Strategy,
+    StrategyKind, Target,
 };
 use crate::ownership;
 
@@ -145,7 +145,7 @@ impl RawService {
             }
             targets.push(Target {
                 region: index,
-                addresses: addresses.clone(),
+                addresses: Addresses::new(addresses),
                 health: self.health.get(region).copied(),
                 backends: None,
                 drained: false,

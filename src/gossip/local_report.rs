@@ -86,7 +86,7 @@ fn services(
             };
             let report = ServiceReport {
                 health: health.health,
-                addresses: a_first(health.all),
+                addresses: health.all.to_vec(),
                 down: a_first(down),
                 changed_ms: 0,
                 failing_since_ms: health.down_since_ms,

@@ -19,7 +19,8 @@ use hickory_proto::rr::Name;
 use super::annotations::{self, Settings};
 use super::sources::{Claim, ObjectId};
 use crate::model::{
-    AllDownPolicy, BackendReadiness, ProbeSettings, RegionDef, RegionIndex, Service, Target,
+    Addresses, AllDownPolicy, BackendReadiness, ProbeSettings, RegionDef, RegionIndex, Service,
+    Target,
 };
 use crate::ownership::{self, Refusal};
 
@@ -235,7 +236,7 @@ pub fn discover(
                     addresses: if local {
                         addresses.iter().copied().collect()
                     } else {
-                        Vec::new()
+                        Addresses::default()
                     },
                     health: None,
                     backends: local.then_some(readiness),

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::health::{ProbeKey, Verdict, Verdicts};
+use crate::model::Addresses;
 use crate::model::{
     Health, ProbeKind, Quorum, Region, RegionDef, RegionIndex, Service, Target, TargetPolicy,
 };
@@ -153,9 +154,9 @@ pub struct RegionHealth {
     /// When the region went unhealthy: its first failing probe (Unix ms), when known.
     pub down_since_ms: Option<u64>,
     /// Every address of the region's target.
-    pub all: Vec<IpAddr>,
-    /// Those not found down.
-    pub answerable: Vec<IpAddr>,
+    pub all: Addresses,
+    /// Those not found down (the same list as `all` when none is).
+    pub answerable: Addresses,
     /// A weight the region reported for itself.
     pub weight: Option<u32>,
 }
@@ -202,7 +203,7 @@ pub fn owner(
         if let Some(backends) = target.backends.filter(|b| !b.ok()) {
             // Kubernetes says the backends cannot serve: probes of the ingress do not matter.
             return RegionHealth {
-                answerable: Vec::new(),
+                answerable: Addresses::default(),
                 ..statically(
                     Health::Unhealthy,
                     Why::Backends {
@@ -226,14 +227,17 @@ pub fn owner(
         .unwrap_or(Freshness::Fresh);
     let report = remote.view.service(region, &service.name);
     match (freshness, report) {
-        (Freshness::Stale, Some(report)) => RegionHealth {
-            health: Health::Unhealthy,
-            why: Why::Stale,
-            down_since_ms: None,
-            all: report.addresses.clone(),
-            answerable: report.addresses.clone(),
-            weight: report.weight,
-        },
+        (Freshness::Stale, Some(report)) => {
+            let all = Addresses::new(&report.addresses);
+            RegionHealth {
+                health: Health::Unhealthy,
+                why: Why::Stale,
+                down_since_ms: None,
+                answerable: all.clone(),
+                all,
+                weight: report.weight,
+            }
+        }
         (Freshness::Stale, None) => statically(Health::Unhealthy, Why::Stale),
         (freshness, Some(report)) => RegionHealth {
             health: if freshness == Freshness::Fresh {
@@ -249,7 +253,7 @@ pub fn owner(
             down_since_ms: report
                 .failing_since_ms
                 .filter(|_| report.health == Health::Unhealthy),
-            all: report.addresses.clone(),
+            all: Addresses::new(&report.addresses),
             answerable: report
                 .addresses
                 .iter()
@@ -336,13 +340,17 @@ fn from_probes(service: &Service, target: &Target, verdicts: &Verdicts) -> Regio
         },
         down_since_ms,
         all: target.addresses.clone(),
-        answerable: target
-            .addresses
-            .iter()
-            .zip(&per_address)
-            .filter(|(_, v)| v.health.is_available())
-            .map(|(a, _)| *a)
-            .collect(),
+        answerable: if unhealthy == 0 {
+            target.addresses.clone()
+        } else {
+            target
+                .addresses
+                .iter()
+                .zip(&per_address)
+                .filter(|(_, v)| v.health.is_available())
+                .map(|(a, _)| *a)
+                .collect()
+        },
         weight: None,
     }
 }

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use super::{RegionHealth, RemoteInputs, Why, from_probes};
 use crate::gossip::report::Seen;
 use crate::health::Verdicts;
-use crate::model::{Health, ProbeKind, RegionIndex, Service, Target};
+use crate::model::{Addresses, Health, ProbeKind, RegionIndex, Service, Target};
 use crate::remote::Freshness;
 
 /// What this node's probes see of `addresses`, another region's target of `service`: `None`
@@ -34,7 +34,7 @@ pub fn seen_locally(
         return None;
     }
     let target = Target {
-        addresses: addresses.to_vec(),
+        addresses: Addresses::new(addresses),
         health: None,
         backends: None,
         drained: false,

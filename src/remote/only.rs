@@ -6,7 +6,9 @@ use hickory_proto::rr::Name;
 
 use super::RemoteView;
 use crate::gossip::report::ServiceSpec;
-use crate::model::{Model, ProbeSettings, RegionIndex, Service, Strategy, StrategyKind, Target};
+use crate::model::{
+    Addresses, Model, ProbeSettings, RegionIndex, Service, Strategy, StrategyKind, Target,
+};
 use crate::ownership;
 
 /// Services other regions serve and `model` (this one's) does not (a host annotated in some
@@ -77,7 +79,7 @@ pub fn remote_only_services(
                     .filter(|i| Some(*i) != local)
                     .map(|region| Target {
                         region,
-                        addresses: Vec::new(),
+                        addresses: Addresses::default(),
                         health: None,
                         backends: None,
                         drained: false,

@@ -9,7 +9,7 @@ mod records;
 pub mod transitions;
 
 pub use readiness::{KubernetesSync, Readiness};
-pub use records::{Addresses, Host, ZoneRecords, address_record, wire_name};
+pub use records::{Host, ZoneRecords, address_record, wire_name};
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
@@ -20,7 +20,9 @@ use serde::Serialize;
 
 use crate::geo::GeoIndex;
 use crate::health::Verdicts;
-use crate::model::{AllDownPolicy, Health, Model, Region, RegionIndex, Returning, Strategy};
+use crate::model::{
+    Addresses, AllDownPolicy, Health, Model, Region, RegionIndex, Returning, Strategy,
+};
 use crate::region_health::{self, Inputs, Why};
 use crate::remote::{Freshness, RunInfo};
 
@@ -43,7 +45,7 @@ pub enum Node {
     /// A balanced service.
     Service(ServiceIndex),
     /// A region nameserver inside the zone, with its fixed addresses.
-    Host(Host),
+    Host(Box<Host>),
     /// A name that exists only because names below it do (RFC 8020: NODATA, not NXDOMAIN).
     EmptyNonTerminal,
 }
@@ -139,7 +141,7 @@ impl Snapshot {
         let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
         nodes.insert(zone.origin.clone(), Node::Apex);
         for host in hosts {
-            nodes.insert(LowerName::new(&host.name), Node::Host(host));
+            nodes.insert(LowerName::new(&host.name), Node::Host(Box::new(host)));
         }
 
         let services: Vec<ServiceAnswer> = model
@@ -167,7 +169,7 @@ impl Snapshot {
                         .map(|t| {
                             let view =
                                 region_health::decide(service, t, model.local_region, inputs);
-                            let all = Addresses::new(&view.all);
+                            let all = view.all;
                             let configured = match &service.strategy {
                                 Strategy::Weighted { weights, .. } => weights[t.region],
                                 _ => 1,
@@ -179,10 +181,11 @@ impl Snapshot {
                                 why: view.why,
                                 down_since_ms: view.down_since_ms,
                                 back_since_ms: None,
-                                addresses: if view.answerable == view.all {
+                                // One list when no address is down.
+                                addresses: if view.answerable == all {
                                     all.clone()
                                 } else {
-                                    Addresses::new(&view.answerable)
+                                    view.answerable
                                 },
                                 all,
                             }

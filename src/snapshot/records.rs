@@ -3,64 +3,11 @@
 //! (not records) with their owner's name, wire-format name and TTL.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, Record};
 
-use crate::model::{RegionDef, Zone};
-
-/// The A and AAAA addresses of one target, A first, each family in the order given. Plain
-/// addresses (17 bytes each), shared by reference: the snapshot answers from them and turns
-/// them into records only where hickory's encoder needs records.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Addresses {
-    ips: Arc<[IpAddr]>,
-    /// How many of `ips` are IPv4 (they come first).
-    v4: usize,
-}
-
-impl Addresses {
-    /// `addresses`, IPv4 ones first, each family in the order given.
-    pub fn new(addresses: &[IpAddr]) -> Self {
-        let mut ips: Vec<IpAddr> = addresses.iter().filter(|a| a.is_ipv4()).copied().collect();
-        let v4 = ips.len();
-        ips.extend(addresses.iter().filter(|a| a.is_ipv6()));
-        Self {
-            ips: ips.into(),
-            v4,
-        }
-    }
-
-    /// Every address, A first.
-    pub fn ips(&self) -> &[IpAddr] {
-        &self.ips
-    }
-
-    /// How many addresses.
-    pub fn len(&self) -> usize {
-        self.ips.len()
-    }
-
-    /// Whether there is no address.
-    pub fn is_empty(&self) -> bool {
-        self.ips.is_empty()
-    }
-
-    /// The addresses answering `rtype`: A's or AAAA's (none for anything else).
-    pub fn of(&self, rtype: RecordType) -> &[IpAddr] {
-        match rtype {
-            RecordType::A => &self.ips[..self.v4],
-            RecordType::AAAA => &self.ips[self.v4..],
-            _ => &[],
-        }
-    }
-
-    /// Whether both hold the same list (the same allocation, or equal addresses).
-    pub fn same(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.ips, &other.ips) || self == other
-    }
-}
+use crate::model::{Addresses, RegionDef, Zone};
 
 /// An in-zone nameserver: its name, fixed addresses (the glue) and their TTL.
 #[derive(Clone, Debug)]

@@ -37,7 +37,7 @@ pub(super) struct World {
     /// The config's model.
     base: Model,
     /// Services discovered in Kubernetes, and the regions their indexes refer to.
-    discovered: Vec<Service>,
+    discovered: Vec<Arc<Service>>,
     discovered_regions: Vec<Region>,
     /// `base` with the discovered services whose names the config does not hold: what is served.
     model: Model,
@@ -201,17 +201,22 @@ impl World {
                 model.services.push(service.clone());
             } else {
                 // Discovered before a reload changed the regions: follow them by name.
-                model
-                    .services
-                    .push(service.remap(&self.discovered_regions, &model.regions));
+                model.services.push(Arc::new(
+                    service.remap(&self.discovered_regions, &model.regions),
+                ));
             }
         }
         self.local_names = model.services.iter().map(|s| s.name.clone()).collect();
         if let Some(local) = model.local_region {
             for service in &mut model.services {
                 let drained = self.drained.covers(&service.name);
-                for target in service.targets.iter_mut().filter(|t| t.region == local) {
-                    target.drained = drained;
+                let differs = |t: &crate::model::Target| t.region == local && t.drained != drained;
+                if service.targets.iter().any(differs) {
+                    for target in Arc::make_mut(service).targets.iter_mut() {
+                        if differs(target) {
+                            target.drained = drained;
+                        }
+                    }
                 }
             }
         }
@@ -220,7 +225,7 @@ impl World {
             if !remote.is_empty() {
                 debug!(services = remote.len(), "services only other regions serve");
             }
-            model.services.extend(remote);
+            model.services.extend(remote.into_iter().map(Arc::new));
         }
         self.remote_services_changed = false;
         self.model = model;
@@ -311,8 +316,12 @@ impl World {
         snapshot
     }
 
-    /// Hands gossip this region's report of the served model, when it changed.
+    /// Hands gossip this region's report of the served model, when it changed (without
+    /// gossip, there is no one to hand it to).
     pub(super) fn publish_report(&self) {
+        if self.remote.is_none() {
+            return;
+        }
         let mut report = local_report::build(&self.model, &self.inputs());
         report.drain = DrainState {
             region: self.drained.region,
@@ -345,10 +354,12 @@ impl World {
                 true
             }
             Event::Discovered { services, regions } => {
-                if services == self.discovered && regions == self.discovered_regions {
+                if services.iter().eq(self.discovered.iter().map(|s| &**s))
+                    && regions == self.discovered_regions
+                {
                     return false;
                 }
-                self.discovered = services;
+                self.discovered = services.into_iter().map(Arc::new).collect();
                 self.discovered_regions = regions;
                 self.merge();
                 true
@@ -692,7 +703,7 @@ mod tests {
     #[test]
     fn discovered_services_join_the_config_s_which_win_on_a_shared_name() {
         let mut world = world(false, false);
-        let mut same_name = world.base.services[0].clone();
+        let mut same_name = (*world.base.services[0]).clone();
         same_name.ttl = 5;
         let mut other = same_name.clone();
         other.name = fixtures::name("web.gslb.example.com.");
@@ -726,7 +737,7 @@ mod tests {
     #[test]
     fn discovered_services_follow_their_regions_by_name_through_a_reload() {
         let mut world = world(false, false);
-        let mut discovered = world.base.services[0].clone();
+        let mut discovered = (*world.base.services[0]).clone();
         discovered.name = fixtures::name("web.gslb.example.com.");
         let regions = region_names(&world.base);
         apply(
@@ -792,7 +803,9 @@ mod tests {
             }
         ));
         let mut model = world.base.clone();
-        model.services[0].targets[0].addresses.truncate(1);
+        use crate::model::Addresses;
+        let target = &mut Arc::make_mut(&mut model.services[0]).targets[0];
+        target.addresses = Addresses::new(&target.addresses[..1]);
         apply(
             &mut world,
             Event::Model {
