@@ -15,7 +15,9 @@ use gslbd::{admin_client, config};
 
 /// mimalloc: it gives freed memory back to the system soon after (glibc's malloc keeps what a
 /// config parse or a snapshot rebuild freed, so RSS grew with every reload), and holds less
-/// per allocation. docs/performance.md ("Scale of the answer side") has the figures.
+/// per allocation. docs/performance.md ("Scale of the answer side") has the figures. The
+/// `system-allocator` feature leaves it out, for heap profilers that follow malloc (heaptrack).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

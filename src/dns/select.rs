@@ -368,6 +368,7 @@ mod tests {
     use crate::snapshot::Snapshot;
     use std::collections::HashMap;
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
 
     fn snapshot(services: &str) -> Snapshot {
         Snapshot::from_model(&fixtures::config(services).model, 1232)
@@ -404,8 +405,11 @@ mod tests {
         let mut snap = snapshot(&format!(
             "[[services]]\nname = \"web.gslb.example.com\"\n{strategy}\n{TARGETS}"
         ));
-        snap.services[0].regions[1].back_since_ms = Some(0);
-        snap.services[0].returning = true;
+        {
+            let service = Arc::make_mut(&mut snap.services[0]);
+            service.regions[1].back_since_ms = Some(0);
+            service.returning = true;
+        }
         let n = 20_000;
         let with = (0..n)
             .filter(|&i| {
@@ -443,8 +447,11 @@ mod tests {
         let mut snap = snapshot(&format!(
             "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"eu\", \"us\", \"ap\"]\n{TARGETS}"
         ));
-        snap.services[0].regions[0].back_since_ms = Some(0);
-        snap.services[0].returning = true;
+        {
+            let service = Arc::make_mut(&mut snap.services[0]);
+            service.regions[0].back_since_ms = Some(0);
+            service.returning = true;
+        }
         let answer = |snap: &Snapshot, now_ms| {
             addrs(&select(
                 &snap.services[0],
@@ -458,7 +465,8 @@ mod tests {
         assert_eq!(answer(&snap, 30_000), ["192.0.2.1"], "back to eu");
         // When every other region is out, the one coming back answers at once.
         for region in [1, 2] {
-            snap.services[0].regions[region].health = crate::model::Health::Unhealthy;
+            Arc::make_mut(&mut snap.services[0]).regions[region].health =
+                crate::model::Health::Unhealthy;
         }
         assert_eq!(answer(&snap, 1), ["192.0.2.1"]);
     }

@@ -2,10 +2,11 @@
 //! however many services share it, for the local region's targets ([`plan`]) and, when regions
 //! observe each other, the other regions' targets ([`observing`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use tracing::warn;
 
 use super::ProbeKey;
@@ -19,32 +20,25 @@ pub type Plan = BTreeMap<ProbeKey, ProbeSettings>;
 /// logs each such case.
 pub fn plan(model: &Model, warn_conflicts: bool) -> Plan {
     let mut probes: BTreeMap<ProbeKey, (ProbeSettings, &Service)> = BTreeMap::new();
-    let Some(local) = model.local_region else {
-        return BTreeMap::new();
-    };
-    for service in &model.services {
-        for target in service.targets.iter().filter(|t| t.region == local) {
-            for &addr in &target.addresses {
-                let Some(key) = ProbeKey::for_target(service, addr) else {
-                    continue;
-                };
-                match probes.get(&key) {
-                    Some((settings, first)) if warn_conflicts && *settings != service.probe => {
-                        warn!(
-                            probe = %key,
-                            kept = %first.name,
-                            ignored = %service.name,
-                            "services share a probe with different settings; the first one's apply"
-                        )
-                    }
-                    Some(_) => {}
-                    None => {
-                        probes.insert(key, (service.probe.clone(), service));
-                    }
-                }
+    each_key(
+        model,
+        Regions::Local,
+        |_, t| &t.addresses,
+        |_, service, key| match probes.get(&key) {
+            Some((settings, first)) if warn_conflicts && *settings != service.probe => {
+                warn!(
+                    probe = %key,
+                    kept = %first.name,
+                    ignored = %service.name,
+                    "services share a probe with different settings; the first one's apply"
+                )
             }
-        }
-    }
+            Some(_) => {}
+            None => {
+                probes.insert(key, (service.probe.clone(), service));
+            }
+        },
+    );
     probes
         .into_iter()
         .map(|(key, (settings, _))| (key, settings))
@@ -73,19 +67,65 @@ pub fn observing<'a>(
     interval: Duration,
     addresses: impl Fn(&'a Service, &'a Target) -> &'a [IpAddr],
 ) {
+    each_key(model, Regions::Others, addresses, |_, service, key| {
+        plan.entry(key).or_insert_with(|| ProbeSettings {
+            interval,
+            ..service.probe.clone()
+        });
+    });
+}
+
+/// Which services (positions in `model.services`) each probe's verdict concerns: those with a
+/// target it probes, in the local region or, when observing, in another region (`observed`
+/// gives those targets' addresses, as for [`observing`]).
+pub fn users<'a>(
+    model: &'a Model,
+    observed: Option<&dyn Fn(&'a Service, &'a Target) -> &'a [IpAddr]>,
+) -> HashMap<ProbeKey, SmallVec<[usize; 2]>> {
+    let mut users: HashMap<ProbeKey, SmallVec<[usize; 2]>> = HashMap::new();
+    let mut add = |index: usize, _: &Service, key: ProbeKey| {
+        let services = users.entry(key).or_default();
+        if !services.contains(&index) {
+            services.push(index);
+        }
+    };
+    each_key(model, Regions::Local, |_, t| &t.addresses, &mut add);
+    if let Some(observed) = observed {
+        each_key(model, Regions::Others, observed, &mut add);
+    }
+    users
+}
+
+/// Whose targets [`each_key`] goes through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Regions {
+    /// This node's region's.
+    Local,
+    /// The other regions'.
+    Others,
+}
+
+/// Visits the probe of every address of `model`'s targets in `regions` (with `addresses`
+/// giving a target's), with the service and its position; none without a local region.
+fn each_key<'a>(
+    model: &'a Model,
+    regions: Regions,
+    addresses: impl Fn(&'a Service, &'a Target) -> &'a [IpAddr],
+    mut visit: impl FnMut(usize, &'a Service, ProbeKey),
+) {
     let Some(local) = model.local_region else {
         return;
     };
-    for service in &model.services {
-        for target in service.targets.iter().filter(|t| t.region != local) {
+    for (index, service) in model.services.iter().enumerate() {
+        let targets = service
+            .targets
+            .iter()
+            .filter(|t| (t.region == local) == (regions == Regions::Local));
+        for target in targets {
             for &addr in addresses(service, target) {
-                let Some(key) = ProbeKey::for_target(service, addr) else {
-                    continue;
-                };
-                plan.entry(key).or_insert_with(|| ProbeSettings {
-                    interval,
-                    ..service.probe.clone()
-                });
+                if let Some(key) = ProbeKey::for_target(service, addr) {
+                    visit(index, service, key);
+                }
             }
         }
     }

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::geo::GeoIndex;
 use crate::health::Verdicts;
 use crate::model::{
-    Addresses, AllDownPolicy, Health, Model, Region, RegionIndex, Returning, Strategy,
+    Addresses, AllDownPolicy, Health, Model, Region, RegionIndex, Returning, Service, Strategy,
 };
 use crate::region_health::{self, Inputs, Why};
 use crate::remote::{Freshness, RunInfo};
@@ -90,6 +90,47 @@ pub struct ServiceAnswer {
 }
 
 impl ServiceAnswer {
+    /// The answer candidates of `service` with the latest inputs; `local` is this node's
+    /// region.
+    pub fn build(service: &Service, local: Option<RegionIndex>, inputs: &Inputs<'_>) -> Self {
+        ServiceAnswer {
+            name: service.name.clone(),
+            strategy: service.strategy.clone(),
+            ttl: service.ttl,
+            all_down: service.all_down,
+            regions: service
+                .targets
+                .iter()
+                .map(|t| {
+                    let view = region_health::decide(service, t, local, inputs);
+                    let all = view.all;
+                    let configured = match &service.strategy {
+                        Strategy::Weighted { weights, .. } => weights[t.region],
+                        _ => 1,
+                    };
+                    RegionAnswer {
+                        region: t.region,
+                        weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
+                        health: view.health,
+                        why: view.why,
+                        down_since_ms: view.down_since_ms,
+                        back_since_ms: None,
+                        // One list when no address is down.
+                        addresses: if view.answerable == all {
+                            all.clone()
+                        } else {
+                            view.answerable
+                        },
+                        all,
+                    }
+                })
+                .collect(),
+            salt: name_salt(&service.name),
+            owner_wire: wire_name(&service.name),
+            returning: false,
+        }
+    }
+
     /// Position in `regions` of `region`, if it has targets.
     pub fn position(&self, region: RegionIndex) -> Option<usize> {
         self.regions.iter().position(|r| r.region == region)
@@ -120,7 +161,8 @@ pub struct Snapshot {
     /// Per region (same index): when its heartbeat last advanced here (Unix ms, remote regions
     /// heard at least once).
     pub region_heard_ms: Vec<Option<u64>>,
-    pub services: Vec<ServiceAnswer>,
+    /// Shared between snapshots: a rebuild for a few services' inputs builds only those.
+    pub services: Vec<Arc<ServiceAnswer>>,
     pub geo: GeoIndex,
     pub max_udp_payload: u16,
     /// Length of the time bucket answers depend on, in ms.
@@ -131,7 +173,8 @@ pub struct Snapshot {
     pub readiness: Readiness,
     /// The last changes of health and freshness, oldest first (set by the state owner).
     pub transitions: Arc<Vec<transitions::Transition>>,
-    nodes: FxHashMap<LowerName, Node>,
+    /// Shared between snapshots of the same model.
+    nodes: Arc<FxHashMap<LowerName, Node>>,
 }
 
 impl Snapshot {
@@ -139,63 +182,26 @@ impl Snapshot {
     pub fn build(model: &Model, max_udp_payload: u16, inputs: &Inputs<'_>) -> Self {
         let (zone, hosts) = ZoneRecords::build(&model.zone, &model.regions);
         let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
+        nodes.reserve(model.services.len() + hosts.len() + 1);
         nodes.insert(zone.origin.clone(), Node::Apex);
         for host in hosts {
             nodes.insert(LowerName::new(&host.name), Node::Host(Box::new(host)));
         }
-
-        let services: Vec<ServiceAnswer> = model
+        for (index, service) in model.services.iter().enumerate() {
+            // The zone's own names (apex, nameservers) are never a service's: every entrance
+            // refuses them (`crate::ownership`). Should one get here all the same, the zone's
+            // records keep their name.
+            let name = LowerName::new(&service.name);
+            let zone_owned = matches!(nodes.get(&name), Some(Node::Apex | Node::Host(_)));
+            debug_assert!(!zone_owned, "{} is the zone's own name", service.name);
+            if !zone_owned {
+                nodes.insert(name, Node::Service(ServiceIndex(index)));
+            }
+        }
+        let services = model
             .services
             .iter()
-            .enumerate()
-            .map(|(index, service)| {
-                // The zone's own names (apex, nameservers) are never a service's: every
-                // entrance refuses them (`crate::ownership`). Should one get here all the same,
-                // the zone's records keep their name.
-                let name = LowerName::new(&service.name);
-                let zone_owned = matches!(nodes.get(&name), Some(Node::Apex | Node::Host(_)));
-                debug_assert!(!zone_owned, "{} is the zone's own name", service.name);
-                if !zone_owned {
-                    nodes.insert(name, Node::Service(ServiceIndex(index)));
-                }
-                ServiceAnswer {
-                    name: service.name.clone(),
-                    strategy: service.strategy.clone(),
-                    ttl: service.ttl,
-                    all_down: service.all_down,
-                    regions: service
-                        .targets
-                        .iter()
-                        .map(|t| {
-                            let view =
-                                region_health::decide(service, t, model.local_region, inputs);
-                            let all = view.all;
-                            let configured = match &service.strategy {
-                                Strategy::Weighted { weights, .. } => weights[t.region],
-                                _ => 1,
-                            };
-                            RegionAnswer {
-                                region: t.region,
-                                weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
-                                health: view.health,
-                                why: view.why,
-                                down_since_ms: view.down_since_ms,
-                                back_since_ms: None,
-                                // One list when no address is down.
-                                addresses: if view.answerable == all {
-                                    all.clone()
-                                } else {
-                                    view.answerable
-                                },
-                                all,
-                            }
-                        })
-                        .collect(),
-                    salt: name_salt(&service.name),
-                    owner_wire: wire_name(&service.name),
-                    returning: false,
-                }
-            })
+            .map(|service| Arc::new(ServiceAnswer::build(service, model.local_region, inputs)))
             .collect();
 
         // Every name between a node and the apex exists (RFC 8020).
@@ -210,46 +216,12 @@ impl Snapshot {
             }
         }
 
-        Self {
+        let mut snapshot = Self {
             zone,
             regions: model.regions.iter().map(|r| r.name.clone()).collect(),
-            region_status: RegionIndex::all(model.regions.len())
-                .map(|i| match inputs.remote {
-                    _ if model.local_region == Some(i) => RegionStatus::Local,
-                    None => RegionStatus::Static,
-                    Some(remote) => RegionStatus::Remote(
-                        remote
-                            .freshness
-                            .get(&model.regions[i].name)
-                            .copied()
-                            .unwrap_or(Freshness::Fresh),
-                    ),
-                })
-                .collect(),
-            region_runs: model
-                .regions
-                .iter()
-                .map(|region| {
-                    inputs
-                        .remote
-                        .map(|remote| remote.view.runs(&region.name))
-                        .unwrap_or_default()
-                })
-                .collect(),
-            region_heard_ms: {
-                let (now, now_ms) = (std::time::Instant::now(), crate::unix_ms());
-                model
-                    .regions
-                    .iter()
-                    .map(|region| {
-                        let view = inputs.remote?.view;
-                        view.ever_heard(&region.name).then(|| {
-                            let age = now.saturating_duration_since(view.last_heard(&region.name));
-                            now_ms.saturating_sub(age.as_millis() as u64)
-                        })
-                    })
-                    .collect()
-            },
+            region_status: Vec::new(),
+            region_runs: Vec::new(),
+            region_heard_ms: Vec::new(),
             services,
             geo: GeoIndex::build(&model.geo, &model.regions),
             max_udp_payload,
@@ -257,8 +229,91 @@ impl Snapshot {
             returning: model.zone.returning,
             readiness: Readiness::default(),
             transitions: Arc::default(),
-            nodes,
+            nodes: Arc::new(nodes),
+        };
+        snapshot.set_regions(model, inputs);
+        snapshot
+    }
+
+    /// This snapshot rebuilt for the same `model` (the same services, in the same order) with
+    /// new inputs that concern only the services at `changed` (positions in `model.services`):
+    /// those are built again, every other one is shared with this snapshot.
+    pub fn rebuilt(&self, model: &Model, inputs: &Inputs<'_>, changed: &[usize]) -> Self {
+        debug_assert_eq!(self.services.len(), model.services.len());
+        let mut services = self.services.clone();
+        for &index in changed {
+            if let (Some(slot), Some(service)) =
+                (services.get_mut(index), model.services.get(index))
+            {
+                *slot = Arc::new(ServiceAnswer::build(service, model.local_region, inputs));
+            }
         }
+        let mut snapshot = Self {
+            services,
+            ..self.clone_without_services()
+        };
+        snapshot.set_regions(model, inputs);
+        snapshot
+    }
+
+    /// A copy of everything but the services (empty), which a rebuild replaces.
+    fn clone_without_services(&self) -> Self {
+        Self {
+            zone: self.zone.clone(),
+            regions: self.regions.clone(),
+            region_status: Vec::new(),
+            region_runs: Vec::new(),
+            region_heard_ms: Vec::new(),
+            services: Vec::new(),
+            geo: self.geo.clone(),
+            max_udp_payload: self.max_udp_payload,
+            time_bucket_ms: self.time_bucket_ms,
+            returning: self.returning,
+            readiness: Readiness::default(),
+            transitions: Arc::default(),
+            nodes: self.nodes.clone(),
+        }
+    }
+
+    /// Where each region's health comes from, and what gossip says of its runs.
+    fn set_regions(&mut self, model: &Model, inputs: &Inputs<'_>) {
+        self.region_status = RegionIndex::all(model.regions.len())
+            .map(|i| match inputs.remote {
+                _ if model.local_region == Some(i) => RegionStatus::Local,
+                None => RegionStatus::Static,
+                Some(remote) => RegionStatus::Remote(
+                    remote
+                        .freshness
+                        .get(&model.regions[i].name)
+                        .copied()
+                        .unwrap_or(Freshness::Fresh),
+                ),
+            })
+            .collect();
+        self.region_runs = model
+            .regions
+            .iter()
+            .map(|region| {
+                inputs
+                    .remote
+                    .map(|remote| remote.view.runs(&region.name))
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.region_heard_ms = {
+            let (now, now_ms) = (std::time::Instant::now(), crate::unix_ms());
+            model
+                .regions
+                .iter()
+                .map(|region| {
+                    let view = inputs.remote?.view;
+                    view.ever_heard(&region.name).then(|| {
+                        let age = now.saturating_duration_since(view.last_heard(&region.name));
+                        now_ms.saturating_sub(age.as_millis() as u64)
+                    })
+                })
+                .collect()
+        };
     }
 
     /// A snapshot of `model` with no probe verdicts and no gossip (tests, benches).
@@ -272,6 +327,22 @@ impl Snapshot {
                 remote: None,
             },
         )
+    }
+
+    /// Whether `other` is this snapshot rebuilt ([`Snapshot::rebuilt`]), or the other way
+    /// round: the same services at the same positions, those not rebuilt shared.
+    pub fn same_services(&self, other: &Snapshot) -> bool {
+        Arc::ptr_eq(&self.nodes, &other.nodes) && self.services.len() == other.services.len()
+    }
+
+    /// The positions of the services that differ from `previous`'s, when `previous` and this
+    /// snapshot have the same services ([`Snapshot::same_services`]); `None` otherwise.
+    pub fn changed_since(&self, previous: &Snapshot) -> Option<Vec<usize>> {
+        self.same_services(previous).then(|| {
+            (0..self.services.len())
+                .filter(|&i| !Arc::ptr_eq(&self.services[i], &previous.services[i]))
+                .collect()
+        })
     }
 
     /// The region named `name`.

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{RegionStatus, Snapshot};
+use super::{RegionStatus, ServiceAnswer, Snapshot};
 use crate::model::Health;
 
 /// One change.
@@ -65,12 +65,22 @@ pub fn between(previous: &Snapshot, next: &Snapshot, at_ms: u64) -> Vec<Transiti
             });
         }
     }
-    let before: std::collections::HashMap<_, _> =
-        previous.services.iter().map(|s| (&s.name, s)).collect();
-    for service in &next.services {
-        let Some(old) = before.get(&service.name) else {
-            continue;
-        };
+    // Rebuilt for a few services: only those can have changed, at the same positions.
+    let pairs: Vec<(&ServiceAnswer, &ServiceAnswer)> = match next.changed_since(previous) {
+        Some(changed) => changed
+            .into_iter()
+            .map(|i| (&*previous.services[i], &*next.services[i]))
+            .collect(),
+        None => {
+            let before: std::collections::HashMap<_, _> =
+                previous.services.iter().map(|s| (&s.name, &**s)).collect();
+            next.services
+                .iter()
+                .filter_map(|s| Some((*before.get(&s.name)?, &**s)))
+                .collect()
+        }
+    };
+    for (old, service) in pairs {
         for answer in &service.regions {
             let region = &next.regions[answer.region.get()];
             let Some(was) = old
@@ -112,7 +122,7 @@ mod tests {
         );
         let before = Snapshot::from_model(&config.model, 1232);
         let mut after = before.clone();
-        after.services[0].regions[1].health = Health::Unhealthy;
+        std::sync::Arc::make_mut(&mut after.services[0]).regions[1].health = Health::Unhealthy;
         after.region_status[1] = RegionStatus::Remote(crate::remote::Freshness::Stale);
         let changes = between(&before, &after, 7);
         assert_eq!(changes.len(), 2, "{changes:?}");

@@ -4,12 +4,14 @@
 //! or recently back are remembered; a region never out is settled.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{LowerName, Name};
+use smallvec::SmallVec;
 use tracing::debug;
 
 use crate::model::Region;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Node, Snapshot};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Back {
@@ -22,50 +24,96 @@ enum Back {
 /// Regions out or coming back, per service.
 #[derive(Debug, Default)]
 pub(super) struct Returns {
-    regions: HashMap<(Name, Region), Back>,
+    services: HashMap<Name, SmallVec<[(Region, Back); 2]>>,
 }
 
 impl Returns {
     /// Marks in `snapshot` the regions that came back within the slow start or failback delay
-    /// (`RegionAnswer::back_since_ms`), at `now_ms`, and remembers what it says.
-    pub(super) fn mark(&mut self, snapshot: &mut Snapshot, now_ms: u64) {
+    /// (`RegionAnswer::back_since_ms`), at `now_ms`, and remembers what it says. `changed`:
+    /// the services (positions) whose health may have changed since the last call, or `None`
+    /// for all of them; those and the services remembered are visited, no other.
+    pub(super) fn mark(&mut self, snapshot: &mut Snapshot, changed: Option<&[usize]>, now_ms: u64) {
         let window = snapshot
             .returning
             .slow_start_ms
             .max(snapshot.returning.failback_delay_ms);
         if window == 0 {
-            self.regions.clear();
+            self.services.clear();
             return;
         }
-        let mut next = HashMap::new();
-        for service in &mut snapshot.services {
-            for answer in &mut service.regions {
+        let visit: Vec<usize> = match changed {
+            None => {
+                self.services.retain(|name, _| {
+                    matches!(snapshot.node(&LowerName::new(name)), Some(Node::Service(_)))
+                });
+                (0..snapshot.services.len()).collect()
+            }
+            Some(changed) => {
+                let mut visit: Vec<usize> = changed.to_vec();
+                visit.extend(self.services.keys().filter_map(|name| {
+                    match snapshot.node(&LowerName::new(name)) {
+                        Some(Node::Service(index)) => Some(index.get()),
+                        _ => None,
+                    }
+                }));
+                visit.sort_unstable();
+                visit.dedup();
+                visit
+            }
+        };
+        for index in visit {
+            let Some(service) = snapshot.services.get_mut(index) else {
+                continue;
+            };
+            let before = self.services.get(&service.name);
+            let mut now: SmallVec<[(Region, Back); 2]> = SmallVec::new();
+            let mut marks: SmallVec<[Option<u64>; 8]> = SmallVec::new();
+            for answer in &service.regions {
                 let region = &snapshot.regions[answer.region.get()];
-                let key = (service.name.clone(), region.clone());
+                let was = before.and_then(|b| b.iter().find(|(r, _)| r == region).map(|(_, b)| *b));
                 let back = if !answer.health.is_available() {
                     Some(Back::Out)
                 } else {
-                    match self.regions.get(&key) {
+                    match was {
                         Some(Back::Out) => {
                             debug!(service = %service.name, %region, "region back: let in again slowly");
                             Some(Back::Since(now_ms))
                         }
-                        Some(Back::Since(since)) if now_ms.saturating_sub(*since) < window => {
-                            Some(Back::Since(*since))
+                        Some(Back::Since(since)) if now_ms.saturating_sub(since) < window => {
+                            Some(Back::Since(since))
                         }
                         _ => None,
                     }
                 };
-                if let Some(Back::Since(since)) = back {
-                    answer.back_since_ms = Some(since);
-                    service.returning = true;
-                }
+                marks.push(match back {
+                    Some(Back::Since(since)) => Some(since),
+                    _ => None,
+                });
                 if let Some(back) = back {
-                    next.insert(key, back);
+                    now.push((region.clone(), back));
                 }
             }
+            let returning = marks.iter().any(Option::is_some);
+            let differs = service.returning != returning
+                || service
+                    .regions
+                    .iter()
+                    .zip(&marks)
+                    .any(|(answer, mark)| answer.back_since_ms != *mark);
+            if differs {
+                let service = Arc::make_mut(service);
+                service.returning = returning;
+                for (answer, mark) in service.regions.iter_mut().zip(marks) {
+                    answer.back_since_ms = mark;
+                }
+            }
+            let name = &snapshot.services[index].name;
+            if now.is_empty() {
+                self.services.remove(name);
+            } else {
+                self.services.insert(name.clone(), now);
+            }
         }
-        self.regions = next;
     }
 }
 
@@ -89,13 +137,13 @@ mod tests {
 
     fn with_us(health: Health) -> Snapshot {
         let mut snapshot = snapshot();
-        snapshot.services[0].regions[1].health = health;
+        Arc::make_mut(&mut snapshot.services[0]).regions[1].health = health;
         snapshot
     }
 
     fn us_back_since(returns: &mut Returns, health: Health, now_ms: u64) -> Option<u64> {
         let mut snapshot = with_us(health);
-        returns.mark(&mut snapshot, now_ms);
+        returns.mark(&mut snapshot, None, now_ms);
         assert_eq!(
             snapshot.services[0].regions[0].back_since_ms, None,
             "eu never left"
@@ -140,7 +188,7 @@ mod tests {
         for (health, now) in [(Health::Unhealthy, 1), (Health::Healthy, 2)] {
             let mut snapshot = with_us(health);
             snapshot.returning = Default::default();
-            returns.mark(&mut snapshot, now);
+            returns.mark(&mut snapshot, None, now);
             assert_eq!(snapshot.services[0].regions[1].back_since_ms, None);
         }
     }

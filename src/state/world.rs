@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{LowerName, Name};
+use smallvec::SmallVec;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -23,7 +24,7 @@ use crate::ownership;
 use crate::region_health::{self, Inputs, RemoteInputs};
 use crate::remote::{Freshness, Outcome, RemoteView, remote_only_services};
 use crate::snapshot::transitions::{self, Transition};
-use crate::snapshot::{KubernetesSync, Readiness, Snapshot};
+use crate::snapshot::{KubernetesSync, Node, Readiness, Snapshot};
 
 /// How many changes of health and freshness are kept for operators (`/events`, `/ui`).
 const MAX_TRANSITIONS: usize = 300;
@@ -81,6 +82,37 @@ pub(super) struct World {
     max_udp_payload: u16,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
+    /// Which services' answers events changed since the last snapshot was published.
+    changed: Changed,
+    /// Which services (positions in `model.services`) each probe's verdict concerns.
+    probe_users: HashMap<ProbeKey, SmallVec<[usize; 2]>>,
+    /// The snapshot published last (the one serving).
+    served: Option<Arc<Snapshot>>,
+}
+
+/// Which services' answers may have changed since the last snapshot: only those are built
+/// again, the others are shared with it.
+#[derive(Debug)]
+enum Changed {
+    /// The services at these positions of the served model (none: only what the snapshot says
+    /// of readiness or of regions' runs changed).
+    Services(BTreeSet<usize>),
+    /// Any: the model changed, or a region's freshness.
+    All,
+}
+
+impl Default for Changed {
+    fn default() -> Self {
+        Changed::Services(BTreeSet::new())
+    }
+}
+
+impl Changed {
+    fn service(&mut self, index: usize) {
+        if let Changed::Services(services) = self {
+            services.insert(index);
+        }
+    }
 }
 
 /// This region drained whole, or some of its services: run-time state, shared with the
@@ -144,6 +176,9 @@ impl World {
             max_udp_payload,
             metrics,
             watch: SnapshotWatch::default(),
+            changed: Changed::All,
+            probe_users: HashMap::new(),
+            served: None,
         };
         world.refresh_freshness(Instant::now());
         if let Some((sync, _)) = world.kubernetes {
@@ -155,7 +190,10 @@ impl World {
     /// The first snapshot, accounted for and with its report handed to gossip.
     pub(super) fn first_snapshot(&mut self) -> Arc<Snapshot> {
         let started = Instant::now();
-        let first = Arc::new(self.serving_snapshot());
+        self.probe_users = self.users();
+        self.changed = Changed::All;
+        let first = Arc::new(self.serving_snapshot(None));
+        self.served = Some(first.clone());
         self.publish_report();
         let took = started.elapsed();
         info!(
@@ -229,7 +267,45 @@ impl World {
         }
         self.remote_services_changed = false;
         self.model = model;
+        self.changed = Changed::All;
         self.send_plan(true);
+    }
+
+    /// The position of the service named `name` in the served model, if it has one.
+    fn position(&self, name: &Name) -> Option<usize> {
+        let served = self.served.as_ref()?;
+        match served.node(&LowerName::new(name)) {
+            Some(Node::Service(index)) => Some(index.get())
+                .filter(|&i| self.model.services.get(i).is_some_and(|s| s.name == *name)),
+            _ => None,
+        }
+    }
+
+    /// Takes a drain or undrain of the service `name` into the served model, that service
+    /// alone; the whole model is merged again if it is not found there.
+    fn redrain(&mut self, name: &Name) {
+        let (Some(local), Some(index)) = (self.model.local_region, self.position(name)) else {
+            return self.merge();
+        };
+        let drained = self.drained.covers(name);
+        let service = Arc::make_mut(&mut self.model.services[index]);
+        for target in service.targets.iter_mut().filter(|t| t.region == local) {
+            target.drained = drained;
+        }
+        self.changed.service(index);
+    }
+
+    /// Which services each probe of the plan concerns.
+    fn users(&self) -> HashMap<ProbeKey, SmallVec<[usize; 2]>> {
+        let inputs = self.inputs();
+        let observed =
+            |service, target| region_health::observed_addresses(service, target, &inputs);
+        plan::users(
+            &self.model,
+            self.observe
+                .is_some()
+                .then_some(&observed as &dyn Fn(_, _) -> _),
+        )
     }
 
     /// Hands the checker the probes of the served model: this region's targets and, when
@@ -246,6 +322,7 @@ impl World {
             );
         }
         self.replan = false;
+        self.probe_users = self.users();
         // Verdicts of probes the new model no longer runs are stale, and their first results
         // no longer awaited.
         self.verdicts.retain(|key, _| planned.contains_key(key));
@@ -269,8 +346,9 @@ impl World {
             // Reports may have brought other regions' addresses to observe.
             self.send_plan(false);
         }
-        let mut snapshot = self.serving_snapshot();
-        let changes = transitions::between(&store.load(), &snapshot, crate::unix_ms());
+        let previous = store.load_full();
+        let mut snapshot = self.serving_snapshot(Some(&previous));
+        let changes = transitions::between(&previous, &snapshot, crate::unix_ms());
         if !changes.is_empty() {
             self.transitions.extend(changes);
             let excess = self.transitions.len().saturating_sub(MAX_TRANSITIONS);
@@ -279,6 +357,7 @@ impl World {
         snapshot.transitions = Arc::new(self.transitions.iter().cloned().collect());
         let snapshot = Arc::new(snapshot);
         store.store(snapshot.clone());
+        self.served = Some(snapshot.clone());
         self.publish_report();
         let took = started.elapsed();
         self.metrics.snapshots.built(took);
@@ -299,21 +378,41 @@ impl World {
         }
     }
 
-    /// The snapshot to serve: [`World::snapshot`] with the regions coming back marked.
-    fn serving_snapshot(&mut self) -> Snapshot {
-        let mut snapshot = self.snapshot();
-        self.returns.mark(&mut snapshot, crate::unix_ms());
+    /// The snapshot to serve, with the regions coming back marked: `previous` rebuilt for the
+    /// services events changed, or built whole.
+    fn serving_snapshot(&mut self, previous: Option<&Snapshot>) -> Snapshot {
+        let changed = std::mem::take(&mut self.changed);
+        let (mut snapshot, services) = match (changed, previous) {
+            (Changed::Services(services), Some(previous)) => {
+                let services: Vec<usize> = services.into_iter().collect();
+                let rebuilt = previous.rebuilt(&self.model, &self.inputs(), &services);
+                (rebuilt, Some(services))
+            }
+            _ => (
+                Snapshot::build(&self.model, self.max_udp_payload, &self.inputs()),
+                None,
+            ),
+        };
+        snapshot.readiness = self.readiness();
+        self.returns
+            .mark(&mut snapshot, services.as_deref(), crate::unix_ms());
         snapshot
     }
 
+    /// The snapshot of the served model, built whole.
+    #[cfg(test)]
     pub(super) fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot::build(&self.model, self.max_udp_payload, &self.inputs());
-        snapshot.readiness = Readiness {
+        snapshot.readiness = self.readiness();
+        snapshot
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness {
             probes_pending: self.warming.len(),
             kubernetes: self.kubernetes.map(|(sync, _)| sync),
             regions_unheard: self.unheard(Instant::now()),
-        };
-        snapshot
+        }
     }
 
     /// Hands gossip this region's report of the served model, when it changed (without
@@ -365,7 +464,13 @@ impl World {
                 true
             }
             Event::Verdict { key, verdict, .. } => {
-                self.verdicts.insert(key, verdict) != Some(verdict)
+                let changed = self.verdicts.insert(key.clone(), verdict) != Some(verdict);
+                if changed {
+                    for &index in self.probe_users.get(&key).into_iter().flatten() {
+                        self.changed.service(index);
+                    }
+                }
+                changed
             }
             Event::Probed { key } => self.warming.remove(&key),
             Event::KubernetesSynced => match &mut self.kubernetes {
@@ -385,11 +490,15 @@ impl World {
                 reply,
                 published,
             } => {
+                let service = change.service.clone();
                 let result = self.drain(change);
                 let changed = result == Ok(true);
                 let _ = reply.send(result.map(|_| ()));
                 if changed {
-                    self.merge();
+                    match service {
+                        Some(service) => self.redrain(&service),
+                        None => self.merge(),
+                    }
                     done.push(published);
                 }
                 changed
@@ -421,10 +530,14 @@ impl World {
                 if !self.local_names.contains(&service) {
                     self.remote_services_changed = true;
                 }
+                let position = self.position(&service);
                 let Some(view) = self.remote.as_mut() else {
                     return false;
                 };
                 let outcome = view.report(&stamp, service, report, at);
+                if let Some(index) = position.filter(|_| outcome == Outcome::Changed) {
+                    self.changed.service(index);
+                }
                 self.replan |= outcome == Outcome::Changed;
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
@@ -437,10 +550,14 @@ impl World {
                 if !self.admits(&stamp, &service) {
                     return false;
                 }
+                let position = self.position(&service);
                 let Some(view) = self.remote.as_mut() else {
                     return false;
                 };
                 let outcome = view.observe(&stamp, service, observation, at);
+                if let Some(index) = position.filter(|_| outcome == Outcome::Changed) {
+                    self.changed.service(index);
+                }
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
         }
@@ -636,6 +753,10 @@ impl World {
         }
         self.freshness = next;
         self.replan |= leaders_changed;
+        if changed | leaders_changed {
+            // A region's freshness, or which of its runs speaks, moves all its services.
+            self.changed = Changed::All;
+        }
         changed | leaders_changed
     }
 }
@@ -1045,5 +1166,154 @@ mod tests {
             sibling(false, &["app.gslb.example.com."], 3)
         ));
         assert_eq!(drained(&world), (false, 1));
+    }
+}
+
+#[cfg(test)]
+mod rebuilt {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::fixtures;
+    use crate::gossip::report::ServiceReport;
+    use crate::health::Verdict;
+    use crate::model::Health;
+    use crate::state::RemoteSettings;
+
+    /// a and b share a probe (127.0.0.2:80); c has its own; every service is in us too.
+    const SERVICES: &str = r#"
+        probe = { kind = "tcp", port = 80 }
+        services = [
+            { name = "a.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["127.0.0.2"], us = ["198.51.100.1"] } },
+            { name = "b.gslb.example.com", strategy = "failover", failover_order = ["eu", "us"],
+              targets = { eu = ["127.0.0.2", "127.0.0.3"], us = ["198.51.100.2"] } },
+            { name = "c.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["127.0.0.4"], us = ["198.51.100.3"] } },
+        ]
+    "#;
+
+    /// What a snapshot answers, service by service (the marks of regions coming back left
+    /// out: a snapshot built whole has none).
+    fn answers(snapshot: &Snapshot) -> Vec<String> {
+        snapshot
+            .services
+            .iter()
+            .map(|s| {
+                let regions: Vec<String> = s
+                    .regions
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{:?} {:?} {:?} {:?} {} {:?}",
+                            r.health, r.why, r.addresses, r.all, r.weight, r.down_since_ms
+                        )
+                    })
+                    .collect();
+                format!("{} {:?}", s.name, regions)
+            })
+            .collect()
+    }
+
+    fn verdict(address: &str, health: Health) -> Event {
+        Event::Verdict {
+            key: crate::health::ProbeKey {
+                kind: crate::model::ProbeKind::Tcp,
+                addr: format!("{address}:80").parse().expect("socket address"),
+                host: String::new(),
+                path: String::new(),
+            },
+            verdict: Verdict {
+                health,
+                since_ms: 1,
+            },
+            at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_rebuilt_for_the_services_events_changed_answers_as_one_built_whole() {
+        let model = fixtures::config(SERVICES).model;
+        let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
+        let mut world = World::new(Setup {
+            model,
+            max_udp_payload: 1232,
+            remote: Some(RemoteSettings {
+                instance: "0".to_string(),
+                peer_suspect: Duration::from_secs(5),
+                peer_timeout: Duration::from_secs(15),
+                observe: None,
+            }),
+            plans,
+            kubernetes: None,
+            metrics: Arc::new(Metrics::new()),
+        });
+        let store = ArcSwap::new(world.first_snapshot());
+        let us_report = |health: Health, seq: u64| Event::Report {
+            stamp: crate::remote::tests::stamp("us", 1, seq),
+            service: fixtures::name("c.gslb.example.com."),
+            report: ServiceReport {
+                health,
+                addresses: vec!["198.51.100.3".parse().expect("address")],
+                down: Vec::new(),
+                changed_ms: seq,
+                failing_since_ms: None,
+                drained: false,
+                weight: None,
+                spec: None,
+            },
+            at: Instant::now(),
+        };
+        let drain = |drained: bool| {
+            let (reply, _) = oneshot::channel();
+            let (published, _) = oneshot::channel();
+            Event::Drain {
+                change: DrainChange {
+                    region: Region::new("eu"),
+                    service: Some(fixtures::name("b.gslb.example.com.")),
+                    drained,
+                },
+                reply,
+                published,
+            }
+        };
+        let steps: Vec<(Event, &[usize])> = vec![
+            (verdict("127.0.0.2", Health::Healthy), &[0, 1]),
+            (verdict("127.0.0.3", Health::Unhealthy), &[1]),
+            (verdict("127.0.0.4", Health::Healthy), &[2]),
+            (verdict("127.0.0.2", Health::Unhealthy), &[0, 1]),
+            (drain(true), &[1]),
+            (us_report(Health::Unhealthy, 2), &[2]),
+            (us_report(Health::Healthy, 3), &[2]),
+            (drain(false), &[1]),
+        ];
+        for (step, (event, expected)) in steps.into_iter().enumerate() {
+            let before = store.load_full();
+            assert!(world.apply(event, &mut Vec::new()), "step {step} changes");
+            assert!(
+                matches!(&world.changed, Changed::Services(s) if s.iter().eq(expected.iter())),
+                "step {step}: {:?}",
+                world.changed
+            );
+            world.publish(&store);
+            let served = store.load_full();
+            assert!(served.same_services(&before), "step {step}: rebuilt");
+            assert_eq!(
+                served.changed_since(&before).expect("same services"),
+                expected.to_vec(),
+                "step {step}: only those built again"
+            );
+            assert_eq!(answers(&served), answers(&world.snapshot()), "step {step}");
+            assert_ne!(
+                answers(&served),
+                answers(&before),
+                "step {step} moves an answer"
+            );
+        }
+        // A region's freshness moves every service: built whole.
+        world.changed = Changed::All;
+        let before = store.load_full();
+        world.publish(&store);
+        assert!(!store.load().same_services(&before));
     }
 }
