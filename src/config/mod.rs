@@ -50,7 +50,7 @@ use self::kubernetes::RawKubernetes;
 use self::probe::RawProbe;
 use self::problems::{Problems, one_line};
 use self::server::RawServer;
-use self::service::{RawService, ServiceDefaults, validate_services};
+use self::service::{RawService, RawServices, ServiceDefaults, Unparsed, validate_services};
 use self::zone::{RawGeo, RawRegion, RawZone, validate_regions};
 use crate::kubernetes::discover::Defaults;
 use crate::model::{GeoTable, Model, RegionIndex};
@@ -82,12 +82,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
     // Split at its services when it parses that way (`split.rs`), else whole: the whole
     // parse says what is wrong.
-    let raw = match split::split(text).and_then(|split| parse_split(&split)) {
-        Some(raw) => raw,
-        None => parse_raw(text)?,
-    };
     let mut problems = Problems::default();
-    let config = raw.validate(&mut problems);
+    let split = split::split(text);
+    let config = match split
+        .as_ref()
+        .and_then(|split| parse_split(split, &mut problems))
+    {
+        Some(config) => config,
+        None => {
+            problems = Problems::default();
+            validate_whole(parse_raw(text)?, &mut problems)
+        }
+    };
     if problems.0.is_empty() {
         Ok(config)
     } else {
@@ -95,25 +101,24 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     }
 }
 
-/// The file's head, then each of its services' tables, parsed alone; `None` if any part does
-/// not parse.
-fn parse_split(split: &split::Split<'_>) -> Option<RawConfig> {
-    /// One `[[services]]` table.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct OneService {
-        services: [RawService; 1],
+/// A file parsed whole, validated.
+fn validate_whole(mut raw: RawConfig, problems: &mut Problems) -> Config {
+    let services = std::mem::take(&mut raw.services);
+    match raw.validate(RawServices::Parsed(&services), problems) {
+        Ok(config) => config,
+        Err(Unparsed) => unreachable!("parsed services need no parse"),
     }
-    let mut raw: RawConfig = toml::from_str(&split.head).ok()?;
+}
+
+/// The file's head parsed and validated, then each of its services' tables parsed and
+/// validated alone; `None` if any part does not parse.
+fn parse_split(split: &split::Split<'_>, problems: &mut Problems) -> Option<Config> {
+    let raw: RawConfig = toml::from_str(&split.head).ok()?;
     if !raw.services.is_empty() {
         return None;
     }
-    raw.services.reserve_exact(split.services.len());
-    for table in &split.services {
-        let [service] = toml::from_str::<OneService>(table).ok()?.services;
-        raw.services.push(service);
-    }
-    Some(raw)
+    raw.validate(RawServices::Tables(&split.services), problems)
+        .ok()
 }
 
 /// The whole text parsed as one document, or the first thing wrong with it.
@@ -162,7 +167,12 @@ fn default_true() -> bool {
 impl RawConfig {
     /// Validates the sections in an order where each finds what it refers to (regions before
     /// the services and tables that name them); problems are listed in that order.
-    fn validate(self, problems: &mut Problems) -> Config {
+    /// `services` are the file's: `self.services` parsed with it, or tables still to parse.
+    fn validate(
+        self,
+        services: RawServices<'_>,
+        problems: &mut Problems,
+    ) -> Result<Config, Unparsed> {
         let server = self.server.validate(problems);
         let origin = self.zone.origin(problems);
 
@@ -187,7 +197,7 @@ impl RawConfig {
         };
 
         let services = validate_services(
-            &self.services,
+            services,
             &ServiceDefaults {
                 origin: &origin,
                 zone: &self.zone,
@@ -198,7 +208,7 @@ impl RawConfig {
             &region_index,
             self.geo.is_some(),
             problems,
-        );
+        )?;
 
         let gossip = self.gossip.as_ref().and_then(|g| {
             g.validate(
@@ -222,7 +232,7 @@ impl RawConfig {
                 problems,
             )
         });
-        Config {
+        Ok(Config {
             server,
             gossip,
             kubernetes,
@@ -234,7 +244,7 @@ impl RawConfig {
                 local_region,
                 probe_concurrency,
             },
-        }
+        })
     }
 }
 

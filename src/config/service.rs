@@ -47,39 +47,100 @@ pub(super) struct ServiceDefaults<'a> {
     pub(super) probe: &'a ProbeSettings,
 }
 
-/// Validates every service; names must be unique and claimable (`crate::ownership`).
+/// The services of a file: parsed with it, or each table's text still to parse (a file
+/// split at its `[[services]]` tables, `split.rs`).
+pub(super) enum RawServices<'a> {
+    Parsed(&'a [RawService]),
+    Tables(&'a [&'a str]),
+}
+
+/// One `[[services]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OneService {
+    services: [RawService; 1],
+}
+
+/// A table that does not parse alone: the file is parsed whole for its error.
+#[derive(Debug)]
+pub(super) struct Unparsed;
+
+/// One service validated, or why not.
+type Checked = (Option<Service>, Problems);
+
+/// Validates every service; names must be unique and claimable (`crate::ownership`). Tables
+/// still to parse are parsed and validated one at a time, on a few threads, so that each
+/// table's text and raw form are let go as soon as its service is built.
 pub(super) fn validate_services(
-    raw: &[RawService],
+    raw: RawServices<'_>,
     defaults: &ServiceDefaults<'_>,
     regions: &[RegionDef],
-    region_index: &dyn Fn(&str) -> Option<RegionIndex>,
+    region_index: &(dyn Fn(&str) -> Option<RegionIndex> + Sync),
     has_geo_table: bool,
     problems: &mut Problems,
-) -> Vec<Service> {
-    let mut services = Vec::with_capacity(raw.len());
-    let mut seen: HashSet<Name> = HashSet::new();
-    for (i, raw) in raw.iter().enumerate() {
+) -> Result<Vec<Service>, Unparsed> {
+    let check = |i: usize, raw: &RawService| -> Checked {
+        let mut problems = Problems::default();
         let path = format!("services[{i}]");
-        let Some(service) = raw.validate(
+        let service = raw.validate(
             &path,
             defaults,
             regions,
             region_index,
             has_geo_table,
-            problems,
-        ) else {
+            &mut problems,
+        );
+        (service, problems)
+    };
+    let checked: Vec<Checked> = match raw {
+        RawServices::Parsed(raw) => raw.iter().enumerate().map(|(i, r)| check(i, r)).collect(),
+        RawServices::Tables(tables) => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+            let part = tables.len().div_ceil(threads).max(1);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = tables
+                    .chunks(part)
+                    .enumerate()
+                    .map(|(p, tables)| {
+                        scope.spawn(move || {
+                            tables
+                                .iter()
+                                .enumerate()
+                                .map(|(j, table)| {
+                                    let [raw] = toml::from_str::<OneService>(table)
+                                        .map_err(|_| Unparsed)?
+                                        .services;
+                                    Ok(check(p * part + j, &raw))
+                                })
+                                .collect::<Result<Vec<Checked>, Unparsed>>()
+                        })
+                    })
+                    .collect();
+                let mut checked = Vec::with_capacity(tables.len());
+                for part in parts {
+                    checked.extend(part.join().map_err(|_| Unparsed)??);
+                }
+                Ok(checked)
+            })?
+        }
+    };
+    let mut services = Vec::with_capacity(checked.len());
+    let mut seen: HashSet<Name> = HashSet::new();
+    for (i, (service, found)) in checked.into_iter().enumerate() {
+        problems.0.extend(found.0);
+        let Some(service) = service else {
             continue;
         };
         if !seen.insert(service.name.clone()) {
             problems.add(
-                format!("{path}.name"),
+                format!("services[{i}].name"),
                 format!("duplicate service {}", service.name),
             );
         } else {
             services.push(service);
         }
     }
-    services
+    Ok(services)
 }
 
 impl RawService {
@@ -89,7 +150,7 @@ impl RawService {
         path: &str,
         defaults: &ServiceDefaults<'_>,
         regions: &[RegionDef],
-        region_index: &dyn Fn(&str) -> Option<RegionIndex>,
+        region_index: &(dyn Fn(&str) -> Option<RegionIndex> + Sync),
         has_geo_table: bool,
         problems: &mut Problems,
     ) -> Option<Service> {
@@ -199,7 +260,7 @@ impl RawService {
         &self,
         path: &str,
         regions: &[RegionDef],
-        region_index: &dyn Fn(&str) -> Option<RegionIndex>,
+        region_index: &(dyn Fn(&str) -> Option<RegionIndex> + Sync),
         has_geo_table: bool,
         problems: &mut Problems,
     ) -> Option<Strategy> {

@@ -129,9 +129,12 @@ mod tests {
             let text = std::fs::read_to_string(root.join(file)).expect("example config");
             let parts = split(&text).expect("has [[services]] tables");
             assert!(parts.services.len() >= 3, "{file}");
-            let split_raw = super::super::parse_split(&parts).expect("parses split");
-            let whole = super::super::parse_raw(&text).expect("parses whole");
-            assert_eq!(format!("{split_raw:?}"), format!("{whole:?}"), "{file}");
+            let mut problems = super::super::Problems::default();
+            let split = super::super::parse_split(&parts, &mut problems).expect("parses split");
+            let raw = super::super::parse_raw(&text).expect("parses whole");
+            let whole = super::super::validate_whole(raw, &mut problems);
+            assert!(problems.0.is_empty(), "{file}: {:?}", problems.0);
+            assert_eq!(format!("{split:?}"), format!("{whole:?}"), "{file}");
         }
     }
 
@@ -140,8 +143,35 @@ mod tests {
         // A multi-line array whose line looks like a header: the split cannot parse.
         let text = "[[services]]\nname = \"a\"\nx = [\n[zone]\n]\n";
         let parts = split(text).expect("looks splittable");
-        assert!(super::super::parse_split(&parts).is_none());
+        let mut problems = super::super::Problems::default();
+        assert!(super::super::parse_split(&parts, &mut problems).is_none());
         assert!(super::super::parse(text).is_err());
+    }
+
+    #[test]
+    fn problems_of_split_tables_keep_their_order_and_paths() {
+        let table = |name: &str, region: &str| {
+            format!(
+                "[[services]]\nname = \"{name}\"\nstrategy = \"round-robin\"\n[services.targets]\n{region} = [\"192.0.2.1\"]\n"
+            )
+        };
+        let fixture = super::super::fixture::Fixture::new()
+            .table(&table("a.gslb.example.com", "eu"))
+            .table(&table("b.gslb.example.com", "mars"))
+            .table(&table("a.gslb.example.com", "eu"));
+        assert_eq!(split(&fixture.text()).map(|s| s.services.len()), Some(3));
+        let problems = fixture.problems();
+        let listed: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.reason))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "services[1].targets.mars: unknown region mars",
+                "services[2].name: duplicate service a.gslb.example.com.",
+            ]
+        );
     }
 
     #[test]
