@@ -11,6 +11,7 @@ pub mod transitions;
 pub use readiness::{KubernetesSync, Readiness};
 pub use records::{Host, ZoneRecords, address_record, wire_name};
 
+use std::collections::BTreeSet;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
@@ -180,7 +181,95 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the view of `model` with the latest probe verdicts and remote reports.
     pub fn build(model: &Model, max_udp_payload: u16, inputs: &Inputs<'_>) -> Self {
+        Self::build_with(model, max_udp_payload, inputs, None, |_, _| None)
+    }
+
+    /// Builds the view of a new `model`, sharing with `previous` (built from `before`) what
+    /// did not change: every service that is the same (one `Arc`) at the same name, whose
+    /// inputs did not change (`changed` names those that did), when the regions are the same;
+    /// and the name table, when the zone, regions and service names are.
+    pub fn build_sharing(
+        model: &Model,
+        max_udp_payload: u16,
+        inputs: &Inputs<'_>,
+        previous: &Snapshot,
+        before: &Model,
+        changed: &BTreeSet<Name>,
+    ) -> Self {
+        let same_regions =
+            model.regions == before.regions && model.local_region == before.local_region;
+        let same_names = same_regions
+            && model.zone == before.zone
+            && model.services.len() == before.services.len()
+            && model
+                .services
+                .iter()
+                .zip(&before.services)
+                .all(|(a, b)| a.name == b.name);
+        let nodes = same_names.then(|| previous.nodes.clone());
+        Self::build_with(model, max_udp_payload, inputs, nodes, |index, service| {
+            if !same_regions || changed.contains(&service.name) {
+                return None;
+            }
+            let was = if same_names {
+                index
+            } else {
+                match previous.node(&LowerName::new(&service.name))? {
+                    Node::Service(was) => was.get(),
+                    _ => return None,
+                }
+            };
+            let same = before
+                .services
+                .get(was)
+                .is_some_and(|b| Arc::ptr_eq(b, service));
+            same.then(|| previous.services.get(was).cloned()).flatten()
+        })
+    }
+
+    /// Builds the view of `model`, with `nodes` as its name table when given, and each service
+    /// from `shared` (its position and service) when that gives one, else built.
+    fn build_with(
+        model: &Model,
+        max_udp_payload: u16,
+        inputs: &Inputs<'_>,
+        nodes: Option<Arc<FxHashMap<LowerName, Node>>>,
+        shared: impl Fn(usize, &Arc<Service>) -> Option<Arc<ServiceAnswer>>,
+    ) -> Self {
+        let services = model
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| {
+                shared(index, service).unwrap_or_else(|| {
+                    Arc::new(ServiceAnswer::build(service, model.local_region, inputs))
+                })
+            })
+            .collect();
         let (zone, hosts) = ZoneRecords::build(&model.zone, &model.regions);
+        let nodes = nodes.unwrap_or_else(|| Arc::new(Self::names(model, &zone, hosts)));
+        let mut snapshot = Self {
+            zone,
+            regions: model.regions.iter().map(|r| r.name.clone()).collect(),
+            region_status: Vec::new(),
+            region_runs: Vec::new(),
+            region_heard_ms: Vec::new(),
+            services,
+            geo: GeoIndex::build(&model.geo, &model.regions),
+            max_udp_payload,
+            time_bucket_ms: model.zone.time_bucket_ms,
+            returning: model.zone.returning,
+            readiness: Readiness::default(),
+            transitions: Arc::default(),
+            nodes,
+        };
+        snapshot.set_regions(model, inputs);
+        snapshot
+    }
+
+    /// The name table of `model`'s zone: apex, nameservers (`hosts`), services, and the empty
+    /// non-terminals between them.
+    fn names(model: &Model, zone: &ZoneRecords, hosts: Vec<Host>) -> FxHashMap<LowerName, Node> {
         let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
         nodes.reserve(model.services.len() + hosts.len() + 1);
         nodes.insert(zone.origin.clone(), Node::Apex);
@@ -198,12 +287,6 @@ impl Snapshot {
                 nodes.insert(name, Node::Service(ServiceIndex(index)));
             }
         }
-        let services = model
-            .services
-            .iter()
-            .map(|service| Arc::new(ServiceAnswer::build(service, model.local_region, inputs)))
-            .collect();
-
         // Every name between a node and the apex exists (RFC 8020).
         let owners: Vec<LowerName> = nodes.keys().cloned().collect();
         for owner in owners {
@@ -215,24 +298,7 @@ impl Snapshot {
                 name = name.base_name();
             }
         }
-
-        let mut snapshot = Self {
-            zone,
-            regions: model.regions.iter().map(|r| r.name.clone()).collect(),
-            region_status: Vec::new(),
-            region_runs: Vec::new(),
-            region_heard_ms: Vec::new(),
-            services,
-            geo: GeoIndex::build(&model.geo, &model.regions),
-            max_udp_payload,
-            time_bucket_ms: model.zone.time_bucket_ms,
-            returning: model.zone.returning,
-            readiness: Readiness::default(),
-            transitions: Arc::default(),
-            nodes: Arc::new(nodes),
-        };
-        snapshot.set_regions(model, inputs);
-        snapshot
+        nodes
     }
 
     /// This snapshot rebuilt for the same `model` (the same services, in the same order) with

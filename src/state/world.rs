@@ -86,33 +86,21 @@ pub(super) struct World {
     changed: Changed,
     /// Which services (positions in `model.services`) each probe's verdict concerns.
     probe_users: HashMap<ProbeKey, SmallVec<[usize; 2]>>,
-    /// The snapshot published last (the one serving).
-    served: Option<Arc<Snapshot>>,
+    /// The snapshot published last (the one serving), and the model it was built from.
+    served: Option<(Arc<Snapshot>, Model)>,
 }
 
-/// Which services' answers may have changed since the last snapshot: only those are built
-/// again, the others are shared with it.
-#[derive(Debug)]
-enum Changed {
-    /// The services at these positions of the served model (none: only what the snapshot says
-    /// of readiness or of regions' runs changed).
-    Services(BTreeSet<usize>),
-    /// Any: the model changed, or a region's freshness.
-    All,
-}
-
-impl Default for Changed {
-    fn default() -> Self {
-        Changed::Services(BTreeSet::new())
-    }
-}
-
-impl Changed {
-    fn service(&mut self, index: usize) {
-        if let Changed::Services(services) = self {
-            services.insert(index);
-        }
-    }
+/// What changed since the last snapshot: the next one builds only the services this may have
+/// changed, and shares the others with it.
+#[derive(Debug, Default)]
+struct Changed {
+    /// Services whose inputs changed (a probe verdict, a report, an observation, a drain).
+    services: BTreeSet<Name>,
+    /// The model changed: services are matched to the served ones by name, and those that
+    /// are the same (one `Arc`) with unchanged inputs are shared.
+    model: bool,
+    /// Every service's inputs may have changed (a region's freshness, which run speaks).
+    all: bool,
 }
 
 /// This region drained whole, or some of its services: run-time state, shared with the
@@ -176,7 +164,7 @@ impl World {
             max_udp_payload,
             metrics,
             watch: SnapshotWatch::default(),
-            changed: Changed::All,
+            changed: Changed::default(),
             probe_users: HashMap::new(),
             served: None,
         };
@@ -191,9 +179,8 @@ impl World {
     pub(super) fn first_snapshot(&mut self) -> Arc<Snapshot> {
         let started = Instant::now();
         self.probe_users = self.users();
-        self.changed = Changed::All;
         let first = Arc::new(self.serving_snapshot(None));
-        self.served = Some(first.clone());
+        self.served = Some((first.clone(), self.model.clone()));
         self.publish_report();
         let took = started.elapsed();
         info!(
@@ -267,13 +254,14 @@ impl World {
         }
         self.remote_services_changed = false;
         self.model = model;
-        self.changed = Changed::All;
+        self.changed.model = true;
         self.send_plan(true);
     }
 
-    /// The position of the service named `name` in the served model, if it has one.
+    /// The position of the service named `name` in the served model, when the model has not
+    /// changed since the last snapshot.
     fn position(&self, name: &Name) -> Option<usize> {
-        let served = self.served.as_ref()?;
+        let (served, _) = self.served.as_ref().filter(|_| !self.changed.model)?;
         match served.node(&LowerName::new(name)) {
             Some(Node::Service(index)) => Some(index.get())
                 .filter(|&i| self.model.services.get(i).is_some_and(|s| s.name == *name)),
@@ -292,7 +280,19 @@ impl World {
         for target in service.targets.iter_mut().filter(|t| t.region == local) {
             target.drained = drained;
         }
-        self.changed.service(index);
+        self.changed.services.insert(name.clone());
+    }
+
+    /// Takes the services of a new config's model that are the same as the served model's
+    /// from it (one `Arc` each), so that a reload shares what did not change.
+    fn share_unchanged(&self, model: &mut Model) {
+        let current: HashMap<&Name, &Arc<Service>> =
+            self.model.services.iter().map(|s| (&s.name, s)).collect();
+        for service in &mut model.services {
+            if let Some(&same) = current.get(&service.name).filter(|s| ****s == **service) {
+                *service = same.clone();
+            }
+        }
     }
 
     /// Which services each probe of the plan concerns.
@@ -357,7 +357,7 @@ impl World {
         snapshot.transitions = Arc::new(self.transitions.iter().cloned().collect());
         let snapshot = Arc::new(snapshot);
         store.store(snapshot.clone());
-        self.served = Some(snapshot.clone());
+        self.served = Some((snapshot.clone(), self.model.clone()));
         self.publish_report();
         let took = started.elapsed();
         self.metrics.snapshots.built(took);
@@ -382,14 +382,34 @@ impl World {
     /// services events changed, or built whole.
     fn serving_snapshot(&mut self, previous: Option<&Snapshot>) -> Snapshot {
         let changed = std::mem::take(&mut self.changed);
-        let (mut snapshot, services) = match (changed, previous) {
-            (Changed::Services(services), Some(previous)) => {
-                let services: Vec<usize> = services.into_iter().collect();
-                let rebuilt = previous.rebuilt(&self.model, &self.inputs(), &services);
+        let before = self.served.as_ref().map(|(_, model)| model);
+        let inputs = self.inputs();
+        let (mut snapshot, services) = match (previous, before) {
+            (Some(previous), Some(before)) if !changed.all && changed.model => {
+                let shared = Snapshot::build_sharing(
+                    &self.model,
+                    self.max_udp_payload,
+                    &inputs,
+                    previous,
+                    before,
+                    &changed.services,
+                );
+                (shared, None)
+            }
+            (Some(previous), Some(_)) if !changed.all => {
+                let services: Vec<usize> = changed
+                    .services
+                    .iter()
+                    .filter_map(|name| match previous.node(&LowerName::new(name)) {
+                        Some(Node::Service(index)) => Some(index.get()),
+                        _ => None,
+                    })
+                    .collect();
+                let rebuilt = previous.rebuilt(&self.model, &inputs, &services);
                 (rebuilt, Some(services))
             }
             _ => (
-                Snapshot::build(&self.model, self.max_udp_payload, &self.inputs()),
+                Snapshot::build(&self.model, self.max_udp_payload, &inputs),
                 None,
             ),
         };
@@ -445,7 +465,11 @@ impl World {
     /// Applies one event; returns whether the view may have changed.
     pub(super) fn apply(&mut self, event: Event, done: &mut Vec<oneshot::Sender<()>>) -> bool {
         match event {
-            Event::Model { model, done: tell } => {
+            Event::Model {
+                mut model,
+                done: tell,
+            } => {
+                self.share_unchanged(&mut model);
                 self.base = *model;
                 self.merge();
                 done.extend(tell);
@@ -467,7 +491,9 @@ impl World {
                 let changed = self.verdicts.insert(key.clone(), verdict) != Some(verdict);
                 if changed {
                     for &index in self.probe_users.get(&key).into_iter().flatten() {
-                        self.changed.service(index);
+                        if let Some(service) = self.model.services.get(index) {
+                            self.changed.services.insert(service.name.clone());
+                        }
                     }
                 }
                 changed
@@ -530,13 +556,12 @@ impl World {
                 if !self.local_names.contains(&service) {
                     self.remote_services_changed = true;
                 }
-                let position = self.position(&service);
                 let Some(view) = self.remote.as_mut() else {
                     return false;
                 };
-                let outcome = view.report(&stamp, service, report, at);
-                if let Some(index) = position.filter(|_| outcome == Outcome::Changed) {
-                    self.changed.service(index);
+                let outcome = view.report(&stamp, service.clone(), report, at);
+                if outcome == Outcome::Changed {
+                    self.changed.services.insert(service);
                 }
                 self.replan |= outcome == Outcome::Changed;
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
@@ -550,13 +575,12 @@ impl World {
                 if !self.admits(&stamp, &service) {
                     return false;
                 }
-                let position = self.position(&service);
                 let Some(view) = self.remote.as_mut() else {
                     return false;
                 };
-                let outcome = view.observe(&stamp, service, observation, at);
-                if let Some(index) = position.filter(|_| outcome == Outcome::Changed) {
-                    self.changed.service(index);
+                let outcome = view.observe(&stamp, service.clone(), observation, at);
+                if outcome == Outcome::Changed {
+                    self.changed.services.insert(service);
                 }
                 self.counted(outcome) | self.refresh_freshness(Instant::now())
             }
@@ -755,7 +779,7 @@ impl World {
         self.replan |= leaders_changed;
         if changed | leaders_changed {
             // A region's freshness, or which of its runs speaks, moves all its services.
-            self.changed = Changed::All;
+            self.changed.all = true;
         }
         changed | leaders_changed
     }
@@ -1290,11 +1314,12 @@ mod rebuilt {
         for (step, (event, expected)) in steps.into_iter().enumerate() {
             let before = store.load_full();
             assert!(world.apply(event, &mut Vec::new()), "step {step} changes");
-            assert!(
-                matches!(&world.changed, Changed::Services(s) if s.iter().eq(expected.iter())),
-                "step {step}: {:?}",
-                world.changed
-            );
+            let names: BTreeSet<Name> = expected
+                .iter()
+                .map(|&i| world.model.services[i].name.clone())
+                .collect();
+            assert_eq!(world.changed.services, names, "step {step}");
+            assert!(!world.changed.model && !world.changed.all, "step {step}");
             world.publish(&store);
             let served = store.load_full();
             assert!(served.same_services(&before), "step {step}: rebuilt");
@@ -1310,8 +1335,43 @@ mod rebuilt {
                 "step {step} moves an answer"
             );
         }
+        // A reload of the same config shares every service and the name table; one changing
+        // one service builds that one.
+        let reload = |world: &mut World, model: Model| {
+            let before = store.load_full();
+            let event = Event::Model {
+                model: Box::new(model),
+                done: None,
+            };
+            assert!(world.apply(event, &mut Vec::new()));
+            world.publish(&store);
+            let served = store.load_full();
+            assert_eq!(answers(&served), answers(&world.snapshot()));
+            served.changed_since(&before)
+        };
+        let config = fixtures::config(SERVICES).model;
+        assert_eq!(
+            reload(&mut world, config.clone()),
+            Some(vec![]),
+            "all shared"
+        );
+        let mut changed = config.clone();
+        Arc::make_mut(&mut changed.services[2]).ttl = 5;
+        assert_eq!(
+            reload(&mut world, changed),
+            Some(vec![2]),
+            "c alone rebuilt"
+        );
+        let mut renamed = config;
+        Arc::make_mut(&mut renamed.services[0]).name = fixtures::name("z.gslb.example.com.");
+        assert_eq!(
+            reload(&mut world, renamed),
+            None,
+            "another name: a new name table"
+        );
+
         // A region's freshness moves every service: built whole.
-        world.changed = Changed::All;
+        world.changed.all = true;
         let before = store.load_full();
         world.publish(&store);
         assert!(!store.load().same_services(&before));
