@@ -133,8 +133,8 @@ fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
                 addresses: answer.all.ips().to_vec(),
                 answerable: answer.addresses.ips().to_vec(),
                 weight: answer.weight,
-                down_since_ms: answer.down_since_ms,
-                back_since_ms: answer.back_since_ms,
+                down_since_ms: answer.down_since_ms(),
+                back_since_ms: answer.back_since_ms(),
             })
             .collect(),
     }

@@ -40,17 +40,22 @@ impl fmt::Display for Region {
 /// keep the model's order) and the remote view refer to a region. Never stored across models:
 /// a reload may reorder regions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RegionIndex(usize);
+pub struct RegionIndex(u16);
+
+/// The most regions a model holds (the config refuses more): a [`RegionIndex`] is 2 bytes,
+/// which a snapshot holds once per service and region.
+pub const MAX_REGIONS: usize = 1024;
 
 impl RegionIndex {
-    /// The region at `position` in the model's regions.
+    /// The region at `position` in the model's regions (below [`MAX_REGIONS`]).
     pub const fn new(position: usize) -> Self {
-        Self(position)
+        assert!(position < MAX_REGIONS, "more regions than MAX_REGIONS");
+        Self(position as u16)
     }
 
     /// The position in the model's regions.
     pub const fn get(self) -> usize {
-        self.0
+        self.0 as usize
     }
 
     /// The region named `name` among `regions`.
@@ -58,12 +63,12 @@ impl RegionIndex {
         regions
             .iter()
             .position(|r| r.name.as_str() == name)
-            .map(Self)
+            .map(Self::new)
     }
 
     /// Every region of a model with `count` regions, in order.
     pub fn all(count: usize) -> impl Iterator<Item = Self> {
-        (0..count).map(Self)
+        (0..count).map(Self::new)
     }
 }
 
@@ -77,7 +82,7 @@ impl<T> std::ops::Index<RegionIndex> for [T] {
     type Output = T;
 
     fn index(&self, region: RegionIndex) -> &T {
-        &self[region.0]
+        &self[region.get()]
     }
 }
 
@@ -85,13 +90,13 @@ impl<T> std::ops::Index<RegionIndex> for Vec<T> {
     type Output = T;
 
     fn index(&self, region: RegionIndex) -> &T {
-        &self[region.0]
+        &self[region.get()]
     }
 }
 
 impl<T> std::ops::IndexMut<RegionIndex> for Vec<T> {
     fn index_mut(&mut self, region: RegionIndex) -> &mut T {
-        &mut self[region.0]
+        &mut self[region.get()]
     }
 }
 
@@ -486,7 +491,8 @@ pub struct Service {
     /// At most one target per region, in region order.
     pub targets: Vec<Target>,
     pub all_down: AllDownPolicy,
-    pub probe: ProbeSettings,
+    /// Shared: most services take the config's defaults.
+    pub probe: Arc<ProbeSettings>,
 }
 
 impl Service {

@@ -155,12 +155,12 @@ pub fn live(snapshot: &Snapshot) -> String {
             let state = cell_state(answer);
             let mut since = String::new();
             if let Some(ms) = answer
-                .down_since_ms
+                .down_since_ms()
                 .filter(|_| answer.health == Health::Unhealthy)
             {
                 since = format!(", down since {}", clock(ms));
             }
-            if let Some(ms) = answer.back_since_ms {
+            if let Some(ms) = answer.back_since_ms() {
                 since = format!(", back since {}", clock(ms));
             }
             let _ = write!(

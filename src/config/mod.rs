@@ -180,7 +180,7 @@ impl RawConfig {
         let region_index = |name: &str| RegionIndex::of(&regions, name);
 
         let zone = self.zone.validate(&origin, &regions, problems);
-        let default_probe = self.probe.validate("probe", problems);
+        let default_probe = Arc::new(self.probe.validate("probe", problems));
         self.probe
             .check_http_fields(self.probe.kind, "probe", problems);
         let local_region = self.local_region.as_ref().and_then(|name| {

@@ -258,7 +258,7 @@ mod tests {
     }
 
     fn probe_of_service(fixture: Fixture) -> ProbeSettings {
-        fixture.config().model.services[0].probe.clone()
+        (*fixture.config().model.services[0].probe).clone()
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 use serde::Deserialize;
@@ -44,7 +45,7 @@ pub(super) struct ServiceDefaults<'a> {
     /// The top-level `[probe]` as written, merged under a service's own table.
     pub(super) raw_probe: &'a RawProbe,
     /// The top-level `[probe]` validated, for services without a table of their own.
-    pub(super) probe: &'a ProbeSettings,
+    pub(super) probe: &'a Arc<ProbeSettings>,
 }
 
 /// The services of a file: parsed with it, or each table's text still to parse (a file
@@ -237,9 +238,11 @@ impl RawService {
         let probe = if self.probe.is_empty() {
             defaults.probe.clone()
         } else {
-            self.probe
-                .or(defaults.raw_probe)
-                .validate(&format!("{path}.probe"), problems)
+            Arc::new(
+                self.probe
+                    .or(defaults.raw_probe)
+                    .validate(&format!("{path}.probe"), problems),
+            )
         };
 
         if problems.0.len() > before {

@@ -137,6 +137,13 @@ pub(super) fn validate_regions(
     if raw.is_empty() {
         problems.add("regions", "at least one region is needed");
     }
+    if raw.len() > crate::model::MAX_REGIONS {
+        problems.add(
+            "regions",
+            format!("at most {} regions", crate::model::MAX_REGIONS),
+        );
+        return Vec::new();
+    }
     if !raw.is_empty() && raw.iter().all(|r| r.nameserver.is_none()) {
         problems.add(
             "regions",

@@ -45,7 +45,7 @@ impl At {
     /// How far `region` is let in, in thousandths: its slow start's progress.
     fn share(&self, region: &RegionAnswer) -> u64 {
         let slow = self.returning.slow_start_ms;
-        match region.back_since_ms {
+        match region.back_since_ms() {
             Some(since) if slow > 0 => (self.now_ms.saturating_sub(since) * 1000 / slow).min(1000),
             _ => 1000,
         }
@@ -53,7 +53,7 @@ impl At {
 
     /// Whether an ordered strategy still holds off `region` (its failback delay runs).
     fn holds_off(&self, region: &RegionAnswer) -> bool {
-        region.back_since_ms.is_some_and(|since| {
+        region.back_since_ms().is_some_and(|since| {
             self.now_ms.saturating_sub(since) < self.returning.failback_delay_ms
         })
     }
@@ -407,7 +407,7 @@ mod tests {
         ));
         {
             let service = Arc::make_mut(&mut snap.services[0]);
-            service.regions[1].back_since_ms = Some(0);
+            service.regions[1].set_back_since_ms(Some(0));
             service.returning = true;
         }
         let n = 20_000;
@@ -449,7 +449,7 @@ mod tests {
         ));
         {
             let service = Arc::make_mut(&mut snap.services[0]);
-            service.regions[0].back_since_ms = Some(0);
+            service.regions[0].set_back_since_ms(Some(0));
             service.returning = true;
         }
         let answer = |snap: &Snapshot, now_ms| {

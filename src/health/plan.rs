@@ -25,7 +25,7 @@ pub fn plan(model: &Model, warn_conflicts: bool) -> Plan {
         Regions::Local,
         |_, t| &t.addresses,
         |_, service, key| match probes.get(&key) {
-            Some((settings, first)) if warn_conflicts && *settings != service.probe => {
+            Some((settings, first)) if warn_conflicts && *settings != *service.probe => {
                 warn!(
                     probe = %key,
                     kept = %first.name,
@@ -35,7 +35,7 @@ pub fn plan(model: &Model, warn_conflicts: bool) -> Plan {
             }
             Some(_) => {}
             None => {
-                probes.insert(key, (service.probe.clone(), service));
+                probes.insert(key, ((*service.probe).clone(), service));
             }
         },
     );
@@ -70,7 +70,7 @@ pub fn observing<'a>(
     each_key(model, Regions::Others, addresses, |_, service, key| {
         plan.entry(key).or_insert_with(|| ProbeSettings {
             interval,
-            ..service.probe.clone()
+            ..(*service.probe).clone()
         });
     });
 }

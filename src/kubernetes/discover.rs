@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
@@ -33,7 +34,7 @@ pub struct Defaults {
     pub local_region: RegionIndex,
     pub ttl: u32,
     pub all_down: AllDownPolicy,
-    pub probe: ProbeSettings,
+    pub probe: Arc<ProbeSettings>,
 }
 
 /// What became of one object.
@@ -223,10 +224,10 @@ pub fn discover(
         };
         let mut probe = defaults.probe.clone();
         if let Some(path) = &settings.probe_path {
-            probe.path = path.clone();
+            Arc::make_mut(&mut probe).path = path.clone();
         }
         if let Some(kind) = settings.probe_scheme {
-            probe.kind = kind;
+            Arc::make_mut(&mut probe).kind = kind;
         }
         let targets = RegionIndex::all(defaults.regions.len())
             .map(|region| {

@@ -201,7 +201,7 @@ impl Transitions {
         self.count += 1;
         let region = snapshot.regions[answer.region].as_str();
         let failover = (was.health.is_available() && !answer.health.is_available())
-            .then_some(answer.down_since_ms)
+            .then_some(answer.down_since_ms())
             .flatten()
             .map(|since| now_ms.saturating_sub(since) as f64 / 1000.0);
         if let Some(seconds) = failover {

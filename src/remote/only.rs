@@ -1,6 +1,7 @@
 //! Services other regions serve and this one does not, built from their reports' rules.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
@@ -21,7 +22,7 @@ use crate::ownership;
 pub fn remote_only_services(
     view: &RemoteView,
     model: &Model,
-    known: &HashSet<Name>,
+    known: &HashSet<&Name>,
 ) -> Vec<Service> {
     let (regions, local) = (&model.regions, model.local_region);
     let mut specs: BTreeMap<&Name, (RegionIndex, &ServiceSpec)> = BTreeMap::new();
@@ -86,7 +87,7 @@ pub fn remote_only_services(
                     })
                     .collect(),
                 all_down: spec.all_down,
-                probe: ProbeSettings::none(),
+                probe: Arc::new(ProbeSettings::none()),
             }
         })
         .collect()
@@ -138,7 +139,7 @@ mod tests {
         );
         v.report(&us(2), mine.clone(), with(Some(spec("geo", 5)), true), t0);
         v.report(&us(3), gone.clone(), with(None, false), t0);
-        let known: HashSet<Name> = [mine].into_iter().collect();
+        let known: HashSet<&Name> = [&mine].into_iter().collect();
         let services = remote_only_services(&v, &model, &known);
         assert_eq!(services.len(), 1, "{services:?}");
         let service = &services[0];

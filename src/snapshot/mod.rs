@@ -65,11 +65,43 @@ pub struct RegionAnswer {
     /// Why the region has this health.
     pub why: Why,
     /// When the region went unhealthy (its first failing probe, Unix ms), when known.
-    pub down_since_ms: Option<u64>,
+    down_since: Since,
     /// When this server saw the region come back (available again after being out, Unix ms),
     /// while that is recent: it is then let in again slowly (`Snapshot::returning`). Set by the
     /// state owner, which remembers what the last snapshot said.
-    pub back_since_ms: Option<u64>,
+    back_since: Since,
+}
+
+impl RegionAnswer {
+    /// When the region went unhealthy (its first failing probe, Unix ms), when known.
+    pub fn down_since_ms(&self) -> Option<u64> {
+        self.down_since.get()
+    }
+
+    /// When this server saw the region come back, while that is recent (Unix ms).
+    pub fn back_since_ms(&self) -> Option<u64> {
+        self.back_since.get()
+    }
+
+    /// Marks the region coming back since `ms` (Unix ms), or not.
+    pub fn set_back_since_ms(&mut self, ms: Option<u64>) {
+        self.back_since = Since::new(ms);
+    }
+}
+
+/// A Unix time in ms, or none, in 8 bytes: a snapshot holds two per service and region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Since(u64);
+
+impl Since {
+    /// `ms` (`u64::MAX`, half a billion years away, counts as none).
+    fn new(ms: Option<u64>) -> Self {
+        Self(ms.unwrap_or(u64::MAX))
+    }
+
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
 }
 
 /// A service ready to answer.
@@ -114,8 +146,8 @@ impl ServiceAnswer {
                         weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
                         health: view.health,
                         why: view.why,
-                        down_since_ms: view.down_since_ms,
-                        back_since_ms: None,
+                        down_since: Since::new(view.down_since_ms),
+                        back_since: Since::new(None),
                         // One list when no address is down.
                         addresses: if view.answerable == all {
                             all.clone()

@@ -99,12 +99,12 @@ impl Returns {
                     .regions
                     .iter()
                     .zip(&marks)
-                    .any(|(answer, mark)| answer.back_since_ms != *mark);
+                    .any(|(answer, mark)| answer.back_since_ms() != *mark);
             if differs {
                 let service = Arc::make_mut(service);
                 service.returning = returning;
                 for (answer, mark) in service.regions.iter_mut().zip(marks) {
-                    answer.back_since_ms = mark;
+                    answer.set_back_since_ms(mark);
                 }
             }
             let name = &snapshot.services[index].name;
@@ -145,10 +145,11 @@ mod tests {
         let mut snapshot = with_us(health);
         returns.mark(&mut snapshot, None, now_ms);
         assert_eq!(
-            snapshot.services[0].regions[0].back_since_ms, None,
+            snapshot.services[0].regions[0].back_since_ms(),
+            None,
             "eu never left"
         );
-        snapshot.services[0].regions[1].back_since_ms
+        snapshot.services[0].regions[1].back_since_ms()
     }
 
     #[test]
@@ -189,7 +190,7 @@ mod tests {
             let mut snapshot = with_us(health);
             snapshot.returning = Default::default();
             returns.mark(&mut snapshot, None, now);
-            assert_eq!(snapshot.services[0].regions[1].back_since_ms, None);
+            assert_eq!(snapshot.services[0].regions[1].back_since_ms(), None);
         }
     }
 }

@@ -46,8 +46,8 @@ pub(super) struct World {
     plans: watch::Sender<Arc<Plan>>,
     /// Where this region's report goes with each snapshot (gossip).
     reports: watch::Sender<Arc<LocalReport>>,
-    /// Names of the config's and discovered services (others come from remote reports).
-    local_names: HashSet<Name>,
+    /// Names of the services of `model` only other regions' reports define (they come last).
+    remote_only: HashSet<Name>,
     /// A report about a service this region does not define came in: `model` is recomputed
     /// before the next snapshot.
     remote_services_changed: bool,
@@ -140,7 +140,7 @@ impl World {
             base: model.clone(),
             discovered: Vec::new(),
             discovered_regions: Vec::new(),
-            local_names: model.services.iter().map(|s| s.name.clone()).collect(),
+            remote_only: HashSet::new(),
             remote_services_changed: false,
             model,
             plans,
@@ -231,7 +231,7 @@ impl World {
                 ));
             }
         }
-        self.local_names = model.services.iter().map(|s| s.name.clone()).collect();
+
         if let Some(local) = model.local_region {
             for service in &mut model.services {
                 let drained = self.drained.covers(&service.name);
@@ -246,7 +246,9 @@ impl World {
             }
         }
         if let Some(view) = &self.remote {
-            let remote = remote_only_services(view, &model, &self.local_names);
+            let local: HashSet<&Name> = model.services.iter().map(|s| &s.name).collect();
+            let remote = remote_only_services(view, &model, &local);
+            self.remote_only = remote.iter().map(|s| s.name.clone()).collect();
             if !remote.is_empty() {
                 debug!(services = remote.len(), "services only other regions serve");
             }
@@ -267,6 +269,17 @@ impl World {
                 .filter(|&i| self.model.services.get(i).is_some_and(|s| s.name == *name)),
             _ => None,
         }
+    }
+
+    /// Whether the config or discovery defines a service named `name` (not only another
+    /// region's report).
+    fn is_local(&self, name: &Name) -> bool {
+        if self.remote_only.contains(name) {
+            return false;
+        }
+        // The served snapshot says where the service is, unless the model changed since.
+        self.position(name).is_some()
+            || (self.changed.model && self.model.services.iter().any(|s| s.name == *name))
     }
 
     /// Takes a drain or undrain of the service `name` into the served model, that service
@@ -553,7 +566,7 @@ impl World {
                 if !self.admits(&stamp, &service) {
                     return false;
                 }
-                if !self.local_names.contains(&service) {
+                if !self.is_local(&service) {
                     self.remote_services_changed = true;
                 }
                 let Some(view) = self.remote.as_mut() else {
@@ -1230,7 +1243,12 @@ mod rebuilt {
                     .map(|r| {
                         format!(
                             "{:?} {:?} {:?} {:?} {} {:?}",
-                            r.health, r.why, r.addresses, r.all, r.weight, r.down_since_ms
+                            r.health,
+                            r.why,
+                            r.addresses,
+                            r.all,
+                            r.weight,
+                            r.down_since_ms()
                         )
                     })
                     .collect();
