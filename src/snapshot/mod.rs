@@ -27,6 +27,9 @@ use crate::model::{
 use crate::region_health::{self, Inputs, Why};
 use crate::remote::{Freshness, RunInfo};
 
+/// Zones of this many services or more are built on several threads.
+const PARALLEL_BUILD: usize = 4096;
+
 /// A service's position in [`Snapshot::services`]; valid for that snapshot only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceIndex(usize);
@@ -266,20 +269,55 @@ impl Snapshot {
         max_udp_payload: u16,
         inputs: &Inputs<'_>,
         nodes: Option<Arc<FxHashMap<LowerName, Node>>>,
-        shared: impl Fn(usize, &Arc<Service>) -> Option<Arc<ServiceAnswer>>,
+        shared: impl Fn(usize, &Arc<Service>) -> Option<Arc<ServiceAnswer>> + Sync,
     ) -> Self {
-        let services = model
-            .services
-            .iter()
-            .enumerate()
-            .map(|(index, service)| {
-                shared(index, service).unwrap_or_else(|| {
-                    Arc::new(ServiceAnswer::build(service, model.local_region, inputs))
-                })
+        let build = |(index, service): (usize, &Arc<Service>)| {
+            shared(index, service).unwrap_or_else(|| {
+                Arc::new(ServiceAnswer::build(service, model.local_region, inputs))
             })
-            .collect();
+        };
         let (zone, hosts) = ZoneRecords::build(&model.zone, &model.regions);
-        let nodes = nodes.unwrap_or_else(|| Arc::new(Self::names(model, &zone, hosts)));
+        // A large zone is built on a few threads: the name table on one, the services in
+        // parts on the others (and this one).
+        let threads = if model.services.len() < PARALLEL_BUILD {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        };
+        let (services, nodes) = std::thread::scope(|scope| {
+            let names = match nodes {
+                Some(nodes) => Ok(nodes),
+                None if threads > 1 => {
+                    Err(scope.spawn(|| Arc::new(Self::names(model, &zone, hosts))))
+                }
+                None => Ok(Arc::new(Self::names(model, &zone, hosts))),
+            };
+            let part = model.services.len().div_ceil(threads).max(1);
+            let mut parts = model.services.chunks(part).enumerate();
+            let first = parts.next();
+            let others: Vec<_> = parts
+                .map(|(p, services)| {
+                    scope.spawn(move || {
+                        let at = p * part;
+                        services
+                            .iter()
+                            .enumerate()
+                            .map(|(i, s)| build((at + i, s)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut services: Vec<Arc<ServiceAnswer>> = Vec::with_capacity(model.services.len());
+            if let Some((_, first)) = first {
+                services.extend(first.iter().enumerate().map(build));
+            }
+            for part in others {
+                services.extend(part.join().expect("a snapshot build thread panicked"));
+            }
+            let nodes = names
+                .unwrap_or_else(|thread| thread.join().expect("the name table thread panicked"));
+            (services, nodes)
+        });
         let mut snapshot = Self {
             zone,
             regions: model.regions.iter().map(|r| r.name.clone()).collect(),

@@ -179,7 +179,8 @@ impl World {
     pub(super) fn first_snapshot(&mut self) -> Arc<Snapshot> {
         let started = Instant::now();
         self.probe_users = self.users();
-        let first = Arc::new(self.serving_snapshot(None));
+        let (first, _) = self.serving_snapshot(None);
+        let first = Arc::new(first);
         self.served = Some((first.clone(), self.model.clone()));
         self.publish_report();
         let took = started.elapsed();
@@ -360,7 +361,7 @@ impl World {
             self.send_plan(false);
         }
         let previous = store.load_full();
-        let mut snapshot = self.serving_snapshot(Some(&previous));
+        let (mut snapshot, rebuilt) = self.serving_snapshot(Some(&previous));
         let changes = transitions::between(&previous, &snapshot, crate::unix_ms());
         if !changes.is_empty() {
             self.transitions.extend(changes);
@@ -370,7 +371,16 @@ impl World {
         snapshot.transitions = Arc::new(self.transitions.iter().cloned().collect());
         let snapshot = Arc::new(snapshot);
         store.store(snapshot.clone());
-        self.served = Some((snapshot.clone(), self.model.clone()));
+        // The model the snapshot was built from: only the services rebuilt changed in it.
+        match (self.served.take(), rebuilt) {
+            (Some((_, mut model)), Some(rebuilt)) => {
+                for index in rebuilt {
+                    model.services[index] = self.model.services[index].clone();
+                }
+                self.served = Some((snapshot.clone(), model));
+            }
+            _ => self.served = Some((snapshot.clone(), self.model.clone())),
+        }
         self.publish_report();
         let took = started.elapsed();
         self.metrics.snapshots.built(took);
@@ -393,7 +403,8 @@ impl World {
 
     /// The snapshot to serve, with the regions coming back marked: `previous` rebuilt for the
     /// services events changed, or built whole.
-    fn serving_snapshot(&mut self, previous: Option<&Snapshot>) -> Snapshot {
+    /// Also returns the positions of the services rebuilt, when not built whole.
+    fn serving_snapshot(&mut self, previous: Option<&Snapshot>) -> (Snapshot, Option<Vec<usize>>) {
         let changed = std::mem::take(&mut self.changed);
         let before = self.served.as_ref().map(|(_, model)| model);
         let inputs = self.inputs();
@@ -429,7 +440,7 @@ impl World {
         snapshot.readiness = self.readiness();
         self.returns
             .mark(&mut snapshot, services.as_deref(), crate::unix_ms());
-        snapshot
+        (snapshot, services)
     }
 
     /// The snapshot of the served model, built whole.
