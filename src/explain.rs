@@ -111,17 +111,17 @@ pub fn state(snapshot: &Snapshot) -> State {
 fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
     let region_name = |i: RegionIndex| snapshot.regions[i].as_str().to_string();
     ServiceState {
-        name: service.name.to_string(),
-        strategy: service.strategy.kind().as_str(),
-        order: match &service.strategy {
+        name: service.name().to_string(),
+        strategy: service.strategy().kind().as_str(),
+        order: match &service.strategy() {
             Strategy::Failover { order } => Some(order.iter().map(|&i| region_name(i)).collect()),
             _ => None,
         },
-        pick: match &service.strategy {
+        pick: match &service.strategy() {
             Strategy::Weighted { pick, .. } => Some(*pick),
             _ => None,
         },
-        all_down: service.all_down,
+        all_down: service.all_down(),
         regions: service
             .regions
             .iter()
@@ -367,7 +367,7 @@ fn what_if_reply(snapshot: &Snapshot, service: &ServiceAnswer, question: &Questi
         // A service's name always exists: its answer is data or NODATA.
         rcode: ResponseCode::NoError,
         answer: selection.addresses.iter().map(|a| a.to_string()).collect(),
-        ttl: (!selection.addresses.is_empty()).then_some(service.ttl),
+        ttl: (!selection.addresses.is_empty()).then_some(service.ttl()),
     }
 }
 
@@ -403,9 +403,9 @@ fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> 
     };
     let regions: Vec<String> = service.regions.iter().map(describe).collect();
     let available: Vec<&RegionAnswer> = service.regions.iter().filter(|r| usable(r)).collect();
-    let strategy = service.strategy.kind();
+    let strategy = service.strategy().kind();
     if available.is_empty() {
-        let policy = match service.all_down {
+        let policy = match service.all_down() {
             AllDownPolicy::FailOpen => "fail-open: every known address",
             _ => "fail-closed: no address (NODATA)",
         };
@@ -426,7 +426,7 @@ fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> 
             .find(|&&i| available.iter().any(|r| r.region == i))
             .map_or("none", |&i| name(i))
     };
-    let choice = match &service.strategy {
+    let choice = match &service.strategy() {
         Strategy::RoundRobin => format!(
             "every available region's addresses ({}), rotated per client network and time bucket",
             listed(&available)

@@ -101,7 +101,7 @@ fn available(answer: &RegionAnswer) -> bool {
 /// The regions answers come from now (failover: the first available in order; the others:
 /// every available one, by client).
 fn answered_from(service: &ServiceAnswer) -> Vec<&RegionAnswer> {
-    match &service.strategy {
+    match &service.strategy() {
         Strategy::Failover { order } => order
             .iter()
             .filter_map(|&region| service.position(region))
@@ -139,13 +139,13 @@ pub fn live(snapshot: &Snapshot) -> String {
     }
     out.push_str("<th>Answered from now</th></tr></thead><tbody>");
     for service in &snapshot.services {
-        let name = service.name.to_string();
+        let name = service.name().to_string();
         let _ = write!(
             out,
             "<tr data-service=\"{}\"><td>{}</td><td>{}</td>",
             esc(&name),
             esc(name.trim_end_matches('.')),
-            service.strategy.kind().as_str()
+            service.strategy().kind().as_str()
         );
         for (i, region) in snapshot.regions.iter().enumerate() {
             let Some(answer) = service.regions.iter().find(|a| a.region.get() == i) else {
@@ -190,7 +190,7 @@ pub fn live(snapshot: &Snapshot) -> String {
         let from = if from.is_empty() {
             format!(
                 "none: all down ({})",
-                esc(&format!("{:?}", service.all_down))
+                esc(&format!("{:?}", service.all_down()))
             )
         } else {
             from.join("<br>")
@@ -244,7 +244,7 @@ pub fn live(snapshot: &Snapshot) -> String {
                     a.region.get() == i && observed_down
                 })
             })
-            .map(|service| esc(service.name.to_string().trim_end_matches('.')))
+            .map(|service| esc(service.name().to_string().trim_end_matches('.')))
             .collect();
         let seen_down = if seen_down.is_empty() {
             "none".to_string()

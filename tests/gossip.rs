@@ -128,7 +128,7 @@ async fn until_why(cluster: &Cluster, i: usize, region: usize, source: &str, hea
         let api = snapshot
             .services
             .iter()
-            .find(|s| s.name.to_ascii() == "api.gslb.example.com.")
+            .find(|s| s.name().to_ascii() == "api.gslb.example.com.")
             .expect("api served");
         let answer = &api.regions[region];
         let why = serde_json::to_value(answer.why).expect("why serializes");

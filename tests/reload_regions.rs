@@ -51,7 +51,7 @@ fn seen(app: &App, name: &str) -> Vec<(String, Health, Why)> {
     let service = snapshot
         .services
         .iter()
-        .find(|s| s.name.to_string() == format!("{name}."))
+        .find(|s| s.name().to_string() == format!("{name}."))
         .expect("the service is served");
     service
         .regions

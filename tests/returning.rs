@@ -28,7 +28,7 @@ async fn until_back(cluster: &Cluster, service: &str, region: usize) {
             let answer = snapshot
                 .services
                 .iter()
-                .find(|s| s.name.to_ascii() == format!("{service}."))
+                .find(|s| s.name().to_ascii() == format!("{service}."))
                 .map(|s| s.regions[region].clone())
                 .expect("service served");
             if answer.health.is_available() && answer.back_since_ms().is_some() {

@@ -206,14 +206,14 @@ pub fn respond<'s>(
                 let selection = select::select(service, rtype, &client, &at, &snapshot.geo);
                 response.served = Some(Served {
                     service: *index,
-                    strategy: service.strategy.kind(),
+                    strategy: service.strategy().kind(),
                     result: selection.result,
                 });
                 response.addresses = selection.addresses;
                 response.owner = Some(Owner {
-                    name: &service.name,
+                    name: service.name(),
                     wire: &service.owner_wire,
-                    ttl: service.ttl,
+                    ttl: service.ttl(),
                 });
                 echo_client_subnet(&mut response, request, selection.scope);
             }

@@ -174,7 +174,7 @@ pub fn select(
 
     if available.is_empty() {
         selection.result = AnswerResult::None;
-        if service.all_down == AllDownPolicy::FailOpen {
+        if service.all_down() == AllDownPolicy::FailOpen {
             // Fail open: every known address, the ones probes found down included, rotated.
             selection.result = AnswerResult::FailOpen;
             let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
@@ -190,7 +190,7 @@ pub fn select(
         return selection;
     }
 
-    match &service.strategy {
+    match &service.strategy() {
         Strategy::RoundRobin if !service.returning => push_rotated(
             &mut selection.addresses,
             service,

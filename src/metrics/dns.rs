@@ -253,7 +253,7 @@ impl DnsMetrics {
         for served in served {
             if let Some(service) = snapshot.services.get(served.service.get()) {
                 vec.with_label_values(&[
-                    service_label(&service.name).as_str(),
+                    service_label(service.name()).as_str(),
                     served.strategy.as_str(),
                     served.result.as_str(),
                 ])

@@ -128,7 +128,7 @@ impl SnapshotWatch {
                 for service in &snapshot.services {
                     counts.add(service, 1);
                     let previous = before.as_deref().and_then(|b| {
-                        match b.node(&LowerName::new(&service.name)) {
+                        match b.node(&LowerName::new(service.name())) {
                             Some(Node::Service(index)) => Some(b.service(*index)),
                             _ => None,
                         }
@@ -212,7 +212,7 @@ impl Transitions {
         }
         if self.count <= LOGGED_TRANSITIONS {
             info!(
-                service = %service.name,
+                service = %service.name(),
                 region,
                 from = ?was.health,
                 to = ?answer.health,
@@ -222,7 +222,7 @@ impl Transitions {
             );
         } else {
             debug!(
-                service = %service.name,
+                service = %service.name(),
                 region,
                 from = ?was.health,
                 to = ?answer.health,

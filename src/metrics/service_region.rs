@@ -82,7 +82,7 @@ impl Collector for ServiceRegionCollector {
             int_gauge(HEALTHY_TARGETS),
         );
         for service in &snapshot.services {
-            let name = service_label(&service.name);
+            let name = service_label(service.name());
             for answer in &service.regions {
                 let values = [name.as_str(), snapshot.regions[answer.region].as_str()];
                 health

@@ -110,10 +110,8 @@ impl Since {
 /// A service ready to answer.
 #[derive(Clone, Debug)]
 pub struct ServiceAnswer {
-    pub name: Name,
-    pub strategy: Strategy,
-    pub ttl: u32,
-    pub all_down: AllDownPolicy,
+    /// The service as the model has it (shared, not copied): name, strategy, TTL, ...
+    pub service: Arc<Service>,
     /// Regions with targets, in region order.
     pub regions: Vec<RegionAnswer>,
     /// Stable per-name salt so that different services spread clients differently.
@@ -126,14 +124,31 @@ pub struct ServiceAnswer {
 }
 
 impl ServiceAnswer {
+    /// The service's name.
+    pub fn name(&self) -> &Name {
+        &self.service.name
+    }
+
+    /// How it answers.
+    pub fn strategy(&self) -> &Strategy {
+        &self.service.strategy
+    }
+
+    /// The TTL of its answers.
+    pub fn ttl(&self) -> u32 {
+        self.service.ttl
+    }
+
+    /// What it answers when no region is available.
+    pub fn all_down(&self) -> AllDownPolicy {
+        self.service.all_down
+    }
+
     /// The answer candidates of `service` with the latest inputs; `local` is this node's
     /// region.
-    pub fn build(service: &Service, local: Option<RegionIndex>, inputs: &Inputs<'_>) -> Self {
+    pub fn build(service: &Arc<Service>, local: Option<RegionIndex>, inputs: &Inputs<'_>) -> Self {
         ServiceAnswer {
-            name: service.name.clone(),
-            strategy: service.strategy.clone(),
-            ttl: service.ttl,
-            all_down: service.all_down,
+            service: service.clone(),
             regions: service
                 .targets
                 .iter()

@@ -73,10 +73,10 @@ pub fn between(previous: &Snapshot, next: &Snapshot, at_ms: u64) -> Vec<Transiti
             .collect(),
         None => {
             let before: std::collections::HashMap<_, _> =
-                previous.services.iter().map(|s| (&s.name, &**s)).collect();
+                previous.services.iter().map(|s| (s.name(), &**s)).collect();
             next.services
                 .iter()
-                .filter_map(|s| Some((*before.get(&s.name)?, &**s)))
+                .filter_map(|s| Some((*before.get(s.name())?, &**s)))
                 .collect()
         }
     };
@@ -94,7 +94,7 @@ pub fn between(previous: &Snapshot, next: &Snapshot, at_ms: u64) -> Vec<Transiti
                 changes.push(Transition {
                     at_ms,
                     region: region.to_string(),
-                    service: Some(service.name.to_string()),
+                    service: Some(service.name().to_string()),
                     from: health(was.health),
                     to: health(answer.health),
                     reason: answer.why.to_string(),

@@ -65,7 +65,7 @@ impl Returns {
             let Some(service) = snapshot.services.get_mut(index) else {
                 continue;
             };
-            let before = self.services.get(&service.name);
+            let before = self.services.get(service.name());
             let mut now: SmallVec<[(Region, Back); 2]> = SmallVec::new();
             let mut marks: SmallVec<[Option<u64>; 8]> = SmallVec::new();
             for answer in &service.regions {
@@ -76,7 +76,7 @@ impl Returns {
                 } else {
                     match was {
                         Some(Back::Out) => {
-                            debug!(service = %service.name, %region, "region back: let in again slowly");
+                            debug!(service = %service.name(), %region, "region back: let in again slowly");
                             Some(Back::Since(now_ms))
                         }
                         Some(Back::Since(since)) if now_ms.saturating_sub(since) < window => {
@@ -107,7 +107,7 @@ impl Returns {
                     answer.set_back_since_ms(mark);
                 }
             }
-            let name = &snapshot.services[index].name;
+            let name = snapshot.services[index].name();
             if now.is_empty() {
                 self.services.remove(name);
             } else {

@@ -1263,7 +1263,7 @@ mod rebuilt {
                         )
                     })
                     .collect();
-                format!("{} {:?}", s.name, regions)
+                format!("{} {:?}", s.name(), regions)
             })
             .collect()
     }
