@@ -1,5 +1,5 @@
 //! Criterion benches of the answer path (query bytes → response bytes, per strategy) with 1k
-//! and 100k services, and of snapshot building.
+//! and 100k services, and of snapshot building: whole, and rebuilt for one service.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -125,5 +125,24 @@ fn snapshot_build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, answer, snapshot_build);
+/// A snapshot rebuilt for one service's new inputs (what a probe verdict or a drain costs):
+/// that service built again, the others shared.
+fn snapshot_rebuilt(c: &mut Criterion) {
+    let mut group = c.benchmark_group("snapshot_rebuilt_one_service");
+    for n in [1_000, 100_000] {
+        let model = model(n);
+        let snapshot = Snapshot::from_model(&model, 1232);
+        let verdicts = gslbd::health::Verdicts::new();
+        let inputs = gslbd::region_health::Inputs {
+            verdicts: &verdicts,
+            remote: None,
+        };
+        group.bench_with_input(BenchmarkId::from_parameter(n), &model, |b, model| {
+            b.iter(|| snapshot.rebuilt(black_box(model), &inputs, &[n / 2]))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, answer, snapshot_build, snapshot_rebuilt);
 criterion_main!(benches);

@@ -319,6 +319,8 @@ fn serve(binary: &Path, config: &Path) -> Row {
         if asked.elapsed() > Duration::from_secs(30) {
             break None;
         }
+        // Polling leaves the server's two cores mostly to it.
+        std::thread::sleep(Duration::from_millis(1));
     };
 
     // A full reload of the same file.
