@@ -250,12 +250,18 @@ impl Addresses {
 
     /// The addresses answering `rtype`: the A's or the AAAA's (none for any other type).
     pub fn of(&self, rtype: hickory_proto::rr::RecordType) -> &[IpAddr] {
-        let v4 = self.0.partition_point(IpAddr::is_ipv4);
+        // Lists are short (a target has one or two addresses): a scan beats a search.
+        let v4 = self.0.iter().take_while(|a| a.is_ipv4()).count();
         match rtype {
             hickory_proto::rr::RecordType::A => &self.0[..v4],
             hickory_proto::rr::RecordType::AAAA => &self.0[v4..],
             _ => &[],
         }
+    }
+
+    /// Whether it holds an IPv4 address.
+    pub fn has_v4(&self) -> bool {
+        self.0.first().is_some_and(IpAddr::is_ipv4)
     }
 
     /// Every address, IPv4 first.

@@ -182,7 +182,7 @@ pub fn respond<'s>(
         },
         Node::Host(host) => {
             // RFC 8482: ANY gets one RRset, here the addresses of the first family present.
-            let has_a = !host.addresses.of(RecordType::A).is_empty();
+            let has_a = host.addresses.has_v4();
             let rtype = answer_type(qtype, has_a);
             response
                 .addresses
@@ -195,21 +195,24 @@ pub fn respond<'s>(
         }
         Node::Service(index) => {
             let service = snapshot.service(*index);
-            let has_a = service
-                .regions
-                .iter()
-                .any(|r| !r.addresses.of(RecordType::A).is_empty());
+            let has_a = service.regions.iter().any(|r| r.addresses.has_v4());
             let rtype = answer_type(qtype, has_a);
             if matches!(rtype, RecordType::A | RecordType::AAAA) {
                 let client = client_of(request, source);
                 let at = select::At::of(snapshot, bucket);
-                let selection = select::select(service, rtype, &client, &at, &snapshot.geo);
+                let selection = select::select_into(
+                    service,
+                    rtype,
+                    &client,
+                    &at,
+                    &snapshot.geo,
+                    &mut response.addresses,
+                );
                 response.served = Some(Served {
                     service: *index,
                     strategy: service.strategy().kind(),
                     result: selection.result,
                 });
-                response.addresses = selection.addresses;
                 response.owner = Some(Owner {
                     name: service.name(),
                     wire: &service.owner_wire,

@@ -160,26 +160,51 @@ pub fn select(
     at: &At,
     geo: &GeoIndex,
 ) -> Selection {
+    let mut addresses = Picked::new();
+    let chosen = select_into(service, rtype, client, at, geo, &mut addresses);
+    Selection {
+        addresses,
+        scope: chosen.scope,
+        result: chosen.result,
+    }
+}
+
+/// How [`select_into`] chose: [`Selection`] without the addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Chosen {
+    pub scope: Option<u8>,
+    pub result: AnswerResult,
+}
+
+/// [`select`], appending the addresses to `out` (empty) rather than returning them: the
+/// answer path fills its response in place.
+pub fn select_into(
+    service: &ServiceAnswer,
+    rtype: RecordType,
+    client: &Client,
+    at: &At,
+    geo: &GeoIndex,
+    out: &mut Picked,
+) -> Chosen {
     let bucket = at.bucket;
     let key = client.key();
     let has_records = |i: usize| !service.regions[i].addresses.of(rtype).is_empty();
     let available: SmallVec<[usize; 8]> = (0..service.regions.len())
         .filter(|&i| service.regions[i].health.is_available() && has_records(i))
         .collect();
-    let mut selection = Selection {
-        addresses: Picked::new(),
+    let mut chosen = Chosen {
         scope: Some(0),
         result: AnswerResult::Healthy,
     };
 
     if available.is_empty() {
-        selection.result = AnswerResult::None;
+        chosen.result = AnswerResult::None;
         if service.all_down() == AllDownPolicy::FailOpen {
             // Fail open: every known address, the ones probes found down included, rotated.
-            selection.result = AnswerResult::FailOpen;
+            chosen.result = AnswerResult::FailOpen;
             let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
             push_rotated(
-                &mut selection.addresses,
+                out,
                 service,
                 &every,
                 Pool::All,
@@ -187,12 +212,12 @@ pub fn select(
                 draw(key, service.salt, bucket, 0),
             );
         }
-        return selection;
+        return chosen;
     }
 
     match &service.strategy() {
         Strategy::RoundRobin if !service.returning => push_rotated(
-            &mut selection.addresses,
+            out,
             service,
             &available,
             Pool::Answerable,
@@ -217,7 +242,7 @@ pub fn select(
                 &admitted
             };
             push_rotated(
-                &mut selection.addresses,
+                out,
                 service,
                 regions,
                 Pool::Answerable,
@@ -256,7 +281,7 @@ pub fn select(
                 let addresses = service.regions[region].addresses.of(rtype);
                 // One address per drawn region, spread by a second, independent roll.
                 let which = (mix(roll) % addresses.len() as u64) as usize;
-                selection.addresses.push(addresses[which]);
+                out.push(addresses[which]);
                 if candidates.is_empty() {
                     break;
                 }
@@ -269,7 +294,7 @@ pub fn select(
                 .collect();
             if let Some(position) = first_settled(service, &order, &available, at) {
                 push_rotated(
-                    &mut selection.addresses,
+                    out,
                     service,
                     &[position],
                     Pool::Answerable,
@@ -280,7 +305,7 @@ pub fn select(
         }
         Strategy::Geo => {
             let placement = geo.place(client.addr);
-            selection.scope = Some(placement.scope.unwrap_or(client.prefix_len));
+            chosen.scope = Some(placement.scope.unwrap_or(client.prefix_len));
             let order: SmallVec<[usize; 8]> = placement
                 .order
                 .iter()
@@ -288,7 +313,7 @@ pub fn select(
                 .collect();
             if let Some(position) = first_settled(service, &order, &available, at) {
                 push_rotated(
-                    &mut selection.addresses,
+                    out,
                     service,
                     &[position],
                     Pool::Answerable,
@@ -298,10 +323,10 @@ pub fn select(
             }
         }
     }
-    if selection.addresses.is_empty() {
-        selection.result = AnswerResult::None;
+    if out.is_empty() {
+        chosen.result = AnswerResult::None;
     }
-    selection
+    chosen
 }
 
 /// Draw rounds of the slow-start admissions, apart from the weighted draws' rounds.
