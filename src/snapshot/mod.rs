@@ -214,7 +214,8 @@ pub struct Snapshot {
     pub region_heard_ms: Vec<Option<u64>>,
     /// Shared between snapshots: a rebuild for a few services' inputs builds only those.
     pub services: Vec<Arc<ServiceAnswer>>,
-    pub geo: GeoIndex,
+    /// Shared between snapshots of the same model (a client network table may be large).
+    pub geo: Arc<GeoIndex>,
     pub max_udp_payload: u16,
     /// Length of the time bucket answers depend on, in ms.
     pub time_bucket_ms: u64,
@@ -340,7 +341,7 @@ impl Snapshot {
             region_runs: Vec::new(),
             region_heard_ms: Vec::new(),
             services,
-            geo: GeoIndex::build(&model.geo, &model.regions),
+            geo: Arc::new(GeoIndex::build(&model.geo, &model.regions)),
             max_udp_payload,
             time_bucket_ms: model.zone.time_bucket_ms,
             returning: model.zone.returning,

@@ -506,7 +506,17 @@ impl World {
                 {
                     return false;
                 }
-                self.discovered = services.into_iter().map(Arc::new).collect();
+                // Services discovered as before keep their `Arc`: the snapshot shares them.
+                let before: HashMap<&Name, &Arc<Service>> =
+                    self.discovered.iter().map(|s| (&s.name, s)).collect();
+                let discovered = services
+                    .into_iter()
+                    .map(|service| match before.get(&service.name) {
+                        Some(&same) if **same == service => same.clone(),
+                        _ => Arc::new(service),
+                    })
+                    .collect();
+                self.discovered = discovered;
                 self.discovered_regions = regions;
                 self.merge();
                 true
