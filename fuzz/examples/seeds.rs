@@ -211,7 +211,10 @@ fn unit_seeds(units: &[Arc<[u8]>]) -> Vec<(String, Vec<u8>)> {
         let unit = unit::verify(bytes.clone(), CLUSTER, keys).expect("our own unit verifies");
         let kind = unit.header.kind;
         let name = format!("{kind:?}").to_lowercase();
-        if seeds.iter().any(|(n, _): &(String, Vec<u8>)| *n == format!("signed-{name}")) {
+        if seeds
+            .iter()
+            .any(|(n, _): &(String, Vec<u8>)| *n == format!("signed-{name}"))
+        {
             continue;
         }
         seeds.push((format!("signed-{name}"), [&[0u8][..], bytes].concat()));
@@ -220,7 +223,10 @@ fn unit_seeds(units: &[Arc<[u8]>]) -> Vec<(String, Vec<u8>)> {
             Kind::Shard => zstd::bulk::decompress(unit.body(), 1 << 20).expect("a shard body"),
             _ => unit.body().to_vec(),
         };
-        seeds.push((format!("body-{name}"), [&[1u8, kind as u8][..], &body].concat()));
+        seeds.push((
+            format!("body-{name}"),
+            [&[1u8, kind as u8][..], &body].concat(),
+        ));
     }
     seeds
 }
@@ -262,7 +268,7 @@ fn messages(units: &[Arc<[u8]>]) -> Vec<(String, Vec<u8>)> {
             Arc::new(gslbd_fuzz::region_keys().clone()),
         )
         .encode_header(&header, &mut packet)
-            .expect("encodes");
+        .expect("encodes");
         wire::foca(&packet, &mut announce);
     }
     vec![

@@ -75,9 +75,11 @@ pub fn hickory_udp(
     }
     let mut response = answer::respond(snapshot, &request, src.ip(), bucket)?;
     encode::fit_udp(&mut response, &request.queries);
+    let addresses = response.address_records();
     Some(encode_like_hickory(encode::message(
         &response,
         &request.queries,
+        &addresses,
     )))
 }
 

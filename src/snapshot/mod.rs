@@ -166,11 +166,11 @@ impl ServiceAnswer {
                         why: view.why,
                         down_since: Since::new(view.down_since_ms),
                         back_since: Since::new(None),
-                        // One list when no address is down.
-                        addresses: if view.answerable == all {
-                            all.clone()
-                        } else {
+                        // One list when no address is down (most often already the same one).
+                        addresses: if view.answerable.ptr_eq(&all) || view.answerable != all {
                             view.answerable
+                        } else {
+                            all.clone()
                         },
                         all,
                     }
