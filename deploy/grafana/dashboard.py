@@ -62,11 +62,11 @@ panel("table", "Health matrix: service × region",
       })
 panel("stat", "Services with no healthy region",
       "Services every region of which is unhealthy on some server: answered fail-open or empty.",
-      [(f'count(max by (service, instance) (gslbd_service_region_health{sel()}) == 0) or vector(0)', "")],
+      [(f'max(gslbd_services_unavailable{sel()}) or vector(0)', "")],
       14, 5, 5, extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}}})
 panel("stat", "Regions down (every service)",
       "Regions unhealthy for every service they serve.",
-      [(f'count(max by (region) (gslbd_service_region_health{sel()}) == 0) or vector(0)', "")],
+      [(f'count(max by (region) (gslbd_region_services{sel(chr(104)+"ealth!="+chr(34)+"unhealthy"+chr(34))}) == 0) or vector(0)', "")],
       19, 5, 5, extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}}})
 panel("stat", "Healthy targets",
       "Addresses not found down, out of all addresses, over the selected services.",
