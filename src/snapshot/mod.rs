@@ -2,7 +2,12 @@
 //! built from the model and swapped atomically (`ArcSwap<Snapshot>`) when anything changes.
 //!
 //! All work that does not depend on the question is done here: name lookup table, SOA/NS/glue
-//! records, the negative-answer SOA, per-region address records, geo orders.
+//! records, the negative-answer SOA, per-region address lists, geo orders.
+//!
+//! A snapshot is built whole (a large zone on a few threads), rebuilt for the few services
+//! whose inputs changed ([`Snapshot::rebuilt`]), or after a reload sharing every service that
+//! did not change ([`Snapshot::build_sharing`]): services, the name table and the geo table are
+//! shared between snapshots by `Arc`, so a rebuild costs what changed.
 
 mod readiness;
 mod records;
