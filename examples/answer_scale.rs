@@ -14,7 +14,8 @@
 //!
 //! Sizes default to 10000x10 100000x1 100000x3 100000x10. `--write FILE NxR` only writes the
 //! config (to profile by hand: `heaptrack target/release/gslbd run --config FILE`). Everything listens on loopback only;
-//! the answer data are documentation addresses nothing connects to.
+//! the answer data are loopback (127.100.0.0 and up) and documentation (2001:db8::/32) addresses
+//! nothing connects to (no probes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -114,8 +115,9 @@ fn tempdir() -> PathBuf {
     dir
 }
 
-/// N services named s0..s{N-1}, strategies in turn, one IPv4 address per region (and an IPv6
-/// one for every other service), R regions r0..r{R-1}; r0 is this node's (drains apply to it).
+/// N services named s0..s{N-1}, strategies in turn, one IPv4 address per region (loopback,
+/// 127.{100 + region}.x.y, and an IPv6 one from 2001:db8::/32 for every other service), R
+/// regions r0..r{R-1}; r0 is this node's (drains apply to it).
 fn write_config(path: &Path, services: usize, regions: usize) {
     let mut out = String::with_capacity(services * (80 + regions * 40));
     out.push_str(&format!(
@@ -157,7 +159,7 @@ fn write_config(path: &Path, services: usize, regions: usize) {
         out.push_str("targets = { ");
         for r in 0..regions {
             let sep = if r + 1 < regions { ", " } else { " }\n\n" };
-            let v4 = format!("198.51.{}.{}", r, s % 250 + 1);
+            let v4 = format!("127.{}.{}.{}", 100 + r, (s / 250) % 256, s % 250 + 1);
             if s % 2 == 0 {
                 out.push_str(&format!(
                     "r{r} = [\"{v4}\", \"2001:db8:{r:x}::{:x}\"]{sep}",

@@ -103,6 +103,19 @@ struct Changed {
     all: bool,
 }
 
+/// `services` with each one equal to one of `current` (by name, then content) replaced by that
+/// one's `Arc`, so that snapshots share what did not change.
+fn share_unchanged(current: &[Arc<Service>], services: Vec<Arc<Service>>) -> Vec<Arc<Service>> {
+    let current: HashMap<&Name, &Arc<Service>> = current.iter().map(|s| (&s.name, s)).collect();
+    services
+        .into_iter()
+        .map(|service| match current.get(&service.name) {
+            Some(&same) if **same == *service => same.clone(),
+            _ => service,
+        })
+        .collect()
+}
+
 /// This region drained whole, or some of its services: run-time state, shared with the
 /// region's other replicas (the latest change wins: `version`, then `by`), lost when every
 /// replica restarts (a drain that must outlive that goes in the config: `health = { eu =
@@ -297,18 +310,6 @@ impl World {
         self.changed.services.insert(name.clone());
     }
 
-    /// Takes the services of a new config's model that are the same as the served model's
-    /// from it (one `Arc` each), so that a reload shares what did not change.
-    fn share_unchanged(&self, model: &mut Model) {
-        let current: HashMap<&Name, &Arc<Service>> =
-            self.model.services.iter().map(|s| (&s.name, s)).collect();
-        for service in &mut model.services {
-            if let Some(&same) = current.get(&service.name).filter(|s| ****s == **service) {
-                *service = same.clone();
-            }
-        }
-    }
-
     /// Which services each probe of the plan concerns.
     fn users(&self) -> HashMap<ProbeKey, SmallVec<[usize; 2]>> {
         let inputs = self.inputs();
@@ -493,7 +494,8 @@ impl World {
                 mut model,
                 done: tell,
             } => {
-                self.share_unchanged(&mut model);
+                // Services as served keep their `Arc`: a reload shares what did not change.
+                model.services = share_unchanged(&self.model.services, model.services);
                 self.base = *model;
                 self.merge();
                 done.extend(tell);
@@ -507,16 +509,8 @@ impl World {
                     return false;
                 }
                 // Services discovered as before keep their `Arc`: the snapshot shares them.
-                let before: HashMap<&Name, &Arc<Service>> =
-                    self.discovered.iter().map(|s| (&s.name, s)).collect();
-                let discovered = services
-                    .into_iter()
-                    .map(|service| match before.get(&service.name) {
-                        Some(&same) if **same == service => same.clone(),
-                        _ => Arc::new(service),
-                    })
-                    .collect();
-                self.discovered = discovered;
+                let services = services.into_iter().map(Arc::new).collect();
+                self.discovered = share_unchanged(&self.discovered, services);
                 self.discovered_regions = regions;
                 self.merge();
                 true
@@ -838,7 +832,12 @@ mod tests {
     "#;
 
     fn world(kubernetes: bool, gossip: bool) -> World {
-        let model = fixtures::config(APP).model;
+        world_of(APP, kubernetes, gossip)
+    }
+
+    /// A world on the fixture config extended by `config`.
+    pub(super) fn world_of(config: &str, kubernetes: bool, gossip: bool) -> World {
+        let model = fixtures::config(config).model;
         let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
         let remote = gossip.then_some(RemoteSettings {
             instance: "0".to_string(),
@@ -1236,7 +1235,6 @@ mod rebuilt {
     use crate::gossip::report::ServiceReport;
     use crate::health::Verdict;
     use crate::model::Health;
-    use crate::state::RemoteSettings;
 
     /// a and b share a probe (127.0.0.2:80); c has its own; every service is in us too.
     const SERVICES: &str = r#"
@@ -1296,21 +1294,7 @@ mod rebuilt {
 
     #[test]
     fn a_snapshot_rebuilt_for_the_services_events_changed_answers_as_one_built_whole() {
-        let model = fixtures::config(SERVICES).model;
-        let (plans, _) = watch::channel(Arc::new(plan::plan(&model, false)));
-        let mut world = World::new(Setup {
-            model,
-            max_udp_payload: 1232,
-            remote: Some(RemoteSettings {
-                instance: "0".to_string(),
-                peer_suspect: Duration::from_secs(5),
-                peer_timeout: Duration::from_secs(15),
-                observe: None,
-            }),
-            plans,
-            kubernetes: None,
-            metrics: Arc::new(Metrics::new()),
-        });
+        let mut world = super::tests::world_of(SERVICES, false, true);
         let store = ArcSwap::new(world.first_snapshot());
         let us_report = |health: Health, seq: u64| Event::Report {
             stamp: crate::remote::tests::stamp("us", 1, seq),
