@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Turn the benchmark harness's workload.json (../shared/bench) into a gslbd config.
 
-Usage: workload-to-config.py WORKLOAD.json > gslbd.toml
+Usage: workload-to-config.py [--probes] WORKLOAD.json > gslbd.toml
+
+With --probes, gslbd runs in region eu and probes its 1 target per name (TCP connect to the
+workload's health port, every `interval_s`, as the harness's gdnsd-probe does); without, health
+is static (every target up), as gdnsd's.
 
 The workload has one nameserver (ns1, 127.0.0.1) and three regions per name: region eu carries
 that nameserver, us and ap run none, so the NS set is the workload's single NS record.
@@ -23,11 +27,12 @@ def loopback(addr: str) -> str:
     return addr
 
 
-def convert(doc: dict) -> str:
+def convert(doc: dict, probes: bool = False) -> str:
     zone = doc["zone"]
     ns = doc["ns"]
     regions = ["eu", "us", "ap"]
-    out = [
+    out = ['local_region = "eu"', ""] if probes else []
+    out += [
         "[server]",
         'listen = ["127.0.0.1:15360"]',
         "udp_workers = 1",
@@ -52,6 +57,16 @@ def convert(doc: dict) -> str:
         f"ttl = {doc['soa_minimum']}",
         "",
     ]
+    if probes:
+        health = doc["health"]
+        out += [
+            "[probe]",
+            'kind = "tcp"',
+            f"port = {health['port']}",
+            f"interval_ms = {int(health['interval_s'] * 1000)}",
+            "timeout_ms = 800",
+            "",
+        ]
     for region in regions:
         out.append("[[regions]]")
         out.append(f'name = "{region}"')
@@ -83,10 +98,13 @@ def convert(doc: dict) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    probes = "--probes" in args
+    args = [a for a in args if a != "--probes"]
+    if len(args) != 1:
         sys.exit(__doc__)
-    with open(sys.argv[1], encoding="utf-8") as f:
-        sys.stdout.write(convert(json.load(f)))
+    with open(args[0], encoding="utf-8") as f:
+        sys.stdout.write(convert(json.load(f), probes))
 
 
 if __name__ == "__main__":

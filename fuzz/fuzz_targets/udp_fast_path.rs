@@ -2,10 +2,13 @@
 //! whatever it sends is a response that parses, echoes the ID, has QR set and fits the size
 //! the client allows (512 without EDNS; never more than `server.max_udp_payload`). The
 //! receive loop reuses answer buffers, so a buffer left full of junk must give the same bytes.
+//! Where the quick path (`dns::quick`) answers, the general path sends the same bytes.
 
 #![no_main]
 
+use gslbd::dns::message::{Outcome, answer_general};
 use gslbd::dns::udp::answer_packet;
+use gslbd::dns::{Transport, quick};
 use gslbd_fuzz::{BUCKET, snapshot, source};
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
@@ -21,6 +24,27 @@ fuzz_target!(|packet: &[u8]| {
         return;
     }
     assert_eq!(out, reused, "a reused buffer changes nothing");
+    let mut quick_out = Vec::new();
+    if let Some(outcome) = quick::answer(snapshot, packet, source(), BUCKET, &mut quick_out) {
+        let mut general_out = Vec::new();
+        let general = answer_general(
+            snapshot,
+            packet,
+            source(),
+            BUCKET,
+            Transport::Udp,
+            &mut general_out,
+        );
+        assert_eq!(
+            outcome, general,
+            "the quick path's outcome is the general path's"
+        );
+        assert!(outcome != Outcome::Dropped);
+        assert_eq!(
+            quick_out, general_out,
+            "the quick path's bytes are the general path's"
+        );
+    }
     let reply = match Message::from_vec(&out) {
         Ok(reply) => reply,
         Err(error) => panic!("our reply does not parse: {error}\n{out:02x?}"),

@@ -75,7 +75,7 @@ pub fn hickory_udp(
     }
     let mut response = answer::respond(snapshot, &request, src.ip(), bucket)?;
     encode::fit_udp(&mut response, &request.queries);
-    let addresses = response.address_records();
+    let addresses = response.address_records(None);
     Some(encode_like_hickory(encode::message(
         &response,
         &request.queries,

@@ -28,11 +28,10 @@ pub struct Served {
 pub type Records<'s> = SmallVec<[&'s Record; 8]>;
 
 /// The owner of an answer's addresses (a service or an in-zone nameserver), borrowed from the
-/// snapshot: its name, the name in wire format (for the UDP fast encoder) and the TTL.
+/// snapshot: its name and the TTL.
 #[derive(Clone, Copy, Debug)]
 pub struct Owner<'s> {
     pub name: &'s Name,
-    pub wire: &'s [u8],
     pub ttl: u32,
 }
 
@@ -77,14 +76,16 @@ impl<'s> Response<'s> {
         }
     }
 
-    /// The address answers as records (hickory's encoder takes records).
-    pub fn address_records(&self) -> Vec<Record> {
+    /// The address answers as records (hickory's encoder takes records), owned by `name` (the
+    /// question's name as sent, so that the encoder points them at it) or else the owner's.
+    pub fn address_records(&self, name: Option<&Name>) -> Vec<Record> {
         let Some(owner) = self.owner else {
             return Vec::new();
         };
+        let name = name.unwrap_or(owner.name);
         self.addresses
             .iter()
-            .map(|&a| address_record(owner.name, owner.ttl, a))
+            .map(|&a| address_record(name, owner.ttl, a))
             .collect()
     }
 
@@ -189,7 +190,6 @@ pub fn respond<'s>(
                 .extend_from_slice(host.addresses.of(rtype));
             response.owner = Some(Owner {
                 name: &host.name,
-                wire: &host.owner_wire,
                 ttl: host.ttl,
             });
         }
@@ -215,7 +215,6 @@ pub fn respond<'s>(
                 });
                 response.owner = Some(Owner {
                     name: service.name(),
-                    wire: &service.owner_wire,
                     ttl: service.ttl(),
                 });
                 echo_client_subnet(&mut response, request, selection.scope);

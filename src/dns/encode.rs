@@ -1,10 +1,16 @@
-//! Turning a [`Response`] into wire bytes, exactly as hickory-server's `ResponseHandle` does for
-//! the same response, so that gslbd's transports (UDP fast path, TCP) and hickory's UDP path
-//! send the same bytes.
+//! Turning a [`Response`] into wire bytes. Two encoders write the same bytes: the direct one for
+//! the common answer (addresses of one owner) and hickory-proto's for everything else, both
+//! compressing names against the question: the answer's owner is always the question's name, so
+//! every address record's owner is a pointer to it (offset 12), as Knot and gdnsd write it.
+//! hickory-server's own path (`handler`, UDP with the fast path off) writes the question as one
+//! block and compresses nothing against it; its answers parse to the same records
+//! (`tests/differential.rs`).
 
 use hickory_proto::ProtoError;
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::op::{
+    Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode, emit_message_parts,
+};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
 use hickory_proto::rr::Record;
@@ -17,8 +23,9 @@ use super::answer::Response;
 /// after 120; we never come near that in 1232 bytes).
 const FAST_MAX_ANSWERS: usize = 100;
 
-/// The hickory message for `response`, borrowing the request's question section and
-/// `addresses`, the response's address answers as records ([`Response::address_records`]).
+/// The hickory-server message for `response` (its `handler` path), borrowing the request's
+/// question section and `addresses`, the response's address answers as records
+/// ([`Response::address_records`]).
 pub fn message<'q>(
     response: &'q Response<'_>,
     queries: &'q Queries,
@@ -84,13 +91,18 @@ pub fn servfail(id: u16, out: &mut Vec<u8>) {
     }
 }
 
-/// For hickory-server's UDP path, which encodes the message itself: turns `response` into its
-/// minimal response when it does not fit whole, so that it sends what [`encode_udp`] sends.
+/// For hickory-server's UDP path, which encodes the message itself (without compressing against
+/// the question): turns `response` into its minimal response when that encoding does not fit
+/// whole, so that no record is ever cut.
 pub fn fit_udp(response: &mut Response<'_>, queries: &Queries) {
     let mut out = Vec::new();
-    if !encode_fast(response, queries.as_bytes(), &mut out)
-        && matches!(encode_hickory_udp(response, queries, &mut out), Ok(false))
-    {
+    let mut encoder = BinEncoder::new(&mut out);
+    encoder.set_max_size(response.edns.as_ref().map_or(512, |e| e.max_payload()));
+    let addresses = response.address_records(None);
+    let fits = message(response, queries, &addresses)
+        .destructive_emit(&mut encoder)
+        .is_ok_and(|sent| !sent.truncation || response.metadata.truncation);
+    if !fits {
         *response = response.truncated();
     }
 }
@@ -114,20 +126,55 @@ fn encode_hickory(
     max_size: u16,
     out: &mut Vec<u8>,
 ) -> Result<bool, ProtoError> {
+    // The question read back as a name (its case kept), so that its labels are compression
+    // targets. Several questions (FORMERR) go out as hickory-server writes them.
+    let Some(question) = read_question(queries) else {
+        out.clear();
+        let mut encoder = BinEncoder::new(out);
+        encoder.set_max_size(max_size);
+        let addresses = response.address_records(None);
+        let sent = message(response, queries, &addresses).destructive_emit(&mut encoder)?;
+        return Ok(!sent.truncation || response.metadata.truncation);
+    };
     out.clear();
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(max_size);
-    let addresses = response.address_records();
-    let sent = message(response, queries, &addresses).destructive_emit(&mut encoder)?;
-    Ok(!sent.truncation || response.metadata.truncation)
+    let addresses = response.address_records(Some(question.name()));
+    let sent = emit_message_parts(
+        &response.metadata,
+        &mut std::iter::once(&question),
+        &mut response.answers.iter().copied().chain(&addresses),
+        &mut response.authorities.iter().copied(),
+        &mut response.additionals.iter().copied(),
+        response.edns.as_ref(),
+        None,
+        &mut encoder,
+    )?;
+    Ok(!sent.metadata.truncation || response.metadata.truncation)
 }
 
-/// Encodes the common answer directly: one question, A/AAAA records sharing one owner, and an
-/// OPT record carrying at most an ECS option. The bytes are exactly hickory-proto's for the
-/// same message: the first owner written out, the following ones as a pointer to it (hickory
-/// 0.26.3 never points answer names at the question), the OPT record last.
+/// The request's question, read again with its name's case, when it has exactly one (only
+/// such requests get records; the FORMERR for several echoes them as sent). A name may point
+/// into an earlier question (never into the header: such a request gets no answer,
+/// `answer::respond`), so the section is read where it stood, after 12 bytes.
+fn read_question(queries: &Queries) -> Option<Query> {
+    if queries.len() != 1 {
+        return None;
+    }
+    let mut message = vec![0; 12];
+    message.extend_from_slice(queries.as_bytes());
+    let mut decoder = BinDecoder::new(&message);
+    decoder.read_slice(12).ok()?;
+    let question = Query::read(&mut decoder).ok()?;
+    decoder.is_empty().then_some(question)
+}
+
+/// Encodes the common answer directly: one question, A/AAAA records of the question's name,
+/// and an OPT record carrying at most an ECS option. The bytes are exactly hickory-proto's for
+/// the same message as [`encode_hickory`] gives it: every owner a pointer to the question's
+/// name, the OPT record last.
 /// Returns false, leaving `out` unspecified, for anything else or anything that would not fit.
-fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> bool {
+pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> bool {
     let Some(owner) = response.owner else {
         return false;
     };
@@ -162,16 +209,10 @@ fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> b
     }
     out.extend_from_slice(question);
 
-    let pointer = 0xC000 | (12 + question.len()) as u16;
-    if 12 + question.len() >= 0x3FFF {
-        return false;
-    }
-    for (i, address) in answers.iter().enumerate() {
-        if i == 0 {
-            out.extend_from_slice(owner.wire);
-        } else {
-            out.extend_from_slice(&pointer.to_be_bytes());
-        }
+    // The question's name, at offset 12 (RFC 1035 §4.1.4).
+    let pointer = 0xC00Cu16;
+    for address in answers.iter() {
+        out.extend_from_slice(&pointer.to_be_bytes());
         let (rtype, rdata): (u16, &[u8]) = match address {
             std::net::IpAddr::V4(v4) => (1, &v4.octets()),
             std::net::IpAddr::V6(v6) => (28, &v6.octets()),
@@ -245,10 +286,19 @@ mod tests {
         let mut out = Vec::new();
         let mut encoder = BinEncoder::new(&mut out);
         encoder.set_max_size(response.edns.as_ref().map_or(512, |e| e.max_payload()));
-        let addresses = response.address_records();
-        message(response, queries, &addresses)
-            .destructive_emit(&mut encoder)
-            .expect("hickory encodes");
+        let question = read_question(queries).expect("reads");
+        let addresses = response.address_records(Some(question.name()));
+        emit_message_parts(
+            &response.metadata,
+            &mut std::iter::once(&question),
+            &mut response.answers.iter().copied().chain(&addresses),
+            &mut response.authorities.iter().copied(),
+            &mut response.additionals.iter().copied(),
+            response.edns.as_ref(),
+            None,
+            &mut encoder,
+        )
+        .expect("hickory encodes");
         out
     }
 
@@ -311,5 +361,24 @@ mod tests {
             }
         }
         assert_eq!(cases, 3 * 2 * 6);
+    }
+
+    #[test]
+    fn several_questions_are_echoed_as_sent() {
+        // "alb.example.com" A IN, then "web" and a pointer to "example.com" (offset 16): read
+        // alone, the pointer would land elsewhere.
+        let mut packet = vec![0x12, 0x34, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0];
+        packet.extend_from_slice(b"\x03alb\x07example\x03com\x00\x00\x01\x00\x01");
+        packet.extend_from_slice(b"\x03web\xc0\x10\x00\x01\x00\x01");
+        let src = SocketAddr::from(([127, 0, 0, 1], 53));
+        let request = Request::from_bytes(packet.clone(), src, Protocol::Udp).expect("parses");
+        assert!(read_question(&request.queries).is_none());
+        let snapshot = Snapshot::from_model(&fixtures::config(SERVICES).model, 1232);
+        let response = answer::respond(&snapshot, &request, src.ip(), 5).expect("FORMERR");
+        let mut out = Vec::new();
+        encode(&response, &request.queries, Transport::Udp, &mut out);
+        assert_eq!(&out[12..], &packet[12..], "the questions as sent");
+        let reply = Message::from_vec(&out).expect("parses");
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
     }
 }

@@ -99,7 +99,7 @@ impl RequestHandler for Handler {
         if request.protocol() == Protocol::Udp {
             encode::fit_udp(&mut response, &request.queries);
         }
-        let addresses = response.address_records();
+        let addresses = response.address_records(None);
         let message = encode::message(&response, &request.queries, &addresses);
         match response_handle.send_response(message).await {
             Ok(info) => info,

@@ -1,5 +1,6 @@
-//! One DNS message in, its answer's bytes out: parse (hickory-proto), answer
-//! ([`answer::respond`]), encode ([`encode::encode`]). Both of gslbd's own transports, the UDP
+//! One DNS message in, its answer's bytes out: the common query by the quick path
+//! ([`quick`]), any other parsed (hickory-proto), answered ([`answer::respond`]) and encoded
+//! ([`encode::encode`]). Both of gslbd's own transports, the UDP
 //! fast path and TCP, go through here, so they differ only where the transport must: the size
 //! of the answer, and what happens to a message with QR set.
 
@@ -14,7 +15,7 @@ use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder, Queri
 
 use super::answer::Served;
 use super::rrl::AnswerKey;
-use super::{Transport, answer, encode};
+use super::{Transport, answer, encode, quick};
 use crate::metrics::{qtype_index, rcode_index};
 use crate::snapshot::Snapshot;
 
@@ -37,8 +38,25 @@ pub enum Outcome {
     Dropped,
 }
 
-/// Answers one message that came over `transport` into `out`, saying what it was.
+/// Answers one message that came over `transport` into `out`, saying what it was: the common
+/// query by the quick path ([`quick`]), any other by the general one.
 pub fn answer(
+    snapshot: &Snapshot,
+    packet: &[u8],
+    src: SocketAddr,
+    bucket: u64,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    if let Some(outcome) = quick::answer(snapshot, packet, src, bucket, out) {
+        return outcome;
+    }
+    answer_general(snapshot, packet, src, bucket, transport, out)
+}
+
+/// [`answer`] by the general path: hickory-proto parses the message, [`answer::respond`]
+/// answers it, [`encode::encode`] writes the reply.
+pub fn answer_general(
     snapshot: &Snapshot,
     packet: &[u8],
     src: SocketAddr,

@@ -1,5 +1,5 @@
 //! The authoritative DNS side: strategies (`select`), the pure answer (`answer`), its encoding
-//! (`encode`), one message answered (`message`), and the transports: the UDP fast path (`udp`),
+//! (`encode`), one message answered (`message`; the common query from its bytes, `quick`), and the transports: the UDP fast path (`udp`),
 //! TCP with its connection limits (`tcp`), hickory-server for UDP when the fast path is off
 //! (`handler`), and the listeners they share (`server`).
 
@@ -7,6 +7,7 @@ pub mod answer;
 pub mod encode;
 pub mod handler;
 pub mod message;
+pub mod quick;
 pub mod rrl;
 pub mod select;
 pub mod server;

@@ -25,6 +25,7 @@ use rustc_hash::FxHasher;
 
 use crate::config::RrlSettings;
 use crate::label_enum::label_enum;
+use crate::snapshot::key_bytes;
 
 label_enum! {
     /// What kind of answer is counted; the names are metric label values.
@@ -67,6 +68,15 @@ impl AnswerKey {
     /// The key of an answer with `rcode` to a question for `name` and `qtype` (none when the
     /// request had no question).
     pub fn of(rcode: ResponseCode, question: Option<(&LowerName, RecordType)>) -> Self {
+        let key = question.map(|(name, qtype)| (key_bytes(name), qtype));
+        Self::of_key(
+            rcode,
+            key.as_ref().map(|(name, qtype)| (name.as_slice(), *qtype)),
+        )
+    }
+
+    /// [`AnswerKey::of`] with the question's name as its name-table key ([`key_bytes`]).
+    pub fn of_key(rcode: ResponseCode, question: Option<(&[u8], RecordType)>) -> Self {
         let class = match rcode {
             ResponseCode::NoError => AnswerClass::Normal,
             ResponseCode::NXDomain => AnswerClass::NxDomain,

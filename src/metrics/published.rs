@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::Name;
 use tracing::{debug, info};
 
 use super::SnapshotMetrics;
@@ -127,12 +127,12 @@ impl SnapshotWatch {
                     .collect();
                 for service in &snapshot.services {
                     counts.add(service, 1);
-                    let previous = before.as_deref().and_then(|b| {
-                        match b.node(&LowerName::new(service.name())) {
+                    let previous = before
+                        .as_deref()
+                        .and_then(|b| match b.node(service.name()) {
                             Some(Node::Service(index)) => Some(b.service(*index)),
                             _ => None,
-                        }
-                    });
+                        });
                     for answer in &service.regions {
                         let was = previous.and_then(|p| {
                             let old = old_region[answer.region.get()]?;

@@ -9,15 +9,16 @@
 //! did not change ([`Snapshot::build_sharing`]): services, the name table and the geo table are
 //! shared between snapshots by `Arc`, so a rebuild costs what changed.
 
+mod name_key;
 mod readiness;
 mod records;
 pub mod transitions;
 
+pub use name_key::{MAX_WIRE_NAME, NameKey, key_bytes};
 pub use readiness::{KubernetesSync, Readiness};
-pub use records::{Host, ZoneRecords, address_record, wire_name};
+pub use records::{Host, ZoneRecords, address_record};
 
 use std::collections::BTreeSet;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name};
@@ -121,8 +122,6 @@ pub struct ServiceAnswer {
     pub regions: Vec<RegionAnswer>,
     /// Stable per-name salt so that different services spread clients differently.
     pub salt: u64,
-    /// The name in wire format (lowercase, uncompressed).
-    pub owner_wire: Box<[u8]>,
     /// Whether a region of it is coming back (`RegionAnswer::back_since_ms`): only then do
     /// answers weigh slow starts and failback delays.
     pub returning: bool,
@@ -182,7 +181,6 @@ impl ServiceAnswer {
                 })
                 .collect(),
             salt: name_salt(&service.name),
-            owner_wire: wire_name(&service.name),
             returning: false,
         }
     }
@@ -231,7 +229,7 @@ pub struct Snapshot {
     /// The last changes of health and freshness, oldest first (set by the state owner).
     pub transitions: Arc<Vec<transitions::Transition>>,
     /// Shared between snapshots of the same model.
-    nodes: Arc<FxHashMap<LowerName, Node>>,
+    nodes: Arc<FxHashMap<NameKey, Node>>,
 }
 
 impl Snapshot {
@@ -270,7 +268,7 @@ impl Snapshot {
             let was = if same_names {
                 index
             } else {
-                match previous.node(&LowerName::new(&service.name))? {
+                match previous.node(&service.name)? {
                     Node::Service(was) => was.get(),
                     _ => return None,
                 }
@@ -289,7 +287,7 @@ impl Snapshot {
         model: &Model,
         max_udp_payload: u16,
         inputs: &Inputs<'_>,
-        nodes: Option<Arc<FxHashMap<LowerName, Node>>>,
+        nodes: Option<Arc<FxHashMap<NameKey, Node>>>,
         shared: impl Fn(usize, &Arc<Service>) -> Option<Arc<ServiceAnswer>> + Sync,
     ) -> Self {
         let build = |(index, service): (usize, &Arc<Service>)| {
@@ -360,18 +358,18 @@ impl Snapshot {
 
     /// The name table of `model`'s zone: apex, nameservers (`hosts`), services, and the empty
     /// non-terminals between them.
-    fn names(model: &Model, zone: &ZoneRecords, hosts: Vec<Host>) -> FxHashMap<LowerName, Node> {
-        let mut nodes: FxHashMap<LowerName, Node> = FxHashMap::default();
+    fn names(model: &Model, zone: &ZoneRecords, hosts: Vec<Host>) -> FxHashMap<NameKey, Node> {
+        let mut nodes: FxHashMap<NameKey, Node> = FxHashMap::default();
         nodes.reserve(model.services.len() + hosts.len() + 1);
-        nodes.insert(zone.origin.clone(), Node::Apex);
+        nodes.insert(NameKey::of(&zone.origin), Node::Apex);
         for host in hosts {
-            nodes.insert(LowerName::new(&host.name), Node::Host(Box::new(host)));
+            nodes.insert(NameKey::of(&host.name), Node::Host(Box::new(host)));
         }
         for (index, service) in model.services.iter().enumerate() {
             // The zone's own names (apex, nameservers) are never a service's: every entrance
             // refuses them (`crate::ownership`). Should one get here all the same, the zone's
             // records keep their name.
-            let name = LowerName::new(&service.name);
+            let name = NameKey::of(&service.name);
             let zone_owned = matches!(nodes.get(&name), Some(Node::Apex | Node::Host(_)));
             debug_assert!(!zone_owned, "{} is the zone's own name", service.name);
             if !zone_owned {
@@ -379,14 +377,15 @@ impl Snapshot {
             }
         }
         // Every name between a node and the apex exists (RFC 8020).
-        let owners: Vec<LowerName> = nodes.keys().cloned().collect();
+        let apex = NameKey::of(&zone.origin).as_wire().len();
+        let owners: Vec<NameKey> = nodes.keys().cloned().collect();
         for owner in owners {
-            let mut name = owner.base_name();
-            while name.num_labels() > zone.origin.num_labels() {
-                if let Entry::Vacant(slot) = nodes.entry(name.clone()) {
-                    slot.insert(Node::EmptyNonTerminal);
+            let mut name = owner.parent();
+            while name.len() > apex {
+                if !nodes.contains_key(name) {
+                    nodes.insert(NameKey::from(name), Node::EmptyNonTerminal);
                 }
-                name = name.base_name();
+                name = name_key::parent(name);
             }
         }
         nodes
@@ -516,8 +515,13 @@ impl Snapshot {
     }
 
     /// The node at `name`, if the zone has it.
-    pub fn node(&self, name: &LowerName) -> Option<&Node> {
-        self.nodes.get(name)
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(key_bytes(name).as_slice())
+    }
+
+    /// The node of the name whose lowercase wire form is `key` ([`NameKey`]).
+    pub fn node_of_key(&self, key: &[u8]) -> Option<&Node> {
+        self.nodes.get(key)
     }
 
     /// Whether `name` is the apex or below it.

@@ -1,6 +1,6 @@
 //! The zone's fixed records and the addresses of one owner, built once per snapshot: SOA (and
 //! its negative-answer copy), apex NS, glue, and per-target address lists, kept as addresses
-//! (not records) with their owner's name, wire-format name and TTL.
+//! (not records) with their owner's name and TTL.
 
 use std::net::IpAddr;
 
@@ -13,8 +13,6 @@ use crate::model::{Addresses, RegionDef, Zone};
 #[derive(Clone, Debug)]
 pub struct Host {
     pub name: Name,
-    /// The name in wire format (lowercase, uncompressed).
-    pub owner_wire: Box<[u8]>,
     pub ttl: u32,
     pub addresses: Addresses,
 }
@@ -26,17 +24,6 @@ pub fn address_record(owner: &Name, ttl: u32, address: IpAddr) -> Record {
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
     Record::from_rdata(owner.clone(), ttl, data)
-}
-
-/// `name` in DNS wire format (RFC 1035 §3.1), uncompressed.
-pub fn wire_name(name: &Name) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
-    out.into_boxed_slice()
 }
 
 /// The zone's fixed records.
@@ -88,7 +75,6 @@ impl ZoneRecords {
             if origin.zone_of(nameserver) {
                 let host = Host {
                     name: nameserver.clone(),
-                    owner_wire: wire_name(nameserver),
                     ttl: zone.ns_ttl,
                     addresses: Addresses::new(&region.glue),
                 };

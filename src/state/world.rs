@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
@@ -278,7 +278,7 @@ impl World {
     /// changed since the last snapshot.
     fn position(&self, name: &Name) -> Option<usize> {
         let (served, _) = self.served.as_ref().filter(|_| !self.changed.model)?;
-        match served.node(&LowerName::new(name)) {
+        match served.node(name) {
             Some(Node::Service(index)) => Some(index.get())
                 .filter(|&i| self.model.services.get(i).is_some_and(|s| s.name == *name)),
             _ => None,
@@ -425,7 +425,7 @@ impl World {
                 let services: Vec<usize> = changed
                     .services
                     .iter()
-                    .filter_map(|name| match previous.node(&LowerName::new(name)) {
+                    .filter_map(|name| match previous.node(name) {
                         Some(Node::Service(index)) => Some(index.get()),
                         _ => None,
                     })
@@ -1093,7 +1093,6 @@ mod tests {
     #[test]
     fn remote_reports_about_names_no_service_may_claim_are_refused_and_counted() {
         use crate::snapshot::Node;
-        use hickory_proto::rr::LowerName;
 
         let mut world = world(false, true);
         let mut report = |name: &str, seq: u64| {
@@ -1126,11 +1125,7 @@ mod tests {
             ["app.gslb.example.com.", "fine.gslb.example.com."]
         );
         let snapshot = world.snapshot();
-        let node = |name: &str| {
-            snapshot
-                .node(&LowerName::new(&fixtures::name(name)))
-                .cloned()
-        };
+        let node = |name: &str| snapshot.node(&fixtures::name(name)).cloned();
         assert!(matches!(node("gslb.example.com."), Some(Node::Apex)));
         assert!(matches!(
             node("ns-eu.gslb.example.com."),

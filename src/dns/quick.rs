@@ -1,0 +1,324 @@
+//! The quick path: the query almost every resolver sends (one A or AAAA question for a
+//! service, EDNS without options or none) answered from its bytes, without hickory-proto
+//! parsing it: the name is lowercased on the stack and looked up by its wire form
+//! ([`NameKey`](crate::snapshot::NameKey)), the answer written by the direct encoder.
+//!
+//! It gives up (`None`) on anything else, and on any answer that is not a plain list of
+//! addresses that fits, so [`message::answer`](super::message::answer) takes the general path,
+//! which holds every rule. Where it answers, its bytes and outcome are the general path's: a unit
+//! test compares both over a corpus of queries and their mutations, and the `answer` fuzz target
+//! compares them on every input.
+
+use std::net::SocketAddr;
+
+use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::RecordType;
+use smallvec::SmallVec;
+
+use super::answer::{Owner, Response, Served};
+use super::encode;
+use super::message::Outcome;
+use super::rrl::AnswerKey;
+use super::select::{self, Client, Picked};
+use crate::metrics::{qtype_index, rcode_index};
+use crate::snapshot::{MAX_WIRE_NAME, Node, Snapshot};
+
+/// The query's parts the quick path answers from.
+struct Question<'p> {
+    id: u16,
+    recursion_desired: bool,
+    checking_disabled: bool,
+    /// The question section as sent (name, type, class).
+    section: &'p [u8],
+    /// The name's key: its wire form, lowercase.
+    key: SmallVec<[u8; 128]>,
+    qtype: RecordType,
+    /// The requester's UDP size when it sent an OPT record.
+    edns_payload: Option<u16>,
+}
+
+/// Answers `packet` into `out` when it is the common query; `None` leaves `out` unspecified
+/// and the query to the general path.
+pub fn answer(
+    snapshot: &Snapshot,
+    packet: &[u8],
+    src: SocketAddr,
+    bucket: u64,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
+    let question = read(packet)?;
+    let Node::Service(index) = snapshot.node_of_key(&question.key)? else {
+        return None;
+    };
+    let service = snapshot.service(*index);
+    let mut addresses = Picked::new();
+    let chosen = select::select_into(
+        service,
+        question.qtype,
+        &Client::from_source(src.ip()),
+        &select::At::of(snapshot, bucket),
+        &snapshot.geo,
+        &mut addresses,
+    );
+    if addresses.is_empty() {
+        return None;
+    }
+    let mut metadata = Metadata::new(question.id, MessageType::Response, OpCode::Query);
+    metadata.authoritative = true;
+    metadata.recursion_desired = question.recursion_desired;
+    metadata.checking_disabled = question.checking_disabled;
+    let served = Served {
+        service: *index,
+        strategy: service.strategy().kind(),
+        result: chosen.result,
+    };
+    let response = Response {
+        metadata,
+        edns: question.edns_payload.map(|theirs| {
+            let mut ours = Edns::new();
+            ours.set_max_payload(theirs.clamp(512, snapshot.max_udp_payload));
+            ours
+        }),
+        answers: SmallVec::new(),
+        addresses,
+        owner: Some(Owner {
+            name: service.name(),
+            ttl: service.ttl(),
+        }),
+        authorities: SmallVec::new(),
+        additionals: SmallVec::new(),
+        served: Some(served),
+    };
+    if !encode::encode_fast(&response, question.section, out) {
+        return None;
+    }
+    Some(Outcome::Answered {
+        qtype: qtype_index(question.qtype),
+        rcode: rcode_index(ResponseCode::NoError),
+        served: Some(served),
+        key: AnswerKey::of_key(ResponseCode::NoError, Some((&question.key, question.qtype))),
+    })
+}
+
+/// The query's parts, when `packet` is exactly a standard query (RFC 1035 §4.1) with one A or
+/// AAAA question of class IN whose name has no compression pointer, and at most an OPT record
+/// (RFC 6891 §6.1.2: root owner, version 0, no options) after it.
+fn read(packet: &[u8]) -> Option<Question<'_>> {
+    let header = packet.get(..12)?;
+    // QR clear, opcode QUERY; the other bits of the first flags byte are ignored.
+    if header[2] & 0xF8 != 0 {
+        return None;
+    }
+    let count = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
+    if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+        return None;
+    }
+    let mut key = SmallVec::<[u8; 128]>::new();
+    let mut at = 12;
+    loop {
+        let len = usize::from(*packet.get(at)?);
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        let label = packet.get(at + 1..at + 1 + len)?;
+        key.push(len as u8);
+        key.extend(label.iter().map(u8::to_ascii_lowercase));
+        if key.len() > MAX_WIRE_NAME {
+            return None;
+        }
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let field = |at: usize| -> Option<u16> {
+        let bytes = packet.get(at..at + 2)?;
+        Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+    };
+    let qtype = match field(at)? {
+        1 => RecordType::A,
+        28 => RecordType::AAAA,
+        _ => return None,
+    };
+    if field(at + 2)? != 1 {
+        return None;
+    }
+    let section = &packet[12..at + 4];
+    at += 4;
+    let edns_payload = if count(10) == 1 {
+        // Root owner, type OPT, the UDP size, extended RCODE and version 0, flags, no data.
+        let opt = packet.get(at..at + 11)?;
+        if opt[0] != 0 || opt[1..3] != [0, 41] || opt[6] != 0 || opt[9..11] != [0, 0] {
+            return None;
+        }
+        at += 11;
+        Some(u16::from_be_bytes([opt[3], opt[4]]))
+    } else {
+        None
+    };
+    if at != packet.len() {
+        return None;
+    }
+    Some(Question {
+        id: count(0),
+        recursion_desired: header[2] & 0x01 != 0,
+        checking_disabled: header[3] & 0x10 != 0,
+        section,
+        key,
+        qtype,
+        edns_payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+    use crate::dns::{Transport, message};
+    use crate::fixtures;
+    use crate::snapshot::Snapshot;
+
+    const SERVICES: &str = r#"
+        services = [
+            { name = "rr.gslb.example.com", strategy = "round-robin",
+              targets = { eu = ["192.0.2.1", "192.0.2.2", "2001:db8::1"], us = ["198.51.100.1"] } },
+            { name = "fo.gslb.example.com", strategy = "failover", failover_order = ["us", "eu"],
+              targets = { eu = ["192.0.2.7"], us = ["198.51.100.7", "2001:db8:1::7"] } },
+            { name = "w.deep.gslb.example.com", strategy = "weighted", weights = { eu = 1, us = 3 },
+              targets = { eu = ["192.0.2.9"], us = ["198.51.100.9"] } },
+            { name = "geo.gslb.example.com", strategy = "geo",
+              targets = { eu = ["192.0.2.10"], us = ["198.51.100.10"] } },
+        ]
+    "#;
+
+    fn queries() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for qname in [
+            "rr.gslb.example.com",
+            "RR.Gslb.Example.COM.",
+            "fo.gslb.example.com",
+            "w.deep.gslb.example.com",
+            "geo.gslb.example.com",
+            "deep.gslb.example.com",
+            "nope.gslb.example.com",
+            "gslb.example.com",
+            "ns-eu.gslb.example.com",
+            "example.org",
+        ] {
+            for rtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+                for edns in [None, Some(300), Some(512), Some(1232), Some(4096)] {
+                    for (rd, cd) in [(false, false), (true, false), (true, true)] {
+                        let mut query = Message::new(0x1234, MessageType::Query, OpCode::Query);
+                        query.metadata.recursion_desired = rd;
+                        query.metadata.checking_disabled = cd;
+                        query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
+                        if let Some(size) = edns {
+                            let mut e = Edns::new();
+                            e.set_max_payload(size);
+                            query.edns = Some(e);
+                        }
+                        out.push(query.to_vec().unwrap());
+                    }
+                }
+                let mut query = Message::new(9, MessageType::Query, OpCode::Query);
+                query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
+                let mut e = Edns::new();
+                e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+                    "203.0.113.0".parse().unwrap(),
+                    24,
+                    0,
+                )));
+                query.edns = Some(e);
+                out.push(query.to_vec().unwrap());
+            }
+        }
+        out
+    }
+
+    /// `packet` answered by the general path alone (no quick path in front of it).
+    fn general(snapshot: &Snapshot, packet: &[u8], src: SocketAddr) -> (Outcome, Vec<u8>) {
+        let mut out = Vec::new();
+        let outcome = message::answer_general(snapshot, packet, src, 7, Transport::Udp, &mut out);
+        (outcome, out)
+    }
+
+    #[test]
+    fn where_the_quick_path_answers_it_sends_the_general_paths_bytes() {
+        let snapshot = Snapshot::from_model(&fixtures::config(SERVICES).model, 1232);
+        let src = SocketAddr::from(([198, 51, 100, 20], 5300));
+        let mut quick_answers = 0;
+        let mut compared = 0;
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for packet in queries() {
+            // The query as made, and mutations of it: bits flipped, bytes cut or added.
+            let mut variants = vec![packet.clone()];
+            for _ in 0..40 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let mut mutated = packet.clone();
+                match state % 3 {
+                    0 => {
+                        let at = (state >> 8) as usize % mutated.len();
+                        mutated[at] ^= 1 << ((state >> 32) % 8);
+                    }
+                    1 => mutated.truncate((state >> 8) as usize % mutated.len()),
+                    _ => mutated.push((state >> 8) as u8),
+                }
+                variants.push(mutated);
+            }
+            for variant in variants {
+                let mut out = Vec::new();
+                let Some(outcome) = answer(&snapshot, &variant, src, 7, &mut out) else {
+                    continue;
+                };
+                let (general_outcome, general_out) = general(&snapshot, &variant, src);
+                assert_eq!(outcome, general_outcome, "{variant:02x?}");
+                assert_eq!(out, general_out, "{variant:02x?}");
+                compared += 1;
+                quick_answers += usize::from(variant == packet);
+            }
+        }
+        // A and AAAA of the four services (AAAA only where they have IPv6 targets), every
+        // EDNS size and flag combination: the quick path takes the common queries.
+        assert!(quick_answers >= 4 * 15, "quick answers: {quick_answers}");
+        assert!(compared > quick_answers, "mutations answered: {compared}");
+    }
+
+    #[test]
+    fn the_quick_path_leaves_everything_else_to_the_general_path() {
+        let snapshot = Snapshot::from_model(&fixtures::config(SERVICES).model, 1232);
+        let src = SocketAddr::from(([198, 51, 100, 20], 5300));
+        let mut out = Vec::new();
+        let mut declined = |qname: &str, rtype: RecordType, edit: &dyn Fn(&mut Message)| {
+            let mut query = Message::new(1, MessageType::Query, OpCode::Query);
+            query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
+            edit(&mut query);
+            answer(&snapshot, &query.to_vec().unwrap(), src, 7, &mut out).is_none()
+        };
+        // Not a service, not A/AAAA, NODATA (no IPv6 target), options, EDNS version 1,
+        // another opcode.
+        assert!(declined("gslb.example.com", RecordType::A, &|_| {}));
+        assert!(declined("nope.gslb.example.com", RecordType::A, &|_| {}));
+        assert!(declined("rr.gslb.example.com", RecordType::ANY, &|_| {}));
+        assert!(declined(
+            "w.deep.gslb.example.com",
+            RecordType::AAAA,
+            &|_| {}
+        ));
+        assert!(declined("rr.gslb.example.com", RecordType::A, &|m| {
+            let mut e = Edns::new();
+            e.set_version(1);
+            m.edns = Some(e);
+        }));
+        assert!(declined("rr.gslb.example.com", RecordType::A, &|m| {
+            m.metadata.op_code = OpCode::Notify;
+        }));
+        assert!(!declined("rr.gslb.example.com", RecordType::A, &|_| {}));
+    }
+}
