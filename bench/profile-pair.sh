@@ -10,8 +10,8 @@
 #   bash bench/profile-pair.sh [NAMES] [QPS] [SECONDS]      # defaults: 1000 40000 15
 #
 #   PERF_RECORD=1   also `perf record -g` each server: target/profile-<name>.{data,txt}
-#   PROBES=1        gslbd probes its 1000 eu targets (TCP, every PROBE_INTERVAL s, default 1)
-#                   and gdnsd-probe probes all of its targets alike; the harness's healthd
+#   PROBES=1        gslbd probes its 1000 eu targets (TCP, every PROBE_INTERVAL s, default 2:
+#                   gdnsd's least) and gdnsd-probe all of its targets alike; the harness's healthd
 #                   answers them on 127.x:15390 (on CPU 1, beside dnsperf)
 #   GSLBD_BIN=...   the binary to measure (default target/release/gslbd)
 #
@@ -20,7 +20,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 harness="${HARNESS:-$here/../../shared/bench}"
 names="${1:-1000}" qps="${2:-40000}" seconds="${3:-15}"
-interval="${PROBE_INTERVAL:-1}"
+interval="${PROBE_INTERVAL:-2}"
 work="$(mktemp -d)"
 helpers=()
 trap 'kill "${helpers[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -56,8 +56,9 @@ measure() { # name port command...
   shift 2
   taskset -c 0 "$@" >"$work/$name.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 50); do
-    dig @127.0.0.1 -p "$port" +time=1 +tries=1 +short gslb.example.com SOA >/dev/null 2>&1 && break
+  for _ in $(seq 150); do
+    dig @127.0.0.1 -p "$port" +time=1 +tries=1 +short gslb.example.com SOA 2>/dev/null \
+      | grep -q . && break
     sleep 0.2
   done
   # gdnsd forks into a helper and the daemon: profile the process that owns the port.
@@ -67,6 +68,9 @@ measure() { # name port command...
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 3 -c 4 -q 100 \
     >/dev/null 2>&1 || true
   threads "$server" >"$work/$name.threads0"
+  # utime and stime of the whole process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+  local ticks0 ticks1
+  ticks0="$(awk '{print $14, $15}' /proc/"$server"/stat)"
   perf stat -e "$events" -p "$server" -o "$work/$name.stat" -- sleep "$seconds" &
   local stat=$! record=
   if [[ "${PERF_RECORD:-0}" == 1 ]]; then
@@ -76,6 +80,7 @@ measure() { # name port command...
   taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$seconds" -c 4 \
     -q 100 -Q "$qps" -v >"$work/$name.perf" 2>&1 || true
   threads "$server" >"$work/$name.threads1"
+  ticks1="$(awk '{print $14, $15}' /proc/"$server"/stat)"
   wait "$stat"
   [[ -z "$record" ]] || wait "$record"
   local answered
@@ -84,7 +89,8 @@ measure() { # name port command...
   wait "$pid" 2>/dev/null || true
   local latency
   latency="$(python3 "$harness/latstats.py" "$work/$name.perf")"
-  awk -v n="$name" -v q="$answered" -v lat="$latency" '
+  awk -v n="$name" -v q="$answered" -v lat="$latency" -v t0="$ticks0" -v t1="$ticks1" \
+    -v hz="$(getconf CLK_TCK)" '
     /task-clock/ { gsub(",", "", $1); ms = $1 }
     /context-switches/ { gsub(",", "", $1); cs = $1 }
     /raw_syscalls:sys_enter/ { gsub(",", "", $1); sc = $1 }
@@ -92,6 +98,8 @@ measure() { # name port command...
     END {
       printf "%-11s answered=%d cpu_us_per_q=%.2f ctx_switches_per_q=%.3f syscalls_per_q=%.3f", n, q, ms * 1000 / q, cs / q, sc / q
       for (s in per) printf " %s=%.3f", s, per[s] / q
+      split(t0, a, " "); split(t1, b, " ")
+      printf "\n%-11s user_us_per_q=%.2f kernel_us_per_q=%.2f (from utime/stime)", "", (b[1] - a[1]) * 1e6 / hz / q, (b[2] - a[2]) * 1e6 / hz / q
       printf "\n%-11s %s\n", "", lat
     }' "$work/$name.stat"
   # Per thread group (by name): CPU and run-queue wait over the window, ms.

@@ -15,6 +15,7 @@ use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Quer
 
 use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::EdnsOption;
+use smallvec::SmallVec;
 
 use super::Transport;
 use super::answer::Response;
@@ -161,7 +162,7 @@ fn read_question(queries: &Queries) -> Option<Query> {
     if queries.len() != 1 {
         return None;
     }
-    let mut message = vec![0; 12];
+    let mut message = SmallVec::<[u8; 300]>::from_elem(0, 12);
     message.extend_from_slice(queries.as_bytes());
     let mut decoder = BinDecoder::new(&message);
     decoder.read_slice(12).ok()?;
