@@ -96,16 +96,30 @@ pub fn servfail(id: u16, out: &mut Vec<u8>) {
 /// the question): turns `response` into its minimal response when that encoding does not fit
 /// whole, so that no record is ever cut.
 pub fn fit_udp(response: &mut Response<'_>, queries: &Queries) {
-    let mut out = Vec::new();
-    let mut encoder = BinEncoder::new(&mut out);
-    encoder.set_max_size(response.edns.as_ref().map_or(512, |e| e.max_payload()));
-    let addresses = response.address_records(None);
-    let fits = message(response, queries, &addresses)
-        .destructive_emit(&mut encoder)
-        .is_ok_and(|sent| !sent.truncation || response.metadata.truncation);
-    if !fits {
+    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
+    if !matches!(
+        encode_as_hickory_server(response, queries, max_size, &mut Vec::new()),
+        Ok(true)
+    ) {
         *response = response.truncated();
     }
+}
+
+/// hickory-server's encoding of `response` (the question as one block, nothing compressed
+/// against it) within `max_size` bytes, into `out` (cleared first); `Ok(false)` when it had to
+/// leave records out.
+fn encode_as_hickory_server(
+    response: &Response<'_>,
+    queries: &Queries,
+    max_size: u16,
+    out: &mut Vec<u8>,
+) -> Result<bool, ProtoError> {
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    encoder.set_max_size(max_size);
+    let addresses = response.address_records(None);
+    let sent = message(response, queries, &addresses).destructive_emit(&mut encoder)?;
+    Ok(!sent.truncation || response.metadata.truncation)
 }
 
 /// hickory's encoding of `response` at the requester's UDP size, into `out` (cleared first);
@@ -130,12 +144,7 @@ fn encode_hickory(
     // The question read back as a name (its case kept), so that its labels are compression
     // targets. Several questions (FORMERR) go out as hickory-server writes them.
     let Some(question) = read_question(queries) else {
-        out.clear();
-        let mut encoder = BinEncoder::new(out);
-        encoder.set_max_size(max_size);
-        let addresses = response.address_records(None);
-        let sent = message(response, queries, &addresses).destructive_emit(&mut encoder)?;
-        return Ok(!sent.truncation || response.metadata.truncation);
+        return encode_as_hickory_server(response, queries, max_size, out);
     };
     out.clear();
     let mut encoder = BinEncoder::new(out);
@@ -285,21 +294,10 @@ mod tests {
 
     fn hickory_bytes(response: &Response<'_>, queries: &Queries) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut encoder = BinEncoder::new(&mut out);
-        encoder.set_max_size(response.edns.as_ref().map_or(512, |e| e.max_payload()));
-        let question = read_question(queries).expect("reads");
-        let addresses = response.address_records(Some(question.name()));
-        emit_message_parts(
-            &response.metadata,
-            &mut std::iter::once(&question),
-            &mut response.answers.iter().copied().chain(&addresses),
-            &mut response.authorities.iter().copied(),
-            &mut response.additionals.iter().copied(),
-            response.edns.as_ref(),
-            None,
-            &mut encoder,
-        )
-        .expect("hickory encodes");
+        assert!(
+            encode_hickory_udp(response, queries, &mut out).expect("hickory encodes"),
+            "fits whole"
+        );
         out
     }
 
