@@ -40,6 +40,7 @@ pub mod config;
 pub mod delegation;
 pub mod demo;
 pub mod dns;
+pub mod dnssec;
 pub mod explain;
 pub mod fd_limit;
 #[cfg(test)]

@@ -91,11 +91,28 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Print fresh gossip keys: a cluster key and one signing key pair per region named.
+    /// Print fresh gossip keys: a cluster key and one signing key pair per region named. With
+    /// `--dnssec`, write a zone key pair in BIND's key-file format instead.
     Keygen {
         /// Regions to make signing keys for.
         #[arg(default_values_t = [String::from("eu"), String::from("us"), String::from("ap")])]
         regions: Vec<String>,
+        /// Write a DNSSEC key pair for `--zone` (`K<zone>.+<alg>+<tag>.key` and `.private`)
+        /// into `--dir`, and print its base name.
+        #[arg(long)]
+        dnssec: bool,
+        /// The zone the DNSSEC key is for.
+        #[arg(long, requires = "dnssec")]
+        zone: Option<String>,
+        /// 13 (ECDSA P-256 with SHA-256) or 15 (Ed25519).
+        #[arg(long, default_value_t = 13, requires = "dnssec")]
+        algorithm: u8,
+        /// csk (signs everything), ksk (signs the DNSKEY set) or zsk (signs the rest).
+        #[arg(long, value_enum, default_value_t = gslbd::dnssec::Role::Csk, requires = "dnssec")]
+        role: gslbd::dnssec::Role,
+        /// Where to write the key files.
+        #[arg(long, default_value = ".", requires = "dnssec")]
+        dir: PathBuf,
     },
 }
 
@@ -170,7 +187,15 @@ fn main() -> ExitCode {
     log_panics();
     let result = match cli.command {
         Command::CheckConfig { file } => return check_config(&file),
-        Command::Keygen { regions } => keygen(&regions),
+        Command::Keygen {
+            dnssec: true,
+            zone,
+            algorithm,
+            role,
+            dir,
+            ..
+        } => keygen_dnssec(zone.as_deref(), algorithm, role, &dir),
+        Command::Keygen { regions, .. } => keygen(&regions),
         Command::Delegation { action } => delegation(action).inspect_err(|error| {
             eprintln!("error: {error:#}");
         }),
@@ -355,6 +380,52 @@ fn keygen(regions: &[String]) -> anyhow::Result<()> {
     for line in publics {
         println!("{line}");
     }
+    Ok(())
+}
+
+/// Writes a DNSSEC key pair and prints its base name (stdout is the point of this command).
+#[allow(clippy::print_stdout)]
+fn keygen_dnssec(
+    zone: Option<&str>,
+    algorithm: u8,
+    role: gslbd::dnssec::Role,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use hickory_proto::dnssec::Algorithm;
+    let zone = zone.context("--dnssec needs --zone")?;
+    let origin = hickory_proto::rr::Name::from_ascii(zone)
+        .map(|name| {
+            let mut name = name.to_lowercase();
+            name.set_fqdn(true);
+            name
+        })
+        .with_context(|| format!("--zone {zone}"))?;
+    let algorithm = match algorithm {
+        13 => Algorithm::ECDSAP256SHA256,
+        15 => Algorithm::ED25519,
+        other => anyhow::bail!("--algorithm {other}: 13 (ECDSAP256SHA256) or 15 (ED25519)"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let generated = gslbd::dnssec::key::generate(&origin, algorithm, role, now)?;
+    let base = dir.join(&generated.base_name);
+    let write = |extension: &str, text: &str, mode: u32| -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = base.with_file_name(format!("{}.{extension}", generated.base_name));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("key", &generated.key_file, 0o644)?;
+    write("private", &generated.private_file, 0o600)?;
+    println!("{}", base.display());
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
+use crate::dnssec::Signer;
 use crate::label_enum::label_enum;
 
 /// A region (one cluster) by name, e.g. `eu`. k8gb calls it a geotag.
@@ -211,6 +212,8 @@ pub struct Zone {
     pub time_bucket_ms: u64,
     /// How a region that comes back is let in again.
     pub returning: Returning,
+    /// The zone's keys and signatures (`[zone.dnssec]`); `None`: unsigned.
+    pub signer: Option<Arc<Signer>>,
 }
 
 /// How a region coming back (healthy again, or undrained) is let in again: its weight ramps up
@@ -262,6 +265,11 @@ impl Addresses {
     /// Whether it holds an IPv4 address.
     pub fn has_v4(&self) -> bool {
         self.0.first().is_some_and(IpAddr::is_ipv4)
+    }
+
+    /// Whether it holds an IPv6 address.
+    pub fn has_v6(&self) -> bool {
+        self.0.last().is_some_and(IpAddr::is_ipv6)
     }
 
     /// Every address, IPv4 first.

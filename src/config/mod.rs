@@ -12,13 +12,15 @@
 //! - `split.rs`: a large file cut at its `[[services]]` tables, so each is parsed alone.
 //! - `server.rs`: `[server]`, the DNS listeners ([`ServerSettings`]); `rrl.rs`: `[server.rrl]`,
 //!   response rate limiting ([`RrlSettings`]); `tcp.rs`: `[server.tcp]`, TCP limits ([`TcpSettings`]).
-//! - `zone.rs`: `[zone]` with its SOA, `[[regions]]` and `[geo]`.
+//! - `zone.rs`: `[zone]` with its SOA, `[[regions]]` and `[geo]`; `dnssec.rs`: `[zone.dnssec]`,
+//!   the signing keys ([`Signer`](crate::dnssec::Signer)).
 //! - `service.rs`: `[[services]]` and their strategies.
 //! - `probe.rs`: the `[probe]` defaults and each service's `probe` overrides.
 //! - `gossip.rs`: `[gossip]` ([`GossipSettings`]).
 //! - `kubernetes.rs`: `[kubernetes]` ([`KubernetesSettings`]).
 //! - `fixture.rs` (tests only): a small valid file the section tests extend.
 
+mod dnssec;
 #[cfg(test)]
 mod fixture;
 mod gossip;

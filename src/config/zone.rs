@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::MAX_TTL;
+use super::dnssec::RawDnssec;
 use super::names::parse_name;
 use super::problems::Problems;
 use crate::model::{AllDownPolicy, GeoTable, Region, RegionDef, RegionIndex, Returning, Soa, Zone};
@@ -36,6 +37,8 @@ pub(super) struct RawZone {
     failback_delay_ms: u64,
     #[serde(default)]
     soa: RawSoa,
+    /// Signing; the zone is unsigned without it.
+    dnssec: Option<RawDnssec>,
 }
 
 fn default_slow_start_ms() -> u64 {
@@ -297,6 +300,10 @@ impl RawZone {
                 problems.add(field, "must be below 2^31");
             }
         }
+        let signer = self
+            .dnssec
+            .as_ref()
+            .and_then(|dnssec| dnssec.validate(origin, problems));
         Zone {
             origin: origin.clone(),
             soa: Soa {
@@ -315,6 +322,7 @@ impl RawZone {
                 slow_start_ms: self.slow_start_ms,
                 failback_delay_ms: self.failback_delay_ms,
             },
+            signer,
         }
     }
 }

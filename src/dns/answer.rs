@@ -13,6 +13,8 @@ use hickory_server::zone_handler::MessageRequest;
 use smallvec::SmallVec;
 
 use super::select::{self, AnswerResult, Client, Picked};
+use super::signed::{self, Dnssec};
+use crate::dnssec::denial;
 use crate::model::StrategyKind;
 use crate::snapshot::{Node, ServiceIndex, Snapshot, address_record};
 
@@ -50,18 +52,25 @@ pub struct Response<'s> {
     pub additionals: Records<'s>,
     /// The service whose A/AAAA question this answers, and how (for metrics).
     pub served: Option<Served>,
+    /// The asked name does not exist: NXDOMAIN, or NOERROR with a compact denial
+    /// ([`signed`](super::signed)); rate limiting counts both alike.
+    pub nonexistent: bool,
+    /// Signatures and denial of a signed zone, for a requester that set DO.
+    pub dnssec: Dnssec,
 }
 
 impl<'s> Response<'s> {
     fn new(request: &MessageRequest, snapshot: &Snapshot, rcode: ResponseCode) -> Self {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.response_code = rcode;
-        // We never recurse (RA stays clear) and sign nothing (AD clear).
+        // We never recurse (RA stays clear) and validate nothing (AD clear).
         metadata.recursion_available = false;
         let edns = request.edns.as_ref().map(|theirs| {
             let mut ours = Edns::new();
             // RFC 6891 §6.2.5: honour the requester's size, never below 512, never above ours.
             ours.set_max_payload(theirs.max_payload().clamp(512, snapshot.max_udp_payload));
+            // RFC 3225 §3: the DO bit is copied into the response.
+            ours.set_dnssec_ok(theirs.flags().dnssec_ok);
             ours
         });
         Self {
@@ -73,6 +82,8 @@ impl<'s> Response<'s> {
             authorities: SmallVec::new(),
             additionals: Records::new(),
             served: None,
+            nonexistent: false,
+            dnssec: Dnssec::default(),
         }
     }
 
@@ -89,9 +100,20 @@ impl<'s> Response<'s> {
             .collect()
     }
 
+    /// The response code rate limiting counts the answer by: a name that does not exist counts
+    /// as NXDOMAIN even where a compact denial answers NOERROR (RFC 9824), so that a flood of
+    /// random names falls in one bucket either way.
+    pub fn rate_limit_rcode(&self) -> ResponseCode {
+        if self.nonexistent {
+            ResponseCode::NXDomain
+        } else {
+            self.metadata.response_code
+        }
+    }
+
     /// Whether the answer section is empty.
     pub fn no_answer(&self) -> bool {
-        self.answers.is_empty() && self.addresses.is_empty()
+        self.answers.is_empty() && self.addresses.is_empty() && self.dnssec.answers.is_empty()
     }
 
     /// Marks the answer authoritative, as for every answer from our zone.
@@ -116,6 +138,8 @@ impl<'s> Response<'s> {
             authorities: SmallVec::new(),
             additionals: Records::new(),
             served: self.served,
+            nonexistent: self.nonexistent,
+            dnssec: Dnssec::default(),
         }
     }
 
@@ -166,15 +190,50 @@ pub fn respond<'s>(
         return Some(Response::new(request, snapshot, ResponseCode::Refused));
     }
 
+    let node = snapshot.node(name);
+    let mut response = in_zone(snapshot, request, node, qtype, source, bucket);
+    // A signed zone's answer to a requester that set DO carries its signatures and proofs.
+    let signer = snapshot.zone.signer.as_deref();
+    if let Some(signer) = signer.filter(|_| dnssec_ok(request)) {
+        let name = Name::from(name);
+        let asked = signed::Asked {
+            name: &name,
+            qtype,
+            node,
+            compact_ok: compact_ok(request),
+        };
+        signed::complete(
+            &mut response,
+            snapshot,
+            signer,
+            &asked,
+            crate::unix_ms() / 1000,
+        );
+    }
+    Some(response)
+}
+
+/// The response to a question for `node` (`None`: a name of the zone that does not exist) of
+/// type `qtype`.
+fn in_zone<'s>(
+    snapshot: &'s Snapshot,
+    request: &MessageRequest,
+    node: Option<&'s Node>,
+    qtype: RecordType,
+    source: IpAddr,
+    bucket: u64,
+) -> Response<'s> {
     let mut response = Response::new(request, snapshot, ResponseCode::NoError).authoritative();
-    let Some(node) = snapshot.node(name) else {
+    let Some(node) = node else {
         response.metadata.response_code = ResponseCode::NXDomain;
-        return Some(response.negative(snapshot));
+        response.nonexistent = true;
+        return response.negative(snapshot);
     };
 
     match node {
         Node::Apex => match qtype {
             RecordType::SOA | RecordType::ANY => response.answers.push(&snapshot.zone.soa),
+            RecordType::DNSKEY => response.answers.extend(snapshot.zone.dnskeys.iter()),
             RecordType::NS => {
                 response.answers.extend(snapshot.zone.ns.iter());
                 response.additionals.extend(snapshot.zone.glue.iter());
@@ -223,9 +282,22 @@ pub fn respond<'s>(
         Node::EmptyNonTerminal => {}
     }
     if response.no_answer() {
-        return Some(response.negative(snapshot));
+        return response.negative(snapshot);
     }
-    Some(response)
+    response
+}
+
+/// Whether the requester set DO (RFC 3225): it wants DNSSEC records.
+fn dnssec_ok(request: &MessageRequest) -> bool {
+    request.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok)
+}
+
+/// Whether the requester set Compact Answers OK (RFC 9824 §3.4).
+fn compact_ok(request: &MessageRequest) -> bool {
+    request
+        .edns
+        .as_ref()
+        .is_some_and(|e| e.flags().z & denial::COMPACT_OK != 0)
 }
 
 /// Whether a name in `questions`, a question section as sent (it starts at offset 12 of its

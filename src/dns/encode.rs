@@ -17,8 +17,8 @@ use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use smallvec::SmallVec;
 
-use super::Transport;
 use super::answer::Response;
+use super::{Transport, signed};
 
 /// Answers larger than this many records take hickory's encoder (it stops compressing names
 /// after 120; we never come near that in 1232 bytes).
@@ -43,12 +43,26 @@ pub fn message<'q>(
     if let Some(edns) = &response.edns {
         builder.edns(edns);
     }
+    let dnssec = &response.dnssec;
     builder.build(
         response.metadata,
-        response.answers.iter().copied().chain(addresses),
-        response.authorities.iter().copied(),
+        response
+            .answers
+            .iter()
+            .copied()
+            .chain(addresses)
+            .chain(signed::records(&dnssec.answers)),
+        response
+            .authorities
+            .iter()
+            .copied()
+            .chain(signed::records(&dnssec.authorities)),
         std::iter::empty(),
-        response.additionals.iter().copied(),
+        response
+            .additionals
+            .iter()
+            .copied()
+            .chain(signed::records(&dnssec.additionals)),
     )
 }
 
@@ -150,12 +164,26 @@ fn encode_hickory(
     let mut encoder = BinEncoder::new(out);
     encoder.set_max_size(max_size);
     let addresses = response.address_records(Some(question.name()));
+    let dnssec = &response.dnssec;
     let sent = emit_message_parts(
         &response.metadata,
         &mut std::iter::once(&question),
-        &mut response.answers.iter().copied().chain(&addresses),
-        &mut response.authorities.iter().copied(),
-        &mut response.additionals.iter().copied(),
+        &mut response
+            .answers
+            .iter()
+            .copied()
+            .chain(&addresses)
+            .chain(signed::records(&dnssec.answers)),
+        &mut response
+            .authorities
+            .iter()
+            .copied()
+            .chain(signed::records(&dnssec.authorities)),
+        &mut response
+            .additionals
+            .iter()
+            .copied()
+            .chain(signed::records(&dnssec.additionals)),
         response.edns.as_ref(),
         None,
         &mut encoder,
@@ -194,6 +222,7 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
         || answers.len() > FAST_MAX_ANSWERS
         || !response.authorities.is_empty()
         || !response.additionals.is_empty()
+        || !response.dnssec.is_empty()
     {
         return false;
     }

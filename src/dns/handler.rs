@@ -48,7 +48,7 @@ impl Handler {
         else {
             return Decision::Send;
         };
-        let key = AnswerKey::of(response.metadata.response_code, message::question(request));
+        let key = AnswerKey::of(response.rate_limit_rcode(), message::question(request));
         let decision = rrl.decide(request.src().ip(), key, rrl.second());
         if let Decision::Limit(what) = decision {
             let mut counts = RateLimitCounts::default();

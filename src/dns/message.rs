@@ -90,7 +90,7 @@ pub fn answer_general(
                     qtype: qtype_index(question.map_or(RecordType::Unknown(0), |(_, t)| t)),
                     rcode: rcode_index(response.metadata.response_code),
                     served: response.served,
-                    key: AnswerKey::of(response.metadata.response_code, question),
+                    key: AnswerKey::of(response.rate_limit_rcode(), question),
                 }
             }
             None => Outcome::Dropped,

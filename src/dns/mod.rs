@@ -11,6 +11,7 @@ pub mod quick;
 pub mod rrl;
 pub mod select;
 pub mod server;
+pub mod signed;
 pub mod tcp;
 pub mod udp;
 

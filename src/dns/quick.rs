@@ -35,6 +35,8 @@ struct Question<'p> {
     qtype: RecordType,
     /// The requester's UDP size when it sent an OPT record.
     edns_payload: Option<u16>,
+    /// The requester set DO (RFC 3225).
+    dnssec_ok: bool,
 }
 
 /// Answers `packet` into `out` when it is the common query; `None` leaves `out` unspecified
@@ -47,6 +49,10 @@ pub fn answer(
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
     let question = read(packet)?;
+    // A signed zone's answer with DNSSEC records is the general path's.
+    if question.dnssec_ok && snapshot.zone.signer.is_some() {
+        return None;
+    }
     let Node::Service(index) = snapshot.node_of_key(&question.key)? else {
         return None;
     };
@@ -77,6 +83,7 @@ pub fn answer(
         edns: question.edns_payload.map(|theirs| {
             let mut ours = Edns::new();
             ours.set_max_payload(theirs.clamp(512, snapshot.max_udp_payload));
+            ours.set_dnssec_ok(question.dnssec_ok);
             ours
         }),
         answers: SmallVec::new(),
@@ -88,6 +95,8 @@ pub fn answer(
         authorities: SmallVec::new(),
         additionals: SmallVec::new(),
         served: Some(served),
+        nonexistent: false,
+        dnssec: Default::default(),
     };
     if !encode::encode_fast(&response, question.section, out) {
         return None;
@@ -145,6 +154,7 @@ fn read(packet: &[u8]) -> Option<Question<'_>> {
     }
     let section = &packet[12..at + 4];
     at += 4;
+    let mut dnssec_ok = false;
     let edns_payload = if count(10) == 1 {
         // Root owner, type OPT, the UDP size, extended RCODE and version 0, flags, no data.
         let opt = packet.get(at..at + 11)?;
@@ -152,6 +162,7 @@ fn read(packet: &[u8]) -> Option<Question<'_>> {
             return None;
         }
         at += 11;
+        dnssec_ok = opt[7] & 0x80 != 0;
         Some(u16::from_be_bytes([opt[3], opt[4]]))
     } else {
         None
@@ -167,6 +178,7 @@ fn read(packet: &[u8]) -> Option<Question<'_>> {
         key,
         qtype,
         edns_payload,
+        dnssec_ok,
     })
 }
 

@@ -1,12 +1,14 @@
 //! The zone's fixed records and the addresses of one owner, built once per snapshot: SOA (and
-//! its negative-answer copy), apex NS, glue, and per-target address lists, kept as addresses
+//! its negative-answer copy), apex NS, glue, the DNSKEY set of a signed zone, and per-target address lists, kept as addresses
 //! (not records) with their owner's name and TTL.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
+use crate::dnssec::Signer;
 use crate::model::{Addresses, RegionDef, Zone};
 
 /// An in-zone nameserver: its name, fixed addresses (the glue) and their TTL.
@@ -38,6 +40,10 @@ pub struct ZoneRecords {
     pub ns: Vec<Record>,
     /// Addresses of in-zone nameservers, for the additional section of NS answers.
     pub glue: Vec<Record>,
+    /// The zone's signer, when it is signed (`[zone.dnssec]`).
+    pub signer: Option<Arc<Signer>>,
+    /// The DNSKEY set at the apex (empty when unsigned).
+    pub dnskeys: Vec<Record>,
 }
 
 impl ZoneRecords {
@@ -93,6 +99,12 @@ impl ZoneRecords {
             negative_soa,
             ns,
             glue,
+            signer: zone.signer.clone(),
+            dnskeys: zone
+                .signer
+                .as_ref()
+                .map(|signer| signer.dnskey_records())
+                .unwrap_or_default(),
         };
         (records, hosts)
     }
