@@ -1,5 +1,5 @@
 //! The delegation as an ExternalDNS `DNSEndpoint` (externaldns.k8s.io/v1alpha1), so that an
-//! ExternalDNS already running in the cluster publishes NS and glue to whatever provider it
+//! ExternalDNS already running in the cluster publishes NS, glue and a signed zone's DS to whatever provider it
 //! drives (Route 53, Cloudflare, Google Cloud DNS, ...).
 
 use std::collections::BTreeMap;
@@ -20,6 +20,9 @@ pub fn dns_endpoint(delegation: &Delegation, name: &str, namespace: &str) -> Val
             }
             Entry::Glue { address, .. } if address.is_ipv4() => ("A", address.to_string()),
             Entry::Glue { address, .. } => ("AAAA", address.to_string()),
+            // "<key tag> <algorithm> <digest type> <digest>", as in a zone file; whether it
+            // reaches the parent depends on the provider ExternalDNS drives.
+            Entry::Ds { .. } => ("DS", entry.record(delegation.ttl).data.to_string()),
         };
         endpoints.entry((owner, kind)).or_default().push(target);
     }

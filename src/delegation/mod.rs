@@ -13,13 +13,17 @@ pub mod update;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use hickory_proto::dnssec::rdata::{DNSSECRData, DS};
+use hickory_proto::dnssec::{Algorithm, DigestType};
 use hickory_proto::rr::rdata::{A, AAAA, NS};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::model::Model;
 
-/// The delegation: the zone's NS set and one glue address record per address of each
-/// nameserver inside the zone (out-of-zone nameservers need none).
+/// The delegation: the zone's NS set, one glue address record per address of each
+/// nameserver inside the zone (out-of-zone nameservers need none), and for a signed zone the
+/// DS set naming its keys (RFC 4034 §5; none for an unsigned zone: a stale DS left at the
+/// parent would make every answer fail validation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delegation {
     pub zone: Name,
@@ -31,14 +35,28 @@ pub struct Delegation {
 /// One record of a delegation, comparable without its TTL.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Entry {
-    Ns { owner: Name, target: Name },
-    Glue { owner: Name, address: IpAddr },
+    Ns {
+        owner: Name,
+        target: Name,
+    },
+    Glue {
+        owner: Name,
+        address: IpAddr,
+    },
+    /// A DS record at the zone's name: key tag, algorithm, digest type and digest.
+    Ds {
+        owner: Name,
+        key_tag: u16,
+        algorithm: u8,
+        digest_type: u8,
+        digest: Vec<u8>,
+    },
 }
 
 impl Entry {
     pub fn owner(&self) -> &Name {
         match self {
-            Entry::Ns { owner, .. } | Entry::Glue { owner, .. } => owner,
+            Entry::Ns { owner, .. } | Entry::Glue { owner, .. } | Entry::Ds { owner, .. } => owner,
         }
     }
 
@@ -56,6 +74,22 @@ impl Entry {
                 owner,
                 address: IpAddr::V6(v6),
             } => Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(*v6))),
+            Entry::Ds {
+                owner,
+                key_tag,
+                algorithm,
+                digest_type,
+                digest,
+            } => Record::from_rdata(
+                owner.clone(),
+                ttl,
+                RData::DNSSEC(DNSSECRData::DS(DS::new(
+                    *key_tag,
+                    Algorithm::from_u8(*algorithm),
+                    DigestType::from(*digest_type),
+                    digest.clone(),
+                ))),
+            ),
         }
     }
 
@@ -76,6 +110,13 @@ impl Entry {
                 owner,
                 address: IpAddr::V6(*v6),
             }),
+            RData::DNSSEC(DNSSECRData::DS(ds)) if owner == *zone => Some(Entry::Ds {
+                owner,
+                key_tag: ds.key_tag(),
+                algorithm: u8::from(ds.algorithm()),
+                digest_type: u8::from(ds.digest_type()),
+                digest: ds.digest().to_vec(),
+            }),
             _ => None,
         }
     }
@@ -88,6 +129,7 @@ impl Entry {
                 ..
             } => RecordType::A,
             Entry::Glue { .. } => RecordType::AAAA,
+            Entry::Ds { .. } => RecordType::DS,
         }
     }
 }
@@ -114,6 +156,13 @@ impl Delegation {
                 }
             }
         }
+        let ds = model
+            .zone
+            .signer
+            .as_ref()
+            .map(|signer| signer.ds_records(model.zone.ns_ttl))
+            .unwrap_or_default();
+        records.extend(ds.iter().filter_map(|record| Entry::of(record, &zone)));
         Self {
             zone,
             ttl: model.zone.ns_ttl,
@@ -164,6 +213,21 @@ mod tests {
              gslb.example.com.\t3600\tIN\tNS\tns.us.example.net.\n\
              ns-eu.gslb.example.com.\t3600\tIN\tA\t192.0.2.53\n\
              ns-eu.gslb.example.com.\t3600\tIN\tAAAA\t2001:db8::53\n"
+        );
+    }
+
+    #[test]
+    fn a_signed_zone_adds_the_ds_of_its_key() {
+        // config/dnssec.toml's test key; the digest as BIND's `dnssec-dsfromkey -2` gives it.
+        let config = crate::config::load(std::path::Path::new("config/dnssec.toml"))
+            .expect("config/dnssec.toml loads (tests run in the crate's directory)");
+        let text = Delegation::of(&config.model).zone_file(&fixtures::name("example.com."));
+        assert!(
+            text.ends_with(
+                "gslb.example.com.\t3600\tIN\tDS\t60818 13 2 \
+                 30371CD4F9CD28208AD05307421A5F9BEB011A22E77A2B5A487F0CDE32FCCBC4\n"
+            ),
+            "{text}"
         );
     }
 }

@@ -73,17 +73,19 @@ pub async fn plan(server: SocketAddr, delegation: &Delegation) -> Result<Changes
     })
 }
 
-/// The delegation records `server` serves now: the NS set at the zone's name and the glue
-/// of every in-zone nameserver (current or wanted), read with plain queries (the parent
-/// answers them with referrals).
+/// The delegation records `server` serves now: the NS and DS sets at the zone's name and the
+/// glue of every in-zone nameserver (current or wanted), read with plain queries (the parent
+/// answers them with referrals, and the DS set, its own, with an answer).
 pub async fn current(
     server: SocketAddr,
     delegation: &Delegation,
 ) -> Result<BTreeSet<Entry>, UpdateError> {
     let zone = &delegation.zone;
     let mut found = BTreeSet::new();
-    let reply = ask(server, zone, RecordType::NS).await?;
-    collect(&reply, zone, &mut found);
+    for rtype in [RecordType::NS, RecordType::DS] {
+        let reply = ask(server, zone, rtype).await?;
+        collect(&reply, zone, &mut found);
+    }
     let nameservers: BTreeSet<Name> = found
         .iter()
         .chain(&delegation.records)

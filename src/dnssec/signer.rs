@@ -113,6 +113,8 @@ pub struct Signer {
     keys: Vec<ZoneKey>,
     /// How many of `keys` sign.
     signing: usize,
+    /// Each key's DS (same order as `keys`).
+    ds: Vec<DS>,
     policy: Policy,
     cache: quick_cache::sync::Cache<Box<[u8]>, Signatures>,
     made: AtomicU64,
@@ -164,9 +166,26 @@ impl Signer {
                 return Err(format!("{} is listed twice", key.source));
             }
         }
+        let origin = origin.to_lowercase();
+        let ds = keys
+            .iter()
+            .map(|key| {
+                let digest = key
+                    .dnskey
+                    .to_digest(&origin, DigestType::SHA256)
+                    .map_err(|e| format!("{}: no DS digest: {e}", key.source))?;
+                Ok(DS::new(
+                    key.tag,
+                    key.algorithm(),
+                    DigestType::SHA256,
+                    digest.as_ref().to_vec(),
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Self {
-            origin: origin.to_lowercase(),
+            origin,
             keys,
+            ds,
             signing: count,
             policy,
             cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
@@ -203,29 +222,20 @@ impl Signer {
             .collect()
     }
 
-    /// The DS records (SHA-256) the parent needs: one per key with the SEP flag, or per key
-    /// when none has it.
-    pub fn ds_records(&self, ttl: u32) -> Result<Vec<Record>, String> {
+    /// The DS records the parent needs (SHA-256 digests, RFC 4509): one per key with the SEP
+    /// flag, or per key when none has it.
+    pub fn ds_records(&self, ttl: u32) -> Vec<Record> {
         let any_sep = self.keys.iter().any(ZoneKey::is_sep);
         self.keys
             .iter()
-            .filter(|key| !any_sep || key.is_sep())
-            .map(|key| {
-                let digest = key
-                    .dnskey
-                    .to_digest(&self.origin, DigestType::SHA256)
-                    .map_err(|e| e.to_string())?;
-                let ds = DS::new(
-                    key.tag,
-                    key.algorithm(),
-                    DigestType::SHA256,
-                    digest.as_ref().to_vec(),
-                );
-                Ok(Record::from_rdata(
+            .zip(&self.ds)
+            .filter(|(key, _)| !any_sep || key.is_sep())
+            .map(|(_, ds)| {
+                Record::from_rdata(
                     self.origin.clone(),
                     ttl,
-                    RData::DNSSEC(DNSSECRData::DS(ds)),
-                ))
+                    RData::DNSSEC(DNSSECRData::DS(ds.clone())),
+                )
             })
             .collect()
     }

@@ -98,6 +98,21 @@ pub struct Zone {
     /// Failover and geo return to a region that came back after this long (0: at once).
     pub failback_delay_ms: Option<u64>,
     pub soa: Option<Soa>,
+    /// `[zone.dnssec]`: signed when given.
+    pub dnssec: Option<Dnssec>,
+}
+
+/// `[zone.dnssec]`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Dnssec {
+    /// Signing keys: key-file base names (`K<zone>.+013+<tag>`) or either file.
+    pub keys: Vec<String>,
+    /// Keys published in the DNSKEY set that do not sign.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
+    pub dnskey_ttl: Option<u32>,
+    pub signature_lifetime_hours: Option<u64>,
+    pub signature_refresh_hours: Option<u64>,
 }
 
 /// `[zone.soa]`; every field in seconds but `mname`, `rname` and `serial`.

@@ -6,6 +6,7 @@ pub mod backends;
 pub mod check;
 pub mod cluster;
 pub mod config;
+pub mod dns_software;
 pub mod intruder;
 pub mod kube_api;
 pub mod kube_cluster;
