@@ -2,15 +2,18 @@
 //! whatever it sends is a response that parses, echoes the ID, has QR set and fits the size
 //! the client allows (512 without EDNS; never more than `server.max_udp_payload`). The
 //! receive loop reuses answer buffers, so a buffer left full of junk must give the same bytes.
-//! Where the quick path (`dns::quick`) answers, the general path sends the same bytes.
+//! Where the quick path (`dns::quick`) answers, the general path sends the same bytes. The same
+//! datagram to the zone signed (`signed_snapshot`) holds to the same rules, and its answer has
+//! DNSSEC records only when the query set DO.
 
 #![no_main]
 
 use gslbd::dns::message::{Outcome, answer_general};
 use gslbd::dns::udp::answer_packet;
 use gslbd::dns::{Transport, quick};
-use gslbd_fuzz::{BUCKET, snapshot, source};
+use gslbd_fuzz::{BUCKET, signed_snapshot, snapshot, source};
 use hickory_proto::op::Message;
+use hickory_proto::rr::RData;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|packet: &[u8]| {
@@ -61,5 +64,35 @@ fuzz_target!(|packet: &[u8]| {
     assert!(
         out.len() <= usize::from(snapshot.max_udp_payload),
         "never above our size"
+    );
+
+    // Signed: the same rules; DNSSEC records only for a query with DO.
+    let signed = signed_snapshot();
+    let mut out = Vec::new();
+    if !answer_packet(signed, packet, source(), BUCKET, &mut out) {
+        return;
+    }
+    let reply = match Message::from_vec(&out) {
+        Ok(reply) => reply,
+        Err(error) => panic!("our signed reply does not parse: {error}\n{out:02x?}"),
+    };
+    assert!(out.len() <= 512 || reply.edns.is_some());
+    assert!(out.len() <= usize::from(signed.max_udp_payload));
+    let dnssec_ok = Message::from_vec(packet)
+        .ok()
+        .and_then(|query| query.edns)
+        .is_some_and(|edns| edns.flags().dnssec_ok);
+    let has_dnssec = reply
+        .answers
+        .iter()
+        .chain(&reply.authorities)
+        .chain(&reply.additionals)
+        .any(|r| {
+            matches!(r.data, RData::DNSSEC(_))
+                && r.record_type() != hickory_proto::rr::RecordType::DNSKEY
+        });
+    assert!(
+        dnssec_ok || !has_dnssec,
+        "DNSSEC records without DO: {reply:?}"
     );
 });

@@ -42,6 +42,35 @@ pub fn snapshot() -> &'static Snapshot {
     SNAPSHOT.get_or_init(|| Snapshot::from_model(&config().model, config().server.max_udp_payload))
 }
 
+/// [`CONFIG`] signed with the repository's test key (`config/dnssec/`), validated.
+pub fn signed_config() -> &'static Config {
+    static SIGNED: OnceLock<Config> = OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/dnssec/Kgslb.example.com.+013+60818"
+        );
+        let text = CONFIG.replacen(
+            "[zone]\n",
+            &format!("[zone.dnssec]\nkeys = [\"{key}\"]\n\n[zone]\n"),
+            1,
+        );
+        match config::parse(&text) {
+            Ok(config) => config,
+            Err(error) => panic!("the signed fuzz config is refused: {error}"),
+        }
+    })
+}
+
+/// The snapshot of [`signed_config`]: answers with DO carry signatures and denials.
+pub fn signed_snapshot() -> &'static Snapshot {
+    static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
+    SNAPSHOT.get_or_init(|| {
+        let config = signed_config();
+        Snapshot::from_model(&config.model, config.server.max_udp_payload)
+    })
+}
+
 /// The client every query comes from: in the `ap` geo network, not loopback (no exemption
 /// or special case applies).
 pub fn source() -> SocketAddr {
