@@ -557,3 +557,45 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_the_signatures_of_the_same_keys_and_publishes_a_new_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = signed(dir.path());
+    let server = start_config(&config).await;
+    let path = dir.path().join("gslbd.toml");
+    let signature = |server: &TestServer| {
+        let reply = udp(
+            server.addr,
+            &do_query("app.gslb.example.com", RecordType::A, false),
+        );
+        reply
+            .answers
+            .iter()
+            .find_map(rrsig)
+            .expect("RRSIG")
+            .sig()
+            .to_vec()
+    };
+    let before = signature(&server);
+
+    // The same keys: the signature made before is served again (ECDSA's are randomised).
+    std::fs::write(&path, config.to_toml()).expect("config");
+    server.app.reload_from(&path).await.expect("valid config");
+    assert_eq!(signature(&server), before);
+
+    // A key added as published (a rollover's first step): in the DNSKEY set, not signing.
+    let next = write_key(dir.path(), gslbd::dnssec::Role::Csk);
+    config.zone.dnssec.as_mut().expect("signed").published = vec![next.display().to_string()];
+    std::fs::write(&path, config.to_toml()).expect("config");
+    server.app.reload_from(&path).await.expect("valid config");
+    let keys = dnskeys(server.addr);
+    assert_eq!(keys.len(), 2);
+    let reply = udp(
+        server.addr,
+        &do_query("app.gslb.example.com", RecordType::A, false),
+    );
+    assert_signed(&reply.answers, &keys);
+    assert_eq!(reply.answers.iter().filter_map(rrsig).count(), 1);
+    server.app.shutdown().await;
+}

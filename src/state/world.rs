@@ -496,6 +496,10 @@ impl World {
             } => {
                 // Services as served keep their `Arc`: a reload shares what did not change.
                 model.services = share_unchanged(&self.model.services, model.services);
+                // So does the signer with the same keys: its signatures stay cached.
+                if model.zone.signer == self.base.zone.signer {
+                    model.zone.signer = self.base.zone.signer.clone();
+                }
                 self.base = *model;
                 self.merge();
                 done.extend(tell);
