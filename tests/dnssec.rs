@@ -477,27 +477,40 @@ fn delv(server: &str, anchor: &Path, qname: &str, rtype: &str) -> String {
     )
 }
 
-#[test]
-#[ignore = "needs bind9-dnsutils (delv): run by .ci/run"]
-fn delv_validates_the_example_configs_answers_with_the_zones_own_key() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let server = "127.0.0.71:5353";
-    let _gslbd = Killed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_gslbd"))
-            .current_dir(root)
-            .args(["run", "--config", "config/dnssec.toml", "--listen", server])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("gslbd starts"),
-    );
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// `gslbd run --config config/dnssec.toml` on `server` (from the repository's directory, as
+/// README says), its clock moved by `faketime` (libfaketime's `FAKETIME`, e.g. "-3d") when
+/// given; once it answers.
+fn serve_example(server: &str, faketime: Option<&str>) -> Killed {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gslbd"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--config", "config/dnssec.toml", "--listen", server])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(offset) = faketime {
+        assert!(
+            Path::new(LIBFAKETIME).exists(),
+            "{LIBFAKETIME} missing: apt-get install libfaketime"
+        );
+        command
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME", offset);
+    }
+    let gslbd = Killed(command.spawn().expect("gslbd starts"));
     let addr: std::net::SocketAddr = server.parse().expect("address");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while udp_raw(addr, &bytes(&query("gslb.example.com", RecordType::SOA))).is_none() {
         assert!(std::time::Instant::now() < deadline, "gslbd answers");
     }
+    gslbd
+}
 
-    // The anchor from the committed key file, in delv's trust-anchors syntax.
+/// The committed key of config/dnssec.toml as a delv trust anchor, written under `dir`.
+fn example_anchor(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let key = std::fs::read_dir(root.join("config/dnssec"))
         .expect("config/dnssec")
         .filter_map(Result::ok)
@@ -513,8 +526,7 @@ fn delv_validates_the_example_configs_answers_with_the_zones_own_key() {
         .skip_while(|f| *f != "DNSKEY")
         .skip(1)
         .collect();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let anchor = dir.path().join("anchor.conf");
+    let anchor = dir.join("anchor.conf");
     std::fs::write(
         &anchor,
         format!(
@@ -526,7 +538,16 @@ fn delv_validates_the_example_configs_answers_with_the_zones_own_key() {
         ),
     )
     .expect("anchor");
+    anchor
+}
 
+#[test]
+#[ignore = "needs bind9-dnsutils (delv): run by .ci/run"]
+fn delv_validates_the_example_configs_answers_with_the_zones_own_key() {
+    let server = "127.0.0.71:5353";
+    let _gslbd = serve_example(server, None);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let anchor = example_anchor(dir.path());
     for (qname, rtype, want) in [
         ("app.gslb.example.com", "A", "; fully validated"),
         ("api.gslb.example.com", "A", "; fully validated"),
@@ -545,6 +566,37 @@ fn delv_validates_the_example_configs_answers_with_the_zones_own_key() {
     ] {
         let out = delv(server, &anchor, qname, rtype);
         assert!(out.contains(want), "{qname} {rtype}: {out}");
+    }
+}
+
+#[test]
+#[ignore = "needs bind9-dnsutils (delv) and libfaketime: run by .ci/run"]
+fn a_server_clock_days_off_makes_its_signatures_fail_validation_and_hours_do_not() {
+    // A signature is valid from an hour before its day (UTC) to 14 days after it. Validators
+    // read their own clock: a signer days ahead makes signatures not yet valid, 14 or more
+    // behind makes them expired; a few days behind, or an hour ahead, is within the window.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let anchor = example_anchor(dir.path());
+    for (i, (offset, validates)) in [
+        ("-3d", true),
+        ("+50m", true),
+        ("+2d", false),
+        ("-16d", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let server = format!("127.0.0.{}:5353", 72 + i);
+        let _gslbd = serve_example(&server, Some(offset));
+        let out = delv(&server, &anchor, "app.gslb.example.com", "A");
+        assert_eq!(
+            out.contains("; fully validated"),
+            validates,
+            "clock {offset}: {out}"
+        );
+        if !validates {
+            assert!(out.contains("resolution failed"), "clock {offset}: {out}");
+        }
     }
 }
 
@@ -597,5 +649,41 @@ async fn a_reload_keeps_the_signatures_of_the_same_keys_and_publishes_a_new_one(
     );
     assert_signed(&reply.answers, &keys);
     assert_eq!(reply.answers.iter().filter_map(rrsig).count(), 1);
+    server.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_signatures_made_and_show_the_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = signed(dir.path());
+    config.server.admin = Some("127.0.0.1:0".into());
+    let server = start_config(&config).await;
+    let admin = server.app.admin_addr().expect("admin enabled");
+    let made = || {
+        let (_, metrics) = http_get(admin, "/metrics");
+        sample(&metrics, "gslbd_dnssec_signatures_total", &[])
+    };
+    let first = made();
+    let ask = do_query("app.gslb.example.com", RecordType::A, false);
+    udp(server.addr, &ask);
+    let after_one = made();
+    assert!(after_one > first, "a new RRset is signed");
+    for _ in 0..20 {
+        udp(server.addr, &ask);
+    }
+    assert_eq!(made(), after_one, "the same RRset again: from the cache");
+
+    let (_, metrics) = http_get(admin, "/metrics");
+    assert!(sample(&metrics, "gslbd_dnssec_signature_cache_entries", &[]) >= 1.0);
+    let key = dnskeys(server.addr)[0].calculate_key_tag().expect("tag");
+    let tag = format!("key_tag=\"{key}\"");
+    assert_eq!(
+        sample(
+            &metrics,
+            "gslbd_dnssec_key",
+            &[tag.as_str(), "algorithm=\"13\"", "sep=\"true\""]
+        ),
+        1.0
+    );
     server.app.shutdown().await;
 }

@@ -208,6 +208,11 @@ impl Signer {
         self.made.load(Ordering::Relaxed)
     }
 
+    /// Signed RRsets in the cache.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
     /// The DNSKEY set at the apex.
     pub fn dnskey_records(&self) -> Vec<Record> {
         self.keys

@@ -12,12 +12,15 @@
 //! - `published.rs`: follows published snapshots into the `snapshots.rs` series.
 //! - `service_region.rs`: per (service, region) health and targets, read from the snapshot at
 //!   scrape time (small zones only).
+//! - `dnssec.rs`: a signed zone's signatures made, signed RRsets cached and keys, read from the
+//!   snapshot's signer at scrape time.
 //!
 //! Every subsystem registers on one shared [`Registry`]. Known label values start at zero (the
 //! constructors iterate each label enum's `ALL`), so rate() and alerts see a series from the
 //! start and a new variant cannot be forgotten.
 
 mod dns;
+mod dnssec;
 mod gossip;
 mod kubernetes;
 mod probes;

@@ -13,6 +13,7 @@ use prometheus::{
 
 use hickory_proto::rr::Name;
 
+use super::dnssec::DnssecCollector;
 use super::service_region::ServiceRegionCollector;
 use super::{LabelCounters, histogram, register};
 use crate::label_enum::label_enum;
@@ -59,6 +60,9 @@ impl SnapshotMetrics {
                 current.clone(),
                 service_region_limit,
             )))
+            .expect("metric names are unique");
+        registry
+            .register(Box::new(DnssecCollector::new(current.clone())))
             .expect("metric names are unique");
         Self {
             current,
