@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Turn the benchmark harness's workload.json (../shared/bench) into a gslbd config.
 
-Usage: workload-to-config.py [--probes] WORKLOAD.json > gslbd.toml
+Usage: workload-to-config.py [--probes] [--dnssec KEY] WORKLOAD.json > gslbd.toml
 
 With --probes, gslbd runs in region eu and probes its 1 target per name (TCP connect to the
 workload's health port, every `interval_s`, as the harness's gdnsd-probe does); without, health
-is static (every target up), as gdnsd's.
+is static (every target up), as gdnsd's. With --dnssec, the zone is signed with KEY (a key-file
+base name, `gslbd keygen --dnssec`).
 
 The workload has one nameserver (ns1, 127.0.0.1) and three regions per name: region eu carries
 that nameserver, us and ap run none, so the NS set is the workload's single NS record.
@@ -27,7 +28,7 @@ def loopback(addr: str) -> str:
     return addr
 
 
-def convert(doc: dict, probes: bool = False) -> str:
+def convert(doc: dict, probes: bool = False, dnssec_key: str | None = None) -> str:
     zone = doc["zone"]
     ns = doc["ns"]
     regions = ["eu", "us", "ap"]
@@ -57,6 +58,8 @@ def convert(doc: dict, probes: bool = False) -> str:
         f"ttl = {doc['soa_minimum']}",
         "",
     ]
+    if dnssec_key:
+        out += ["[zone.dnssec]", f'keys = ["{dnssec_key}"]', ""]
     if probes:
         health = doc["health"]
         out += [
@@ -101,10 +104,15 @@ def main() -> None:
     args = sys.argv[1:]
     probes = "--probes" in args
     args = [a for a in args if a != "--probes"]
+    dnssec_key = None
+    if "--dnssec" in args:
+        at = args.index("--dnssec")
+        dnssec_key = args[at + 1] if at + 1 < len(args) else sys.exit(__doc__)
+        del args[at : at + 2]
     if len(args) != 1:
         sys.exit(__doc__)
     with open(args[0], encoding="utf-8") as f:
-        sys.stdout.write(convert(json.load(f), probes))
+        sys.stdout.write(convert(json.load(f), probes, dnssec_key))
 
 
 if __name__ == "__main__":

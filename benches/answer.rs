@@ -1,14 +1,19 @@
 //! Criterion benches of the answer path (query bytes → response bytes, per strategy) with 1k
-//! and 100k services, and of snapshot building: whole, and rebuilt for one service.
+//! and 100k services, signed answers (cached signatures) and the signing of an RRset not seen
+//! before (a cache miss), and of snapshot building: whole, and rebuilt for one service.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
 use gslbd::config;
 use gslbd::dns::udp::answer_packet;
+use gslbd::dnssec::{Policy, Rdatas, Role, Signer, ZoneKey};
 use gslbd::model::Model;
 use gslbd::snapshot::Snapshot;
+use hickory_proto::dnssec::Algorithm;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
@@ -58,6 +63,11 @@ networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" =
 }
 
 fn query(name: &str) -> Vec<u8> {
+    query_with(name, false)
+}
+
+/// A query for `name`'s A record with EDNS, DO set when `dnssec_ok`.
+fn query_with(name: &str, dnssec_ok: bool) -> Vec<u8> {
     let mut message = Message::new(7, MessageType::Query, OpCode::Query);
     message.add_query(Query::query(
         Name::from_ascii(name).expect("valid name"),
@@ -65,6 +75,7 @@ fn query(name: &str) -> Vec<u8> {
     ));
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
+    edns.set_dnssec_ok(dnssec_ok);
     message.edns = Some(edns);
     message.to_bytes().expect("query encodes")
 }
@@ -144,5 +155,85 @@ fn snapshot_rebuilt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, answer, snapshot_build, snapshot_rebuilt);
+/// A key pair for the zone written under `dir`; its base name.
+fn key(dir: &std::path::Path, algorithm: Algorithm) -> std::path::PathBuf {
+    let origin = Name::from_ascii("gslb.example.com.").expect("name");
+    let key =
+        gslbd::dnssec::key::generate(&origin, algorithm, Role::Csk, 1_700_000_000).expect("key");
+    let base = dir.join(&key.base_name);
+    std::fs::write(format!("{}.key", base.display()), key.key_file).expect("write");
+    std::fs::write(format!("{}.private", base.display()), key.private_file).expect("write");
+    base
+}
+
+/// Answers with DO from a signed zone of 1000 services, once their signatures are cached (the
+/// common case), and the signing of an RRset not seen before with each algorithm (a miss).
+fn signed(c: &mut Criterion) {
+    let source = SocketAddr::from(([198, 51, 100, 7], 5300));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut model = model(1_000);
+    let origin = model.zone.origin.clone();
+    let zone_key =
+        |algorithm| ZoneKey::read(&key(dir.path(), algorithm), &origin).expect("key reads");
+    let signer = |algorithm| {
+        Arc::new(
+            Signer::new(
+                &origin,
+                vec![zone_key(algorithm)],
+                Vec::new(),
+                Policy::default(),
+            )
+            .expect("signer"),
+        )
+    };
+    model.zone.signer = Some(signer(Algorithm::ECDSAP256SHA256));
+    let snapshot = Snapshot::from_model(&model, 1232);
+    let mut group = c.benchmark_group("signed/1000_services");
+    for (name, qname, dnssec_ok) in [
+        ("failover_do", "svc-500.gslb.example.com", true),
+        ("failover_no_do", "svc-500.gslb.example.com", false),
+        ("round-robin_do", "svc-502.gslb.example.com", true),
+        ("nxdomain_do", "nope.gslb.example.com", true),
+    ] {
+        let packet = query_with(qname, dnssec_ok);
+        let mut out = Vec::with_capacity(1232);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                answer_packet(
+                    &snapshot,
+                    black_box(&packet),
+                    source,
+                    1_700_000_000,
+                    &mut out,
+                );
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("signed/cache_miss");
+    let owner = Name::from_ascii("svc-1.gslb.example.com.").expect("name");
+    for (name, algorithm) in [
+        ("ecdsa_p256", Algorithm::ECDSAP256SHA256),
+        ("ed25519", Algorithm::ED25519),
+    ] {
+        let signer = signer(algorithm);
+        let mut n = 0u32;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // A new address each time: an RRset never signed before.
+                n = n.wrapping_add(1);
+                let rdatas = Rdatas::of_addresses(&[std::net::IpAddr::from(n.to_be_bytes())]);
+                let made = signer
+                    .sign(&owner, RecordType::A, 30, &rdatas, 1_700_000_000)
+                    .expect("signs");
+                black_box(made.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, answer, signed, snapshot_build, snapshot_rebuilt);
 criterion_main!(benches);

@@ -56,3 +56,22 @@ pub fn regions() -> Vec<RegionDef> {
 pub fn name(text: &str) -> Name {
     Name::from_ascii(text).expect("a valid name")
 }
+
+/// `model` signed with the repository's test key (`config/dnssec/`, a CSK for
+/// gslb.example.com; unit tests run in the crate's directory).
+pub fn signed(mut model: crate::model::Model) -> crate::model::Model {
+    let key = crate::dnssec::ZoneKey::read(
+        std::path::Path::new("config/dnssec/Kgslb.example.com.+013+60818"),
+        &model.zone.origin,
+    )
+    .expect("the test key reads");
+    let signer = crate::dnssec::Signer::new(
+        &model.zone.origin,
+        vec![key],
+        Vec::new(),
+        crate::dnssec::Policy::default(),
+    )
+    .expect("a signer");
+    model.zone.signer = Some(std::sync::Arc::new(signer));
+    model
+}

@@ -3,8 +3,8 @@
 //! the client allows (512 without EDNS; never more than `server.max_udp_payload`). The
 //! receive loop reuses answer buffers, so a buffer left full of junk must give the same bytes.
 //! Where the quick path (`dns::quick`) answers, the general path sends the same bytes. The same
-//! datagram to the zone signed (`signed_snapshot`) holds to the same rules, and its answer has
-//! DNSSEC records only when the query set DO.
+//! datagram to the zone signed (`signed_snapshot`) holds to the same rules (quick and general
+//! paths alike), and its answer has DNSSEC records only when the query set DO.
 
 #![no_main]
 
@@ -66,11 +66,26 @@ fuzz_target!(|packet: &[u8]| {
         "never above our size"
     );
 
-    // Signed: the same rules; DNSSEC records only for a query with DO.
+    // Signed: the same rules, the quick path's bytes the general path's too; DNSSEC records
+    // only for a query with DO.
     let signed = signed_snapshot();
     let mut out = Vec::new();
     if !answer_packet(signed, packet, source(), BUCKET, &mut out) {
         return;
+    }
+    let mut quick_out = Vec::new();
+    if let Some(outcome) = quick::answer(signed, packet, source(), BUCKET, &mut quick_out) {
+        let mut general_out = Vec::new();
+        let general = answer_general(
+            signed,
+            packet,
+            source(),
+            BUCKET,
+            Transport::Udp,
+            &mut general_out,
+        );
+        assert_eq!(outcome, general, "signed: the quick path's outcome");
+        assert_eq!(quick_out, general_out, "signed: the quick path's bytes");
     }
     let reply = match Message::from_vec(&out) {
         Ok(reply) => reply,

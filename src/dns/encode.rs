@@ -13,8 +13,9 @@ use hickory_proto::op::{
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder, Queries};
 
-use hickory_proto::rr::Record;
+use hickory_proto::dnssec::rdata::{DNSSECRData, RRSIG};
 use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::{Name, RData, Record};
 use smallvec::SmallVec;
 
 use super::answer::Response;
@@ -222,7 +223,20 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
         || answers.len() > FAST_MAX_ANSWERS
         || !response.authorities.is_empty()
         || !response.additionals.is_empty()
-        || !response.dnssec.is_empty()
+        || !response.dnssec.authorities.is_empty()
+        || !response.dnssec.additionals.is_empty()
+    {
+        return false;
+    }
+    // The addresses' RRSIGs, owned by the owner (and so by the question's name).
+    let signatures = signed::records(&response.dnssec.answers);
+    let signature_count = signatures.clone().count();
+    // hickory's encoder points an owner at the question's name only when the two are written
+    // alike (case included), and signatures are owned by the lowercase name: so RRSIGs are
+    // written here only for a question written in lowercase, to keep to hickory's bytes.
+    if signature_count > 0
+        && question.get(..question.len().saturating_sub(4))
+            != Some(&crate::snapshot::key_bytes(owner.name)[..])
     {
         return false;
     }
@@ -243,7 +257,12 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
     flags |= metadata.response_code.low();
     out.push(flags);
     let additional_count = u16::from(response.edns.is_some());
-    for count in [1, answers.len() as u16, 0, additional_count] {
+    for count in [
+        1,
+        (answers.len() + signature_count) as u16,
+        0,
+        additional_count,
+    ] {
         out.extend_from_slice(&count.to_be_bytes());
     }
     out.extend_from_slice(question);
@@ -261,6 +280,31 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
         out.extend_from_slice(&owner.ttl.to_be_bytes());
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
+    }
+
+    // Their RRSIGs (RFC 4034 §3.2): the signer's name uncompressed (§3.1.7).
+    for record in signatures {
+        let Some(rrsig) = rrsig_of(record, owner.name) else {
+            return false;
+        };
+        let input = rrsig.input();
+        out.extend_from_slice(&pointer.to_be_bytes());
+        out.extend_from_slice(&46u16.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes()); // class IN
+        out.extend_from_slice(&record.ttl.to_be_bytes());
+        let length_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&u16::from(input.type_covered).to_be_bytes());
+        out.push(u8::from(input.algorithm));
+        out.push(input.num_labels);
+        out.extend_from_slice(&input.original_ttl.to_be_bytes());
+        out.extend_from_slice(&input.sig_expiration.get().to_be_bytes());
+        out.extend_from_slice(&input.sig_inception.get().to_be_bytes());
+        out.extend_from_slice(&input.key_tag.to_be_bytes());
+        out.extend_from_slice(&crate::snapshot::key_bytes(&input.signer_name));
+        out.extend_from_slice(rrsig.sig());
+        let length = (out.len() - length_at - 2) as u16;
+        out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
     }
 
     // OPT pseudo-record (RFC 6891 §6.1.2).
@@ -299,6 +343,15 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
     out.len() <= usize::from(max_size)
 }
 
+/// The RRSIG data of `record` when it is an RRSIG owned by `owner` (what [`encode_fast`]
+/// writes after the addresses it covers).
+fn rrsig_of<'r>(record: &'r Record, owner: &Name) -> Option<&'r RRSIG> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) if record.name == *owner => Some(rrsig),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -332,14 +385,20 @@ mod tests {
 
     #[test]
     fn fast_encoder_writes_hickorys_bytes() {
-        let snapshot = Snapshot::from_model(&fixtures::config(SERVICES).model, 1232);
+        let model = fixtures::config(SERVICES).model;
+        let unsigned = Snapshot::from_model(&model, 1232);
+        let signed = Snapshot::from_model(&fixtures::signed(model), 1232);
         let src = SocketAddr::from(([127, 0, 0, 1], 53));
         let mut cases = 0;
-        for qname in [
-            "rr.gslb.example.com",
-            "Rr.GSLB.example.COM",
-            "ns-eu.gslb.example.com",
-        ] {
+        for (snapshot, dnssec_ok, qname) in [unsigned, signed].iter().flat_map(|snapshot| {
+            let signed = snapshot.zone.signer.is_some();
+            [
+                "rr.gslb.example.com",
+                "Rr.GSLB.example.COM",
+                "ns-eu.gslb.example.com",
+            ]
+            .map(move |qname| (snapshot, signed, qname))
+        }) {
             for rtype in [RecordType::A, RecordType::AAAA] {
                 for ecs in [
                     None,
@@ -359,6 +418,7 @@ mod tests {
                         if with_edns {
                             let mut edns = Edns::new();
                             edns.set_max_payload(1400);
+                            edns.set_dnssec_ok(dnssec_ok);
                             if let Some((addr, prefix)) = ecs {
                                 edns.options_mut()
                                     .insert(EdnsOption::Subnet(ClientSubnet::new(
@@ -372,12 +432,24 @@ mod tests {
                         let request =
                             Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp)
                                 .unwrap();
-                        let response = answer::respond(&snapshot, &request, src.ip(), 5).unwrap();
+                        let response = answer::respond(snapshot, &request, src.ip(), 5).unwrap();
+                        assert_eq!(
+                            !response.dnssec.is_empty(),
+                            dnssec_ok && with_edns,
+                            "{qname} {rtype}"
+                        );
                         let mut fast = Vec::new();
-                        assert!(
-                            encode_fast(&response, request.queries.as_bytes(), &mut fast),
+                        let written = encode_fast(&response, request.queries.as_bytes(), &mut fast);
+                        // Signatures of a question not in lowercase are left to hickory's.
+                        let mixed_case = qname != qname.to_lowercase();
+                        assert_eq!(
+                            written,
+                            response.dnssec.is_empty() || !mixed_case,
                             "{qname} {rtype} {ecs:?}"
                         );
+                        if !written {
+                            continue;
+                        }
                         assert_eq!(
                             fast,
                             hickory_bytes(&response, &request.queries),
@@ -388,7 +460,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 3 * 2 * 6);
+        // Unsigned: 3 names × 2 types × 6 EDNS cases; signed, the mixed-case name's 5 with DO
+        // are hickory's.
+        assert_eq!(cases, 2 * 3 * 2 * 6 - 2 * 5);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The quick path: the query almost every resolver sends (one A or AAAA question for a
 //! service, EDNS without options or none) answered from its bytes, without hickory-proto
 //! parsing it: the name is lowercased on the stack and looked up by its wire form
-//! ([`NameKey`](crate::snapshot::NameKey)), the answer written by the direct encoder.
+//! ([`NameKey`](crate::snapshot::NameKey)), the answer written by the direct encoder. In a
+//! signed zone, a query with DO gets the addresses' RRSIGs too (the signer's cache; a question
+//! not written in lowercase is left to the general path, see `encode::encode_fast`).
 //!
 //! It gives up (`None`) on anything else, and on any answer that is not a plain list of
 //! addresses that fits, so [`message::answer`](super::message::answer) takes the general path,
@@ -20,6 +22,8 @@ use super::encode;
 use super::message::Outcome;
 use super::rrl::AnswerKey;
 use super::select::{self, Client, Picked};
+use super::signed::Dnssec;
+use crate::dnssec::Rdatas;
 use crate::metrics::{qtype_index, rcode_index};
 use crate::snapshot::{MAX_WIRE_NAME, Node, Snapshot};
 
@@ -49,10 +53,6 @@ pub fn answer(
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
     let question = read(packet)?;
-    // A signed zone's answer with DNSSEC records is the general path's.
-    if question.dnssec_ok && snapshot.zone.signer.is_some() {
-        return None;
-    }
     let Node::Service(index) = snapshot.node_of_key(&question.key)? else {
         return None;
     };
@@ -78,6 +78,27 @@ pub fn answer(
         strategy: service.strategy().kind(),
         result: chosen.result,
     };
+    // A signed zone's answer to DO carries the addresses' RRSIGs (from the signer's cache).
+    let mut dnssec = Dnssec::default();
+    if let Some(signer) = snapshot
+        .zone
+        .signer
+        .as_deref()
+        .filter(|_| question.dnssec_ok)
+    {
+        let rdatas = Rdatas::of_addresses(&addresses);
+        let now_s = crate::unix_ms() / 1000;
+        let signatures = signer
+            .sign(
+                service.name(),
+                question.qtype,
+                service.ttl(),
+                &rdatas,
+                now_s,
+            )
+            .ok()?;
+        dnssec.answers.push(signatures);
+    }
     let response = Response {
         metadata,
         edns: question.edns_payload.map(|theirs| {
@@ -96,7 +117,7 @@ pub fn answer(
         additionals: SmallVec::new(),
         served: Some(served),
         nonexistent: false,
-        dnssec: Default::default(),
+        dnssec,
     };
     if !encode::encode_fast(&response, question.section, out) {
         return None;
@@ -223,7 +244,11 @@ mod tests {
             "example.org",
         ] {
             for rtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
-                for edns in [None, Some(300), Some(512), Some(1232), Some(4096)] {
+                let sizes = [None, Some(300), Some(512), Some(1232), Some(4096)];
+                for (edns, dnssec_ok) in sizes
+                    .into_iter()
+                    .flat_map(|size| [(size, false), (size, size.is_some())])
+                {
                     for (rd, cd) in [(false, false), (true, false), (true, true)] {
                         let mut query = Message::new(0x1234, MessageType::Query, OpCode::Query);
                         query.metadata.recursion_desired = rd;
@@ -232,6 +257,7 @@ mod tests {
                         if let Some(size) = edns {
                             let mut e = Edns::new();
                             e.set_max_payload(size);
+                            e.set_dnssec_ok(dnssec_ok);
                             query.edns = Some(e);
                         }
                         out.push(query.to_vec().unwrap());
@@ -261,9 +287,31 @@ mod tests {
 
     #[test]
     fn where_the_quick_path_answers_it_sends_the_general_paths_bytes() {
-        let snapshot = Snapshot::from_model(&fixtures::config(SERVICES).model, 1232);
+        let model = fixtures::config(SERVICES).model;
+        let unsigned = Snapshot::from_model(&model, 1232);
+        let signed = Snapshot::from_model(&fixtures::signed(model), 1232);
+        for snapshot in [unsigned, signed] {
+            let signed_answers = same_bytes_where_the_quick_path_answers(&snapshot);
+            // Signed: A and AAAA with DO of the four services in lowercase, each EDNS size
+            // that holds them.
+            let want = if snapshot.zone.signer.is_some() {
+                4 * 6
+            } else {
+                0
+            };
+            assert!(
+                signed_answers >= want,
+                "signed quick answers: {signed_answers}"
+            );
+        }
+    }
+
+    /// Checks that the quick path's answers (of the corpus and its mutations) are the general
+    /// path's; returns how many of the corpus's it answered with signatures.
+    fn same_bytes_where_the_quick_path_answers(snapshot: &Snapshot) -> usize {
         let src = SocketAddr::from(([198, 51, 100, 20], 5300));
         let mut quick_answers = 0;
+        let mut signed_answers = 0;
         let mut compared = 0;
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         for packet in queries() {
@@ -286,20 +334,30 @@ mod tests {
             }
             for variant in variants {
                 let mut out = Vec::new();
-                let Some(outcome) = answer(&snapshot, &variant, src, 7, &mut out) else {
+                let Some(outcome) = answer(snapshot, &variant, src, 7, &mut out) else {
                     continue;
                 };
-                let (general_outcome, general_out) = general(&snapshot, &variant, src);
+                let (general_outcome, general_out) = general(snapshot, &variant, src);
                 assert_eq!(outcome, general_outcome, "{variant:02x?}");
                 assert_eq!(out, general_out, "{variant:02x?}");
                 compared += 1;
-                quick_answers += usize::from(variant == packet);
+                if variant == packet {
+                    quick_answers += 1;
+                    let reply = Message::from_vec(&out).expect("parses");
+                    signed_answers += usize::from(
+                        reply
+                            .answers
+                            .iter()
+                            .any(|r| r.record_type() == RecordType::RRSIG),
+                    );
+                }
             }
         }
         // A and AAAA of the four services (AAAA only where they have IPv6 targets), every
         // EDNS size and flag combination: the quick path takes the common queries.
         assert!(quick_answers >= 4 * 15, "quick answers: {quick_answers}");
         assert!(compared > quick_answers, "mutations answered: {compared}");
+        signed_answers
     }
 
     #[test]

@@ -15,8 +15,8 @@ use crate::snapshot::{Node, Snapshot};
 /// The DNSSEC records added to a response, by section.
 #[derive(Debug, Default)]
 pub struct Dnssec {
-    pub answers: Vec<Signatures>,
-    pub authorities: Vec<Signatures>,
+    pub answers: SmallVec<[Signatures; 1]>,
+    pub authorities: SmallVec<[Signatures; 4]>,
     pub additionals: Vec<Signatures>,
 }
 
