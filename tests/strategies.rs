@@ -133,19 +133,22 @@ fn scope_of(reply: &hickory_proto::op::Message) -> u8 {
 #[tokio::test(flavor = "multi_thread")]
 async fn geo_answers_the_nearest_healthy_region_to_the_client_subnet() {
     let server = start().await;
-    for (subnet, expected) in [
-        ("192.0.2.0", "192.0.2.5"),
-        ("198.51.100.0", "198.51.100.5"),
-        ("203.0.113.0", "203.0.113.5"),
-        // Unknown networks go to the default region (us).
-        ("100.64.1.0", "198.51.100.5"),
+    // The scope is the matched network's prefix (RFC 7871 §7.2.1): the answer holds for every
+    // address sharing those bits.
+    for (subnet, expected, scope) in [
+        ("192.0.2.0", "192.0.2.5", 24),
+        ("198.51.100.0", "198.51.100.5", 24),
+        ("203.0.113.0", "203.0.113.5", 24),
+        // Unknown networks go to the default region (us): for all of 96.0.0.0/4, where no
+        // network placing elsewhere lies (127.0.0.0/8, ap, differs at the 4th bit).
+        ("100.64.1.0", "198.51.100.5", 4),
     ] {
         let reply = udp(
             server.addr,
             &ecs_query("geo.gslb.example.com", RecordType::A, subnet, 24),
         );
         assert_eq!(addresses(&reply), vec![expected], "{subnet}");
-        assert_eq!(scope_of(&reply), 24, "{subnet}");
+        assert_eq!(scope_of(&reply), scope, "{subnet}");
     }
     // Without ECS the source address decides: 127.0.0.0/8 is mapped to ap.
     let reply = udp(server.addr, &query("geo.gslb.example.com", RecordType::A));

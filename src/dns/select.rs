@@ -305,7 +305,7 @@ pub fn select_into(
         }
         Strategy::Geo => {
             let placement = geo.place(client.addr);
-            chosen.scope = Some(placement.scope.unwrap_or(client.prefix_len));
+            chosen.scope = Some(placement.scope);
             let order: SmallVec<[usize; 8]> = placement
                 .order
                 .iter()
@@ -657,7 +657,9 @@ mod tests {
             &snap.geo,
         );
         assert_eq!(addrs(&selection), vec!["198.51.100.1"]);
-        assert_eq!(selection.scope, Some(16));
+        // The default region (us) holds for all of 0.0.0.0/1: the networks placing elsewhere
+        // (192.0.2.0/24 eu, 203.0.113.0/24 ap) differ from it at the first bit.
+        assert_eq!(selection.scope, Some(1));
     }
 
     #[test]
