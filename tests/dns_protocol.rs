@@ -444,3 +444,44 @@ async fn malformed_packets_get_formerr_or_nothing_and_the_server_lives_on() {
     );
     server.app.shutdown().await;
 }
+
+/// A query asking for the server's NSID (an empty NSID option, RFC 5001 §2.1).
+fn nsid_query(qname: &str) -> Message {
+    let mut message = query(qname, RecordType::A);
+    let edns = message.edns.as_mut().expect("edns");
+    edns.options_mut().insert(EdnsOption::NSID(
+        hickory_proto::rr::rdata::opt::NSIDPayload::new(Vec::new()).expect("empty"),
+    ));
+    message
+}
+
+fn nsid_of(reply: &Message) -> Option<Vec<u8>> {
+    match reply.edns.as_ref()?.option(EdnsCode::NSID)? {
+        EdnsOption::NSID(payload) => Some(payload.as_ref().to_vec()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nsid_is_sent_to_queries_that_ask_for_it() {
+    let mut config = ConfigFile::base();
+    config.server.nsid = Some("eu-1".into());
+    let server = start_config(&config).await;
+    for qname in ["app.gslb.example.com", "nope.gslb.example.com"] {
+        let ask = nsid_query(qname);
+        for reply in [udp(server.addr, &ask), tcp(server.addr, &ask)] {
+            assert_eq!(nsid_of(&reply).as_deref(), Some(&b"eu-1"[..]), "{qname}");
+        }
+        let reply = udp(server.addr, &query(qname, RecordType::A));
+        assert_eq!(nsid_of(&reply), None, "not asked: not sent");
+    }
+    let reply = udp(server.addr, &nsid_query("app.gslb.example.com"));
+    assert_eq!(addresses(&reply), ["192.0.2.1"], "the answer is the same");
+    server.app.shutdown().await;
+
+    // Without `server.nsid`, nothing is sent, asked or not.
+    let server = start().await;
+    let reply = udp(server.addr, &nsid_query("app.gslb.example.com"));
+    assert_eq!(nsid_of(&reply), None);
+    server.app.shutdown().await;
+}

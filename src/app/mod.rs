@@ -181,6 +181,7 @@ impl App {
             state::Setup {
                 model: config.model,
                 max_udp_payload: config.server.max_udp_payload,
+                nsid: config.server.nsid.as_deref().map(Arc::from),
                 remote,
                 plans,
                 kubernetes: config.kubernetes.as_ref().map(|k| k.sync_timeout),

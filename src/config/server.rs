@@ -34,6 +34,9 @@ pub struct ServerSettings {
     pub service_metrics_limit: usize,
     /// Response rate limiting of UDP answers; `None` when off.
     pub rrl: Option<RrlSettings>,
+    /// This server's identifier, sent to queries that ask for it with the NSID option
+    /// (RFC 5001); `None`: not sent.
+    pub nsid: Option<Vec<u8>>,
 }
 
 /// `[server]` as written.
@@ -59,6 +62,9 @@ pub(super) struct RawServer {
     rrl: RawRrl,
     #[serde(default)]
     tcp: RawTcp,
+    /// NSID (RFC 5001): the text to send, or "hostname" for the host's name (the pod's name in
+    /// Kubernetes: one per replica).
+    nsid: Option<String>,
 }
 
 impl Default for RawServer {
@@ -74,6 +80,7 @@ impl Default for RawServer {
             service_metrics_limit: default_service_metrics_limit(),
             rrl: RawRrl::default(),
             tcp: RawTcp::default(),
+            nsid: None,
         }
     }
 }
@@ -122,8 +129,41 @@ impl RawServer {
             per_service_metrics: self.per_service_metrics,
             service_metrics_limit: self.service_metrics_limit,
             rrl: self.rrl.validate(problems),
+            nsid: self
+                .nsid
+                .as_deref()
+                .and_then(|nsid| nsid_bytes(nsid, problems)),
         }
     }
+}
+
+/// Longest NSID sent: an identifier, not a message (BIND and Knot take a line of text).
+const MAX_NSID: usize = 128;
+
+/// The bytes of `server.nsid`: the text, or the host's name for "hostname".
+fn nsid_bytes(nsid: &str, problems: &mut Problems) -> Option<Vec<u8>> {
+    let text = if nsid == "hostname" {
+        match std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            Ok(name) => name.trim().to_string(),
+            Err(error) => {
+                problems.add(
+                    "server.nsid",
+                    format!("cannot read the host's name: {error}"),
+                );
+                return None;
+            }
+        }
+    } else {
+        nsid.to_string()
+    };
+    if text.is_empty() || text.len() > MAX_NSID {
+        problems.add(
+            "server.nsid",
+            format!("must be 1 to {MAX_NSID} bytes (or \"hostname\")"),
+        );
+        return None;
+    }
+    Some(text.into_bytes())
 }
 
 #[cfg(test)]
@@ -151,6 +191,17 @@ mod tests {
         assert_eq!(server.admin, None);
         assert!(!server.per_service_metrics);
         assert_eq!(server.service_metrics_limit, 1000);
+        assert_eq!(server.nsid, None);
+    }
+
+    #[test]
+    fn nsid_is_the_text_given_or_the_hosts_name() {
+        let config = server(r#"nsid = "eu-1""#).config();
+        assert_eq!(config.server.nsid.as_deref(), Some(&b"eu-1"[..]));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+        let config = server(r#"nsid = "hostname""#).config();
+        assert_eq!(config.server.nsid, Some(host.trim().as_bytes().to_vec()));
+        server(r#"nsid = """#).assert_refused("server.nsid", "must be 1 to 128 bytes");
     }
 
     #[test]

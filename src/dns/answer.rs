@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::{Edns, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_server::zone_handler::MessageRequest;
 use smallvec::SmallVec;
@@ -71,6 +71,12 @@ impl<'s> Response<'s> {
             ours.set_max_payload(theirs.max_payload().clamp(512, snapshot.max_udp_payload));
             // RFC 3225 §3: the DO bit is copied into the response.
             ours.set_dnssec_ok(theirs.flags().dnssec_ok);
+            // RFC 5001 §2.1: an empty NSID option asks for ours.
+            if let (Some(nsid), Some(_)) = (&snapshot.nsid, theirs.option(EdnsCode::NSID)) {
+                if let Ok(payload) = NSIDPayload::new(nsid.to_vec()) {
+                    ours.options_mut().insert(EdnsOption::NSID(payload));
+                }
+            }
             ours
         });
         Self {

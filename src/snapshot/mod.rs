@@ -228,6 +228,8 @@ pub struct Snapshot {
     pub readiness: Readiness,
     /// The last changes of health and freshness, oldest first (set by the state owner).
     pub transitions: Arc<Vec<transitions::Transition>>,
+    /// This server's NSID (RFC 5001, `server.nsid`; set by the state owner).
+    pub nsid: Option<Arc<[u8]>>,
     /// Shared between snapshots of the same model.
     nodes: Arc<FxHashMap<NameKey, Node>>,
 }
@@ -350,6 +352,7 @@ impl Snapshot {
             returning: model.zone.returning,
             readiness: Readiness::default(),
             transitions: Arc::default(),
+            nsid: None,
             nodes,
         };
         snapshot.set_regions(model, inputs);
@@ -427,6 +430,7 @@ impl Snapshot {
             returning: self.returning,
             readiness: Readiness::default(),
             transitions: Arc::default(),
+            nsid: self.nsid.clone(),
             nodes: self.nodes.clone(),
         }
     }

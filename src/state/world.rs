@@ -80,6 +80,7 @@ pub(super) struct World {
     /// The last [`MAX_TRANSITIONS`] changes of health and freshness, oldest first.
     transitions: VecDeque<Transition>,
     max_udp_payload: u16,
+    nsid: Option<Arc<[u8]>>,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
     /// Which services' answers events changed since the last snapshot was published.
@@ -142,6 +143,7 @@ impl World {
         let Setup {
             model,
             max_udp_payload,
+            nsid,
             remote,
             plans,
             kubernetes,
@@ -175,6 +177,7 @@ impl World {
             returns: Returns::default(),
             transitions: VecDeque::new(),
             max_udp_payload,
+            nsid,
             metrics,
             watch: SnapshotWatch::default(),
             changed: Changed::default(),
@@ -439,6 +442,7 @@ impl World {
             ),
         };
         snapshot.readiness = self.readiness();
+        snapshot.nsid = self.nsid.clone();
         self.returns
             .mark(&mut snapshot, services.as_deref(), crate::unix_ms());
         (snapshot, services)
@@ -852,6 +856,7 @@ mod tests {
         World::new(Setup {
             model,
             max_udp_payload: 1232,
+            nsid: None,
             remote,
             plans,
             kubernetes: kubernetes.then_some(SYNC_TIMEOUT),

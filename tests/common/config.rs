@@ -55,6 +55,8 @@ pub struct Server {
     pub rrl: Option<Rrl>,
     /// `[server.tcp]`; gslbd's defaults when `None`.
     pub tcp: Option<Tcp>,
+    /// NSID text (RFC 5001), or "hostname".
+    pub nsid: Option<String>,
 }
 
 /// `[server.tcp]`.
