@@ -72,10 +72,10 @@ impl<'s> Response<'s> {
             // RFC 3225 §3: the DO bit is copied into the response.
             ours.set_dnssec_ok(theirs.flags().dnssec_ok);
             // RFC 5001 §2.1: an empty NSID option asks for ours.
-            if let (Some(nsid), Some(_)) = (&snapshot.nsid, theirs.option(EdnsCode::NSID)) {
-                if let Ok(payload) = NSIDPayload::new(nsid.to_vec()) {
-                    ours.options_mut().insert(EdnsOption::NSID(payload));
-                }
+            if let (Some(nsid), Some(_)) = (&snapshot.nsid, theirs.option(EdnsCode::NSID))
+                && let Ok(payload) = NSIDPayload::new(nsid.to_vec())
+            {
+                ours.options_mut().insert(EdnsOption::NSID(payload));
             }
             ours
         });
