@@ -98,14 +98,19 @@ impl Default for RawSoa {
 fn one() -> u32 {
     1
 }
+// SOA timers as the usual recommendations have them (RFC 1912 §2.2, RIPE-203; what Zonemaster
+// checks): gslbd has no secondaries, so refresh, retry and expire only matter to the tools that
+// check them. The negative TTL (`minimum`) stays short on purpose: a service added (an Ingress
+// annotated, a config reloaded) must not stay hidden behind an NXDOMAIN a resolver cached for
+// longer than a minute (Zonemaster notes it is below its 300).
 fn soa_refresh() -> u32 {
-    3600
+    14_400
 }
 fn soa_retry() -> u32 {
-    600
+    3600
 }
 fn soa_expire() -> u32 {
-    86400
+    1_209_600
 }
 fn soa_minimum() -> u32 {
     60
@@ -407,7 +412,7 @@ mod tests {
         let soa = &zone.soa;
         assert_eq!(
             (soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum),
-            (1, 3600, 600, 86400, 60)
+            (1, 14_400, 3600, 1_209_600, 60)
         );
         assert_eq!(soa.ttl, 60);
         assert_eq!((zone.ns_ttl, zone.time_bucket_ms), (3600, 1000));
