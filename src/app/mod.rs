@@ -20,6 +20,7 @@ use tracing::info;
 
 use crate::admin::AdminServer;
 use crate::config::Config;
+use crate::dns::Identity;
 use crate::dns::server::{DnsServer, ServerError};
 use crate::gossip::transport::{OpenNetwork, PeerFilter};
 use crate::gossip::{Gossip, GossipError};
@@ -181,7 +182,7 @@ impl App {
             state::Setup {
                 model: config.model,
                 max_udp_payload: config.server.max_udp_payload,
-                nsid: config.server.nsid.as_deref().map(Arc::from),
+                identity: Arc::new(Identity::of(&config.server)),
                 remote,
                 plans,
                 kubernetes: config.kubernetes.as_ref().map(|k| k.sync_timeout),

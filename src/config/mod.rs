@@ -11,7 +11,8 @@
 //! - `names.rs`: domain names as written in the file, parsed one way for every section.
 //! - `split.rs`: a large file cut at its `[[services]]` tables, so each is parsed alone.
 //! - `server.rs`: `[server]`, the DNS listeners ([`ServerSettings`]); `rrl.rs`: `[server.rrl]`,
-//!   response rate limiting ([`RrlSettings`]); `tcp.rs`: `[server.tcp]`, TCP limits ([`TcpSettings`]).
+//!   response rate limiting ([`RrlSettings`]); `tcp.rs`: `[server.tcp]`, TCP limits ([`TcpSettings`]);
+//!   `cookies.rs`: `[server.cookies]`, DNS cookies ([`CookieSettings`]).
 //! - `zone.rs`: `[zone]` with its SOA, `[[regions]]` and `[geo]`; `dnssec.rs`: `[zone.dnssec]`,
 //!   the signing keys ([`Signer`](crate::dnssec::Signer)).
 //! - `service.rs`: `[[services]]` and their strategies.
@@ -20,6 +21,7 @@
 //! - `kubernetes.rs`: `[kubernetes]` ([`KubernetesSettings`]).
 //! - `fixture.rs` (tests only): a small valid file the section tests extend.
 
+mod cookies;
 mod dnssec;
 #[cfg(test)]
 mod fixture;
@@ -40,6 +42,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+pub use self::cookies::{CookieSettings, SECRET_LEN as COOKIE_SECRET_LEN};
 pub use self::gossip::GossipSettings;
 pub use self::kubernetes::KubernetesSettings;
 pub use self::problems::{ConfigError, Problem};

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use super::cookies::{CookieSettings, RawCookies};
 use super::default_true;
 use super::problems::Problems;
 use super::rrl::{RawRrl, RrlSettings};
@@ -37,6 +38,8 @@ pub struct ServerSettings {
     /// This server's identifier, sent to queries that ask for it with the NSID option
     /// (RFC 5001); `None`: not sent.
     pub nsid: Option<Vec<u8>>,
+    /// DNS cookies (`[server.cookies]`).
+    pub cookies: CookieSettings,
 }
 
 /// `[server]` as written.
@@ -65,6 +68,8 @@ pub(super) struct RawServer {
     /// NSID (RFC 5001): the text to send, or "hostname" for the host's name (the pod's name in
     /// Kubernetes: one per replica).
     nsid: Option<String>,
+    #[serde(default)]
+    cookies: RawCookies,
 }
 
 impl Default for RawServer {
@@ -81,6 +86,7 @@ impl Default for RawServer {
             rrl: RawRrl::default(),
             tcp: RawTcp::default(),
             nsid: None,
+            cookies: RawCookies::default(),
         }
     }
 }
@@ -133,6 +139,7 @@ impl RawServer {
                 .nsid
                 .as_deref()
                 .and_then(|nsid| nsid_bytes(nsid, problems)),
+            cookies: self.cookies.validate(problems),
         }
     }
 }

@@ -12,6 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_server::zone_handler::MessageRequest;
 use smallvec::SmallVec;
 
+use super::cookie::{self, Malformed};
 use super::select::{self, AnswerResult, Client, Picked};
 use super::signed::{self, Dnssec};
 use crate::dnssec::denial;
@@ -57,6 +58,9 @@ pub struct Response<'s> {
     pub nonexistent: bool,
     /// Signatures and denial of a signed zone, for a requester that set DO.
     pub dnssec: Dnssec,
+    /// The query carried a server cookie we made: its source address is its own, and its
+    /// answers are never rate-limited.
+    pub verified_source: bool,
 }
 
 impl<'s> Response<'s> {
@@ -72,7 +76,7 @@ impl<'s> Response<'s> {
             // RFC 3225 §3: the DO bit is copied into the response.
             ours.set_dnssec_ok(theirs.flags().dnssec_ok);
             // RFC 5001 §2.1: an empty NSID option asks for ours.
-            if let (Some(nsid), Some(_)) = (&snapshot.nsid, theirs.option(EdnsCode::NSID))
+            if let (Some(nsid), Some(_)) = (&snapshot.identity.nsid, theirs.option(EdnsCode::NSID))
                 && let Ok(payload) = NSIDPayload::new(nsid.to_vec())
             {
                 ours.options_mut().insert(EdnsOption::NSID(payload));
@@ -90,6 +94,7 @@ impl<'s> Response<'s> {
             served: None,
             nonexistent: false,
             dnssec: Dnssec::default(),
+            verified_source: false,
         }
     }
 
@@ -146,6 +151,7 @@ impl<'s> Response<'s> {
             served: self.served,
             nonexistent: self.nonexistent,
             dnssec: Dnssec::default(),
+            verified_source: self.verified_source,
         }
     }
 
@@ -156,7 +162,8 @@ impl<'s> Response<'s> {
     }
 }
 
-/// Builds the response to `request` from `source`; `None` means send nothing.
+/// Builds the response to `request` from `source`; `None` means send nothing. A query with a
+/// COOKIE option gets ours back (RFC 7873), or FORMERR when the option is malformed.
 pub fn respond<'s>(
     snapshot: &'s Snapshot,
     request: &MessageRequest,
@@ -167,6 +174,51 @@ pub fn respond<'s>(
     if request.metadata.message_type == MessageType::Response {
         return None;
     }
+    let cookie = match cookie_of(snapshot, request, source) {
+        Ok(cookie) => cookie,
+        Err(Malformed) => return Some(Response::new(request, snapshot, ResponseCode::FormErr)),
+    };
+    let mut response = respond_to(snapshot, request, source, bucket)?;
+    if let (Some(cookie), Some(edns)) = (cookie, response.edns.as_mut()) {
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(COOKIE, cookie.option.to_vec()));
+        response.verified_source = cookie.verified;
+    }
+    Some(response)
+}
+
+/// The EDNS option code of DNS cookies (RFC 7873 §4).
+const COOKIE: u16 = 10;
+
+/// The query's COOKIE option answered, when it has one and cookies are on.
+fn cookie_of(
+    snapshot: &Snapshot,
+    request: &MessageRequest,
+    source: IpAddr,
+) -> Result<Option<cookie::Answered>, Malformed> {
+    let Some(cookies) = &snapshot.identity.cookies else {
+        return Ok(None);
+    };
+    match request
+        .edns
+        .as_ref()
+        .and_then(|e| e.option(EdnsCode::Cookie))
+    {
+        Some(EdnsOption::Unknown(_, data)) => {
+            let now = (crate::unix_ms() / 1000) as u32;
+            cookies.answer(data, source, now).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// [`respond`] but for the cookie.
+fn respond_to<'s>(
+    snapshot: &'s Snapshot,
+    request: &MessageRequest,
+    source: IpAddr,
+    bucket: u64,
+) -> Option<Response<'s>> {
     // Replies echo the question section as sent: a name compressed against the query's header
     // would read our reply's header instead, and the reply would not parse. No resolver sends
     // one (the header holds no name); names compressed against an earlier question are fine.

@@ -48,7 +48,8 @@ impl Handler {
         else {
             return Decision::Send;
         };
-        let key = AnswerKey::of(response.rate_limit_rcode(), message::question(request));
+        let key = AnswerKey::of(response.rate_limit_rcode(), message::question(request))
+            .from_verified_source(response.verified_source);
         let decision = rrl.decide(request.src().ip(), key, rrl.second());
         if let Decision::Limit(what) = decision {
             let mut counts = RateLimitCounts::default();

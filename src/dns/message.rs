@@ -90,7 +90,8 @@ pub fn answer_general(
                     qtype: qtype_index(question.map_or(RecordType::Unknown(0), |(_, t)| t)),
                     rcode: rcode_index(response.metadata.response_code),
                     served: response.served,
-                    key: AnswerKey::of(response.rate_limit_rcode(), question),
+                    key: AnswerKey::of(response.rate_limit_rcode(), question)
+                        .from_verified_source(response.verified_source),
                 }
             }
             None => Outcome::Dropped,

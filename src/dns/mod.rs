@@ -4,6 +4,7 @@
 //! (`handler`), and the listeners they share (`server`).
 
 pub mod answer;
+pub mod cookie;
 pub mod encode;
 pub mod handler;
 pub mod message;
@@ -15,7 +16,31 @@ pub mod signed;
 pub mod tcp;
 pub mod udp;
 
+use crate::config::{CookieSettings, ServerSettings};
 use crate::label_enum::label_enum;
+
+/// What this server adds of its own to answers, from its settings: the NSID it gives queries
+/// that ask (RFC 5001) and the secrets of its DNS cookies. The same in every snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    pub nsid: Option<Vec<u8>>,
+    pub cookies: Option<cookie::Cookies>,
+}
+
+impl Identity {
+    /// The identity `server` describes (a cookie secret of its own made now, when it gives none).
+    pub fn of(server: &ServerSettings) -> Self {
+        if server.cookies == CookieSettings::OwnSecret {
+            tracing::info!(
+                "DNS cookies with a secret of this process's own: set server.cookies.secrets to share one between a region's replicas"
+            );
+        }
+        Self {
+            nsid: server.nsid.clone(),
+            cookies: cookie::Cookies::from_settings(&server.cookies),
+        }
+    }
+}
 
 label_enum! {
     /// The transport a query came over; the names are metric label values.

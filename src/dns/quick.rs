@@ -118,6 +118,7 @@ pub fn answer(
         served: Some(served),
         nonexistent: false,
         dnssec,
+        verified_source: false,
     };
     if !encode::encode_fast(&response, question.section, out) {
         return None;

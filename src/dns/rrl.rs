@@ -62,6 +62,9 @@ pub struct AnswerKey {
     pub class: AnswerClass,
     /// The name and type for `Normal` answers; 0 for the others.
     name: u64,
+    /// The query proved its source address with a server cookie we made (`dns::cookie`):
+    /// never limited.
+    pub verified_source: bool,
 }
 
 impl AnswerKey {
@@ -73,6 +76,14 @@ impl AnswerKey {
             rcode,
             key.as_ref().map(|(name, qtype)| (name.as_slice(), *qtype)),
         )
+    }
+
+    /// This key, for an answer to a query that proved its source address (`verified`).
+    pub fn from_verified_source(self, verified: bool) -> Self {
+        Self {
+            verified_source: verified,
+            ..self
+        }
     }
 
     /// [`AnswerKey::of`] with the question's name as its name-table key ([`key_bytes`]).
@@ -91,7 +102,11 @@ impl AnswerKey {
             }
             _ => 0,
         };
-        Self { class, name }
+        Self {
+            class,
+            name,
+            verified_source: false,
+        }
     }
 }
 
@@ -126,7 +141,7 @@ impl Rrl {
 
     /// Whether an answer of `key` to `client` at `second` may be sent.
     pub fn decide(&self, client: IpAddr, key: AnswerKey, second: u64) -> Decision {
-        if self.settings.exempt.iter().any(|net| net.contains(&client)) {
+        if key.verified_source || self.settings.exempt.iter().any(|net| net.contains(&client)) {
             return Decision::Send;
         }
         let limit = match key.class {

@@ -18,6 +18,7 @@ pub use name_key::{MAX_WIRE_NAME, NameKey, key_bytes};
 pub use readiness::{KubernetesSync, Readiness};
 pub use records::{Host, ZoneRecords, address_record};
 
+use crate::dns::Identity;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -228,8 +229,8 @@ pub struct Snapshot {
     pub readiness: Readiness,
     /// The last changes of health and freshness, oldest first (set by the state owner).
     pub transitions: Arc<Vec<transitions::Transition>>,
-    /// This server's NSID (RFC 5001, `server.nsid`; set by the state owner).
-    pub nsid: Option<Arc<[u8]>>,
+    /// What this server adds of its own: NSID, cookie secrets (set by the state owner).
+    pub identity: Arc<Identity>,
     /// Shared between snapshots of the same model.
     nodes: Arc<FxHashMap<NameKey, Node>>,
 }
@@ -352,7 +353,7 @@ impl Snapshot {
             returning: model.zone.returning,
             readiness: Readiness::default(),
             transitions: Arc::default(),
-            nsid: None,
+            identity: Arc::default(),
             nodes,
         };
         snapshot.set_regions(model, inputs);
@@ -430,7 +431,7 @@ impl Snapshot {
             returning: self.returning,
             readiness: Readiness::default(),
             transitions: Arc::default(),
-            nsid: self.nsid.clone(),
+            identity: self.identity.clone(),
             nodes: self.nodes.clone(),
         }
     }

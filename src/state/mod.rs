@@ -169,8 +169,8 @@ pub struct RemoteSettings {
 pub struct Setup {
     pub model: Model,
     pub max_udp_payload: u16,
-    /// NSID sent to queries that ask (`server.nsid`); every snapshot carries it.
-    pub nsid: Option<Arc<[u8]>>,
+    /// NSID and cookie secrets (server settings); every snapshot carries them.
+    pub identity: Arc<crate::dns::Identity>,
     /// `None` without gossip.
     pub remote: Option<RemoteSettings>,
     /// Where the probe plan of each served model goes; the plan it holds is the first one,
@@ -314,7 +314,7 @@ mod tests {
         let setup = Setup {
             model,
             max_udp_payload: 1232,
-            nsid: None,
+            identity: Arc::default(),
             remote: None,
             plans,
             kubernetes: None,

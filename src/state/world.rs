@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::returns::Returns;
 use super::{DrainChange, DrainError, Event, Setup};
+use crate::dns::Identity;
 use crate::gossip::local_report::{self, LocalReport};
 use crate::gossip::report::{DrainState, Stamp};
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
@@ -80,7 +81,7 @@ pub(super) struct World {
     /// The last [`MAX_TRANSITIONS`] changes of health and freshness, oldest first.
     transitions: VecDeque<Transition>,
     max_udp_payload: u16,
-    nsid: Option<Arc<[u8]>>,
+    identity: Arc<Identity>,
     metrics: Arc<Metrics>,
     watch: SnapshotWatch,
     /// Which services' answers events changed since the last snapshot was published.
@@ -143,7 +144,7 @@ impl World {
         let Setup {
             model,
             max_udp_payload,
-            nsid,
+            identity,
             remote,
             plans,
             kubernetes,
@@ -177,7 +178,7 @@ impl World {
             returns: Returns::default(),
             transitions: VecDeque::new(),
             max_udp_payload,
-            nsid,
+            identity,
             metrics,
             watch: SnapshotWatch::default(),
             changed: Changed::default(),
@@ -442,7 +443,7 @@ impl World {
             ),
         };
         snapshot.readiness = self.readiness();
-        snapshot.nsid = self.nsid.clone();
+        snapshot.identity = self.identity.clone();
         self.returns
             .mark(&mut snapshot, services.as_deref(), crate::unix_ms());
         (snapshot, services)
@@ -856,7 +857,7 @@ mod tests {
         World::new(Setup {
             model,
             max_udp_payload: 1232,
-            nsid: None,
+            identity: Arc::default(),
             remote,
             plans,
             kubernetes: kubernetes.then_some(SYNC_TIMEOUT),

@@ -57,6 +57,17 @@ pub struct Server {
     pub tcp: Option<Tcp>,
     /// NSID text (RFC 5001), or "hostname".
     pub nsid: Option<String>,
+    /// `[server.cookies]`; gslbd's defaults when `None`.
+    pub cookies: Option<Cookies>,
+}
+
+/// `[server.cookies]`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Cookies {
+    pub enabled: Option<bool>,
+    /// Base64 of 16 bytes each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// `[server.tcp]`.
