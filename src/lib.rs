@@ -24,7 +24,8 @@
 //!   and readiness; [`region_health`] decides each region's health for each service, and why;
 //!   [`geo`] places clients; [`remote`] holds other regions' reports and their freshness.
 //! - [`dns`]: strategies (`select`), the pure answer (`answer`), encoding and transports (UDP,
-//!   TCP with its connection limits); [`fd_limit`] keeps file descriptors for gslbd's own use.
+//!   TCP with its connection limits), DNS cookies; [`dnssec`] signs the zone online (keys,
+//!   cached signatures, compact denial); [`fd_limit`] keeps file descriptors for gslbd's own use.
 //! - [`health`]: probe plan, probes, rise/fall, the checker.
 //! - [`gossip`]: signed units of state, their store, pushes and pulls, foca membership, sealed transport, keys.
 //! - [`kubernetes`]: watches, a pure index and discovery, the controller loop.

@@ -1,4 +1,5 @@
-//! The authoritative DNS side: strategies (`select`), the pure answer (`answer`), its encoding
+//! The authoritative DNS side: strategies (`select`), the pure answer (`answer`; a signed
+//! zone's DNSSEC records added by `signed`, DNS cookies by `cookie`), its encoding
 //! (`encode`), one message answered (`message`; the common query from its bytes, `quick`), and the transports: the UDP fast path (`udp`),
 //! TCP with its connection limits (`tcp`), hickory-server for UDP when the fast path is off
 //! (`handler`), and the listeners they share (`server`).
