@@ -149,10 +149,19 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
         "spec": {"rules": [{"host": "ns-us.gslb.example.com"}]},
         "status": {"loadBalancer": {"ingress": [{"ip": "127.0.68.10"}]}},
     }));
+    // Signed with the repository's test key, so that the DNSSEC series are exported too.
     let mut config = ConfigFile::base().seen_from("eu");
     config.server.udp_workers = Some(1);
     config.server.admin = Some("127.0.0.1:0".into());
     config.probe = Probe::none();
+    config.zone.dnssec = Some(common::config::Dnssec {
+        keys: vec![
+            root.join("config/dnssec/Kgslb.example.com.+013+60818")
+                .display()
+                .to_string(),
+        ],
+        ..Default::default()
+    });
     config.kubernetes = Some(Kubernetes {
         api_server: Some(api.url()),
         ..Kubernetes::default()
@@ -162,6 +171,9 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
         a == ["127.0.68.9"]
     })
     .await;
+    let mut signed = query("good.gslb.example.com", RecordType::A);
+    signed.edns.as_mut().expect("edns").set_dnssec_ok(true);
+    udp(kube_node.addr, &signed);
 
     let mut exported = BTreeSet::new();
     for admin in [node.app.admin_addr(), kube_node.app.admin_addr()] {
@@ -173,6 +185,8 @@ async fn live_scrape_rules_and_dashboard_pass_promtool() {
     for skipped in [
         "gslbd_kubernetes_objects_skipped",
         "gslbd_kubernetes_hosts_refused",
+        "gslbd_dnssec_signatures_total",
+        "gslbd_dnssec_key",
     ] {
         assert!(exported.contains(skipped), "{skipped}: {exported:?}");
     }

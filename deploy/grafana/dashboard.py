@@ -159,6 +159,14 @@ panel("timeseries", "Config reloads", "",
       [(f'sum by (result) (increase(gslbd_config_reloads_total{sel()}[$__rate_interval]))', "{{result}}")], 16, 8, 8,
       extra={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60}}})
 y += 8
+row("DNSSEC")
+panel("timeseries", "Signatures made", "RRSIGs made by online signing: an RRset answered for the first time today (a new answer combination, a new name that does not exist, every RRset once a day). Everything else is served from the cache. A steady high rate under a random-subdomain flood is what rate limiting bounds. Empty for an unsigned zone.",
+      [(f'sum by (instance) (rate(gslbd_dnssec_signatures_total{sel()}[$__rate_interval]))', "{{instance}}")], 0, 8, 8, unit="ops")
+panel("timeseries", "Signed RRsets cached", "Signatures kept for reuse (at most 200 000 per server).",
+      [(f'max by (instance) (gslbd_dnssec_signature_cache_entries{sel()})', "{{instance}}")], 8, 8, 8)
+panel("table", "Keys", "The DNSKEY set every server publishes: 1 for a key that signs, 0 for one only published (a rollover). Every server should list the same keys.",
+      [(f'max by (instance, key_tag, algorithm, sep) (gslbd_dnssec_key{sel()})', "", True, "table")], 16, 8, 8)
+y += 8
 row("Kubernetes")
 panel("timeseries", "Watch events by kind", "Objects applied and deleted as the watches see them; init_* when a watch lists again.",
       [(f'sum by (kind, event) (rate(gslbd_kubernetes_watch_events_total{sel()}[$__rate_interval]))', "{{kind}} {{event}}")], 0, 8, 8, unit="ops")
