@@ -572,9 +572,10 @@ fn delv_validates_the_example_configs_answers_with_the_zones_own_key() {
 #[test]
 #[ignore = "needs bind9-dnsutils (delv) and libfaketime: run by .ci/run"]
 fn a_server_clock_days_off_makes_its_signatures_fail_validation_and_hours_do_not() {
-    // A signature is valid from an hour before its day (UTC) to 14 days after it. Validators
-    // read their own clock: a signer days ahead makes signatures not yet valid, 14 or more
-    // behind makes them expired; a few days behind, or an hour ahead, is within the window.
+    // A signature is valid from an hour before its day (24 h starting at a time of the
+    // RRset's own) to 14 days after it. Validators read their own clock: a signer more than a
+    // day and an hour ahead makes signatures not yet valid, 14 or more days behind makes them
+    // expired; a few days behind, or less than an hour ahead, is within the window.
     let dir = tempfile::tempdir().expect("temp dir");
     let anchor = example_anchor(dir.path());
     for (i, (offset, validates)) in [

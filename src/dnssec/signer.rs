@@ -4,9 +4,11 @@
 //! (online signing), and each signature is kept for the rest of its time window: the cache is
 //! keyed by the RRset itself (owner, type, TTL and its records in canonical order, RFC 4034
 //! §6.3) and the window, so a round-robin answer in any order, or the same set picked for
-//! another client, finds the signature made for the first. A window is `refresh` long; its
-//! signatures are valid from an hour before it starts (clock skew) to `lifetime` after, the
-//! same at every server, so any region's answer validates with the same keys.
+//! another client, finds the signature made for the first. A window is `refresh` long and
+//! starts at a time of its own for each RRset (a hash of it: the same at every server), so a
+//! day's new signatures are spread over the day; its signatures are valid from an hour before
+//! it starts (clock skew) to `lifetime` after, and any region's answer validates with the same
+//! keys.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -268,25 +270,34 @@ impl Signer {
         rdatas: &Rdatas,
         now_s: u64,
     ) -> Result<Signatures, String> {
-        let window = now_s / self.policy.refresh_s.max(1);
+        let refresh = self.policy.refresh_s.max(1);
         let owner_wire = key_bytes(owner);
         let sorted = rdatas.sorted();
 
-        // owner | type | TTL | window | (length | RDATA)*
+        // owner | type | TTL | (length | RDATA)* | window
         let mut key: SmallVec<[u8; 256]> = SmallVec::new();
         key.extend_from_slice(&owner_wire);
         key.extend_from_slice(&u16::from(rtype).to_be_bytes());
         key.extend_from_slice(&ttl.to_be_bytes());
-        key.extend_from_slice(&window.to_be_bytes());
         for rdata in &sorted {
             key.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
             key.extend_from_slice(rdata);
         }
+        // Each RRset's windows start at a time of day of its own (the same in every region:
+        // the hash has no seed), so the day's new signatures are spread over the day rather
+        // than all made in the first seconds after midnight.
+        let offset = {
+            let mut hasher = rustc_hash::FxHasher::default();
+            std::hash::Hasher::write(&mut hasher, &key);
+            std::hash::Hasher::finish(&hasher) % refresh
+        };
+        let window = (now_s + offset) / refresh;
+        key.extend_from_slice(&window.to_be_bytes());
         if let Some(found) = self.cache.get(&key[..]) {
             return Ok(found);
         }
 
-        let start = window * self.policy.refresh_s.max(1);
+        let start = (window * refresh).saturating_sub(offset);
         let inception = start.saturating_sub(BACKDATE_S) as u32;
         let expiration = (start + self.policy.lifetime_s) as u32;
         let owner = owner.to_lowercase();
@@ -350,4 +361,62 @@ fn signed_data(input: &SigInput, owner_wire: &[u8], origin: &Name, sorted: &[&[u
         data.extend_from_slice(rdata);
     }
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    use super::*;
+    use crate::fixtures;
+
+    fn signer() -> Arc<Signer> {
+        let model = fixtures::signed(fixtures::config("").model);
+        model.zone.signer.expect("signed")
+    }
+
+    /// (inception, expiration, signature) of the A RRset of `address` signed at `now`.
+    fn signed(signer: &Signer, address: &str, now: u64) -> (u32, u32, Vec<u8>) {
+        let owner = Name::from_ascii("app.gslb.example.com.").expect("name");
+        let address: IpAddr = address.parse().expect("address");
+        let made = signer
+            .sign(&owner, RecordType::A, 30, &Rdatas::of_addresses(&[address]), now)
+            .expect("signs");
+        let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &made[0].data else {
+            panic!("an RRSIG");
+        };
+        let input = rrsig.input();
+        (
+            input.sig_inception.get(),
+            input.sig_expiration.get(),
+            rrsig.sig().to_vec(),
+        )
+    }
+
+    #[test]
+    fn each_rrset_is_signed_again_once_a_day_at_a_time_of_its_own() {
+        let signer = signer();
+        let day = 86_400;
+        let now = 1_800_000_000 - 1_800_000_000 % day;
+        let mut starts = std::collections::BTreeSet::new();
+        for i in 1..=20 {
+            let address = format!("192.0.2.{i}");
+            let (inception, expiration, signature) = signed(&signer, &address, now);
+            let start = u64::from(inception) + BACKDATE_S;
+            assert!(start <= now && now < start + day, "the window holds now");
+            assert_eq!(u64::from(expiration), start + 14 * day);
+            starts.insert(start % day);
+            // The same RRset within its window: the same signature (from the cache) ...
+            let until = start + day - 1;
+            assert_eq!(signed(&signer, &address, until).2, signature);
+            // ... and a new one made at the window's end, valid from then.
+            let (next, _, again) = signed(&signer, &address, start + day);
+            assert_ne!(again, signature);
+            assert_eq!(u64::from(next) + BACKDATE_S, start + day);
+        }
+        assert!(starts.len() > 15, "spread over the day: {starts:?}");
+    }
 }
