@@ -383,7 +383,13 @@ mod tests {
         let owner = Name::from_ascii("app.gslb.example.com.").expect("name");
         let address: IpAddr = address.parse().expect("address");
         let made = signer
-            .sign(&owner, RecordType::A, 30, &Rdatas::of_addresses(&[address]), now)
+            .sign(
+                &owner,
+                RecordType::A,
+                30,
+                &Rdatas::of_addresses(&[address]),
+                now,
+            )
             .expect("signs");
         let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &made[0].data else {
             panic!("an RRSIG");
