@@ -5,7 +5,8 @@
 use std::hint::black_box;
 use std::net::SocketAddr;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 
 use gslbd::config;
@@ -80,6 +81,23 @@ fn query_with(name: &str, dnssec_ok: bool) -> Vec<u8> {
     message.to_bytes().expect("query encodes")
 }
 
+/// Benches `snapshot` answering `packet` from `source` (query bytes → response bytes) as `id`.
+fn answering(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    snapshot: &Snapshot,
+    packet: &[u8],
+    source: SocketAddr,
+) {
+    let mut out = Vec::with_capacity(1232);
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            answer_packet(snapshot, black_box(packet), source, 1_700_000_000, &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
 fn answer(c: &mut Criterion) {
     let source = SocketAddr::from(([198, 51, 100, 7], 5300));
     for n in [1_000, 100_000] {
@@ -88,38 +106,10 @@ fn answer(c: &mut Criterion) {
         for (i, strategy) in STRATEGIES.iter().enumerate() {
             // A service in the middle of the table, of this strategy.
             let packet = query(&format!("svc-{}.gslb.example.com", n / 2 + i));
-            let mut out = Vec::with_capacity(1232);
-            group.bench_with_input(
-                BenchmarkId::from_parameter(strategy),
-                &packet,
-                |b, packet| {
-                    b.iter(|| {
-                        answer_packet(
-                            &snapshot,
-                            black_box(packet),
-                            source,
-                            1_700_000_000,
-                            &mut out,
-                        );
-                        black_box(out.len())
-                    })
-                },
-            );
+            answering(&mut group, strategy, &snapshot, &packet, source);
         }
         let packet = query("nope.gslb.example.com");
-        let mut out = Vec::with_capacity(1232);
-        group.bench_function("nxdomain", |b| {
-            b.iter(|| {
-                answer_packet(
-                    &snapshot,
-                    black_box(&packet),
-                    source,
-                    1_700_000_000,
-                    &mut out,
-                );
-                black_box(out.len())
-            })
-        });
+        answering(&mut group, "nxdomain", &snapshot, &packet, source);
         group.finish();
     }
 }
@@ -195,20 +185,13 @@ fn signed(c: &mut Criterion) {
         ("round-robin_do", "svc-502.gslb.example.com", true),
         ("nxdomain_do", "nope.gslb.example.com", true),
     ] {
-        let packet = query_with(qname, dnssec_ok);
-        let mut out = Vec::with_capacity(1232);
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                answer_packet(
-                    &snapshot,
-                    black_box(&packet),
-                    source,
-                    1_700_000_000,
-                    &mut out,
-                );
-                black_box(out.len())
-            })
-        });
+        answering(
+            &mut group,
+            name,
+            &snapshot,
+            &query_with(qname, dnssec_ok),
+            source,
+        );
     }
     group.finish();
 

@@ -294,14 +294,7 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
         out.extend_from_slice(&record.ttl.to_be_bytes());
         let length_at = out.len();
         out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&u16::from(input.type_covered).to_be_bytes());
-        out.push(u8::from(input.algorithm));
-        out.push(input.num_labels);
-        out.extend_from_slice(&input.original_ttl.to_be_bytes());
-        out.extend_from_slice(&input.sig_expiration.get().to_be_bytes());
-        out.extend_from_slice(&input.sig_inception.get().to_be_bytes());
-        out.extend_from_slice(&input.key_tag.to_be_bytes());
-        out.extend_from_slice(&crate::snapshot::key_bytes(&input.signer_name));
+        crate::dnssec::signer::write_rrsig_fields(input, out);
         out.extend_from_slice(rrsig.sig());
         let length = (out.len() - length_at - 2) as u16;
         out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());

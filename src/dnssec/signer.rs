@@ -314,7 +314,7 @@ impl Signer {
                 key_tag: signer.tag,
                 signer_name: self.origin.clone(),
             };
-            let data = signed_data(&input, &owner_wire, &self.origin, &sorted);
+            let data = signed_data(&input, &owner_wire, &sorted);
             let signature = signer.sign(&data)?;
             made.push(Record::from_rdata(
                 owner.clone(),
@@ -340,18 +340,25 @@ impl Signer {
     }
 }
 
+/// Appends to `out` an RRSIG's RDATA up to its signature (RFC 4034 §3.1): the fields of
+/// `input`, the signer's name uncompressed and lowercase (§3.1.7, §6.2). What is signed starts
+/// with it, and what is sent writes it before the signature.
+pub fn write_rrsig_fields(input: &SigInput, out: &mut Vec<u8>) {
+    out.extend_from_slice(&u16::from(input.type_covered).to_be_bytes());
+    out.push(u8::from(input.algorithm));
+    out.push(input.num_labels);
+    out.extend_from_slice(&input.original_ttl.to_be_bytes());
+    out.extend_from_slice(&input.sig_expiration.get().to_be_bytes());
+    out.extend_from_slice(&input.sig_inception.get().to_be_bytes());
+    out.extend_from_slice(&input.key_tag.to_be_bytes());
+    out.extend_from_slice(&key_bytes(&input.signer_name));
+}
+
 /// RFC 4034 §3.1.8.1: the RRSIG RDATA without its signature, then each record of the RRset in
 /// canonical form and order (owner lowercase, the original TTL).
-fn signed_data(input: &SigInput, owner_wire: &[u8], origin: &Name, sorted: &[&[u8]]) -> Vec<u8> {
+fn signed_data(input: &SigInput, owner_wire: &[u8], sorted: &[&[u8]]) -> Vec<u8> {
     let mut data = Vec::with_capacity(64 + sorted.len() * (owner_wire.len() + 30));
-    data.extend_from_slice(&u16::from(input.type_covered).to_be_bytes());
-    data.push(u8::from(input.algorithm));
-    data.push(input.num_labels);
-    data.extend_from_slice(&input.original_ttl.to_be_bytes());
-    data.extend_from_slice(&input.sig_expiration.get().to_be_bytes());
-    data.extend_from_slice(&input.sig_inception.get().to_be_bytes());
-    data.extend_from_slice(&input.key_tag.to_be_bytes());
-    data.extend_from_slice(&key_bytes(origin));
+    write_rrsig_fields(input, &mut data);
     for rdata in sorted {
         data.extend_from_slice(owner_wire);
         data.extend_from_slice(&u16::from(input.type_covered).to_be_bytes());
