@@ -22,36 +22,62 @@ const APP: &str = "app.gslb.example.com";
 struct Driver {
     child: Child,
     port: u16,
+    /// chromedriver's log, removed with it.
+    log: std::path::PathBuf,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
+/// chromedriver started and listening. The free port is chosen before chromedriver binds it,
+/// so another process may take it in between, and a first start after an upgrade can be slow:
+/// a chromedriver that exits is started again on another port (three tries), and what it
+/// printed goes into the failure.
 fn chromedriver() -> Driver {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new("chromedriver")
-        .args([
-            format!("--port={port}"),
-            "--allowed-ips=127.0.0.1".to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver runs (apt-get install chromium chromium-driver)");
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver never listened");
-        std::thread::sleep(Duration::from_millis(50));
+    let mut exits = Vec::new();
+    for _ in 0..3 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::env::temp_dir().join(format!("gslbd-chromedriver-{port}.log"));
+        let mut child = Command::new("chromedriver")
+            .args([
+                format!("--port={port}"),
+                "--allowed-ips=127.0.0.1".to_string(),
+                format!("--log-path={}", log.display()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (apt-get install chromium chromium-driver)");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(addr).is_ok() {
+                return Driver { child, port, log };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let printed = std::fs::read_to_string(&log).unwrap_or_default();
+                exits.push(format!("port {port}: {status}\n{printed}"));
+                let _ = std::fs::remove_file(&log);
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let printed = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("chromedriver never listened on {port}:\n{printed}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    Driver { child, port }
+    panic!("chromedriver exited three times:\n{}", exits.join("\n"));
 }
 
 async fn browser(driver: &Driver) -> Client {
