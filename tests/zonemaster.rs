@@ -23,7 +23,11 @@ struct Namespace {
 
 impl Namespace {
     fn new(name: &str) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        // Left over by an earlier run that was killed; usually there is none.
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
         for args in [
             vec!["netns", "add", name],
             vec!["-n", name, "link", "set", "lo", "up"],
