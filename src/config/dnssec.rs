@@ -69,7 +69,7 @@ impl RawDnssec {
                 "must be between 1 and 744 (31 days)",
             );
         }
-        if lifetime < 2 * refresh || lifetime > 24 * 366 {
+        if lifetime < refresh.saturating_mul(2) || lifetime > 24 * 366 {
             problems.add(
                 "zone.dnssec.signature_lifetime_hours",
                 "must be at least twice signature_refresh_hours and at most 8784 (366 days)",
@@ -83,13 +83,40 @@ impl RawDnssec {
             return None;
         }
         let policy = Policy {
-            lifetime_s: lifetime * 3600,
-            refresh_s: refresh * 3600,
+            lifetime_s: lifetime.saturating_mul(3600),
+            refresh_s: refresh.saturating_mul(3600),
             dnskey_ttl: self.dnskey_ttl,
         };
         Signer::new(origin, signing, published, policy)
             .inspect_err(|reason| problems.add("zone.dnssec", reason.clone()))
             .ok()
             .map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::Fixture;
+
+    /// `[zone.dnssec]` with the repository's test key and `keys` more.
+    fn dnssec(keys: &str) -> Fixture {
+        Fixture::new().table(&format!(
+            "[zone.dnssec]\nkeys = [\"config/dnssec/Kgslb.example.com.+013+60818\"]\n{keys}"
+        ))
+    }
+
+    #[test]
+    fn signature_times_out_of_range_are_refused_not_overflowed() {
+        dnssec("signature_refresh_hours = 18446744073709551615").assert_refused(
+            "zone.dnssec.signature_refresh_hours",
+            "must be between 1 and 744",
+        );
+        dnssec("signature_lifetime_hours = 18446744073709551615")
+            .assert_refused("zone.dnssec.signature_lifetime_hours", "at most 8784");
+        dnssec("signature_lifetime_hours = 30").assert_refused(
+            "zone.dnssec.signature_lifetime_hours",
+            "at least twice signature_refresh_hours",
+        );
+        assert!(dnssec("").config().model.zone.signer.is_some());
     }
 }
