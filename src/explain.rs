@@ -69,6 +69,9 @@ pub struct TargetState {
     pub addresses: Vec<IpAddr>,
     /// Those answered while the region is in (not found down).
     pub answerable: Vec<IpAddr>,
+    /// The host name answered (a CNAME) when the target is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
     pub weight: u32,
     /// When the region went down (its first failing probe, Unix ms), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +135,7 @@ fn service_state(snapshot: &Snapshot, service: &ServiceAnswer) -> ServiceState {
                 reason: answer.why.to_string(),
                 addresses: answer.all.ips().to_vec(),
                 answerable: answer.addresses.ips().to_vec(),
+                target_name: answer.cname.as_ref().map(|record| record.data.to_string()),
                 weight: answer.weight,
                 down_since_ms: answer.down_since_ms(),
                 back_since_ms: answer.back_since_ms(),
@@ -363,11 +367,18 @@ fn what_if_reply(snapshot: &Snapshot, service: &ServiceAnswer, question: &Questi
         &select::At::of(snapshot, time_bucket(snapshot.time_bucket_ms)),
         &snapshot.geo,
     );
+    let cname = selection
+        .cname
+        .and_then(|position| service.regions[position].cname.as_ref());
+    let answer: Vec<String> = match cname {
+        Some(record) => vec![record.data.to_string()],
+        None => selection.addresses.iter().map(|a| a.to_string()).collect(),
+    };
     Reply {
         // A service's name always exists: its answer is data or NODATA.
         rcode: ResponseCode::NoError,
-        answer: selection.addresses.iter().map(|a| a.to_string()).collect(),
-        ttl: (!selection.addresses.is_empty()).then_some(service.ttl()),
+        ttl: (!answer.is_empty()).then_some(service.ttl()),
+        answer,
     }
 }
 
@@ -390,7 +401,9 @@ fn decide(snapshot: &Snapshot, service: &ServiceAnswer, question: &Question) -> 
         RecordType::AAAA => RecordType::AAAA,
         _ => RecordType::A,
     };
-    let usable = |r: &RegionAnswer| r.health.is_available() && !r.addresses.of(rtype).is_empty();
+    let usable = |r: &RegionAnswer| {
+        r.health.is_available() && (r.cname.is_some() || !r.addresses.of(rtype).is_empty())
+    };
     let describe = |r: &RegionAnswer| {
         let state = if usable(r) {
             "available"

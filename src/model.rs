@@ -327,11 +327,16 @@ impl PartialEq<Vec<IpAddr>> for Addresses {
     }
 }
 
-/// A service's addresses in one region.
+/// A service's addresses in one region, or the host name answered for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub region: RegionIndex,
+    /// Empty for a target that is a host name (`name`).
     pub addresses: Addresses,
+    /// A host name answered as a CNAME in place of addresses (a cloud load balancer's name),
+    /// lowercase, fully qualified and outside the zone; `addresses` is then empty. Probes
+    /// resolve it and check what it resolves to.
+    pub name: Option<Arc<Name>>,
     /// Health set in config: it overrides what probes say (e.g. to drain a region). `None`:
     /// probes decide for the local region, and other regions count as healthy.
     pub health: Option<Health>,

@@ -36,6 +36,9 @@ pub struct TargetState {
     pub health: String,
     pub why: Why,
     pub answerable: Vec<String>,
+    /// The host name answered (a CNAME), when the target is one.
+    #[serde(default)]
+    pub target_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,9 +48,10 @@ pub struct Why {
 
 impl TargetState {
     /// Whether answers may draw from it: as the answer path decides (healthy or unknown, with
-    /// an address).
+    /// an address or a host name).
     fn available(&self) -> bool {
-        matches!(self.health.as_str(), "healthy" | "unknown") && !self.answerable.is_empty()
+        matches!(self.health.as_str(), "healthy" | "unknown")
+            && (!self.answerable.is_empty() || self.target_name.is_some())
     }
 
     /// The cell: its health, or what takes precedence over it in words.

@@ -95,7 +95,7 @@ fn cell_state(answer: &RegionAnswer) -> &'static str {
 }
 
 fn available(answer: &RegionAnswer) -> bool {
-    answer.health.is_available() && !answer.addresses.ips().is_empty()
+    answer.health.is_available() && (answer.cname.is_some() || !answer.addresses.ips().is_empty())
 }
 
 /// The regions answers come from now (failover: the first available in order; the others:
@@ -174,12 +174,15 @@ pub fn live(snapshot: &Snapshot) -> String {
         let from: Vec<String> = answered_from(service)
             .iter()
             .map(|answer| {
-                let ips: Vec<String> = answer
-                    .addresses
-                    .ips()
-                    .iter()
-                    .map(|ip| ip.to_string())
-                    .collect();
+                let ips: Vec<String> = match &answer.cname {
+                    Some(record) => vec![format!("CNAME {}", record.data)],
+                    None => answer
+                        .addresses
+                        .ips()
+                        .iter()
+                        .map(|ip| ip.to_string())
+                        .collect(),
+                };
                 format!(
                     "{} <span class=\"answer\">{}</span>",
                     esc(snapshot.regions[answer.region.get()].as_str()),

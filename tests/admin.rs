@@ -135,7 +135,7 @@ async fn health_readiness_and_metrics_follow_what_happens() {
 }
 
 #[test]
-#[should_panic(expected = "only 127.0.0.0/8 and ::1 may be probed")]
+#[should_panic(expected = "only 127.0.0.0/8, ::1 and localhost may be probed")]
 fn the_test_guard_refuses_configs_that_would_probe_beyond_loopback() {
     // Parsed only: nothing starts, nothing is sent.
     assert_probes_stay_local(&ConfigFile::base().seen_from("eu").parse());

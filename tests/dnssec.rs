@@ -688,3 +688,41 @@ async fn metrics_count_signatures_made_and_show_the_keys() {
     );
     server.app.shutdown().await;
 }
+
+/// A target that is a host name: its CNAME gets an RRSIG like any RRset, for every type asked,
+/// and the CNAME is not chased (the target is outside the zone).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cname_answer_is_signed_and_validates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = format!(
+        "{}\n[[services]]\nname = \"lb.gslb.example.com\"\nstrategy = \"failover\"\n\
+         failover_order = [\"us\", \"eu\"]\n\
+         targets = {{ eu = [\"192.0.2.9\"], us = \"lb-1.us-east-1.elb.example.net\" }}\n",
+        signed(dir.path()).to_toml()
+    );
+    let server = start_text(&text).await;
+    let keys = dnskeys(server.addr);
+    for rtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+        for reply in [
+            udp(server.addr, &do_query("lb.gslb.example.com", rtype, false)),
+            tcp(server.addr, &do_query("lb.gslb.example.com", rtype, false)),
+        ] {
+            assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+            let signed = assert_signed(&reply.answers, &keys);
+            assert_eq!(
+                signed,
+                [("lb.gslb.example.com.".to_string(), RecordType::CNAME)],
+                "{rtype}"
+            );
+            let cname: Vec<String> = reply
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == RecordType::CNAME)
+                .map(|r| r.data.to_string())
+                .collect();
+            assert_eq!(cname, ["lb-1.us-east-1.elb.example.net."]);
+            assert!(reply.authorities.is_empty(), "a positive answer: no denial");
+        }
+    }
+    server.app.shutdown().await;
+}

@@ -313,6 +313,7 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
         health: Health::Healthy,
         addresses: vec!["198.51.100.66".parse().expect("an address")],
         down: Vec::new(),
+        name: None,
         changed_ms: 0,
         failing_since_ms: None,
         drained: false,

@@ -215,3 +215,92 @@ async fn the_delegation_is_published_as_an_external_dns_endpoint() {
     server.app.shutdown().await;
     api.stop();
 }
+
+/// `gslbd.io/target-name` (k8gb issue 1800): the region's target is a host name, answered as a
+/// CNAME: a fixed one, or (`status`) the load balancer's host name from the object's status,
+/// answered as it is instead of resolved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_name_annotation_answers_a_cname() {
+    let fixed = ingress(
+        "fixed",
+        &["fixed.gslb.example.com"],
+        &[
+            ("gslbd.io/strategy", "round-robin"),
+            ("gslbd.io/target-name", "LB-7.eu-west-1.elb.example.net"),
+            ("gslbd.io/probe-scheme", "none"),
+        ],
+        &["127.0.75.1"],
+        "web",
+    );
+    let mut from_status = ingress(
+        "status",
+        &["status.gslb.example.com"],
+        &[
+            ("gslbd.io/strategy", "round-robin"),
+            ("gslbd.io/target-name", "status"),
+            ("gslbd.io/probe-scheme", "none"),
+        ],
+        &[],
+        "web",
+    );
+    from_status["status"]["loadBalancer"]["ingress"] = json!([{"hostname": "localhost"}]);
+    let inside = ingress(
+        "inside",
+        &["inside.gslb.example.com"],
+        &[
+            ("gslbd.io/strategy", "round-robin"),
+            ("gslbd.io/target-name", "fixed.gslb.example.com"),
+        ],
+        &["127.0.75.1"],
+        "web",
+    );
+    let cluster = start(
+        ["127.0.75.1"],
+        vec![fixed, from_status, inside, slice("web", true)],
+    )
+    .await;
+    let cname = |name: &str| {
+        let reply = udp(cluster.server.addr, &query(name, RecordType::A));
+        let answers: Vec<String> = reply
+            .answers
+            .iter()
+            .map(|r| format!("{} {}", r.record_type(), r.data))
+            .collect();
+        (reply.metadata.response_code, answers)
+    };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let got = [
+            cname("fixed.gslb.example.com"),
+            cname("status.gslb.example.com"),
+        ];
+        let want = [
+            (
+                NOERROR,
+                vec!["CNAME lb-7.eu-west-1.elb.example.net.".to_string()],
+            ),
+            (NOERROR, vec!["CNAME localhost.".to_string()]),
+        ];
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {got:?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // A name inside the zone is refused: the object is skipped, and says why.
+    assert_eq!(cname("inside.gslb.example.com").0, ResponseCode::NXDomain);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let events = cluster.api.events();
+        let found = events.iter().find(|e| e["regarding"]["name"] == "inside");
+        if let Some(event) = found {
+            assert_eq!(event["reason"], "BadAnnotation", "{event}");
+            let note = event["note"].as_str().expect("note");
+            assert!(note.contains("inside the zone"), "{note}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no Event: {events:?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    cluster.stop().await;
+}

@@ -14,6 +14,7 @@ use common::*;
 use gslbd::health::ProbeKey;
 use gslbd::health::checker;
 use gslbd::health::probe::NetProbes;
+use gslbd::health::probe_key::Endpoint;
 use gslbd::model::{Health, ProbeKind, ProbeSettings, TargetPolicy};
 use gslbd::state::Event;
 use gslbd::tasks::Tasks;
@@ -52,7 +53,7 @@ fn key(kind: ProbeKind, addr: SocketAddr, host: &str) -> ProbeKey {
     };
     ProbeKey {
         kind,
-        addr,
+        addr: Endpoint::Addr(addr),
         host,
         path,
     }
@@ -444,7 +445,10 @@ async fn a_hanging_target_does_not_hold_up_the_others() {
         .next(3)
         .await
         .into_iter()
-        .map(|(k, h)| (k.addr, h))
+        .map(|(k, h)| match k.addr {
+            Endpoint::Addr(addr) => (addr, h),
+            Endpoint::Name(..) => panic!("an address was probed: {k}"),
+        })
         .collect();
     got.sort_by_key(|(addr, _)| *addr);
     let mut want = vec![

@@ -10,7 +10,7 @@ use hickory_proto::rr::Name;
 use serde::Deserialize;
 
 use super::MAX_TTL;
-use super::names::parse_service_name;
+use super::names::{parse_name, parse_service_name};
 use super::probe::RawProbe;
 use super::problems::Problems;
 use super::zone::RawZone;
@@ -30,12 +30,49 @@ pub(super) struct RawService {
     failover_order: Option<Vec<String>>,
     weights: Option<BTreeMap<String, i64>>,
     pick: Option<i64>,
-    targets: BTreeMap<String, Vec<IpAddr>>,
+    targets: BTreeMap<String, RawTarget>,
     #[serde(default)]
     health: BTreeMap<String, Health>,
     all_down: Option<AllDownPolicy>,
     #[serde(default)]
     probe: RawProbe,
+}
+
+/// One region's target as written: a list of addresses, or a host name (a string) answered as
+/// a CNAME.
+#[derive(Debug)]
+pub(super) enum RawTarget {
+    Addresses(Vec<IpAddr>),
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawTarget;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of IP addresses, or a host name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<RawTarget, E> {
+                Ok(RawTarget::Name(name.to_string()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawTarget, A::Error> {
+                let mut addresses = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(addr) = seq.next_element::<IpAddr>()? {
+                    addresses.push(addr);
+                }
+                Ok(RawTarget::Addresses(addresses))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// What a service inherits from the rest of the file.
@@ -144,6 +181,22 @@ pub(super) fn validate_services(
     Ok(services)
 }
 
+/// A target host name as written: a valid name outside the zone `origin` (gslbd does not
+/// chase a CNAME, so one into its own zone would answer a name it never resolves).
+fn target_name(text: &str, origin: &Name) -> Result<Name, String> {
+    let name = parse_name(text)?;
+    if name.is_root() {
+        return Err("the root cannot be a target name".to_string());
+    }
+    if origin.zone_of(&name) {
+        return Err(format!(
+            "target name {name} is inside the zone {origin}: gslbd does not chase CNAMEs within \
+             its zone; give the addresses instead"
+        ));
+    }
+    Ok(name)
+}
+
 impl RawService {
     /// Validates one service at `path`; `None` when it has any problem.
     fn validate(
@@ -186,11 +239,28 @@ impl RawService {
                 "at least one region needs targets",
             );
         }
-        for (region, addresses) in &self.targets {
+        for (region, target) in &self.targets {
             let tpath = format!("{path}.targets.{region}");
             let Some(index) = region_index(region) else {
                 problems.add(&tpath, format!("unknown region {region}"));
                 continue;
+            };
+            let addresses = match target {
+                RawTarget::Addresses(addresses) => addresses,
+                RawTarget::Name(text) => {
+                    match target_name(text, origin) {
+                        Ok(name) => targets.push(Target {
+                            region: index,
+                            addresses: Addresses::default(),
+                            name: Some(Arc::new(name)),
+                            health: self.health.get(region).copied(),
+                            backends: None,
+                            drained: false,
+                        }),
+                        Err(reason) => problems.add(&tpath, reason),
+                    }
+                    continue;
+                }
             };
             if addresses.is_empty() {
                 problems.add(&tpath, "no addresses");
@@ -208,6 +278,7 @@ impl RawService {
             targets.push(Target {
                 region: index,
                 addresses: Addresses::new(addresses),
+                name: None,
                 health: self.health.get(region).copied(),
                 backends: None,
                 drained: false,
@@ -422,6 +493,47 @@ mod tests {
         service(&format!(
             "strategy = \"failover\"\nfailover_order = [{order}]\n{targets}"
         ))
+    }
+
+    #[test]
+    fn a_target_is_addresses_or_a_host_name_outside_the_zone() {
+        let config = failover(
+            r#""us", "eu""#,
+            r#"targets = { eu = ["192.0.2.1"], us = "LB-1.us-east-1.Example.NET" }"#,
+        )
+        .config();
+        let app = &config.model.services[0];
+        assert_eq!(app.targets[0].name, None);
+        let us = &app.targets[1];
+        assert!(us.addresses.is_empty());
+        assert_eq!(
+            us.name.as_deref().map(ToString::to_string).as_deref(),
+            Some("lb-1.us-east-1.example.net.")
+        );
+        failover(
+            r#""us", "eu""#,
+            r#"targets = { eu = ["192.0.2.1"], us = "www.gslb.example.com" }"#,
+        )
+        .assert_refused(
+            "services[0].targets.us",
+            "inside the zone gslb.example.com.: gslbd does not chase CNAMEs",
+        );
+        failover(
+            r#""us", "eu""#,
+            r#"targets = { eu = ["192.0.2.1"], us = "lb..example.net" }"#,
+        )
+        .assert_refused("services[0].targets.us", "invalid name");
+        let wrong = failover(
+            r#""us", "eu""#,
+            r#"targets = { eu = ["192.0.2.1"], us = 7 }"#,
+        );
+        let error = crate::config::parse(&wrong.text()).expect_err("a number is no target");
+        assert!(
+            error
+                .to_string()
+                .contains("a list of IP addresses, or a host name"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -314,27 +314,46 @@ fn in_zone<'s>(
             let service = snapshot.service(*index);
             let has_a = service.regions.iter().any(|r| r.addresses.has_v4());
             let rtype = answer_type(qtype, has_a);
-            if matches!(rtype, RecordType::A | RecordType::AAAA) {
+            let addressed = matches!(rtype, RecordType::A | RecordType::AAAA);
+            // A region whose target is a host name answers every type with its CNAME (RFC 1034
+            // §3.6.2), for the clients the strategy sends there: a question of another type
+            // is answered as an address question would be, keeping only a CNAME.
+            let named = service.regions.iter().any(|r| r.cname.is_some());
+            if addressed || named {
                 let client = client_of(request, source);
                 let at = select::At::of(snapshot, bucket);
                 let selection = select::select_into(
                     service,
-                    rtype,
+                    if addressed {
+                        rtype
+                    } else {
+                        answer_type(RecordType::ANY, has_a)
+                    },
                     &client,
                     &at,
                     &snapshot.geo,
                     &mut response.addresses,
                 );
-                response.served = Some(Served {
-                    service: *index,
-                    strategy: service.strategy().kind(),
-                    result: selection.result,
-                });
-                response.owner = Some(Owner {
-                    name: service.name(),
-                    ttl: service.ttl(),
-                });
-                echo_client_subnet(&mut response, request, selection.scope);
+                let cname = selection
+                    .cname
+                    .and_then(|position| service.regions[position].cname.as_deref());
+                if let Some(cname) = cname {
+                    response.answers.push(cname);
+                } else if !addressed {
+                    response.addresses.clear();
+                }
+                if addressed || cname.is_some() {
+                    response.served = Some(Served {
+                        service: *index,
+                        strategy: service.strategy().kind(),
+                        result: selection.result,
+                    });
+                    response.owner = Some(Owner {
+                        name: service.name(),
+                        ttl: service.ttl(),
+                    });
+                    echo_client_subnet(&mut response, request, selection.scope);
+                }
             }
         }
         Node::EmptyNonTerminal => {}

@@ -117,6 +117,9 @@ fn mask64(bits: u8) -> u64 {
 #[derive(Debug)]
 pub struct Selection {
     pub addresses: Picked,
+    /// The region (position in the service's regions) whose host name answers, as a CNAME in
+    /// place of addresses (`addresses` is then empty).
+    pub cname: Option<usize>,
     /// RFC 7871 scope prefix to return: `Some(0)` means the answer holds for every client.
     pub scope: Option<u8>,
     /// From available regions, failing open, or nothing.
@@ -164,6 +167,7 @@ pub fn select(
     let chosen = select_into(service, rtype, client, at, geo, &mut addresses);
     Selection {
         addresses,
+        cname: chosen.cname,
         scope: chosen.scope,
         result: chosen.result,
     }
@@ -172,6 +176,8 @@ pub fn select(
 /// How [`select_into`] chose: [`Selection`] without the addresses.
 #[derive(Clone, Copy, Debug)]
 pub struct Chosen {
+    /// The region whose host name answers (a CNAME), when the first region chosen is one.
+    pub cname: Option<usize>,
     pub scope: Option<u8>,
     pub result: AnswerResult,
 }
@@ -188,11 +194,16 @@ pub fn select_into(
 ) -> Chosen {
     let bucket = at.bucket;
     let key = client.key();
-    let has_records = |i: usize| !service.regions[i].addresses.of(rtype).is_empty();
+    // A target that is a host name answers every type, with its CNAME.
+    let has_records = |i: usize| {
+        let region = &service.regions[i];
+        region.cname.is_some() || !region.addresses.of(rtype).is_empty()
+    };
     let available: SmallVec<[usize; 8]> = (0..service.regions.len())
         .filter(|&i| service.regions[i].health.is_available() && has_records(i))
         .collect();
     let mut chosen = Chosen {
+        cname: None,
         scope: Some(0),
         result: AnswerResult::Healthy,
     };
@@ -203,7 +214,7 @@ pub fn select_into(
             // Fail open: every known address, the ones probes found down included, rotated.
             chosen.result = AnswerResult::FailOpen;
             let every: SmallVec<[usize; 8]> = (0..service.regions.len()).collect();
-            push_rotated(
+            chosen.cname = push_rotated(
                 out,
                 service,
                 &every,
@@ -216,14 +227,16 @@ pub fn select_into(
     }
 
     match &service.strategy() {
-        Strategy::RoundRobin if !service.returning => push_rotated(
-            out,
-            service,
-            &available,
-            Pool::Answerable,
-            rtype,
-            draw(key, service.salt, bucket, 0),
-        ),
+        Strategy::RoundRobin if !service.returning => {
+            chosen.cname = push_rotated(
+                out,
+                service,
+                &available,
+                Pool::Answerable,
+                rtype,
+                draw(key, service.salt, bucket, 0),
+            )
+        }
         Strategy::RoundRobin => {
             // A region in its slow start is in this client's answer with the share it has.
             let admitted: SmallVec<[usize; 8]> = available
@@ -241,7 +254,7 @@ pub fn select_into(
             } else {
                 &admitted
             };
-            push_rotated(
+            chosen.cname = push_rotated(
                 out,
                 service,
                 regions,
@@ -259,6 +272,7 @@ pub fn select_into(
             };
             let full = |i: usize| u64::from(service.regions[i].weight);
             let mut candidates = available;
+            let mut cname = None;
             for round in 0..*pick as u64 {
                 let ramping = service.returning && candidates.iter().any(|&i| ramped(i) > 0);
                 let weight: &dyn Fn(usize) -> u64 = if ramping { &ramped } else { &full };
@@ -278,14 +292,24 @@ pub fn select_into(
                     point -= weight;
                 }
                 let region = candidates.remove(chosen);
-                let addresses = service.regions[region].addresses.of(rtype);
-                // One address per drawn region, spread by a second, independent roll.
-                let which = (mix(roll) % addresses.len() as u64) as usize;
-                out.push(addresses[which]);
+                if service.regions[region].cname.is_some() {
+                    // A host name answers alone (a CNAME has no other records beside it):
+                    // when drawn first; later draws of one are passed over.
+                    if out.is_empty() {
+                        cname = Some(region);
+                        break;
+                    }
+                } else {
+                    let addresses = service.regions[region].addresses.of(rtype);
+                    // One address per drawn region, spread by a second, independent roll.
+                    let which = (mix(roll) % addresses.len() as u64) as usize;
+                    out.push(addresses[which]);
+                }
                 if candidates.is_empty() {
                     break;
                 }
             }
+            chosen.cname = cname;
         }
         Strategy::Failover { order } => {
             let order: SmallVec<[usize; 8]> = order
@@ -293,7 +317,7 @@ pub fn select_into(
                 .filter_map(|&region| service.position(region))
                 .collect();
             if let Some(position) = first_settled(service, &order, &available, at) {
-                push_rotated(
+                chosen.cname = push_rotated(
                     out,
                     service,
                     &[position],
@@ -312,7 +336,7 @@ pub fn select_into(
                 .filter_map(|&region| service.position(region))
                 .collect();
             if let Some(position) = first_settled(service, &order, &available, at) {
-                push_rotated(
+                chosen.cname = push_rotated(
                     out,
                     service,
                     &[position],
@@ -323,7 +347,7 @@ pub fn select_into(
             }
         }
     }
-    if out.is_empty() {
+    if out.is_empty() && chosen.cname.is_none() {
         chosen.result = AnswerResult::None;
     }
     chosen
@@ -360,7 +384,9 @@ enum Pool {
 }
 
 /// Appends the `pool` addresses of `regions` (positions in `service.regions`), rotated by
-/// `roll`.
+/// `roll`. A region whose target is a host name counts as one element of the rotation: when
+/// the rotation starts at it, its position is returned and nothing is appended (its CNAME
+/// answers alone); otherwise the addresses are, the host names passed over.
 fn push_rotated(
     out: &mut Picked,
     service: &ServiceAnswer,
@@ -368,7 +394,7 @@ fn push_rotated(
     pool: Pool,
     rtype: RecordType,
     roll: u64,
-) {
+) -> Option<usize> {
     let addresses = |i: usize| -> &[IpAddr] {
         let region = &service.regions[i];
         match pool {
@@ -376,14 +402,35 @@ fn push_rotated(
             Pool::All => region.all.of(rtype),
         }
     };
-    let total: usize = regions.iter().map(|&i| addresses(i).len()).sum();
+    let named = |i: usize| service.regions[i].cname.is_some();
+    let elements = |i: usize| if named(i) { 1 } else { addresses(i).len() };
+    let total: usize = regions.iter().map(|&i| elements(i)).sum();
     if total == 0 {
-        return;
+        return None;
+    }
+    let mut start = (roll % total as u64) as usize;
+    if regions.iter().any(|&i| named(i)) {
+        // Where the rotation starts: a host name answers alone; an address starts the
+        // addresses' rotation at its place among them.
+        let mut before = 0;
+        for &i in regions {
+            if start < elements(i) {
+                if named(i) {
+                    return Some(i);
+                }
+                start += before;
+                break;
+            }
+            start -= elements(i);
+            if !named(i) {
+                before += elements(i);
+            }
+        }
     }
     let all = regions.iter().flat_map(|&i| addresses(i).iter());
-    let start = (roll % total as u64) as usize;
     out.extend(all.clone().skip(start).copied());
     out.extend(all.take(start).copied());
+    None
 }
 
 #[cfg(test)]
@@ -684,6 +731,119 @@ mod tests {
             ));
             assert_eq!(a, b);
         }
+    }
+
+    /// Targets with ap a host name.
+    const NAMED: &str =
+        r#"targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = "lb.ap.example.net" }"#;
+
+    #[test]
+    fn a_host_name_target_answers_alone_for_its_share_of_clients() {
+        let snap = snapshot(&format!(
+            "[[services]]\nname = \"web.gslb.example.com\"\nstrategy = \"round-robin\"\n{NAMED}"
+        ));
+        let ap = snap.services[0].position(crate::fixtures::AP);
+        let n = 3000;
+        let mut named = 0;
+        for i in 0..n {
+            let selection = select(
+                &snap.services[0],
+                RecordType::A,
+                &client(i),
+                &At::bucket(3),
+                &snap.geo,
+            );
+            if selection.cname.is_some() {
+                assert_eq!(selection.cname, ap);
+                assert!(selection.addresses.is_empty(), "a CNAME answers alone");
+                named += 1;
+            } else {
+                let mut got = addrs(&selection);
+                got.sort();
+                assert_eq!(got, ["192.0.2.1", "198.51.100.1"]);
+            }
+            // AAAA: the name is the only record of that type, so it always answers.
+            let v6 = select(
+                &snap.services[0],
+                RecordType::AAAA,
+                &client(i),
+                &At::bucket(3),
+                &snap.geo,
+            );
+            assert_eq!(v6.cname, ap);
+        }
+        // One of three rotation places.
+        let share = f64::from(named) / f64::from(n);
+        assert!((share - 1.0 / 3.0).abs() < 0.04, "{share}");
+    }
+
+    #[test]
+    fn ordered_and_weighted_strategies_answer_a_host_name_region_by_its_cname() {
+        let failover = snapshot(&format!(
+            "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"ap\", \"eu\", \"us\"]\n{NAMED}"
+        ));
+        let pick = |snap: &Snapshot| {
+            select(
+                &snap.services[0],
+                RecordType::A,
+                &client(1),
+                &At::bucket(0),
+                &snap.geo,
+            )
+        };
+        let selection = pick(&failover);
+        assert_eq!(selection.cname, Some(2));
+        assert!(selection.addresses.is_empty());
+        assert_eq!(selection.result, AnswerResult::Healthy);
+        let down = snapshot(&format!(
+            "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"failover\"\nfailover_order = [\"ap\", \"eu\", \"us\"]\nhealth = {{ ap = \"unhealthy\" }}\n{NAMED}"
+        ));
+        let selection = pick(&down);
+        assert_eq!(
+            (selection.cname, addrs(&selection)),
+            (None, vec!["192.0.2.1".to_string()])
+        );
+        // Every region down, failing open: the name is one of the rotation's places.
+        let all_down = snapshot(&format!(
+            "[[services]]\nname = \"app.gslb.example.com\"\nstrategy = \"round-robin\"\nhealth = {{ eu = \"unhealthy\", us = \"unhealthy\", ap = \"unhealthy\" }}\n{NAMED}"
+        ));
+        let named = (0..300)
+            .filter(|&i| {
+                let selection = select(
+                    &all_down.services[0],
+                    RecordType::A,
+                    &client(i),
+                    &At::bucket(0),
+                    &all_down.geo,
+                );
+                assert_eq!(selection.result, AnswerResult::FailOpen);
+                selection.cname.is_some()
+            })
+            .count();
+        assert!((50..150).contains(&named), "{named}");
+        // Weighted, two regions per answer: a name drawn first answers alone; drawn second
+        // it is passed over.
+        let weighted = snapshot(&format!(
+            "[[services]]\nname = \"web.gslb.example.com\"\nstrategy = \"weighted\"\npick = 2\nweights = {{ eu = 1, us = 1, ap = 1 }}\n{NAMED}"
+        ));
+        let (mut alone, mut pairs, mut singles) = (0, 0, 0);
+        for i in 0..3000 {
+            let selection = select(
+                &weighted.services[0],
+                RecordType::A,
+                &client(i),
+                &At::bucket(0),
+                &weighted.geo,
+            );
+            match (selection.cname, selection.addresses.len()) {
+                (Some(2), 0) => alone += 1,
+                (None, 2) => pairs += 1,
+                (None, 1) => singles += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!((900..1100).contains(&alone), "{alone}");
+        assert!(pairs > 900 && singles > 900, "{pairs} {singles}");
     }
 
     fn health_name(code: u8) -> &'static str {

@@ -88,6 +88,7 @@ fn services(
                 health: health.health,
                 addresses: health.all.to_vec(),
                 down: a_first(down),
+                name: health.name.as_ref().map(|name| name.to_string()),
                 changed_ms: 0,
                 failing_since_ms: health.down_since_ms,
                 drained: target.drained,

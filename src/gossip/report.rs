@@ -67,6 +67,9 @@ pub struct ServiceReport {
     /// Addresses found down (left out of answers while the region is in).
     #[serde(rename = "d", default, skip_serializing_if = "Vec::is_empty")]
     pub down: Vec<IpAddr>,
+    /// The host name answered as a CNAME, for a target that is a name (`addresses` empty).
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When the region's health for the service last changed (Unix ms).
     #[serde(rename = "c")]
     pub changed_ms: u64,
@@ -84,6 +87,17 @@ pub struct ServiceReport {
     /// clusters only) answer it too, the same way.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<ServiceSpec>,
+}
+
+impl ServiceReport {
+    /// The target's host name, when it is one and a valid name (fully qualified, lowercase);
+    /// a malformed one counts as none: the region then has nothing to answer.
+    pub fn target_name(&self) -> Option<hickory_proto::rr::Name> {
+        let text = self.name.as_deref()?;
+        let mut name = hickory_proto::rr::Name::from_ascii(text).ok()?;
+        name.set_fqdn(true);
+        (!name.is_root()).then(|| name.to_lowercase())
+    }
 }
 
 /// A service's answering rules, with regions by name.
@@ -189,6 +203,7 @@ mod tests {
             health: Health::Healthy,
             addresses: vec!["192.0.2.1".parse().unwrap()],
             down: vec![],
+            name: None,
             changed_ms: 5,
             failing_since_ms: None,
             drained: false,

@@ -465,6 +465,7 @@ pub fn gone(now_ms: u64) -> ServiceReport {
         health: Health::Unhealthy,
         addresses: Vec::new(),
         down: Vec::new(),
+        name: None,
         changed_ms: now_ms,
         failing_since_ms: None,
         drained: false,

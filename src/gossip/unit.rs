@@ -373,6 +373,7 @@ mod tests {
                 health: Health::Healthy,
                 addresses: vec!["192.0.2.1".parse().unwrap()],
                 down: vec![],
+                name: None,
                 changed_ms: 1,
                 failing_since_ms: None,
                 drained: false,

@@ -106,7 +106,8 @@ enum Regions {
 }
 
 /// Visits the probe of every address of `model`'s targets in `regions` (with `addresses`
-/// giving a target's), with the service and its position; none without a local region.
+/// giving a target's), and of the local targets that are host names, with the service and its
+/// position; none without a local region.
 fn each_key<'a>(
     model: &'a Model,
     regions: Regions,
@@ -126,6 +127,11 @@ fn each_key<'a>(
                 if let Some(key) = ProbeKey::for_target(service, addr) {
                     visit(index, service, key);
                 }
+            }
+            // A host name is probed by its region only: observers leave it to its owner.
+            let name = target.name.as_deref().filter(|_| regions == Regions::Local);
+            if let Some(key) = name.and_then(|name| ProbeKey::for_name(service, name)) {
+                visit(index, service, key);
             }
         }
     }

@@ -1,14 +1,17 @@
 //! One probe of one target: an HTTP(S) GET with the service's Host header (and TLS name) sent
 //! to the target address, or a TCP connect. Redirects are never followed: a probe only ever
-//! talks to the configured address.
+//! talks to the configured address. A target that is a host name is resolved (the system's
+//! resolver) at every probe, and the probe goes to what it resolves to: a name that does not
+//! resolve fails the probe.
 
 use std::net::SocketAddr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 use super::ProbeKey;
+use super::probe_key::Endpoint;
 use crate::label_enum::label_enum;
 use crate::model::{ProbeKind, ProbeSettings};
 
@@ -82,7 +85,7 @@ impl ProbeFactory for NetProbes {
         match key.kind {
             ProbeKind::Http | ProbeKind::Https => Ok(Box::new(HttpProbe::new(key, settings)?)),
             ProbeKind::Tcp | ProbeKind::None => Ok(Box::new(TcpProbe {
-                addr: key.addr,
+                addr: key.addr.clone(),
                 timeout: settings.timeout,
             })),
         }
@@ -112,10 +115,14 @@ impl HttpProbe {
         } else {
             "http"
         };
-        let mut builder = reqwest::Client::builder()
-            // The name resolves to the target address only: Host header and SNI carry the
-            // service's name while the connection goes where we say.
-            .resolve(&key.host, key.addr)
+        let mut builder = reqwest::Client::builder();
+        // The name resolves to the target only: Host header and SNI carry the service's name
+        // while the connection goes where we say.
+        builder = match &key.addr {
+            Endpoint::Addr(addr) => builder.resolve(&key.host, *addr),
+            Endpoint::Name(target, _) => builder.dns_resolver(Via(Arc::from(target.as_str()))),
+        };
+        let mut builder = builder
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(settings.timeout)
@@ -207,15 +214,36 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
+/// Resolves every name an HTTP probe asks for to a target's host name's addresses.
+struct Via(Arc<str>);
+
+impl reqwest::dns::Resolve for Via {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let target = self.0.clone();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((&*target, 0)).await?;
+            let addrs: reqwest::dns::Addrs =
+                Box::new(found.collect::<Vec<SocketAddr>>().into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 struct TcpProbe {
-    addr: SocketAddr,
+    addr: Endpoint,
     timeout: Duration,
 }
 
 #[async_trait::async_trait]
 impl Probe for TcpProbe {
     async fn check(&self) -> Result<(), ProbeError> {
-        match tokio::time::timeout(self.timeout, TcpStream::connect(self.addr)).await {
+        let connect = async {
+            match &self.addr {
+                Endpoint::Addr(addr) => TcpStream::connect(addr).await,
+                Endpoint::Name(name, port) => TcpStream::connect((name.as_str(), *port)).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(_stream)) => Ok(()),
             Ok(Err(e)) => Err(ProbeError::Connect(e.to_string())),
             Err(_) => Err(ProbeError::Timeout(self.timeout)),

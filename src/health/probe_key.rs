@@ -1,16 +1,45 @@
-//! What identifies a probe: one per distinct (kind, address and port, Host, path), however
-//! many services share it.
+//! What identifies a probe: one per distinct (kind, address or host name and port, Host,
+//! path), however many services share it.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use hickory_proto::rr::Name;
+
 use crate::model::{ProbeKind, Service};
+
+/// Where a probe connects: an address, or a target's host name, resolved at each probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    Addr(SocketAddr),
+    /// A host name (without its final dot) and port.
+    Name(String, u16),
+}
+
+impl Endpoint {
+    /// The port it connects to.
+    pub fn port(&self) -> u16 {
+        match self {
+            Endpoint::Addr(addr) => addr.port(),
+            Endpoint::Name(_, port) => *port,
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Addr(addr) => write!(f, "{addr}"),
+            Endpoint::Name(name, port) => write!(f, "{name}:{port}"),
+        }
+    }
+}
 
 /// What identifies a probe.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbeKey {
     pub kind: ProbeKind,
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     /// Host header and TLS name (empty for TCP).
     pub host: String,
     /// HTTP path (empty for TCP).
@@ -30,8 +59,21 @@ impl fmt::Display for ProbeKey {
 impl ProbeKey {
     /// The probe of `service`'s target address `addr`, if the service is probed.
     pub fn for_target(service: &Service, addr: IpAddr) -> Option<Self> {
+        Self::of(
+            service,
+            Endpoint::Addr(SocketAddr::new(addr, service.probe.port)),
+        )
+    }
+
+    /// The probe of `service`'s target that is the host name `name`, if the service is probed.
+    pub fn for_name(service: &Service, name: &Name) -> Option<Self> {
+        let text = name.to_string();
+        let host = text.trim_end_matches('.').to_string();
+        Self::of(service, Endpoint::Name(host, service.probe.port))
+    }
+
+    fn of(service: &Service, addr: Endpoint) -> Option<Self> {
         let settings = &service.probe;
-        let addr = SocketAddr::new(addr, settings.port);
         match settings.kind {
             ProbeKind::None => None,
             ProbeKind::Tcp => Some(Self {

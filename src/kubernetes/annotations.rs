@@ -1,12 +1,15 @@
 //! The annotations that put a Kubernetes object under global balancing, parsed into what the
 //! model needs. `gslbd.io/*` keys, and k8gb's where it has one (`k8gb.io/strategy`,
 //! `k8gb.io/primary-geotag`, `k8gb.io/dns-ttl-seconds`, `k8gb.io/exposed-ip-addresses`,
-//! `k8gb.io/hostname`); when both are set, gslbd's wins.
+//! `k8gb.io/hostname`); when both are set, gslbd's wins. `gslbd.io/target-name` makes the
+//! region's target a host name, answered as a CNAME (k8gb issue 1800).
 //!
 //! Pure: a map of annotations and the config's regions in, settings or the first problem out.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+use hickory_proto::rr::Name;
 
 use crate::model::{
     AllDownPolicy, ProbeKind, RegionDef, RegionIndex, Strategy, StrategyKind, TargetPolicy,
@@ -23,6 +26,7 @@ pub const ADDRESSES: [&str; 2] = ["gslbd.io/addresses", "k8gb.io/exposed-ip-addr
 pub const HEALTH_POLICY: [&str; 1] = ["gslbd.io/health-policy"];
 pub const ALL_DOWN: [&str; 1] = ["gslbd.io/all-down"];
 pub const HOSTNAME: [&str; 2] = ["gslbd.io/hostname", "k8gb.io/hostname"];
+pub const TARGET_NAME: [&str; 1] = ["gslbd.io/target-name"];
 
 /// Largest TTL accepted (one day: a GSLB answer cached longer defeats failover).
 pub const MAX_TTL: u32 = 86_400;
@@ -41,6 +45,18 @@ pub struct Settings {
     pub all_down: Option<AllDownPolicy>,
     /// Host names for objects that have none of their own (LoadBalancer Services).
     pub hostnames: Vec<String>,
+    /// The region's target as a host name answered by CNAME, instead of addresses.
+    pub target_name: Option<TargetName>,
+}
+
+/// `gslbd.io/target-name`: which host name the region's target is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetName {
+    /// This name (lowercase, fully qualified).
+    Fixed(Name),
+    /// `status`: the host name of the object's status (a cloud load balancer's), answered as
+    /// it is rather than resolved; the status's addresses when it gives no name.
+    Status,
 }
 
 /// A bad annotation: the object is skipped.
@@ -81,6 +97,7 @@ pub fn wanted(annotations: &Annotations) -> bool {
 pub fn parse(
     annotations: &Annotations,
     regions: &[RegionDef],
+    zone: &Name,
 ) -> Result<Option<Settings>, AnnotationError> {
     let Some((key, value)) = get(annotations, &STRATEGY) else {
         return Ok(None);
@@ -232,6 +249,19 @@ pub fn parse(
         }),
         None => None,
     };
+    let target_name = match get(annotations, &TARGET_NAME) {
+        Some((_, "status")) => Some(TargetName::Status),
+        Some((key, text)) => Some(TargetName::Fixed(target_name(key, text, zone)?)),
+        None => None,
+    };
+    if let (Some(_), Some((key, text))) = (&target_name, get(annotations, &ADDRESSES)) {
+        return Err(bad(
+            key,
+            text,
+            "conflict",
+            format!("give addresses or {}, not both", TARGET_NAME[0]),
+        ));
+    }
     let hostnames = get(annotations, &HOSTNAME)
         .map(|(_, text)| {
             text.split(',')
@@ -250,7 +280,45 @@ pub fn parse(
         health_policy,
         all_down,
         hostnames,
+        target_name,
     }))
+}
+
+/// A target host name: valid and outside the zone (a CNAME into the zone is never chased).
+fn target_name(key: &str, text: &str, zone: &Name) -> Result<Name, AnnotationError> {
+    let valid = |name: &Name| {
+        !name.is_root()
+            && name.iter().all(|label| {
+                !label.is_empty()
+                    && label
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    };
+    let mut name = Name::from_ascii(text)
+        .ok()
+        .filter(valid)
+        .ok_or_else(|| {
+            bad(
+                key,
+                text,
+                "bad_target",
+                "not a host name (letters, digits, '-' and '_' in dot-separated labels), nor status",
+            )
+        })?
+        .to_lowercase();
+    name.set_fqdn(true);
+    if zone.zone_of(&name) {
+        return Err(bad(
+            key,
+            text,
+            "bad_target",
+            format!(
+                "{name} is inside the zone {zone}: gslbd does not chase CNAMEs within its zone"
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 /// `eu=50,us=30,ap=20`: a weight per region (0 to 1 000 000; regions left out get 0).
@@ -360,7 +428,44 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        parse(&map, &regions())
+        parse(
+            &map,
+            &regions(),
+            &Name::from_ascii("gslb.example.com.").expect("a name"),
+        )
+    }
+
+    #[test]
+    fn a_target_name_is_a_host_name_outside_the_zone_or_status() {
+        let target = |value: &str| {
+            parse_pairs(&[
+                ("gslbd.io/strategy", "round-robin"),
+                ("gslbd.io/target-name", value),
+            ])
+            .map(|s| s.expect("ours").target_name)
+        };
+        assert_eq!(
+            target("LB-1.elb.Example.NET"),
+            Ok(Some(TargetName::Fixed(
+                Name::from_ascii("lb-1.elb.example.net.").expect("a name")
+            )))
+        );
+        assert_eq!(target("status"), Ok(Some(TargetName::Status)));
+        for (bad, reason) in [
+            ("www.gslb.example.com", "inside the zone"),
+            ("lb..example.net", "not a host name"),
+            ("lb/1.example.net", "not a host name"),
+        ] {
+            let error = target(bad).expect_err(bad);
+            assert_eq!(error.class, "bad_target");
+            assert!(error.reason.contains(reason), "{bad}: {error}");
+        }
+        let both = parse_pairs(&[
+            ("gslbd.io/strategy", "round-robin"),
+            ("gslbd.io/target-name", "lb.example.net"),
+            ("gslbd.io/addresses", "192.0.2.1"),
+        ]);
+        assert_eq!(both.expect_err("both").class, "conflict");
     }
 
     #[test]

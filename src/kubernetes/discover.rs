@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use super::annotations::{self, Settings};
+use super::annotations::{self, Settings, TargetName};
 use super::sources::{Claim, ObjectId};
 use crate::model::{
     Addresses, AllDownPolicy, BackendReadiness, ProbeSettings, RegionDef, RegionIndex, Service,
@@ -84,6 +84,14 @@ struct HostClaim<'c> {
     settings: Settings,
 }
 
+/// A status host name as a target name: lowercase and fully qualified; `None` when it is not
+/// a valid name.
+fn status_name(text: &str) -> Option<Arc<Name>> {
+    let mut name = Name::from_ascii(text).ok()?.to_lowercase();
+    name.set_fqdn(true);
+    (!name.is_root()).then(|| Arc::new(name))
+}
+
 fn rank(claim: &Claim) -> (&str, &'static str, &str, &str) {
     (
         claim.created.as_str(),
@@ -108,20 +116,21 @@ pub fn discover(
     let mut outcomes: BTreeMap<ObjectId, Outcome> = BTreeMap::new();
     let mut refusals: BTreeMap<ObjectId, Vec<RefusedHost>> = BTreeMap::new();
     for claim in &claims {
-        let settings = match annotations::parse(&claim.annotations, &defaults.regions) {
-            Ok(Some(settings)) => settings,
-            Ok(None) => continue,
-            Err(error) => {
-                outcomes.insert(
-                    claim.id.clone(),
-                    Outcome::Skipped {
-                        reason: "BadAnnotation",
-                        message: error.to_string(),
-                    },
-                );
-                continue;
-            }
-        };
+        let settings =
+            match annotations::parse(&claim.annotations, &defaults.regions, &defaults.zone) {
+                Ok(Some(settings)) => settings,
+                Ok(None) => continue,
+                Err(error) => {
+                    outcomes.insert(
+                        claim.id.clone(),
+                        Outcome::Skipped {
+                            reason: "BadAnnotation",
+                            message: error.to_string(),
+                        },
+                    );
+                    continue;
+                }
+            };
         let mut names: Vec<String> = claim.hosts.clone();
         if claim.id.kind == "Service" {
             names = settings.hostnames.clone();
@@ -183,6 +192,8 @@ pub fn discover(
         // Claimants are in rank order: the first one's settings win.
         let winner = &claimants[0];
         let mut addresses: BTreeSet<IpAddr> = BTreeSet::new();
+        // Status host names of the claimants, for `gslbd.io/target-name: status`.
+        let mut status_names: BTreeSet<&str> = BTreeSet::new();
         let mut backends: BTreeSet<(String, String)> = BTreeSet::new();
         for claimant in &claimants {
             if claimant.settings != winner.settings {
@@ -203,6 +214,7 @@ pub fn discover(
                 Some(fixed) => addresses.extend(fixed.iter().copied()),
                 None => {
                     addresses.extend(claimant.claim.addresses.iter().copied());
+                    status_names.extend(claimant.claim.hostnames.iter().map(String::as_str));
                     for hostname in &claimant.claim.hostnames {
                         addresses.extend(resolved.get(hostname).into_iter().flatten().copied());
                     }
@@ -229,16 +241,22 @@ pub fn discover(
         if let Some(kind) = settings.probe_scheme {
             Arc::make_mut(&mut probe).kind = kind;
         }
+        let target_name = match &settings.target_name {
+            Some(TargetName::Fixed(name)) => Some(Arc::new(name.clone())),
+            Some(TargetName::Status) => status_names.iter().find_map(|text| status_name(text)),
+            None => None,
+        };
         let targets = RegionIndex::all(defaults.regions.len())
             .map(|region| {
                 let local = region == defaults.local_region;
                 Target {
                     region,
-                    addresses: if local {
+                    addresses: if local && target_name.is_none() {
                         addresses.iter().copied().collect()
                     } else {
                         Addresses::default()
                     },
+                    name: target_name.clone().filter(|_| local),
                     health: None,
                     backends: local.then_some(readiness),
                     drained: false,

@@ -13,7 +13,9 @@ pub use observed::seen_locally;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use hickory_proto::rr::Name;
 use serde::Serialize;
 
 use crate::health::{ProbeKey, Verdict, Verdicts};
@@ -157,6 +159,8 @@ pub struct RegionHealth {
     pub all: Addresses,
     /// Those not found down (the same list as `all` when none is).
     pub answerable: Addresses,
+    /// The host name answered instead of addresses (a target that is a name).
+    pub name: Option<Arc<Name>>,
     /// A weight the region reported for itself.
     pub weight: Option<u32>,
 }
@@ -190,6 +194,7 @@ pub fn owner(
         down_since_ms: None,
         all: target.addresses.clone(),
         answerable: target.addresses.clone(),
+        name: target.name.clone(),
         weight: None,
     };
     if target.drained {
@@ -235,6 +240,7 @@ pub fn owner(
                 down_since_ms: None,
                 answerable: all.clone(),
                 all,
+                name: report.target_name().map(Arc::new),
                 weight: report.weight,
             }
         }
@@ -260,6 +266,7 @@ pub fn owner(
                 .filter(|a| !report.down.contains(a))
                 .copied()
                 .collect(),
+            name: report.target_name().map(Arc::new),
             weight: report.weight,
         },
         // Heard of, but not about this service yet (or never heard): wait and see.
@@ -293,14 +300,19 @@ fn from_probes(service: &Service, target: &Target, verdicts: &Verdicts) -> Regio
         health: Health::Unknown,
         since_ms: 0,
     };
-    let per_address: Vec<Verdict> = target
-        .addresses
-        .iter()
-        .map(|&addr| match ProbeKey::for_target(service, addr) {
-            Some(key) => verdicts.get(&key).copied().unwrap_or(unknown),
-            None => unprobed,
-        })
-        .collect();
+    let verdict = |key: Option<ProbeKey>| match key {
+        Some(key) => verdicts.get(&key).copied().unwrap_or(unknown),
+        None => unprobed,
+    };
+    // A target that is a host name has one probe, of the name.
+    let per_address: Vec<Verdict> = match &target.name {
+        Some(name) => vec![verdict(ProbeKey::for_name(service, name))],
+        None => target
+            .addresses
+            .iter()
+            .map(|&addr| verdict(ProbeKey::for_target(service, addr)))
+            .collect(),
+    };
     let count = |h: Health| per_address.iter().filter(|v| v.health == h).count() as u32;
     let (healthy, unhealthy, unknowns) = (
         count(Health::Healthy),
@@ -351,6 +363,7 @@ fn from_probes(service: &Service, target: &Target, verdicts: &Verdicts) -> Regio
                 .map(|(a, _)| *a)
                 .collect()
         },
+        name: target.name.clone(),
         weight: None,
     }
 }

@@ -420,6 +420,7 @@ pub(crate) mod tests {
             health,
             addresses: vec!["192.0.2.1".parse().unwrap()],
             down: vec![],
+            name: None,
             changed_ms: 1,
             failing_since_ms: None,
             drained: false,

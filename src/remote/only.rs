@@ -14,11 +14,11 @@ use crate::ownership;
 
 /// Services other regions serve and `model` (this one's) does not (a host annotated in some
 /// clusters only): built from their reports' specs so that this server answers them the same
-/// way. For each name, the first region in config order whose report has addresses and a spec
-/// gives the rules; the targets are the remote regions' (no local target). Names no service
-/// may claim in the model's zone (`crate::ownership`) are left out: the state owner refuses
-/// such reports as they come, and this keeps out those held from before a reload changed the
-/// zone's names.
+/// way. For each name, the first region in config order whose report has addresses (or a host
+/// name) and a spec gives the rules; the targets are the remote regions' (no local target).
+/// Names no service may claim in the model's zone (`crate::ownership`) are left out: the state
+/// owner refuses such reports as they come, and this keeps out those held from before a reload
+/// changed the zone's names.
 pub fn remote_only_services(
     view: &RemoteView,
     model: &Model,
@@ -32,7 +32,7 @@ pub fn remote_only_services(
         let Some(region) = RegionIndex::of(regions, region.as_str()) else {
             continue;
         };
-        if known.contains(name) || report.addresses.is_empty() {
+        if known.contains(name) || (report.addresses.is_empty() && report.name.is_none()) {
             continue;
         }
         if ownership::may_claim(name, &model.zone.origin, regions).is_err() {
@@ -81,6 +81,7 @@ pub fn remote_only_services(
                     .map(|region| Target {
                         region,
                         addresses: Addresses::default(),
+                        name: None,
                         health: None,
                         backends: None,
                         drained: false,

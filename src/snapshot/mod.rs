@@ -16,13 +16,13 @@ pub mod transitions;
 
 pub use name_key::{MAX_WIRE_NAME, NameKey, key_bytes};
 pub use readiness::{KubernetesSync, Readiness};
-pub use records::{Host, ZoneRecords, address_record};
+pub use records::{Host, ZoneRecords, address_record, cname_record};
 
 use crate::dns::Identity;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::{LowerName, Name, Record};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -70,6 +70,9 @@ pub struct RegionAnswer {
     pub addresses: Addresses,
     /// Every address, for fail-open answers (shared with `addresses` when none is down).
     pub all: Addresses,
+    /// The CNAME answered for the region when its target is a host name (`addresses` and
+    /// `all` are then empty).
+    pub cname: Option<Arc<Record>>,
     /// Weight for the weighted strategy: the config's, or the region's own report's.
     pub weight: u32,
     /// Why the region has this health.
@@ -178,6 +181,9 @@ impl ServiceAnswer {
                             all.clone()
                         },
                         all,
+                        cname: view.name.map(|target| {
+                            Arc::new(cname_record(&service.name, service.ttl, &target))
+                        }),
                     }
                 })
                 .collect(),
@@ -583,6 +589,7 @@ mod tests {
                 "198.51.100.8".parse().unwrap(),
             ],
             down: vec!["198.51.100.8".parse().unwrap()],
+            name: None,
             changed_ms: 1,
             failing_since_ms: None,
             drained: false,

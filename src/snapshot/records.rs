@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 
 use crate::dnssec::Signer;
@@ -26,6 +26,11 @@ pub fn address_record(owner: &Name, ttl: u32, address: IpAddr) -> Record {
         IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
     };
     Record::from_rdata(owner.clone(), ttl, data)
+}
+
+/// The CNAME record of `owner` to `target`, a target that is a host name.
+pub fn cname_record(owner: &Name, ttl: u32, target: &Name) -> Record {
+    Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target.clone())))
 }
 
 /// The zone's fixed records.

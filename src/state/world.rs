@@ -1092,6 +1092,7 @@ mod tests {
             health: Health::Healthy,
             addresses: vec!["198.51.100.9".parse().expect("an address")],
             down: Vec::new(),
+            name: None,
             changed_ms: 1,
             failing_since_ms: None,
             drained: false,
@@ -1285,7 +1286,9 @@ mod rebuilt {
         Event::Verdict {
             key: crate::health::ProbeKey {
                 kind: crate::model::ProbeKind::Tcp,
-                addr: format!("{address}:80").parse().expect("socket address"),
+                addr: crate::health::probe_key::Endpoint::Addr(
+                    format!("{address}:80").parse().expect("socket address"),
+                ),
                 host: String::new(),
                 path: String::new(),
             },
@@ -1308,6 +1311,7 @@ mod rebuilt {
                 health,
                 addresses: vec!["198.51.100.3".parse().expect("address")],
                 down: Vec::new(),
+                name: None,
                 changed_ms: seq,
                 failing_since_ms: None,
                 drained: false,

@@ -135,7 +135,12 @@ impl PeerFilter for Partition {
 
 /// Starts one node on `config`, with real probes and a partition the test can close.
 pub async fn start_node(config: &ConfigFile) -> Node {
-    let config = config.parse();
+    start_node_text(&config.to_toml()).await
+}
+
+/// [`start_node`] on a whole config text (for text the typed [`ConfigFile`] cannot write).
+pub async fn start_node_text(text: &str) -> Node {
+    let config = gslbd::config::parse(text).expect("test config is valid");
     super::assert_probes_stay_local(&config);
     let partition = Arc::new(Partition::default());
     let outbound = Outbound {
