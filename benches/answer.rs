@@ -21,7 +21,8 @@ use hickory_proto::serialize::binary::BinEncodable;
 
 const STRATEGIES: [&str; 4] = ["failover", "weighted", "round-robin", "geo"];
 
-/// A zone of `n` services cycling through the four strategies, three regions each.
+/// A zone of `n` services cycling through the four strategies, three regions each, and one
+/// whose answer is a CNAME.
 fn model(n: usize) -> Model {
     let mut text = String::from(
         r#"
@@ -60,6 +61,12 @@ networks = { "192.0.2.0/24" = "eu", "198.51.100.0/24" = "us", "203.0.113.0/24" =
             x = x % 256,
         ));
     }
+    // And one whose first region's target is a host name: answered by its CNAME.
+    text.push_str(
+        "[[services]]\nname = \"cname.gslb.example.com\"\nstrategy = \"failover\"\n\
+         failover_order = [\"eu\", \"us\"]\n\
+         targets = { eu = \"lb-1.eu-west-1.elb.example.net\", us = [\"127.2.0.1\"] }\n",
+    );
     config::parse(&text).expect("bench config is valid").model
 }
 
@@ -110,6 +117,8 @@ fn answer(c: &mut Criterion) {
         }
         let packet = query("nope.gslb.example.com");
         answering(&mut group, "nxdomain", &snapshot, &packet, source);
+        let packet = query("cname.gslb.example.com");
+        answering(&mut group, "cname", &snapshot, &packet, source);
         group.finish();
     }
 }

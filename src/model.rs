@@ -348,6 +348,14 @@ pub struct Target {
     pub drained: bool,
 }
 
+/// A target host name as another system gives it (a gossip report, a load balancer's status):
+/// lowercase and fully qualified; `None` when it does not parse or is the root.
+pub fn target_name(text: &str) -> Option<Name> {
+    let mut name = Name::from_ascii(text).ok()?.to_lowercase();
+    name.set_fqdn(true);
+    (!name.is_root()).then_some(name)
+}
+
 /// How many of a target's backend Services have ready endpoints (EndpointSlices).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BackendReadiness {

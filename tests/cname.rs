@@ -157,6 +157,15 @@ async fn a_host_name_target_is_probed_through_what_it_resolves_to() {
     );
     backend.set(Mode::Status(503, "down"));
     until(server.addr, "app.gslb.example.com", &["A 198.51.100.1"]).await;
+    // The name is one target, found down with its region.
+    let metrics = server.app.metrics().encode();
+    let eu = ["region=\"eu\"", "service=\"app.gslb.example.com\""];
+    assert_eq!(sample(&metrics, "gslbd_service_region_targets", &eu), 1.0);
+    assert_eq!(
+        sample(&metrics, "gslbd_service_region_healthy_targets", &eu),
+        0.0
+    );
+    assert_eq!(sample(&metrics, "gslbd_service_region_health", &eu), 0.0);
     backend.set(Mode::Status(200, "ok"));
     until(server.addr, "app.gslb.example.com", &["CNAME localhost."]).await;
     server.app.shutdown().await;

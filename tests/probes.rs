@@ -53,7 +53,7 @@ fn key(kind: ProbeKind, addr: SocketAddr, host: &str) -> ProbeKey {
     };
     ProbeKey {
         kind,
-        addr: Endpoint::Addr(addr),
+        endpoint: Endpoint::Addr(addr),
         host,
         path,
     }
@@ -445,7 +445,7 @@ async fn a_hanging_target_does_not_hold_up_the_others() {
         .next(3)
         .await
         .into_iter()
-        .map(|(k, h)| match k.addr {
+        .map(|(k, h)| match k.endpoint {
             Endpoint::Addr(addr) => (addr, h),
             Endpoint::Name(..) => panic!("an address was probed: {k}"),
         })

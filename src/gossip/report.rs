@@ -93,10 +93,7 @@ impl ServiceReport {
     /// The target's host name, when it is one and a valid name (fully qualified, lowercase);
     /// a malformed one counts as none: the region then has nothing to answer.
     pub fn target_name(&self) -> Option<hickory_proto::rr::Name> {
-        let text = self.name.as_deref()?;
-        let mut name = hickory_proto::rr::Name::from_ascii(text).ok()?;
-        name.set_fqdn(true);
-        (!name.is_root()).then(|| name.to_lowercase())
+        crate::model::target_name(self.name.as_deref()?)
     }
 }
 

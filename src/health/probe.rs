@@ -85,7 +85,7 @@ impl ProbeFactory for NetProbes {
         match key.kind {
             ProbeKind::Http | ProbeKind::Https => Ok(Box::new(HttpProbe::new(key, settings)?)),
             ProbeKind::Tcp | ProbeKind::None => Ok(Box::new(TcpProbe {
-                addr: key.addr.clone(),
+                endpoint: key.endpoint.clone(),
                 timeout: settings.timeout,
             })),
         }
@@ -118,7 +118,7 @@ impl HttpProbe {
         let mut builder = reqwest::Client::builder();
         // The name resolves to the target only: Host header and SNI carry the service's name
         // while the connection goes where we say.
-        builder = match &key.addr {
+        builder = match &key.endpoint {
             Endpoint::Addr(addr) => builder.resolve(&key.host, *addr),
             Endpoint::Name(target, _) => builder.dns_resolver(Via(Arc::from(target.as_str()))),
         };
@@ -149,7 +149,12 @@ impl HttpProbe {
             .map_err(|e| ProbeError::Setup(innermost(&e)))?;
         Ok(Self {
             client,
-            url: format!("{scheme}://{}:{}{}", key.host, key.addr.port(), key.path),
+            url: format!(
+                "{scheme}://{}:{}{}",
+                key.host,
+                key.endpoint.port(),
+                key.path
+            ),
             settings: settings.clone(),
         })
     }
@@ -230,7 +235,7 @@ impl reqwest::dns::Resolve for Via {
 }
 
 struct TcpProbe {
-    addr: Endpoint,
+    endpoint: Endpoint,
     timeout: Duration,
 }
 
@@ -238,7 +243,7 @@ struct TcpProbe {
 impl Probe for TcpProbe {
     async fn check(&self) -> Result<(), ProbeError> {
         let connect = async {
-            match &self.addr {
+            match &self.endpoint {
                 Endpoint::Addr(addr) => TcpStream::connect(addr).await,
                 Endpoint::Name(name, port) => TcpStream::connect((name.as_str(), *port)).await,
             }

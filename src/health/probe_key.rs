@@ -39,7 +39,7 @@ impl fmt::Display for Endpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbeKey {
     pub kind: ProbeKind,
-    pub addr: Endpoint,
+    pub endpoint: Endpoint,
     /// Host header and TLS name (empty for TCP).
     pub host: String,
     /// HTTP path (empty for TCP).
@@ -49,9 +49,13 @@ pub struct ProbeKey {
 impl fmt::Display for ProbeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            ProbeKind::Tcp | ProbeKind::None => write!(f, "tcp://{}", self.addr),
-            ProbeKind::Http => write!(f, "http://{}{} via {}", self.host, self.path, self.addr),
-            ProbeKind::Https => write!(f, "https://{}{} via {}", self.host, self.path, self.addr),
+            ProbeKind::Tcp | ProbeKind::None => write!(f, "tcp://{}", self.endpoint),
+            ProbeKind::Http => write!(f, "http://{}{} via {}", self.host, self.path, self.endpoint),
+            ProbeKind::Https => write!(
+                f,
+                "https://{}{} via {}",
+                self.host, self.path, self.endpoint
+            ),
         }
     }
 }
@@ -72,19 +76,19 @@ impl ProbeKey {
         Self::of(service, Endpoint::Name(host, service.probe.port))
     }
 
-    fn of(service: &Service, addr: Endpoint) -> Option<Self> {
+    fn of(service: &Service, endpoint: Endpoint) -> Option<Self> {
         let settings = &service.probe;
         match settings.kind {
             ProbeKind::None => None,
             ProbeKind::Tcp => Some(Self {
                 kind: ProbeKind::Tcp,
-                addr,
+                endpoint,
                 host: String::new(),
                 path: String::new(),
             }),
             kind @ (ProbeKind::Http | ProbeKind::Https) => Some(Self {
                 kind,
-                addr,
+                endpoint,
                 host: settings
                     .host
                     .clone()

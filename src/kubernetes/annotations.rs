@@ -287,7 +287,7 @@ pub fn parse(
 /// A target host name: valid and outside the zone (a CNAME into the zone is never chased).
 fn target_name(key: &str, text: &str, zone: &Name) -> Result<Name, AnnotationError> {
     let valid = |name: &Name| {
-        !name.is_root()
+        name.num_labels() > 0
             && name.iter().all(|label| {
                 !label.is_empty()
                     && label
@@ -455,6 +455,8 @@ mod tests {
             ("www.gslb.example.com", "inside the zone"),
             ("lb..example.net", "not a host name"),
             ("lb/1.example.net", "not a host name"),
+            ("", "not a host name"),
+            (".", "not a host name"),
         ] {
             let error = target(bad).expect_err(bad);
             assert_eq!(error.class, "bad_target");

@@ -84,14 +84,6 @@ struct HostClaim<'c> {
     settings: Settings,
 }
 
-/// A status host name as a target name: lowercase and fully qualified; `None` when it is not
-/// a valid name.
-fn status_name(text: &str) -> Option<Arc<Name>> {
-    let mut name = Name::from_ascii(text).ok()?.to_lowercase();
-    name.set_fqdn(true);
-    (!name.is_root()).then(|| Arc::new(name))
-}
-
 fn rank(claim: &Claim) -> (&str, &'static str, &str, &str) {
     (
         claim.created.as_str(),
@@ -243,7 +235,9 @@ pub fn discover(
         }
         let target_name = match &settings.target_name {
             Some(TargetName::Fixed(name)) => Some(Arc::new(name.clone())),
-            Some(TargetName::Status) => status_names.iter().find_map(|text| status_name(text)),
+            Some(TargetName::Status) => status_names
+                .iter()
+                .find_map(|text| crate::model::target_name(text).map(Arc::new)),
             None => None,
         };
         let targets = RegionIndex::all(defaults.regions.len())

@@ -20,11 +20,11 @@ const HEALTH: (&str, &str) = (
 );
 const TARGETS: (&str, &str) = (
     "gslbd_service_region_targets",
-    "Addresses of a service in a region (only while the zone has at most server.service_metrics_limit services)",
+    "Addresses of a service in a region, a host-name target counting as one (only while the zone has at most server.service_metrics_limit services)",
 );
 const HEALTHY_TARGETS: (&str, &str) = (
     "gslbd_service_region_healthy_targets",
-    "Addresses of a service in a region not found down, answered while the region is in (only while the zone has at most server.service_metrics_limit services)",
+    "Addresses of a service in a region not found down, answered while the region is in; a host-name target counts as one while its region is not found down (only while the zone has at most server.service_metrics_limit services)",
 );
 
 /// Renders the per (service, region) gauges of the snapshot last published.
@@ -88,12 +88,13 @@ impl Collector for ServiceRegionCollector {
                 health
                     .with_label_values(&values)
                     .set(health_value(answer.health));
-                targets
-                    .with_label_values(&values)
-                    .set(answer.all.len() as i64);
-                healthy
-                    .with_label_values(&values)
-                    .set(answer.addresses.len() as i64);
+                // A host-name target is one target, found down with its region.
+                let (all, answerable) = match answer.cname {
+                    Some(_) => (1, i64::from(answer.health.is_available())),
+                    None => (answer.all.len() as i64, answer.addresses.len() as i64),
+                };
+                targets.with_label_values(&values).set(all);
+                healthy.with_label_values(&values).set(answerable);
             }
         }
         let mut families = health.collect();

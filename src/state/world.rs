@@ -1286,7 +1286,7 @@ mod rebuilt {
         Event::Verdict {
             key: crate::health::ProbeKey {
                 kind: crate::model::ProbeKind::Tcp,
-                addr: crate::health::probe_key::Endpoint::Addr(
+                endpoint: crate::health::probe_key::Endpoint::Addr(
                     format!("{address}:80").parse().expect("socket address"),
                 ),
                 host: String::new(),

@@ -45,7 +45,7 @@ pub async fn start_config(config: &ConfigFile) -> TestServer {
 pub fn assert_probes_stay_local(config: &gslbd::config::Config) {
     let observe = config.gossip.as_ref().and_then(|g| g.observe);
     for key in gslbd::health::plan::at_start(&config.model, observe, false).keys() {
-        let local = match &key.addr {
+        let local = match &key.endpoint {
             gslbd::health::probe_key::Endpoint::Addr(addr) => addr.ip().is_loopback(),
             // Resolved from /etc/hosts, never by a DNS query.
             gslbd::health::probe_key::Endpoint::Name(name, _) => name == "localhost",
