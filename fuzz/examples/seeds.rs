@@ -91,7 +91,7 @@ fn bytes(message: &Message) -> Vec<u8> {
 /// Plain queries as (seed name, name, type, EDNS size): one of each kind the README's DNS
 /// behaviour table lists. A table, one query a line.
 #[rustfmt::skip]
-const ASKED: [(&str, &str, RecordType, Option<u16>); 18] = [
+const ASKED: [(&str, &str, RecordType, Option<u16>); 20] = [
     ("a-failover-edns", "app.gslb.example.com", RecordType::A, Some(1232)),
     ("aaaa-weighted-plain", "web.gslb.example.com", RecordType::AAAA, None),
     ("a-pick-two", "two.gslb.example.com", RecordType::A, Some(4096)),
@@ -110,6 +110,8 @@ const ASKED: [(&str, &str, RecordType, Option<u16>); 18] = [
     ("axfr", "gslb.example.com", RecordType::AXFR, None),
     ("a-geo", "geo.gslb.example.com", RecordType::A, None),
     ("aaaa-geo", "geo.gslb.example.com", RecordType::AAAA, Some(1232)),
+    ("a-cname-target", "cname.gslb.example.com", RecordType::A, Some(1232)),
+    ("txt-cname-target", "cname.gslb.example.com", RecordType::TXT, None),
 ];
 
 /// Those, and the ones a plain query cannot say.
@@ -162,6 +164,7 @@ fn service_report() -> ServiceReport {
             "2001:db8::1".parse().expect("an address"),
         ],
         down: vec!["192.0.2.1".parse().expect("an address")],
+        name: None,
         changed_ms: 1_700_000_000_000,
         failing_since_ms: Some(1_699_999_999_000),
         drained: false,

@@ -2,20 +2,21 @@
 //! input is built with `arbitrary`: a few entries, each one of gslbd's or k8gb's keys (or a
 //! stranger) with a fuzzed value. Besides no panic, what parses holds to the rules the
 //! discovery relies on: a TTL in range, a weight per region with one positive, a failover order
-//! that lists every region once, at least one address when addresses are given.
+//! that lists every region once, at least one address when addresses are given, a target name
+//! that is fully qualified, lowercase and outside the zone, and never beside addresses.
 
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
-use gslbd::kubernetes::annotations::{self, MAX_TTL};
+use gslbd::kubernetes::annotations::{self, MAX_TTL, TargetName};
 use gslbd::model::Strategy;
 use gslbd_fuzz::config;
 use libfuzzer_sys::fuzz_target;
 
 /// Every key `annotations` reads, and one it does not.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 18] = [
     annotations::STRATEGY[0],
     annotations::STRATEGY[1],
     annotations::FAILOVER_ORDER[0],
@@ -32,6 +33,7 @@ const KEYS: [&str; 17] = [
     annotations::ALL_DOWN[0],
     annotations::HOSTNAME[0],
     annotations::HOSTNAME[1],
+    annotations::TARGET_NAME[0],
     "example.com/unrelated",
 ];
 
@@ -47,7 +49,8 @@ fuzz_target!(|entries: Vec<Entry>| {
         .map(|e| (KEYS[usize::from(e.key) % KEYS.len()].to_string(), e.value))
         .collect();
     let regions = &config().model.regions;
-    let Ok(Some(settings)) = annotations::parse(&annotations, regions) else {
+    let zone = &config().model.zone.origin;
+    let Ok(Some(settings)) = annotations::parse(&annotations, regions, zone) else {
         return;
     };
     if let Some(ttl) = settings.ttl {
@@ -68,5 +71,13 @@ fuzz_target!(|entries: Vec<Entry>| {
     }
     if let Some(addresses) = &settings.addresses {
         assert!(!addresses.is_empty());
+    }
+    if let Some(target) = &settings.target_name {
+        assert!(settings.addresses.is_none());
+        if let TargetName::Fixed(name) = target {
+            assert!(name.is_fqdn() && !name.is_root());
+            assert_eq!(*name, name.to_lowercase());
+            assert!(!zone.zone_of(name), "{name} is inside the zone");
+        }
     }
 });
