@@ -17,7 +17,7 @@ use super::select::{self, AnswerResult, Client, Picked};
 use super::signed::{self, Dnssec};
 use crate::dnssec::denial;
 use crate::model::StrategyKind;
-use crate::snapshot::{Node, ServiceIndex, Snapshot, address_record};
+use crate::snapshot::{NegativeSoa, Node, ServiceIndex, Snapshot, address_record};
 
 /// Which service answered a question, and how (counted by the transports).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub struct Response<'s> {
     pub addresses: Picked,
     pub owner: Option<Owner<'s>>,
     pub authorities: SmallVec<[&'s Record; 4]>,
+    /// The negative answer's SOA (the record in `authorities`) as the direct encoder writes it.
+    pub negative: Option<&'s NegativeSoa>,
     pub additionals: Records<'s>,
     /// The service whose A/AAAA question this answers, and how (for metrics).
     pub served: Option<Served>,
@@ -90,6 +92,7 @@ impl<'s> Response<'s> {
             addresses: Picked::new(),
             owner: None,
             authorities: SmallVec::new(),
+            negative: None,
             additionals: Records::new(),
             served: None,
             nonexistent: false,
@@ -147,6 +150,7 @@ impl<'s> Response<'s> {
             addresses: Picked::new(),
             owner: None,
             authorities: SmallVec::new(),
+            negative: None,
             additionals: Records::new(),
             served: self.served,
             nonexistent: self.nonexistent,
@@ -158,6 +162,7 @@ impl<'s> Response<'s> {
     /// NOERROR with no answer, or NXDOMAIN: the SOA in the authority section (RFC 2308 §2).
     fn negative(mut self, snapshot: &'s Snapshot) -> Self {
         self.authorities.push(&snapshot.zone.negative_soa);
+        self.negative = Some(&snapshot.zone.negative_wire);
         self
     }
 }

@@ -18,8 +18,9 @@ use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, Record};
 use smallvec::SmallVec;
 
-use super::answer::Response;
+use super::answer::{Owner, Response};
 use super::{Transport, signed};
+use crate::snapshot::NegativeSoa;
 
 /// Answers larger than this many records take hickory's encoder (it stops compressing names
 /// after 120; we never come near that in 1232 bytes).
@@ -208,24 +209,68 @@ fn read_question(queries: &Queries) -> Option<Query> {
     decoder.is_empty().then_some(question)
 }
 
-/// Encodes the common answer directly: one question, A/AAAA records of the question's name,
-/// and an OPT record carrying at most an ECS option. The bytes are exactly hickory-proto's for
-/// the same message as [`encode_hickory`] gives it: every owner a pointer to the question's
-/// name, the OPT record last.
+/// Encodes the common answers directly: one question, and either A/AAAA records of the
+/// question's name (with their RRSIGs), or none and the negative answer's SOA in the authority
+/// section (NXDOMAIN or NODATA, unsigned); an OPT record carrying at most an ECS option. The
+/// bytes are exactly hickory-proto's for the same message as [`encode_hickory`] gives it:
+/// every address owner a pointer to the question's name, the SOA's names compressed as
+/// hickory compresses them ([`Names`]), the OPT record last.
 /// Returns false, leaving `out` unspecified, for anything else or anything that would not fit.
 pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> bool {
-    let Some(owner) = response.owner else {
-        return false;
-    };
-    let answers = &response.addresses;
-    if answers.is_empty()
-        || !response.answers.is_empty()
-        || answers.len() > FAST_MAX_ANSWERS
-        || !response.authorities.is_empty()
+    if !response.answers.is_empty()
         || !response.additionals.is_empty()
         || !response.dnssec.authorities.is_empty()
         || !response.dnssec.additionals.is_empty()
     {
+        return false;
+    }
+    let negative = response
+        .negative
+        .filter(|_| response.authorities.len() == 1 && response.dnssec.answers.is_empty());
+    let written = match (response.owner, negative) {
+        (Some(owner), _) if !response.addresses.is_empty() && response.authorities.is_empty() => {
+            write_addresses(response, owner, question, out)
+        }
+        (_, Some(soa)) if response.addresses.is_empty() => {
+            write_negative(response, soa, question, out)
+        }
+        _ => false,
+    };
+    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
+    written && write_opt(response, out) && out.len() <= usize::from(max_size)
+}
+
+/// The header (RFC 1035 §4.1.1) of `response` with these section counts, and the question.
+fn write_header(response: &Response<'_>, counts: [u16; 3], question: &[u8], out: &mut Vec<u8>) {
+    let metadata = &response.metadata;
+    out.clear();
+    out.extend_from_slice(&metadata.id.to_be_bytes());
+    let mut flags = 0x80 | (u8::from(metadata.op_code) << 3);
+    flags |= u8::from(metadata.authoritative) << 2;
+    flags |= u8::from(metadata.truncation) << 1;
+    flags |= u8::from(metadata.recursion_desired);
+    out.push(flags);
+    let mut flags = u8::from(metadata.recursion_available) << 7;
+    flags |= u8::from(metadata.authentic_data) << 5;
+    flags |= u8::from(metadata.checking_disabled) << 4;
+    flags |= metadata.response_code.low();
+    out.push(flags);
+    let additional_count = u16::from(response.edns.is_some());
+    for count in [1, counts[0], counts[1], counts[2] + additional_count] {
+        out.extend_from_slice(&count.to_be_bytes());
+    }
+    out.extend_from_slice(question);
+}
+
+/// The addresses of `owner` and their RRSIGs, after the header.
+fn write_addresses(
+    response: &Response<'_>,
+    owner: Owner<'_>,
+    question: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let answers = &response.addresses;
+    if answers.len() > FAST_MAX_ANSWERS {
         return false;
     }
     // The addresses' RRSIGs, owned by the owner (and so by the question's name).
@@ -240,32 +285,12 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
     {
         return false;
     }
-    let max_size = response.edns.as_ref().map_or(512, |e| e.max_payload());
-    let metadata = &response.metadata;
-    out.clear();
-
-    // Header (RFC 1035 §4.1.1).
-    out.extend_from_slice(&metadata.id.to_be_bytes());
-    let mut flags = 0x80 | (u8::from(metadata.op_code) << 3);
-    flags |= u8::from(metadata.authoritative) << 2;
-    flags |= u8::from(metadata.truncation) << 1;
-    flags |= u8::from(metadata.recursion_desired);
-    out.push(flags);
-    let mut flags = u8::from(metadata.recursion_available) << 7;
-    flags |= u8::from(metadata.authentic_data) << 5;
-    flags |= u8::from(metadata.checking_disabled) << 4;
-    flags |= metadata.response_code.low();
-    out.push(flags);
-    let additional_count = u16::from(response.edns.is_some());
-    for count in [
-        1,
-        (answers.len() + signature_count) as u16,
-        0,
-        additional_count,
-    ] {
-        out.extend_from_slice(&count.to_be_bytes());
-    }
-    out.extend_from_slice(question);
+    write_header(
+        response,
+        [(answers.len() + signature_count) as u16, 0, 0],
+        question,
+        out,
+    );
 
     // The question's name, at offset 12 (RFC 1035 §4.1.4).
     let pointer = 0xC00Cu16;
@@ -299,41 +324,137 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
         let length = (out.len() - length_at - 2) as u16;
         out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
     }
+    true
+}
 
-    // OPT pseudo-record (RFC 6891 §6.1.2).
-    if let Some(edns) = &response.edns {
-        out.push(0);
-        out.extend_from_slice(&41u16.to_be_bytes());
-        out.extend_from_slice(&edns.max_payload().max(512).to_be_bytes());
-        let ttl = u32::from(metadata.response_code.high()) << 24
-            | u32::from(edns.version()) << 16
-            | u32::from(u16::from(*edns.flags()));
-        out.extend_from_slice(&ttl.to_be_bytes());
-        let length_at = out.len();
-        out.extend_from_slice(&[0, 0]);
-        for (code, option) in &edns.options().options {
-            let EdnsOption::Subnet(subnet) = option else {
-                return false;
-            };
-            let (family, octets): (u16, &[u8]) = match subnet.addr() {
-                std::net::IpAddr::V4(v4) => (1, &v4.octets()),
-                std::net::IpAddr::V6(v6) => (2, &v6.octets()),
-            };
-            let address_len = usize::from(subnet.source_prefix()).div_ceil(8);
-            if address_len > octets.len() {
+/// No answer and the zone's SOA in the authority section (RFC 2308 §2), after the header.
+fn write_negative<'a>(
+    response: &Response<'_>,
+    soa: &'a NegativeSoa,
+    question: &'a [u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    // The question's name as sent (its labels; the root label, type and class follow).
+    let Some(end) = question.len().checked_sub(5) else {
+        return false;
+    };
+    if question[end] != 0 {
+        return false;
+    }
+    let name = &question[..end];
+    let mut names = Names::default();
+    if !names.remember(12, name) {
+        return false;
+    }
+    write_header(response, [0, 1, 0], question, out);
+    names.write(out, &soa.owner);
+    out.extend_from_slice(&6u16.to_be_bytes()); // SOA
+    out.extend_from_slice(&1u16.to_be_bytes()); // class IN
+    out.extend_from_slice(&soa.ttl.to_be_bytes());
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    names.write(out, &soa.mname);
+    names.write(out, &soa.rname);
+    for number in soa.numbers {
+        out.extend_from_slice(&number.to_be_bytes());
+    }
+    let length = (out.len() - length_at - 2) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+    true
+}
+
+/// The OPT pseudo-record (RFC 6891 §6.1.2) of `response`, if it has one, at the end of `out`;
+/// false for an option other than ECS.
+fn write_opt(response: &Response<'_>, out: &mut Vec<u8>) -> bool {
+    let Some(edns) = &response.edns else {
+        return true;
+    };
+    out.push(0);
+    out.extend_from_slice(&41u16.to_be_bytes());
+    out.extend_from_slice(&edns.max_payload().max(512).to_be_bytes());
+    let ttl = u32::from(response.metadata.response_code.high()) << 24
+        | u32::from(edns.version()) << 16
+        | u32::from(u16::from(*edns.flags()));
+    out.extend_from_slice(&ttl.to_be_bytes());
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    for (code, option) in &edns.options().options {
+        let EdnsOption::Subnet(subnet) = option else {
+            return false;
+        };
+        let (family, octets): (u16, &[u8]) = match subnet.addr() {
+            std::net::IpAddr::V4(v4) => (1, &v4.octets()),
+            std::net::IpAddr::V6(v6) => (2, &v6.octets()),
+        };
+        let address_len = usize::from(subnet.source_prefix()).div_ceil(8);
+        if address_len > octets.len() {
+            return false;
+        }
+        out.extend_from_slice(&u16::from(*code).to_be_bytes());
+        out.extend_from_slice(&(4 + address_len as u16).to_be_bytes());
+        out.extend_from_slice(&family.to_be_bytes());
+        out.push(subnet.source_prefix());
+        out.push(subnet.scope_prefix());
+        out.extend_from_slice(&octets[..address_len]);
+    }
+    let length = (out.len() - length_at - 2) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+    true
+}
+
+/// Name compression (RFC 1035 §4.1.4) as hickory-proto's encoder does it, so that the bytes
+/// are its bytes: every suffix of a name written is remembered where it starts, in the order
+/// written (at most 64, and only below offset 0x3FFF); a later name whose suffix equals one
+/// remembered, byte for byte (letter case included), is written up to it and a pointer to the
+/// first such, its longest suffix first.
+#[derive(Default)]
+struct Names<'a> {
+    suffixes: SmallVec<[(u16, &'a [u8]); 16]>,
+}
+
+/// The most suffixes hickory-proto's encoder remembers.
+const COMPRESSION_CANDIDATES: usize = 64;
+
+impl<'a> Names<'a> {
+    /// Remembers the suffixes of `labels` (wire labels without the root label, no pointer)
+    /// written at `start`; false when they are not plain labels.
+    fn remember(&mut self, start: usize, labels: &'a [u8]) -> bool {
+        let mut at = 0;
+        while at < labels.len() {
+            let len = usize::from(labels[at]);
+            if len == 0 || len & 0xC0 != 0 {
                 return false;
             }
-            out.extend_from_slice(&u16::from(*code).to_be_bytes());
-            out.extend_from_slice(&(4 + address_len as u16).to_be_bytes());
-            out.extend_from_slice(&family.to_be_bytes());
-            out.push(subnet.source_prefix());
-            out.push(subnet.scope_prefix());
-            out.extend_from_slice(&octets[..address_len]);
+            self.keep(start + at, start + labels.len(), &labels[at..]);
+            at += 1 + len;
         }
-        let length = (out.len() - length_at - 2) as u16;
-        out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+        at == labels.len()
     }
-    out.len() <= usize::from(max_size)
+
+    /// Writes `labels` (wire labels without the root label) at the end of `out`, compressed.
+    fn write(&mut self, out: &mut Vec<u8>, labels: &'a [u8]) {
+        let start = out.len();
+        let mut at = 0;
+        while at < labels.len() {
+            let suffix = &labels[at..];
+            if let Some(&(target, _)) = self.suffixes.iter().find(|(_, s)| *s == suffix) {
+                out.extend_from_slice(&labels[..at]);
+                out.extend_from_slice(&(0xC000 | target).to_be_bytes());
+                return;
+            }
+            self.keep(start + at, start + labels.len(), suffix);
+            at += 1 + usize::from(labels[at]);
+        }
+        out.extend_from_slice(labels);
+        out.push(0);
+    }
+
+    /// Remembers `suffix` at `at`, in a name whose labels end at `end`.
+    fn keep(&mut self, at: usize, end: usize, suffix: &'a [u8]) {
+        if end < 0x3FFF && self.suffixes.len() < COMPRESSION_CANDIDATES {
+            self.suffixes.push((at as u16, suffix));
+        }
+    }
 }
 
 /// The RRSIG data of `record` when it is an RRSIG owned by `owner` (what [`encode_fast`]
@@ -456,6 +577,68 @@ mod tests {
         // Unsigned: 3 names × 2 types × 6 EDNS cases; signed, the mixed-case name's 5 with DO
         // are hickory's.
         assert_eq!(cases, 2 * 3 * 2 * 6 - 2 * 5);
+    }
+
+    #[test]
+    fn fast_encoder_writes_hickorys_negative_answers() {
+        let model = fixtures::config(SERVICES).model;
+        // The SOA's names inside the zone (the defaults), and outside it, where they share
+        // only a label or nothing with the question.
+        let mut outside = model.clone();
+        outside.zone.soa.mname = fixtures::name("ns1.example.net.");
+        outside.zone.soa.rname = fixtures::name("hostmaster.example.com.");
+        let signed = Snapshot::from_model(&fixtures::signed(model.clone()), 1232);
+        let snapshots = [
+            Snapshot::from_model(&model, 1232),
+            Snapshot::from_model(&outside, 1232),
+            signed,
+        ];
+        let src = SocketAddr::from(([127, 0, 0, 1], 53));
+        let mut cases = 0;
+        for snapshot in &snapshots {
+            for qname in [
+                "nope.gslb.example.com",
+                "NoPe.GSLB.example.com",
+                "a.b.c.gslb.Example.COM",
+                "gslb.example.com",
+                "Gslb.Example.Com",
+            ] {
+                for (rtype, edns, dnssec_ok) in [
+                    (RecordType::A, None, false),
+                    (RecordType::AAAA, Some(1232), false),
+                    (RecordType::TXT, Some(4096), true),
+                    (RecordType::MX, Some(512), false),
+                ] {
+                    let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+                    query.metadata.recursion_desired = true;
+                    query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
+                    if let Some(size) = edns {
+                        let mut edns = Edns::new();
+                        edns.set_max_payload(size);
+                        edns.set_dnssec_ok(dnssec_ok);
+                        query.edns = Some(edns);
+                    }
+                    let request =
+                        Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp).unwrap();
+                    let response = answer::respond(snapshot, &request, src.ip(), 5).unwrap();
+                    assert!(response.no_answer(), "{qname} {rtype}");
+                    let mut fast = Vec::new();
+                    let written = encode_fast(&response, request.queries.as_bytes(), &mut fast);
+                    // A signed zone's negative answer to DO carries its denial: hickory's.
+                    let denied = snapshot.zone.signer.is_some() && dnssec_ok;
+                    assert_eq!(written, !denied, "{qname} {rtype}");
+                    if written {
+                        assert_eq!(
+                            fast,
+                            hickory_bytes(&response, &request.queries),
+                            "{qname} {rtype}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 5 * 4 - 5);
     }
 
     #[test]

@@ -1,15 +1,19 @@
-//! The quick path: the query almost every resolver sends (one A or AAAA question for a
-//! service, EDNS without options or none) answered from its bytes, without hickory-proto
-//! parsing it: the name is lowercased on the stack and looked up by its wire form
-//! ([`NameKey`](crate::snapshot::NameKey)), the answer written by the direct encoder. In a
-//! signed zone, a query with DO gets the addresses' RRSIGs too (the signer's cache; a question
-//! not written in lowercase is left to the general path, see `encode::encode_fast`).
+//! The quick path: the query almost every resolver sends (one A or AAAA question, EDNS without
+//! options or none) answered from its bytes, without hickory-proto parsing it: the name is
+//! lowercased on the stack and looked up by its wire form
+//! ([`NameKey`](crate::snapshot::NameKey)), the answer written by the direct encoder. It answers
+//! a service's addresses, and the negative answers to such questions (NXDOMAIN, NODATA), which
+//! a random-subdomain flood asks for. In a signed zone, a query with DO gets the addresses'
+//! RRSIGs too (the signer's cache; a question not written in lowercase is left to the general
+//! path, see `encode::encode_fast`); its negative answers, which carry a denial, are the general
+//! path's.
 //!
 //! It gives up (`None`) on anything else, and on any answer that is not a plain list of
-//! addresses that fits, so [`message::answer`](super::message::answer) takes the general path,
-//! which holds every rule. Where it answers, its bytes and outcome are the general path's: a unit
-//! test compares both over a corpus of queries and their mutations, and the `answer` fuzz target
-//! compares them on every input.
+//! addresses or a plain negative answer that fits, so
+//! [`message::answer`](super::message::answer) takes the general path, which holds every rule.
+//! Where it answers, its bytes and outcome are the general path's: a unit test compares both
+//! over a corpus of queries and their mutations, and the `answer` fuzz target compares them on
+//! every input.
 
 use std::net::SocketAddr;
 
@@ -53,49 +57,67 @@ pub fn answer(
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
     let question = read(packet)?;
-    let Node::Service(index) = snapshot.node_of_key(&question.key)? else {
-        return None;
+    // What the name is: a service (its addresses, or NODATA when it has none to give), a name
+    // with no address records (NODATA), or none in the zone (NXDOMAIN). Nameserver names and
+    // names outside the zone are the general path's.
+    let (service, rcode) = match snapshot.node_of_key(&question.key) {
+        Some(Node::Service(index)) => (Some(*index), ResponseCode::NoError),
+        Some(Node::Apex | Node::EmptyNonTerminal) => (None, ResponseCode::NoError),
+        Some(Node::Host(_)) => return None,
+        None if in_zone(&question.key, &snapshot.zone.negative_wire.owner) => {
+            (None, ResponseCode::NXDomain)
+        }
+        None => return None,
     };
-    let service = snapshot.service(*index);
     let mut addresses = Picked::new();
-    let chosen = select::select_into(
-        service,
-        question.qtype,
-        &Client::from_source(src.ip()),
-        &select::At::of(snapshot, bucket),
-        &snapshot.geo,
-        &mut addresses,
-    );
-    if addresses.is_empty() {
+    let mut served = None;
+    let mut owner = None;
+    if let Some(index) = service {
+        let service = snapshot.service(index);
+        let chosen = select::select_into(
+            service,
+            question.qtype,
+            &Client::from_source(src.ip()),
+            &select::At::of(snapshot, bucket),
+            &snapshot.geo,
+            &mut addresses,
+        );
+        // A CNAME is the general path's.
+        if chosen.cname.is_some() {
+            return None;
+        }
+        served = Some(Served {
+            service: index,
+            strategy: service.strategy().kind(),
+            result: chosen.result,
+        });
+        owner = Some(Owner {
+            name: service.name(),
+            ttl: service.ttl(),
+        });
+    }
+    let signer = snapshot
+        .zone
+        .signer
+        .as_deref()
+        .filter(|_| question.dnssec_ok);
+    let negative = addresses.is_empty();
+    // A signed negative answer carries a denial: the general path's.
+    if negative && signer.is_some() {
         return None;
     }
     let mut metadata = Metadata::new(question.id, MessageType::Response, OpCode::Query);
     metadata.authoritative = true;
     metadata.recursion_desired = question.recursion_desired;
     metadata.checking_disabled = question.checking_disabled;
-    let served = Served {
-        service: *index,
-        strategy: service.strategy().kind(),
-        result: chosen.result,
-    };
+    metadata.response_code = rcode;
     // A signed zone's answer to DO carries the addresses' RRSIGs (from the signer's cache).
     let mut dnssec = Dnssec::default();
-    if let Some(signer) = snapshot
-        .zone
-        .signer
-        .as_deref()
-        .filter(|_| question.dnssec_ok)
-    {
+    if let (Some(signer), Some(owner)) = (signer, owner) {
         let rdatas = Rdatas::of_addresses(&addresses);
         let now_s = crate::unix_ms() / 1000;
         let signatures = signer
-            .sign(
-                service.name(),
-                question.qtype,
-                service.ttl(),
-                &rdatas,
-                now_s,
-            )
+            .sign(owner.name, question.qtype, owner.ttl, &rdatas, now_s)
             .ok()?;
         dnssec.answers.push(signatures);
     }
@@ -109,14 +131,16 @@ pub fn answer(
         }),
         answers: SmallVec::new(),
         addresses,
-        owner: Some(Owner {
-            name: service.name(),
-            ttl: service.ttl(),
-        }),
-        authorities: SmallVec::new(),
+        owner,
+        authorities: if negative {
+            SmallVec::from_elem(&snapshot.zone.negative_soa, 1)
+        } else {
+            SmallVec::new()
+        },
+        negative: negative.then_some(&snapshot.zone.negative_wire),
         additionals: SmallVec::new(),
-        served: Some(served),
-        nonexistent: false,
+        served,
+        nonexistent: rcode == ResponseCode::NXDomain,
         dnssec,
         verified_source: false,
     };
@@ -125,10 +149,23 @@ pub fn answer(
     }
     Some(Outcome::Answered {
         qtype: qtype_index(question.qtype),
-        rcode: rcode_index(ResponseCode::NoError),
-        served: Some(served),
-        key: AnswerKey::of_key(ResponseCode::NoError, Some((&question.key, question.qtype))),
+        rcode: rcode_index(rcode),
+        served,
+        key: AnswerKey::of_key(rcode, Some((&question.key, question.qtype))),
     })
+}
+
+/// Whether the name whose lowercase wire form is `key` is the zone's apex, whose labels are
+/// `apex` (without the root label), or below it.
+fn in_zone(key: &[u8], apex: &[u8]) -> bool {
+    let mut at = 0;
+    while at < key.len() {
+        if key[at..].strip_suffix(&[0]) == Some(apex) {
+            return true;
+        }
+        at += 1 + usize::from(key[at]);
+    }
+    false
 }
 
 /// The query's parts, when `packet` is exactly a standard query (RFC 1035 §4.1) with one A or
@@ -372,16 +409,13 @@ mod tests {
             edit(&mut query);
             answer(&snapshot, &query.to_vec().unwrap(), src, 7, &mut out).is_none()
         };
-        // Not a service, not A/AAAA, NODATA (no IPv6 target), options, EDNS version 1,
+        // A nameserver's name, a name outside the zone, not A/AAAA, options, EDNS version 1,
         // another opcode.
-        assert!(declined("gslb.example.com", RecordType::A, &|_| {}));
-        assert!(declined("nope.gslb.example.com", RecordType::A, &|_| {}));
+        assert!(declined("ns-eu.gslb.example.com", RecordType::A, &|_| {}));
+        assert!(declined("example.org", RecordType::A, &|_| {}));
+        assert!(declined("agslb.example.com", RecordType::A, &|_| {}));
         assert!(declined("rr.gslb.example.com", RecordType::ANY, &|_| {}));
-        assert!(declined(
-            "w.deep.gslb.example.com",
-            RecordType::AAAA,
-            &|_| {}
-        ));
+        assert!(declined("nope.gslb.example.com", RecordType::TXT, &|_| {}));
         assert!(declined("rr.gslb.example.com", RecordType::A, &|m| {
             let mut e = Edns::new();
             e.set_version(1);
@@ -391,5 +425,26 @@ mod tests {
             m.metadata.op_code = OpCode::Notify;
         }));
         assert!(!declined("rr.gslb.example.com", RecordType::A, &|_| {}));
+        // Negative answers to A/AAAA: NXDOMAIN, and NODATA at the apex, an empty non-terminal
+        // and a service without an IPv6 target.
+        for (qname, rtype) in [
+            ("nope.gslb.example.com", RecordType::A),
+            ("x.y.GSLB.example.com", RecordType::AAAA),
+            ("gslb.example.com", RecordType::A),
+            ("deep.gslb.example.com", RecordType::AAAA),
+            ("w.deep.gslb.example.com", RecordType::AAAA),
+        ] {
+            assert!(!declined(qname, rtype, &|_| {}), "{qname} {rtype}");
+        }
+    }
+
+    #[test]
+    fn a_name_is_in_the_zone_at_a_label_boundary_only() {
+        let apex = b"\x04gslb\x07example\x03com";
+        assert!(in_zone(b"\x04gslb\x07example\x03com\x00", apex));
+        assert!(in_zone(b"\x01a\x04gslb\x07example\x03com\x00", apex));
+        assert!(!in_zone(b"\x05agslb\x07example\x03com\x00", apex));
+        assert!(!in_zone(b"\x07example\x03com\x00", apex));
+        assert!(!in_zone(b"\x00", apex));
     }
 }

@@ -16,7 +16,7 @@ pub mod transitions;
 
 pub use name_key::{MAX_WIRE_NAME, NameKey, key_bytes};
 pub use readiness::{KubernetesSync, Readiness};
-pub use records::{Host, ZoneRecords, address_record, cname_record};
+pub use records::{Host, NegativeSoa, ZoneRecords, address_record, cname_record};
 
 use crate::dns::Identity;
 use std::collections::BTreeSet;

@@ -33,6 +33,29 @@ pub fn cname_record(owner: &Name, ttl: u32, target: &Name) -> Record {
     Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target.clone())))
 }
 
+/// The negative answers' SOA as the direct encoder writes it: its names as wire labels (without
+/// the root label, as name compression compares them) and its numbers.
+#[derive(Clone, Debug)]
+pub struct NegativeSoa {
+    /// The zone apex.
+    pub owner: Vec<u8>,
+    pub mname: Vec<u8>,
+    pub rname: Vec<u8>,
+    pub ttl: u32,
+    /// Serial, refresh, retry, expire, minimum (RFC 1035 §3.3.13).
+    pub numbers: [u32; 5],
+}
+
+/// `name`'s labels in wire form (length-prefixed, letter case kept), without the root label.
+fn labels(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(name.len());
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
+    }
+    wire
+}
+
 /// The zone's fixed records.
 #[derive(Clone, Debug)]
 pub struct ZoneRecords {
@@ -42,6 +65,8 @@ pub struct ZoneRecords {
     /// SOA for the authority section of negative answers: its TTL is
     /// min(SOA TTL, SOA MINIMUM) (RFC 2308 §3 and §5).
     pub negative_soa: Record,
+    /// The same, in the parts the direct encoder writes (`dns::encode`).
+    pub negative_wire: NegativeSoa,
     pub ns: Vec<Record>,
     /// Addresses of in-zone nameservers, for the additional section of NS answers.
     pub glue: Vec<Record>,
@@ -98,10 +123,24 @@ impl ZoneRecords {
                 hosts.push(host);
             }
         }
+        let negative_wire = NegativeSoa {
+            owner: labels(&origin),
+            mname: labels(&zone.soa.mname),
+            rname: labels(&zone.soa.rname),
+            ttl: negative_soa.ttl,
+            numbers: [
+                zone.soa.serial,
+                zone.soa.refresh,
+                zone.soa.retry,
+                zone.soa.expire,
+                zone.soa.minimum,
+            ],
+        };
         let records = Self {
             origin: LowerName::new(&origin),
             soa,
             negative_soa,
+            negative_wire,
             ns,
             glue,
             signer: zone.signer.clone(),
