@@ -4,6 +4,8 @@
 //! ([`denial`]). The signatures come from the signer's cache ([`Signer::sign`]), so the hot
 //! path almost never signs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 use smallvec::SmallVec;
@@ -54,11 +56,66 @@ pub fn complete(
     now_s: u64,
 ) {
     if let Err(reason) = add(response, snapshot, signer, asked, now_s) {
-        tracing::error!(%reason, name = %asked.name, "cannot sign an answer: SERVFAIL");
+        if let Some(unlogged) = FAILURES.note(now_s) {
+            tracing::error!(
+                %reason,
+                name = %asked.name,
+                unlogged,
+                "cannot sign an answer: SERVFAIL (one such line per 10 s at most; unlogged: \
+                 failures since the last line)"
+            );
+        }
         let mut failed = response.truncated();
         failed.metadata.truncation = false;
         failed.metadata.response_code = ResponseCode::ServFail;
         *response = failed;
+    }
+}
+
+/// How often at most a signing failure is logged.
+const FAILURE_LOG_EVERY_S: u64 = 10;
+
+/// Signing failures of this process, logged at most once per [`FAILURE_LOG_EVERY_S`]: a key
+/// that cannot sign fails every signed answer, and a line per query would flood the log. The
+/// next line says how many went unlogged.
+static FAILURES: FailureLog = FailureLog::new();
+
+struct FailureLog {
+    /// When the next failure may be logged (Unix seconds).
+    next_s: AtomicU64,
+    /// Failures not logged since the last line.
+    unlogged: AtomicU64,
+}
+
+impl FailureLog {
+    const fn new() -> Self {
+        Self {
+            next_s: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+        }
+    }
+
+    /// A failure at `now_s` (Unix seconds): `Some(failures unlogged since the last line)` when
+    /// this one is to be logged.
+    fn note(&self, now_s: u64) -> Option<u64> {
+        let next = self.next_s.load(Ordering::Relaxed);
+        // Due, or the clock stepped back past the window: logging is never held off longer.
+        let due = (now_s >= next || next > now_s.saturating_add(FAILURE_LOG_EVERY_S))
+            && self
+                .next_s
+                .compare_exchange(
+                    next,
+                    now_s.saturating_add(FAILURE_LOG_EVERY_S),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if due {
+            Some(self.unlogged.swap(0, Ordering::Relaxed))
+        } else {
+            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
 }
 
@@ -152,4 +209,23 @@ fn present(snapshot: &Snapshot, node: &Node, qtype: RecordType) -> SmallVec<[Rec
     }
     types.retain(|t| *t != qtype);
     types
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureLog;
+
+    #[test]
+    fn signing_failures_are_logged_once_per_ten_seconds_with_the_count_left_out() {
+        let log = FailureLog::new();
+        assert_eq!(log.note(1_000), Some(0));
+        assert_eq!(log.note(1_000), None);
+        assert_eq!(log.note(1_009), None);
+        assert_eq!(log.note(1_010), Some(2));
+        assert_eq!(log.note(1_011), None);
+        // A clock stepped back does not hold the lines off for longer than the window.
+        assert_eq!(log.note(5), Some(1));
+        assert_eq!(log.note(10), None);
+        assert_eq!(log.note(15), Some(1));
+    }
 }
