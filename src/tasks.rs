@@ -16,6 +16,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -101,10 +102,40 @@ impl Tasks {
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        let name = name.into();
+        self.tracker
+            .spawn(self.watched(name.into(), on_end, done, task));
+    }
+
+    /// As [`Tasks::supervise_until`], on the runtime `runtime` rather than the current one
+    /// (the probes' own).
+    pub fn supervise_until_on<F>(
+        &self,
+        runtime: &Handle,
+        name: impl Into<TaskName>,
+        on_end: OnEnd,
+        done: CancellationToken,
+        task: F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker
+            .spawn_on(self.watched(name.into(), on_end, done, task), runtime);
+    }
+
+    /// `task`, put on record and watched: what happens when it ends is `on_end`'s.
+    fn watched<F>(
+        &self,
+        name: TaskName,
+        on_end: OnEnd,
+        done: CancellationToken,
+        task: F,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         lock(&self.supervision.started).insert(name.clone());
         let tasks = self.clone();
-        self.tracker.spawn(async move {
+        async move {
             let outcome = AssertUnwindSafe(task).catch_unwind().await;
             if done.is_cancelled() || tasks.is_stopping() {
                 return;
@@ -125,7 +156,7 @@ impl Tasks {
                     lock(&tasks.supervision.failed).insert(name);
                 }
             }
-        });
+        }
     }
 
     /// Cancelled when the daemon stops: every task selects on it.

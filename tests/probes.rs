@@ -15,6 +15,7 @@ use gslbd::health::ProbeKey;
 use gslbd::health::checker;
 use gslbd::health::probe::NetProbes;
 use gslbd::health::probe_key::Endpoint;
+use gslbd::health::runtime::ProbeRuntime;
 use gslbd::model::{Health, ProbeKind, ProbeSettings, TargetPolicy};
 use gslbd::state::Event;
 use gslbd::tasks::Tasks;
@@ -79,7 +80,16 @@ impl Watch {
         let metrics = Arc::new(gslbd::metrics::Metrics::new());
         let (_, plans) = tokio::sync::watch::channel(Arc::new(plan));
         let tasks = Tasks::new();
-        checker::start(&tasks, plans, Arc::new(NetProbes), tx, concurrency, metrics);
+        let runtime = ProbeRuntime::start().expect("the probe runtime starts");
+        checker::start(
+            &tasks,
+            plans,
+            Arc::new(NetProbes),
+            tx,
+            concurrency,
+            metrics,
+            runtime,
+        );
         Self {
             name,
             tasks,
@@ -601,4 +611,111 @@ async fn targets_without_a_verdict_yet_still_answer() {
     let reply = udp(server.addr, &query("app.gslb.example.com", RecordType::A));
     assert_eq!(addresses(&reply), vec!["127.0.45.2"]);
     server.app.shutdown().await;
+}
+
+// --- The probes' own thread --------------------------------------------------------------
+
+/// One thread of a running process, from `/proc/PID/task/TID`.
+#[derive(Debug)]
+struct Thread {
+    name: String,
+    nice: i32,
+    /// Time it ran on a CPU (`schedstat`).
+    ran_ns: u64,
+}
+
+fn threads(pid: u32) -> Vec<Thread> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process runs");
+    tasks
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            let schedstat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+            // Fields after the name's ")": the state is field 3, the nice value field 19.
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let nice = after_name.split_whitespace().nth(16)?.parse().ok()?;
+            let ran_ns = schedstat.split_whitespace().next()?.parse().ok()?;
+            Some(Thread {
+                name: name.trim().to_owned(),
+                nice,
+                ran_ns,
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_gslbd_probes_on_its_own_thread_at_a_lower_priority() {
+    let backend = backends::http(
+        backends::bind("127.0.47.2", 0).await,
+        Mode::Status(200, "ok"),
+    );
+    let config = probed_config(backend.addr.port(), app_failover("127.0.47.2"));
+    assert_probes_stay_local(&config.parse());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gslbd.toml");
+    std::fs::write(&path, config.to_toml()).expect("write config");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gslbd"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("GSLBD_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start gslbd");
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + PATIENCE;
+    while backend.requests() < 3 {
+        assert!(Instant::now() < deadline, "gslbd never probed the backend");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.0.id();
+    let threads = threads(pid);
+    let daemon = threads
+        .iter()
+        .find(|t| t.name == "gslbd")
+        .expect("the runtime's threads are named gslbd");
+    let probes: Vec<&Thread> = threads
+        .iter()
+        .filter(|t| t.name == "gslbd-probes")
+        .collect();
+    assert!(!probes.is_empty(), "a probe thread in {threads:?}");
+    for thread in &probes {
+        assert_eq!(
+            thread.nice,
+            (daemon.nice + gslbd::health::runtime::NICE_STEP).min(19),
+            "{threads:?}"
+        );
+    }
+    assert!(
+        probes.iter().any(|t| t.ran_ns > 0),
+        "the probes ran there: {threads:?}"
+    );
+    for thread in threads.iter().filter(|t| t.name.starts_with("gslbd-udp")) {
+        assert_eq!(
+            thread.nice, daemon.nice,
+            "answers keep the daemon's priority"
+        );
+    }
+    assert!(
+        threads.iter().any(|t| t.name.starts_with("gslbd-udp")),
+        "{threads:?}"
+    );
+    child.kill();
+}
+
+/// The child, killed when the test ends however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

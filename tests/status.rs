@@ -46,11 +46,16 @@ async fn status_and_explain_print_the_view_and_exit_by_health() {
     }
     let url = format!("http://{}", admin(&cluster));
 
-    // Every region healthy: exit 0, a line per service with a cell per region.
+    // Every region healthy (each region's probes have spoken, and eu heard them): exit 0, a
+    // line per service with a cell per region.
     let deadline = Instant::now() + PATIENCE;
     let table = loop {
         let (ok, table, stderr) = gslbd(&["status", "--admin", &url]);
-        if ok {
+        let app_healthy = table
+            .lines()
+            .filter(|l| l.starts_with("app."))
+            .any(|l| l.split_whitespace().filter(|&w| w == "healthy").count() == 3);
+        if ok && app_healthy {
             break table;
         }
         assert!(

@@ -25,6 +25,7 @@ use crate::dns::server::{DnsServer, ServerError};
 use crate::gossip::transport::{OpenNetwork, PeerFilter};
 use crate::gossip::{Gossip, GossipError};
 use crate::health::probe::{NetProbes, ProbeFactory};
+use crate::health::runtime::ProbeRuntime;
 use crate::health::{checker, plan};
 use crate::kubernetes::Kubernetes;
 use crate::kubernetes::discover::Defaults;
@@ -42,6 +43,8 @@ pub enum StartError {
     Gossip(#[from] GossipError),
     #[error("kubernetes")]
     Kubernetes(#[from] crate::kubernetes::KubeError),
+    #[error("cannot start the probes' runtime")]
+    ProbeRuntime(#[source] std::io::Error),
     #[error("cannot serve the admin endpoint on {addr}")]
     Admin {
         addr: SocketAddr,
@@ -215,6 +218,7 @@ impl App {
             state.sender(),
             concurrency,
             metrics.clone(),
+            ProbeRuntime::start().map_err(StartError::ProbeRuntime)?,
         );
         let mut kubernetes_defaults = None;
         if let (Some(settings), Some(client)) = (config.kubernetes, kube_client) {

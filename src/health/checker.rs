@@ -2,6 +2,8 @@
 //! a timeout, a shared bound on probes in flight, and verdict changes (and each probe's first
 //! result, for readiness) sent to the state owner.
 //! A hanging target only ever holds its own task (and one permit, for at most its timeout).
+//! The probes run on their own runtime at a lower CPU priority (`runtime`); the scheduler
+//! itself, which only follows the plan, runs with the rest of the daemon.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::probe::{Probe, ProbeError, ProbeFactory, ProbeOutcome};
 use super::rise_fall::RiseFall;
+use super::runtime::ProbeRuntime;
 use super::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
 use crate::model::ProbeSettings;
@@ -21,7 +24,8 @@ use crate::state::Event;
 use crate::tasks::{OnEnd, Tasks};
 
 /// Starts probing the plans `plans` carries (the first one now, each new one when it comes),
-/// on `tasks`; verdict changes, and each probe's first result, go to `events`.
+/// tracked by `tasks`, on `runtime`; verdict changes, and each probe's first result, go to
+/// `events`.
 pub fn start(
     tasks: &Tasks,
     mut plans: watch::Receiver<Arc<Plan>>,
@@ -29,6 +33,7 @@ pub fn start(
     events: mpsc::Sender<Event>,
     concurrency: usize,
     metrics: Arc<Metrics>,
+    runtime: ProbeRuntime,
 ) {
     let context = Arc::new(ProbeContext {
         factory,
@@ -56,7 +61,8 @@ pub fn start(
                 }
                 let token = probes.child_token();
                 // A probe that stops leaves its target's last verdict standing: /healthz says so.
-                probes.supervise_until(
+                probes.supervise_until_on(
+                    runtime.handle(),
                     format!("probe {key}"),
                     OnEnd::FailHealth,
                     token.clone(),

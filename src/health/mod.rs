@@ -7,6 +7,7 @@ pub mod plan;
 pub mod probe;
 pub mod probe_key;
 pub mod rise_fall;
+pub mod runtime;
 pub mod verdict;
 
 pub use plan::Plan;
