@@ -227,5 +227,66 @@ fn signed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, answer, signed, snapshot_build, snapshot_rebuilt);
+/// What one health change costs gossip at the state owner and the publisher: this region's
+/// report (eu local, every service with an eu target) built whole (at start and after a
+/// reload), updated for one service (a health change), and the publisher's round on a report
+/// where one service changed (the changed shard found, compared and signed).
+fn gossip_report(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gossip_report");
+    group.sample_size(10);
+    for n in [1_000, 100_000] {
+        let mut model = model(n);
+        model.local_region = Some(gslbd::model::RegionIndex::new(0));
+        let verdicts = gslbd::health::Verdicts::new();
+        let inputs = gslbd::region_health::Inputs {
+            verdicts: &verdicts,
+            remote: None,
+        };
+        group.bench_with_input(BenchmarkId::new("build", n), &model, |b, model| {
+            b.iter(|| gslbd::gossip::local_report::build(black_box(model), &inputs))
+        });
+        let report = gslbd::gossip::local_report::build(&model, &inputs);
+        group.bench_with_input(BenchmarkId::new("update_one", n), &model, |b, model| {
+            b.iter(|| {
+                let mut updated = report.clone();
+                updated.update(black_box(model), &inputs, &[n / 2]);
+                updated
+            })
+        });
+        // Two reports that differ in one service, published in turn.
+        let name = Name::from_ascii(format!("svc-{}.gslb.example.com.", n / 2)).expect("name");
+        let mut changed = report.clone();
+        let drained = gslbd::gossip::report::ServiceReport {
+            drained: true,
+            ..report.service(&name).expect("reported").clone()
+        };
+        changed.set_service(&name, Some(drained));
+        let seed = gslbd::gossip::keys::generate().expect("keys").1;
+        let signing = Arc::new(gslbd::gossip::keys::SigningKey::from_base64(&seed).expect("key"));
+        let stamper =
+            gslbd::gossip::publish::Stamper::new(gslbd::model::Region::new("eu"), "0".into());
+        let mut publisher =
+            gslbd::gossip::publish::Publisher::new(stamper, signing, "bench".into());
+        let beat = std::time::Duration::from_secs(1);
+        publisher.round(Some(&report), beat);
+        let mut turn = false;
+        group.bench_function(BenchmarkId::new("publish_one_change", n), |b| {
+            b.iter(|| {
+                turn = !turn;
+                let next = if turn { &changed } else { &report };
+                publisher.round(Some(black_box(next)), beat)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    answer,
+    signed,
+    snapshot_build,
+    snapshot_rebuilt,
+    gossip_report
+);
 criterion_main!(benches);

@@ -242,8 +242,12 @@ async fn main() -> anyhow::Result<()> {
     // 3. One change: the first region's probe service turns unhealthy.
     let mut report = (**nodes[0]._report.borrow()).clone();
     let probe = hickory_proto::rr::Name::from_ascii(PROBE)?;
-    if let Some(service) = report.services.get_mut(&probe) {
-        service.health = gslbd::model::Health::Unhealthy;
+    if let Some(service) = report.service(&probe) {
+        let failing = gslbd::gossip::report::ServiceReport {
+            health: gslbd::model::Health::Unhealthy,
+            ..service.clone()
+        };
+        report.set_service(&probe, Some(failing));
     }
     let changed_at = Instant::now();
     nodes[0]._report.send_replace(Arc::new(report));

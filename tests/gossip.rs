@@ -335,14 +335,13 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
         "app.example.org.",
         "only-us.gslb.example.com.",
     ];
-    let published = LocalReport {
-        services: names
-            .iter()
-            .map(|n| (Name::from_ascii(n).expect("a name"), report.clone()))
-            .collect(),
-        observed: Default::default(),
-        drain: Default::default(),
-    };
+    let mut published = LocalReport::default();
+    for name in names {
+        published.set_service(
+            &Name::from_ascii(name).expect("a name"),
+            Some(report.clone()),
+        );
+    }
     let (_report_tx, reports) = watch::channel(Arc::new(published));
     let (events, mut heard) = mpsc::channel(64);
     let tasks = Tasks::new();

@@ -3,17 +3,15 @@
 //! drain state in its slot, and a heartbeat carrying the digest of every slot's sequence, at
 //! the cadence's pace and at once after any change.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hickory_proto::rr::Name;
 use tracing::{error, info};
 
 use super::keys::SigningKey;
 use super::local_report::LocalReport;
 use super::report::{DrainState, ServiceReport, Stamp};
-use super::unit::{self, Body, DRAIN_SLOT, RUN_SLOTS, SLOTS, Shard, shard_of};
+use super::unit::{self, Body, DRAIN_SLOT, RUN_SLOTS, SLOTS, Shard};
 use crate::model::Region;
 use crate::unix_ms;
 
@@ -59,9 +57,10 @@ pub struct Publisher {
     stamper: Stamper,
     signing: Arc<SigningKey>,
     cluster: String,
-    /// Every service as last published, with the time its health last changed.
-    services: BTreeMap<Name, ServiceReport>,
-    /// Each shard's content as last published.
+    /// The report's shards as last seen: a shard the report did not replace is not looked at.
+    seen: Vec<Arc<Shard>>,
+    /// Each shard's content as last published, with the time each service's health last
+    /// changed.
     shards: Vec<Shard>,
     drain: Option<DrainState>,
     /// The sequence of each slot's latest unit (0: never published).
@@ -75,7 +74,7 @@ impl Publisher {
             stamper,
             signing,
             cluster,
-            services: BTreeMap::new(),
+            seen: (0..SLOTS).map(|_| Arc::default()).collect(),
             shards: vec![Shard::default(); usize::from(SLOTS)],
             drain: None,
             seqs: vec![0; RUN_SLOTS],
@@ -93,30 +92,33 @@ impl Publisher {
         let now = unix_ms();
         let mut units = Vec::new();
         if let Some(report) = report {
-            let mut shards = vec![Shard::default(); usize::from(SLOTS)];
-            let mut services = BTreeMap::new();
-            for (name, report) in &report.services {
-                let changed_ms = match self.services.get(name) {
-                    Some(old) if old.health == report.health => old.changed_ms,
-                    _ => now,
-                };
-                let report = ServiceReport {
-                    changed_ms,
-                    ..report.clone()
-                };
-                shards[usize::from(shard_of(name))]
+            // Only the shards the report replaced since the last round are looked at.
+            for (slot, input) in report.shards().iter().enumerate() {
+                if Arc::ptr_eq(input, &self.seen[slot]) {
+                    continue;
+                }
+                self.seen[slot] = input.clone();
+                let published = &self.shards[slot];
+                let services = input
                     .services
-                    .insert(name.to_ascii(), report.clone());
-                services.insert(name.clone(), report);
-            }
-            for (name, observation) in &report.observed {
-                shards[usize::from(shard_of(name))]
-                    .observed
-                    .insert(name.to_ascii(), observation.clone());
-            }
-            self.services = services;
-            for (slot, shard) in shards.into_iter().enumerate() {
-                if shard == self.shards[slot] {
+                    .iter()
+                    .map(|(name, report)| {
+                        let changed_ms = match published.services.get(name) {
+                            Some(old) if old.health == report.health => old.changed_ms,
+                            _ => now,
+                        };
+                        let report = ServiceReport {
+                            changed_ms,
+                            ..report.clone()
+                        };
+                        (name.clone(), report)
+                    })
+                    .collect();
+                let shard = Shard {
+                    services,
+                    observed: input.observed.clone(),
+                };
+                if shard == *published {
                     continue;
                 }
                 let stamp = self.stamper.next(now);
@@ -133,6 +135,8 @@ impl Publisher {
                         self.shards[slot] = shard;
                     }
                     Err(failure) => {
+                        // Tried again next round.
+                        self.seen[slot] = Arc::default();
                         error!(slot, %failure, "cannot publish a shard of this region's services")
                     }
                 }
@@ -181,6 +185,7 @@ mod tests {
     use crate::gossip::keys::{RegionKeys, VerifyingKey, generate};
     use crate::gossip::store::{Change, Store};
     use crate::model::Health;
+    use hickory_proto::rr::Name;
     use std::time::Duration;
 
     #[test]
@@ -196,12 +201,12 @@ mod tests {
         let mut store = Store::new("c".into(), Arc::new(keys), Region::new("us"), "0".into());
         let mut report = LocalReport::default();
         for i in 0..100 {
-            report.services.insert(
-                Name::from_ascii(format!("svc-{i}.gslb.example.com.")).unwrap(),
-                ServiceReport {
+            report.set_service(
+                &Name::from_ascii(format!("svc-{i}.gslb.example.com.")).unwrap(),
+                Some(ServiceReport {
                     health: Health::Healthy,
                     ..crate::gossip::store::gone(0)
-                },
+                }),
             );
         }
         let mut apply = |units: Vec<Arc<[u8]>>| {
@@ -229,9 +234,11 @@ mod tests {
         );
         // One service fails: one shard and a heartbeat.
         let name = Name::from_ascii("svc-7.gslb.example.com.").unwrap();
-        if let Some(service) = report.services.get_mut(&name) {
-            service.health = Health::Unhealthy;
-        }
+        let failing = ServiceReport {
+            health: Health::Unhealthy,
+            ..report.service(&name).unwrap().clone()
+        };
+        report.set_service(&name, Some(failing));
         let units = publisher.round(Some(&report), Duration::from_secs(60));
         assert_eq!(units.len(), 2);
         let changes = apply(units);

@@ -199,7 +199,7 @@ impl World {
         let (first, _) = self.serving_snapshot(None);
         let first = Arc::new(first);
         self.served = Some((first.clone(), self.model.clone()));
-        self.publish_report();
+        self.publish_report(None);
         let took = started.elapsed();
         info!(
             services = self.services(),
@@ -377,16 +377,16 @@ impl World {
         let snapshot = Arc::new(snapshot);
         store.store(snapshot.clone());
         // The model the snapshot was built from: only the services rebuilt changed in it.
-        match (self.served.take(), rebuilt) {
+        match (self.served.take(), &rebuilt) {
             (Some((_, mut model)), Some(rebuilt)) => {
-                for index in rebuilt {
+                for &index in rebuilt {
                     model.services[index] = self.model.services[index].clone();
                 }
                 self.served = Some((snapshot.clone(), model));
             }
             _ => self.served = Some((snapshot.clone(), self.model.clone())),
         }
-        self.publish_report();
+        self.publish_report(rebuilt.as_deref());
         let took = started.elapsed();
         self.metrics.snapshots.built(took);
         self.watch
@@ -466,12 +466,20 @@ impl World {
     }
 
     /// Hands gossip this region's report of the served model, when it changed (without
-    /// gossip, there is no one to hand it to).
-    pub(super) fn publish_report(&self) {
+    /// gossip, there is no one to hand it to): the last one with the services at `rebuilt`
+    /// (positions in the model, which did not change) reported again, or built whole.
+    pub(super) fn publish_report(&self, rebuilt: Option<&[usize]>) {
         if self.remote.is_none() {
             return;
         }
-        let mut report = local_report::build(&self.model, &self.inputs());
+        let mut report = match rebuilt {
+            Some(positions) => {
+                let mut report = LocalReport::clone(&self.reports.borrow());
+                report.update(&self.model, &self.inputs(), positions);
+                report
+            }
+            None => local_report::build(&self.model, &self.inputs()),
+        };
         report.drain = DrainState {
             region: self.drained.region,
             services: self.drained.services.iter().map(Name::to_string).collect(),
