@@ -194,9 +194,10 @@ fn run_units() -> Vec<Arc<[u8]>> {
     );
     let mut report = LocalReport::default();
     for n in 0..12 {
-        report.services.insert(
-            hickory_proto::rr::Name::from_ascii(format!("s{n}.gslb.example.com.")).expect("a name"),
-            service_report(),
+        report.set_service(
+            &hickory_proto::rr::Name::from_ascii(format!("s{n}.gslb.example.com."))
+                .expect("a name"),
+            Some(service_report()),
         );
     }
     report.drain.region = true;
