@@ -323,8 +323,7 @@ fn in_zone<'s>(
             // A region whose target is a host name answers every type with its CNAME (RFC 1034
             // §3.6.2), for the clients the strategy sends there: a question of another type
             // is answered as an address question would be, keeping only a CNAME.
-            let named = service.regions.iter().any(|r| r.cname.is_some());
-            if addressed || named {
+            if addressed || service.named {
                 let client = client_of(request, source);
                 let at = select::At::of(snapshot, bucket);
                 let selection = select::select_into(

@@ -402,14 +402,14 @@ fn push_rotated(
             Pool::All => region.all.of(rtype),
         }
     };
-    let named = |i: usize| service.regions[i].cname.is_some();
+    let named = |i: usize| service.named && service.regions[i].cname.is_some();
     let elements = |i: usize| if named(i) { 1 } else { addresses(i).len() };
     let total: usize = regions.iter().map(|&i| elements(i)).sum();
     if total == 0 {
         return None;
     }
     let mut start = (roll % total as u64) as usize;
-    if regions.iter().any(|&i| named(i)) {
+    if service.named && regions.iter().any(|&i| named(i)) {
         // Where the rotation starts: a host name answers alone; an address starts the
         // addresses' rotation at its place among them.
         let mut before = 0;

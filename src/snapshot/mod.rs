@@ -129,6 +129,9 @@ pub struct ServiceAnswer {
     /// Whether a region of it is coming back (`RegionAnswer::back_since_ms`): only then do
     /// answers weigh slow starts and failback delays.
     pub returning: bool,
+    /// Whether a region's target is a host name (answered by its CNAME): only then do
+    /// answers look for one.
+    pub named: bool,
 }
 
 impl ServiceAnswer {
@@ -155,38 +158,40 @@ impl ServiceAnswer {
     /// The answer candidates of `service` with the latest inputs; `local` is this node's
     /// region.
     pub fn build(service: &Arc<Service>, local: Option<RegionIndex>, inputs: &Inputs<'_>) -> Self {
+        let regions: Vec<RegionAnswer> = service
+            .targets
+            .iter()
+            .map(|t| {
+                let view = region_health::decide(service, t, local, inputs);
+                let all = view.all;
+                let configured = match &service.strategy {
+                    Strategy::Weighted { weights, .. } => weights[t.region],
+                    _ => 1,
+                };
+                RegionAnswer {
+                    region: t.region,
+                    weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
+                    health: view.health,
+                    why: view.why,
+                    down_since: Since::new(view.down_since_ms),
+                    back_since: Since::new(None),
+                    // One list when no address is down (most often already the same one).
+                    addresses: if view.answerable.ptr_eq(&all) || view.answerable != all {
+                        view.answerable
+                    } else {
+                        all.clone()
+                    },
+                    all,
+                    cname: view
+                        .name
+                        .map(|target| Arc::new(cname_record(&service.name, service.ttl, &target))),
+                }
+            })
+            .collect();
         ServiceAnswer {
             service: service.clone(),
-            regions: service
-                .targets
-                .iter()
-                .map(|t| {
-                    let view = region_health::decide(service, t, local, inputs);
-                    let all = view.all;
-                    let configured = match &service.strategy {
-                        Strategy::Weighted { weights, .. } => weights[t.region],
-                        _ => 1,
-                    };
-                    RegionAnswer {
-                        region: t.region,
-                        weight: view.weight.filter(|w| *w > 0).unwrap_or(configured),
-                        health: view.health,
-                        why: view.why,
-                        down_since: Since::new(view.down_since_ms),
-                        back_since: Since::new(None),
-                        // One list when no address is down (most often already the same one).
-                        addresses: if view.answerable.ptr_eq(&all) || view.answerable != all {
-                            view.answerable
-                        } else {
-                            all.clone()
-                        },
-                        all,
-                        cname: view.name.map(|target| {
-                            Arc::new(cname_record(&service.name, service.ttl, &target))
-                        }),
-                    }
-                })
-                .collect(),
+            named: regions.iter().any(|r| r.cname.is_some()),
+            regions,
             salt: name_salt(&service.name),
             returning: false,
         }
