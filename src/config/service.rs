@@ -240,9 +240,10 @@ impl RawService {
             );
         }
         for (region, target) in &self.targets {
-            let tpath = format!("{path}.targets.{region}");
+            // Made only for a problem: a large file has a million targets.
+            let tpath = || format!("{path}.targets.{region}");
             let Some(index) = region_index(region) else {
-                problems.add(&tpath, format!("unknown region {region}"));
+                problems.add(tpath(), format!("unknown region {region}"));
                 continue;
             };
             let addresses = match target {
@@ -257,22 +258,27 @@ impl RawService {
                             backends: None,
                             drained: false,
                         }),
-                        Err(reason) => problems.add(&tpath, reason),
+                        Err(reason) => problems.add(tpath(), reason),
                     }
                     continue;
                 }
             };
             if addresses.is_empty() {
-                problems.add(&tpath, "no addresses");
+                problems.add(tpath(), "no addresses");
                 continue;
             }
-            let mut seen = HashSet::new();
-            for addr in addresses {
-                if !seen.insert(addr) {
-                    problems.add(&tpath, format!("duplicate address {addr}"));
+            // Short lists (most are one or two) are compared in place, long ones through a set.
+            let mut seen = (addresses.len() > 16).then(HashSet::new);
+            for (i, addr) in addresses.iter().enumerate() {
+                let repeated = match &mut seen {
+                    Some(seen) => !seen.insert(addr),
+                    None => addresses[..i].contains(addr),
+                };
+                if repeated {
+                    problems.add(tpath(), format!("duplicate address {addr}"));
                 }
                 if addr.is_unspecified() || addr.is_multicast() {
-                    problems.add(&tpath, format!("{addr} cannot be a service address"));
+                    problems.add(tpath(), format!("{addr} cannot be a service address"));
                 }
             }
             targets.push(Target {
@@ -722,6 +728,21 @@ targets = { eu = ["192.0.2.1", "192.0.2.1", "0.0.0.0"], us = [], mars = ["192.0.
         assert_has(&problems, "services[0].targets.mars", "unknown region mars");
         service("strategy = \"round-robin\"\ntargets = {}")
             .assert_refused("services[0].targets", "at least one region needs targets");
+        // A long list is checked through a set: the repeat found, once.
+        let mut long: Vec<String> = (1..=20).map(|i| format!("\"192.0.2.{i}\"")).collect();
+        long.push("\"192.0.2.7\"".into());
+        let problems = service(&format!(
+            "strategy = \"round-robin\"\ntargets = {{ eu = [{}] }}",
+            long.join(", ")
+        ))
+        .problems();
+        assert_eq!(
+            problems
+                .iter()
+                .map(|p| (p.path.as_str(), p.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [("services[0].targets.eu", "duplicate address 192.0.2.7")]
+        );
     }
 
     #[test]
