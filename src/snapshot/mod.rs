@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name, Record};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::geo::GeoIndex;
@@ -391,17 +391,19 @@ impl Snapshot {
                 nodes.insert(name, Node::Service(ServiceIndex(index)));
             }
         }
-        // Every name between a node and the apex exists (RFC 8020).
+        // Every name between a node and the apex exists (RFC 8020). Found first, then added:
+        // most zones have none, and the owners are not copied to look.
         let apex = NameKey::of(&zone.origin).as_wire().len();
-        let owners: Vec<NameKey> = nodes.keys().cloned().collect();
-        for owner in owners {
+        let mut between: FxHashSet<&[u8]> = FxHashSet::default();
+        for owner in nodes.keys() {
             let mut name = owner.parent();
-            while name.len() > apex {
-                if !nodes.contains_key(name) {
-                    nodes.insert(NameKey::from(name), Node::EmptyNonTerminal);
-                }
+            while name.len() > apex && !nodes.contains_key(name) && between.insert(name) {
                 name = name_key::parent(name);
             }
+        }
+        let between: Vec<NameKey> = between.into_iter().map(NameKey::from).collect();
+        for name in between {
+            nodes.insert(name, Node::EmptyNonTerminal);
         }
         nodes
     }
@@ -580,6 +582,29 @@ mod tests {
         weights = { eu = 50, us = 30, ap = 20 }
         targets = { eu = ["192.0.2.1"], us = ["198.51.100.1"], ap = ["203.0.113.1"] }
     "#;
+
+    #[test]
+    fn every_name_between_a_service_and_the_apex_exists_and_a_service_stays_one() {
+        let mut tables = String::new();
+        for name in ["a.b.c", "x.b.c", "c", "d.e"] {
+            tables.push_str(&format!(
+                "[[services]]\nname = \"{name}.gslb.example.com\"\nstrategy = \"round-robin\"\n\
+                 targets = {{ eu = [\"192.0.2.1\"] }}\n"
+            ));
+        }
+        let snapshot = Snapshot::from_model(&fixtures::config(&tables).model, 1232);
+        let node = |name: &str| snapshot.node(&fixtures::name(name));
+        for ent in ["b.c.gslb.example.com.", "e.gslb.example.com."] {
+            assert!(matches!(node(ent), Some(Node::EmptyNonTerminal)), "{ent}");
+        }
+        for service in ["a.b.c", "x.b.c", "c", "d.e"] {
+            let name = format!("{service}.gslb.example.com.");
+            assert!(matches!(node(&name), Some(Node::Service(_))), "{name}");
+        }
+        assert!(matches!(node("gslb.example.com."), Some(Node::Apex)));
+        assert!(node("b.gslb.example.com.").is_none());
+        assert!(node("z.c.gslb.example.com.").is_none());
+    }
 
     #[test]
     fn remote_reports_set_health_addresses_and_weight_by_freshness() {
