@@ -141,16 +141,15 @@ pub(super) fn validate_services(
                     .enumerate()
                     .map(|(p, tables)| {
                         scope.spawn(move || {
-                            tables
-                                .iter()
-                                .enumerate()
-                                .map(|(j, table)| {
-                                    let [raw] = toml::from_str::<OneService>(table)
-                                        .map_err(|_| Unparsed)?
-                                        .services;
-                                    Ok(check(p * part + j, &raw))
-                                })
-                                .collect::<Result<Vec<Checked>, Unparsed>>()
+                            // Sized once: a part of a large file holds tens of megabytes.
+                            let mut checked = Vec::with_capacity(tables.len());
+                            for (j, table) in tables.iter().enumerate() {
+                                let [raw] = toml::from_str::<OneService>(table)
+                                    .map_err(|_| Unparsed)?
+                                    .services;
+                                checked.push(check(p * part + j, &raw));
+                            }
+                            Ok::<_, Unparsed>(checked)
                         })
                     })
                     .collect();
@@ -163,7 +162,7 @@ pub(super) fn validate_services(
         }
     };
     let mut services = Vec::with_capacity(checked.len());
-    let mut seen: HashSet<Name> = HashSet::new();
+    let mut seen: HashSet<Name> = HashSet::with_capacity(checked.len());
     for (i, (service, found)) in checked.into_iter().enumerate() {
         problems.0.extend(found.0);
         let Some(service) = service else {
