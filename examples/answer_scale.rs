@@ -12,10 +12,11 @@
 //!
 //!     cargo build --release && cargo run --release --example answer_scale -- 10000x10 100000x10
 //!
-//! Sizes default to 10000x10 100000x1 100000x3 100000x10. `--write FILE NxR` only writes the
-//! config (to profile by hand: `heaptrack target/release/gslbd run --config FILE`). Everything listens on loopback only;
-//! the answer data are loopback (127.100.0.0 and up) and documentation (2001:db8::/32) addresses
-//! nothing connects to (no probes).
+//! Sizes default to 10000x10 100000x1 100000x3 100000x10. `GSLBD_BIN=PATH` measures another
+//! binary (a build of an earlier commit, to compare in the same run). `--write FILE NxR` only
+//! writes the config (to profile by hand: `heaptrack target/release/gslbd run --config FILE`).
+//! Everything listens on loopback only; the answer data are loopback (127.100.0.0 and up) and
+//! documentation (2001:db8::/32) addresses nothing connects to (no probes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -99,9 +100,12 @@ fn parse_size(text: &str) -> (usize, usize) {
     (n, r)
 }
 
+/// The binary measured: `GSLBD_BIN` when set (another build, to compare in the same run),
+/// else this checkout's release build.
 fn release_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let binary = root.join("target/release/gslbd");
+    let binary = std::env::var_os("GSLBD_BIN")
+        .map_or_else(|| root.join("target/release/gslbd"), PathBuf::from);
     assert!(
         binary.exists(),
         "build the release binary first: cargo build --release"
