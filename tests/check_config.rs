@@ -39,7 +39,8 @@ fn bad_addresses_are_named() {
     assert_refused(
         &base_with(|c| {
             let web = c.service_mut("web.gslb.example.com");
-            web.targets.insert("eu".into(), strs(&["192.0.2.300"]));
+            web.targets
+                .insert("eu".into(), strs(&["192.0.2.300"]).into());
         }),
         &["services[1].targets.eu[0]", "invalid IP address"],
     );
@@ -54,7 +55,9 @@ fn bad_addresses_are_named() {
     assert_refused(
         &base_with(|c| {
             let v4only = c.service_mut("v4only.deep.gslb.example.com");
-            v4only.targets.insert("eu".into(), strs(&["0.0.0.0"]));
+            v4only
+                .targets
+                .insert("eu".into(), strs(&["0.0.0.0"]).into());
         }),
         &[
             "services[4].targets.eu",
@@ -179,7 +182,7 @@ fn strategy_parameters_must_match_the_strategy() {
         &base_with(|c| {
             c.services[3]
                 .targets
-                .insert("moon".into(), strs(&["192.0.2.9"]));
+                .insert("moon".into(), strs(&["192.0.2.9"]).into());
         }),
         &["services[3].targets.moon", "unknown region moon"],
     );

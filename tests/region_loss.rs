@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::config::Service;
 use common::processes::{Region, Regions};
 
 const EU: usize = 0;
@@ -74,4 +75,44 @@ fn a_node_starting_while_a_region_is_down_does_not_answer_it_once_ready() {
     // us comes up: answered from its first report.
     let _us = Region::start(&regions, US);
     regions.answers(EU, &regions.all());
+}
+
+/// README's row "a region's target is a host name", with separate processes: eu's target of
+/// `named` is `localhost` (a backend on 127.0.0.1 behind it), us's its own backend; ap has no
+/// target for it and answers it from the reports.
+#[test]
+#[ignore = "needs python3: run by .ci/run"]
+fn a_host_name_target_follows_its_owners_probe_and_leaves_when_its_owner_dies() {
+    const NAMED: &str = "named.gslb.example.com";
+    let mut regions = Regions::new(97, 3);
+    let us_backend = regions.backend(US);
+    regions.services.push(
+        Service::failover(NAMED, &["eu", "us"])
+            .target_name("eu", "localhost")
+            .target("us", &[&us_backend]),
+    );
+    let cname = vec!["localhost.".to_string()];
+    let us_address = vec![us_backend.clone()];
+    let mut behind_the_name = regions.start_backend_on("127.0.0.1");
+    let mut up = Region::start_all(&regions);
+    // Every server answers eu's CNAME: us and ap from eu's report.
+    for i in [EU, US, AP] {
+        regions.answers_records(i, NAMED, &cname);
+    }
+    // What the name points at fails eu's probe: every server answers us.
+    behind_the_name.kill_9();
+    for i in [EU, US, AP] {
+        regions.answers_records(i, NAMED, &us_address);
+    }
+    // It serves again: the CNAME is back everywhere.
+    let _behind_the_name = regions.start_backend_on("127.0.0.1");
+    for i in [EU, US, AP] {
+        regions.answers_records(i, NAMED, &cname);
+    }
+    // eu's gslbd dies while the name still serves: no observer probes a name, so once eu is
+    // stale (peer_timeout; us and ap still hear each other) they answer us.
+    up[EU].gslbd.kill_9();
+    for i in [US, AP] {
+        regions.answers_records(i, NAMED, &us_address);
+    }
 }

@@ -179,7 +179,7 @@ pub struct Service {
     pub weights: BTreeMap<String, i64>,
     /// Weighted only: how many regions an answer holds.
     pub pick: Option<i64>,
-    pub targets: BTreeMap<String, Vec<String>>,
+    pub targets: BTreeMap<String, Target>,
     /// Static health by region: "healthy", "unhealthy" or "unknown".
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub health: BTreeMap<String, String>,
@@ -187,6 +187,20 @@ pub struct Service {
     /// Overrides the top-level `[probe]` for this service.
     #[serde(skip_serializing_if = "Probe::is_empty")]
     pub probe: Probe,
+}
+
+/// A region's target: its addresses, or a host name (answered as a CNAME).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Target {
+    Addresses(Vec<String>),
+    Name(String),
+}
+
+impl From<Vec<String>> for Target {
+    fn from(addresses: Vec<String>) -> Self {
+        Self::Addresses(addresses)
+    }
 }
 
 /// `[probe]` or a service's `probe` table; what is `None` comes from the top level, then
@@ -479,8 +493,15 @@ impl Service {
 
     /// With `addrs` as `region`'s targets.
     pub fn target(mut self, region: &str, addrs: &[impl AsRef<str>]) -> Self {
-        let addrs = addrs.iter().map(|a| a.as_ref().to_string()).collect();
-        self.targets.insert(region.into(), addrs);
+        let addrs: Vec<String> = addrs.iter().map(|a| a.as_ref().to_string()).collect();
+        self.targets.insert(region.into(), addrs.into());
+        self
+    }
+
+    /// With `region`'s target the host name `name`.
+    pub fn target_name(mut self, region: &str, name: &str) -> Self {
+        self.targets
+            .insert(region.into(), Target::Name(name.into()));
         self
     }
 

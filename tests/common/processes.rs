@@ -63,6 +63,8 @@ pub struct Regions {
     netns: Option<String>,
     keys: Keys,
     dir: tempfile::TempDir,
+    /// Services every region serves besides [`API`] (a test's own), with the same probe.
+    pub services: Vec<Service>,
 }
 
 impl Regions {
@@ -80,6 +82,7 @@ impl Regions {
             netns: None,
             keys: keys(),
             dir: tempfile::tempdir().expect("temp dir"),
+            services: Vec::new(),
         }
     }
 
@@ -221,6 +224,32 @@ impl Regions {
         self.inside_region(i, || super::sorted_answer(dns, API))
     }
 
+    /// Region i's answer to an A question for `qname`: each record's data, sorted (a CNAME's
+    /// target name, or addresses).
+    pub fn records(&self, i: usize, qname: &str) -> Vec<String> {
+        let dns = self.dns(i);
+        self.inside_region(i, || {
+            super::records(dns, qname, hickory_proto::rr::RecordType::A).1
+        })
+    }
+
+    /// Waits until region i answers `qname` with `want` (see [`Regions::records`]).
+    pub fn answers_records(&self, i: usize, qname: &str, want: &[String]) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let got = self.records(i, qname);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} answers {qname} with {got:?}, not {want:?}",
+                self.names[i]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `GET path` on region i's admin endpoint, from inside region i; `None` while it does
     /// not listen.
     pub fn admin_get(&self, i: usize, path: &str) -> Option<(u16, String)> {
@@ -267,6 +296,7 @@ impl Regions {
             api = api.target(region, &[self.backend(j)]);
         }
         config.services = vec![api];
+        config.services.extend(self.services.iter().cloned());
         config
     }
 
@@ -308,7 +338,18 @@ impl Regions {
 
     /// Starts region i's backend and waits until it accepts connections.
     pub fn start_backend(&self, i: usize) -> Spawned {
-        let ip = self.backend(i);
+        self.start_backend_in(i, &self.backend(i))
+    }
+
+    /// Starts a backend on `ip` (on loopback, outside region i's namespace when it has one:
+    /// for regions on loopback only) and waits until it accepts connections.
+    pub fn start_backend_on(&self, ip: &str) -> Spawned {
+        assert!(self.netns.is_none(), "regions on loopback only");
+        self.start_backend_in(0, ip)
+    }
+
+    fn start_backend_in(&self, i: usize, ip: &str) -> Spawned {
+        let ip = ip.to_string();
         let child = self
             .command(i, "python3")
             .args([
