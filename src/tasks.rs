@@ -102,8 +102,7 @@ impl Tasks {
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tracker
-            .spawn(self.watched(name.into(), on_end, done, task));
+        self.supervise_until_on(&Handle::current(), name, on_end, done, task);
     }
 
     /// As [`Tasks::supervise_until`], on the runtime `runtime` rather than the current one
@@ -118,24 +117,10 @@ impl Tasks {
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tracker
-            .spawn_on(self.watched(name.into(), on_end, done, task), runtime);
-    }
-
-    /// `task`, put on record and watched: what happens when it ends is `on_end`'s.
-    fn watched<F>(
-        &self,
-        name: TaskName,
-        on_end: OnEnd,
-        done: CancellationToken,
-        task: F,
-    ) -> impl Future<Output = ()> + Send + 'static
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
+        let name = name.into();
         lock(&self.supervision.started).insert(name.clone());
         let tasks = self.clone();
-        async move {
+        let watched = async move {
             let outcome = AssertUnwindSafe(task).catch_unwind().await;
             if done.is_cancelled() || tasks.is_stopping() {
                 return;
@@ -156,7 +141,8 @@ impl Tasks {
                     lock(&tasks.supervision.failed).insert(name);
                 }
             }
-        }
+        };
+        self.tracker.spawn_on(watched, runtime);
     }
 
     /// Cancelled when the daemon stops: every task selects on it.
