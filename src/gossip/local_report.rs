@@ -297,6 +297,7 @@ mod tests {
             .iter()
             .map(|&i| usize::from(shard_of(&name(i))))
             .collect();
+        expected.sort_unstable();
         expected.dedup();
         assert_eq!(replaced, expected, "only the drained services' shards");
         // An update of a service that did not change replaces nothing.

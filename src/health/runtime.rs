@@ -1,9 +1,10 @@
 //! The probes' own async runtime: its worker threads (one per core, as the daemon's runtime)
 //! and the blocking threads it starts for name lookups run at a lower CPU priority than the
-//! rest of the daemon, so that probing many targets does not take the CPU from the threads that
-//! answer DNS queries when they share a core. The priority is nice + [`NICE_STEP`], not the lowest: under a flood that keeps every
-//! core busy, the probes still get their share (about a tenth of a core against each busy
-//! thread at the daemon's own nice), so a healthy target is not failed for want of CPU.
+//! rest of the daemon, so that probing many targets does not take the CPU from the threads
+//! that answer DNS queries when they share a core. The priority is nice + [`NICE_STEP`], not
+//! the lowest: under a flood that keeps every core busy, the probes still get their share
+//! (about a tenth of a core against each busy thread at the daemon's own nice), so a healthy
+//! target is not failed for want of CPU.
 
 use std::sync::Arc;
 
