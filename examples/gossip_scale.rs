@@ -93,7 +93,7 @@ struct Sim {
     verified: Arc<AtomicUsize>,
     /// Set when the probe service's report says it is unhealthy.
     changed: Arc<std::sync::Mutex<Option<Instant>>>,
-    _report: watch::Sender<Arc<local_report::LocalReport>>,
+    _report: watch::Sender<Option<Arc<local_report::LocalReport>>>,
 }
 
 /// The service whose health the single-change measurement flips.
@@ -105,7 +105,8 @@ async fn start_node(text: &str) -> anyhow::Result<Sim> {
         verdicts: &Verdicts::new(),
         remote: None,
     };
-    let (report, reports) = watch::channel(Arc::new(local_report::build(&config.model, &inputs)));
+    let (report, reports) =
+        watch::channel(Some(Arc::new(local_report::build(&config.model, &inputs))));
     let (events, mut inbox) = mpsc::channel(1024);
     let settings = config.gossip.expect("gossip configured");
     let tasks = Tasks::new();
@@ -240,7 +241,12 @@ async fn main() -> anyhow::Result<()> {
     println!("at rest: {:.1} kB/s sent per node", steady / 1e3);
 
     // 3. One change: the first region's probe service turns unhealthy.
-    let mut report = (**nodes[0]._report.borrow()).clone();
+    let mut report = nodes[0]
+        ._report
+        .borrow()
+        .as_deref()
+        .cloned()
+        .expect("a report from the start");
     let probe = hickory_proto::rr::Name::from_ascii(PROBE)?;
     if let Some(service) = report.service(&probe) {
         let failing = gslbd::gossip::report::ServiceReport {
@@ -250,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
         report.set_service(&probe, Some(failing));
     }
     let changed_at = Instant::now();
-    nodes[0]._report.send_replace(Arc::new(report));
+    nodes[0]._report.send_replace(Some(Arc::new(report)));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut latest = Duration::ZERO;
     for node in &nodes[1..] {

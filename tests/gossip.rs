@@ -342,7 +342,7 @@ async fn reports_about_names_the_zone_owns_are_refused_and_the_rest_applies() {
             Some(report.clone()),
         );
     }
-    let (_report_tx, reports) = watch::channel(Arc::new(published));
+    let (_report_tx, reports) = watch::channel(Some(Arc::new(published)));
     let (events, mut heard) = mpsc::channel(64);
     let tasks = Tasks::new();
     tasks.spawn(async move { while heard.recv().await.is_some() {} });

@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::state::Event;
 use crate::tasks::{OnEnd, Tasks};
 use crate::unix_ms;
-use local_report::LocalReport;
+use local_report::Reports;
 use member::Member;
 use node::{Node, NodeParts};
 use publish::{Publisher, Stamper};
@@ -99,7 +99,7 @@ impl Gossip {
     pub async fn start(
         tasks: &Tasks,
         settings: &GossipSettings,
-        reports: watch::Receiver<Arc<LocalReport>>,
+        reports: Reports,
         events: mpsc::Sender<Event>,
         peers: Arc<dyn PeerFilter>,
         metrics: Arc<Metrics>,
@@ -217,12 +217,17 @@ impl Gossip {
 /// Publishes this region's report as it changes, and a heartbeat at the cadence's pace.
 async fn publish(
     mut publisher: Publisher,
-    mut reports: watch::Receiver<Arc<LocalReport>>,
+    mut reports: Reports,
     units: mpsc::Sender<Vec<Arc<[u8]>>>,
     cadence: Cadence,
     stop: CancellationToken,
 ) {
-    // The first report counts as changed: it is published at the first tick.
+    // Nothing, not even a heartbeat, before the state owner's first report; that one counts
+    // as changed, to be published at the first tick.
+    tokio::select! {
+        first = reports.wait_for(Option::is_some) => if first.is_err() { return },
+        _ = stop.cancelled() => return,
+    }
     reports.mark_changed();
     let mut tick = tokio::time::interval(cadence.round);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -232,7 +237,9 @@ async fn publish(
             _ = stop.cancelled() => return,
         }
         let changed = reports.has_changed().unwrap_or(false);
-        let report = changed.then(|| reports.borrow_and_update().clone());
+        let report = changed
+            .then(|| reports.borrow_and_update().clone())
+            .flatten();
         let round = publisher.round(report.as_deref(), cadence.alive);
         if !round.is_empty() && units.send(round).await.is_err() {
             return;
@@ -323,6 +330,36 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gossip::keys::{SigningKey, generate};
+    use crate::gossip::local_report::LocalReport;
+    use crate::model::Region;
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_published_before_the_first_report_and_it_goes_at_the_next_tick() {
+        let (_, seed, _) = generate().unwrap();
+        let publisher = Publisher::new(
+            Stamper::new(Region::new("eu"), "0".into()),
+            Arc::new(SigningKey::from_base64(&seed).unwrap()),
+            "c".into(),
+        );
+        let (reports, watched) = watch::channel(None);
+        let (units, mut sent) = mpsc::channel(16);
+        let cadence = Cadence::of(Duration::from_millis(100), Duration::from_secs(3));
+        let stop = CancellationToken::new();
+        tokio::spawn(publish(publisher, watched, units, cadence, stop.clone()));
+
+        // Ten heartbeat periods without a report: not one unit.
+        tokio::time::sleep(cadence.alive * 10).await;
+        assert!(sent.try_recv().is_err(), "nothing before the first report");
+
+        reports.send_replace(Some(Arc::new(LocalReport::default())));
+        let first = tokio::time::timeout(cadence.round * 2, sent.recv())
+            .await
+            .expect("published at the next tick")
+            .expect("the publisher runs");
+        assert!(!first.is_empty());
+        stop.cancel();
+    }
 
     #[test]
     fn the_heartbeat_beats_three_times_per_peer_suspect_at_most_once_a_second() {

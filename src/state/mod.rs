@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::gossip::local_report::LocalReport;
+use crate::gossip::local_report::Reports;
 use crate::gossip::report::{DrainState, Observation, ServiceReport, Stamp};
 use crate::health::{Plan, ProbeKey, Verdict};
 use crate::metrics::Metrics;
@@ -110,7 +110,7 @@ pub enum DrainError {
 #[derive(Clone, Debug)]
 pub struct StateHandle {
     events: mpsc::Sender<Event>,
-    reports: watch::Receiver<Arc<LocalReport>>,
+    reports: Reports,
 }
 
 impl StateHandle {
@@ -149,7 +149,7 @@ impl StateHandle {
     }
 
     /// This region's report, as of the latest snapshot (for gossip).
-    pub fn reports(&self) -> watch::Receiver<Arc<LocalReport>> {
+    pub fn reports(&self) -> Reports {
         self.reports.clone()
     }
 }
@@ -202,6 +202,7 @@ async fn run(
     store: Arc<ArcSwap<Snapshot>>,
     stopping: CancellationToken,
 ) {
+    world.first_report();
     let mut last_build = Duration::ZERO;
     let mut tick = tokio::time::interval(FRESHNESS_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

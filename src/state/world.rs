@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::returns::Returns;
 use super::{DrainChange, DrainError, Event, Setup};
 use crate::dns::Identity;
-use crate::gossip::local_report::{self, LocalReport};
+use crate::gossip::local_report::{self, LocalReport, Reports};
 use crate::gossip::report::{DrainState, Stamp};
 use crate::health::{Plan, ProbeKey, Verdicts, plan};
 use crate::metrics::{Metrics, SnapshotWatch};
@@ -46,7 +46,7 @@ pub(super) struct World {
     /// Where the probe plan of `model` goes (the checker).
     plans: watch::Sender<Arc<Plan>>,
     /// Where this region's report goes with each snapshot (gossip).
-    reports: watch::Sender<Arc<LocalReport>>,
+    reports: watch::Sender<Option<Arc<LocalReport>>>,
     /// Names of the services of `model` only other regions' reports define (they come last).
     remote_only: HashSet<Name>,
     /// A report about a service this region does not define came in: `model` is recomputed
@@ -160,7 +160,7 @@ impl World {
             remote_services_changed: false,
             model,
             plans,
-            reports: watch::channel(Arc::default()).0,
+            reports: watch::channel(None).0,
             verdicts: Verdicts::new(),
             remote: remote
                 .as_ref()
@@ -199,7 +199,6 @@ impl World {
         let (first, _) = self.serving_snapshot(None);
         let first = Arc::new(first);
         self.served = Some((first.clone(), self.model.clone()));
-        self.publish_report(None);
         let took = started.elapsed();
         info!(
             services = self.services(),
@@ -213,7 +212,7 @@ impl World {
     }
 
     /// Where gossip follows this region's report.
-    pub(super) fn reports(&self) -> watch::Receiver<Arc<LocalReport>> {
+    pub(super) fn reports(&self) -> Reports {
         self.reports.subscribe()
     }
 
@@ -465,6 +464,20 @@ impl World {
         }
     }
 
+    /// Hands gossip this region's first report (the owner task's first act, so that the DNS
+    /// listeners start while it is built).
+    pub(super) fn first_report(&self) {
+        let started = Instant::now();
+        self.publish_report(None);
+        if self.remote.is_some() {
+            info!(
+                services = self.services(),
+                build_us = started.elapsed().as_micros() as u64,
+                "first gossip report built"
+            );
+        }
+    }
+
     /// Hands gossip this region's report of the served model, when it changed (without
     /// gossip, there is no one to hand it to): the last one with the services at `rebuilt`
     /// (positions in the model, which did not change) reported again, or built whole.
@@ -472,13 +485,14 @@ impl World {
         if self.remote.is_none() {
             return;
         }
-        let mut report = match rebuilt {
-            Some(positions) => {
-                let mut report = LocalReport::clone(&self.reports.borrow());
+        let last = self.reports.borrow().clone();
+        let mut report = match (rebuilt, last) {
+            (Some(positions), Some(last)) => {
+                let mut report = LocalReport::clone(&last);
                 report.update(&self.model, &self.inputs(), positions);
                 report
             }
-            None => local_report::build(&self.model, &self.inputs()),
+            _ => local_report::build(&self.model, &self.inputs()),
         };
         report.drain = DrainState {
             region: self.drained.region,
@@ -487,10 +501,10 @@ impl World {
             by: self.drained.by.clone(),
         };
         self.reports.send_if_modified(|current| {
-            if **current == report {
+            if current.as_deref() == Some(&report) {
                 false
             } else {
-                *current = Arc::new(report);
+                *current = Some(Arc::new(report));
                 true
             }
         });
