@@ -210,15 +210,15 @@ fn read_question(queries: &Queries) -> Option<Query> {
 }
 
 /// Encodes the common answers directly: one question, and either A/AAAA records of the
-/// question's name (with their RRSIGs), or none and the negative answer's SOA in the authority
-/// section (NXDOMAIN or NODATA, unsigned); an OPT record carrying at most an ECS option. The
-/// bytes are exactly hickory-proto's for the same message as [`encode_hickory`] gives it:
-/// every address owner a pointer to the question's name, the SOA's names compressed as
-/// hickory compresses them ([`Names`]), the OPT record last.
+/// question's name (with their RRSIGs), or a service's CNAME alone (unsigned), or none and the
+/// negative answer's SOA in the authority section (NXDOMAIN or NODATA, unsigned); an OPT
+/// record carrying at most an ECS option. The bytes are exactly hickory-proto's for the same
+/// message as [`encode_hickory`] gives it: every address owner a pointer to the question's
+/// name, the CNAME's and the SOA's names compressed as hickory compresses them ([`Names`]),
+/// the OPT record last.
 /// Returns false, leaving `out` unspecified, for anything else or anything that would not fit.
 pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Vec<u8>) -> bool {
-    if !response.answers.is_empty()
-        || !response.additionals.is_empty()
+    if !response.additionals.is_empty()
         || !response.dnssec.authorities.is_empty()
         || !response.dnssec.additionals.is_empty()
     {
@@ -227,11 +227,17 @@ pub(super) fn encode_fast(response: &Response<'_>, question: &[u8], out: &mut Ve
     let negative = response
         .negative
         .filter(|_| response.authorities.len() == 1 && response.dnssec.answers.is_empty());
-    let written = match (response.owner, negative) {
-        (Some(owner), _) if !response.addresses.is_empty() && response.authorities.is_empty() => {
+    let alone = response.addresses.is_empty()
+        && response.authorities.is_empty()
+        && response.dnssec.is_empty();
+    let written = match (response.answers.as_slice(), response.owner, negative) {
+        (&[cname], _, _) if alone => write_cname(response, cname, question, out),
+        (&[], Some(owner), _)
+            if !response.addresses.is_empty() && response.authorities.is_empty() =>
+        {
             write_addresses(response, owner, question, out)
         }
-        (_, Some(soa)) if response.addresses.is_empty() => {
+        (&[], _, Some(soa)) if response.addresses.is_empty() => {
             write_negative(response, soa, question, out)
         }
         _ => false,
@@ -327,6 +333,55 @@ fn write_addresses(
     true
 }
 
+/// A service's CNAME alone (RFC 1034 §3.6.2), after the header.
+fn write_cname(
+    response: &Response<'_>,
+    record: &Record,
+    question: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let RData::CNAME(target) = &record.data else {
+        return false;
+    };
+    let (owner, target) = (labels(&record.name), labels(&target.0));
+    let Some(mut names) = question_names(question) else {
+        return false;
+    };
+    write_header(response, [1, 0, 0], question, out);
+    names.write(out, &owner);
+    out.extend_from_slice(&5u16.to_be_bytes()); // CNAME
+    out.extend_from_slice(&1u16.to_be_bytes()); // class IN
+    out.extend_from_slice(&record.ttl.to_be_bytes());
+    let length_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    names.write(out, &target);
+    let length = (out.len() - length_at - 2) as u16;
+    out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
+    true
+}
+
+/// `name`'s labels in wire form (letter case kept), without the root label.
+fn labels(name: &Name) -> SmallVec<[u8; 64]> {
+    let mut wire = SmallVec::new();
+    for label in name.iter() {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label);
+    }
+    wire
+}
+
+/// Name compression's state once the question (at offset 12) is written; `None` when its
+/// name is not plain labels.
+fn question_names(question: &[u8]) -> Option<Names<'_>> {
+    // The question's name as sent (its labels; the root label, type and class follow).
+    let end = question.len().checked_sub(5)?;
+    if question[end] != 0 {
+        return None;
+    }
+    let mut names = Names::default();
+    names.remember(12, &question[..end]).then_some(names)
+}
+
 /// No answer and the zone's SOA in the authority section (RFC 2308 §2), after the header.
 fn write_negative<'a>(
     response: &Response<'_>,
@@ -334,18 +389,9 @@ fn write_negative<'a>(
     question: &'a [u8],
     out: &mut Vec<u8>,
 ) -> bool {
-    // The question's name as sent (its labels; the root label, type and class follow).
-    let Some(end) = question.len().checked_sub(5) else {
+    let Some(mut names) = question_names(question) else {
         return false;
     };
-    if question[end] != 0 {
-        return false;
-    }
-    let name = &question[..end];
-    let mut names = Names::default();
-    if !names.remember(12, name) {
-        return false;
-    }
     write_header(response, [0, 1, 0], question, out);
     names.write(out, &soa.owner);
     out.extend_from_slice(&6u16.to_be_bytes()); // SOA
@@ -639,6 +685,79 @@ mod tests {
             }
         }
         assert_eq!(cases, 3 * 5 * 4 - 5);
+    }
+
+    #[test]
+    fn fast_encoder_writes_hickorys_cname_answers() {
+        // Targets sharing nothing with the question's name, its last labels, all of a suffix
+        // of it, and written in capitals.
+        let model = fixtures::config(
+            r#"
+            services = [
+                { name = "a.gslb.example.com", strategy = "round-robin",
+                  targets = { eu = "lb.eu.example.net" } },
+                { name = "b.gslb.example.com", strategy = "round-robin",
+                  targets = { eu = "lb-1.elb.example.com" } },
+                { name = "c.gslb.example.com", strategy = "round-robin",
+                  targets = { eu = "example.com" } },
+                { name = "d.gslb.example.com", strategy = "round-robin",
+                  targets = { eu = "LB.Example.COM" } },
+            ]
+            "#,
+        )
+        .model;
+        let unsigned = Snapshot::from_model(&model, 1232);
+        let signed = Snapshot::from_model(&fixtures::signed(model), 1232);
+        let src = SocketAddr::from(([127, 0, 0, 1], 53));
+        let mut cases = 0;
+        for snapshot in [&unsigned, &signed] {
+            for qname in [
+                "a.gslb.example.com",
+                "b.gslb.example.com",
+                "B.Gslb.EXAMPLE.com",
+                "c.gslb.example.com",
+                "d.gslb.example.com",
+                "D.gslb.Example.COM",
+            ] {
+                for rtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+                    for (edns, dnssec_ok) in
+                        [(None, false), (Some(1232), false), (Some(1232), true)]
+                    {
+                        let mut query = Message::new(5, MessageType::Query, OpCode::Query);
+                        query.metadata.recursion_desired = true;
+                        query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
+                        if let Some(size) = edns {
+                            let mut edns = Edns::new();
+                            edns.set_max_payload(size);
+                            edns.set_dnssec_ok(dnssec_ok);
+                            query.edns = Some(edns);
+                        }
+                        let request =
+                            Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp)
+                                .unwrap();
+                        let response = answer::respond(snapshot, &request, src.ip(), 5).unwrap();
+                        assert_eq!(response.answers.len(), 1, "{qname} {rtype}");
+                        let mut fast = Vec::new();
+                        let written = encode_fast(&response, request.queries.as_bytes(), &mut fast);
+                        // A signed zone's CNAME to DO carries its RRSIG: hickory's.
+                        let signed = snapshot.zone.signer.is_some() && dnssec_ok;
+                        assert_eq!(written, !signed, "{qname} {rtype}");
+                        if written {
+                            assert_eq!(
+                                fast,
+                                hickory_bytes(&response, &request.queries),
+                                "{qname} {rtype} {edns:?}"
+                            );
+                            let reply = Message::from_vec(&fast).expect("parses");
+                            assert_eq!(reply.answers[0].record_type(), RecordType::CNAME);
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // 6 names × 3 types × 3 EDNS cases, less the signed zone's answers to DO.
+        assert_eq!(cases, 2 * 6 * 3 * 3 - 6 * 3);
     }
 
     #[test]

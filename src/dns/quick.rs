@@ -2,14 +2,14 @@
 //! options or none) answered from its bytes, without hickory-proto parsing it: the name is
 //! lowercased on the stack and looked up by its wire form
 //! ([`NameKey`](crate::snapshot::NameKey)), the answer written by the direct encoder. It answers
-//! a service's addresses, and the negative answers to such questions (NXDOMAIN, NODATA), which
-//! a random-subdomain flood asks for. In a signed zone, a query with DO gets the addresses'
-//! RRSIGs too (the signer's cache; a question not written in lowercase is left to the general
-//! path, see `encode::encode_fast`); its negative answers, which carry a denial, are the general
-//! path's.
+//! a service's addresses or its CNAME (a target that is a host name), and the negative answers
+//! to such questions (NXDOMAIN, NODATA), which a random-subdomain flood asks for. In a signed
+//! zone, a query with DO gets the addresses' RRSIGs too (the signer's cache; a question not
+//! written in lowercase is left to the general path, see `encode::encode_fast`); its CNAMEs and
+//! negative answers, which carry a denial, are the general path's.
 //!
 //! It gives up (`None`) on anything else, and on any answer that is not a plain list of
-//! addresses or a plain negative answer that fits, so
+//! addresses, a CNAME alone or a plain negative answer that fits, so
 //! [`message::answer`](super::message::answer) takes the general path, which holds every rule.
 //! Where it answers, its bytes and outcome are the general path's: a unit test compares both
 //! over a corpus of queries and their mutations, and the `answer` fuzz target compares them on
@@ -72,6 +72,7 @@ pub fn answer(
     let mut addresses = Picked::new();
     let mut served = None;
     let mut owner = None;
+    let mut answers = SmallVec::new();
     if let Some(index) = service {
         let service = snapshot.service(index);
         let chosen = select::select_into(
@@ -82,9 +83,8 @@ pub fn answer(
             &snapshot.geo,
             &mut addresses,
         );
-        // A CNAME is the general path's.
-        if chosen.cname.is_some() {
-            return None;
+        if let Some(position) = chosen.cname {
+            answers.push(service.regions[position].cname.as_deref()?);
         }
         served = Some(Served {
             service: index,
@@ -101,9 +101,9 @@ pub fn answer(
         .signer
         .as_deref()
         .filter(|_| question.dnssec_ok);
-    let negative = addresses.is_empty();
-    // A signed negative answer carries a denial: the general path's.
-    if negative && signer.is_some() {
+    let negative = addresses.is_empty() && answers.is_empty();
+    // A signed negative answer carries a denial, a signed CNAME its RRSIG: the general path's.
+    if (negative || !answers.is_empty()) && signer.is_some() {
         return None;
     }
     let mut metadata = Metadata::new(question.id, MessageType::Response, OpCode::Query);
@@ -129,7 +129,7 @@ pub fn answer(
             ours.set_dnssec_ok(question.dnssec_ok);
             ours
         }),
-        answers: SmallVec::new(),
+        answers,
         addresses,
         owner,
         authorities: if negative {
@@ -264,6 +264,8 @@ mod tests {
               targets = { eu = ["192.0.2.9"], us = ["198.51.100.9"] } },
             { name = "geo.gslb.example.com", strategy = "geo",
               targets = { eu = ["192.0.2.10"], us = ["198.51.100.10"] } },
+            { name = "cn.gslb.example.com", strategy = "failover", failover_order = ["eu", "us"],
+              targets = { eu = "lb-eu.example.com", us = ["198.51.100.11"] } },
         ]
     "#;
 
@@ -275,6 +277,8 @@ mod tests {
             "fo.gslb.example.com",
             "w.deep.gslb.example.com",
             "geo.gslb.example.com",
+            "cn.gslb.example.com",
+            "Cn.GSLB.example.com",
             "deep.gslb.example.com",
             "nope.gslb.example.com",
             "gslb.example.com",
@@ -329,7 +333,7 @@ mod tests {
         let unsigned = Snapshot::from_model(&model, 1232);
         let signed = Snapshot::from_model(&fixtures::signed(model), 1232);
         for snapshot in [unsigned, signed] {
-            let signed_answers = same_bytes_where_the_quick_path_answers(&snapshot);
+            let (signed_answers, cnames) = same_bytes_where_the_quick_path_answers(&snapshot);
             // Signed: A and AAAA with DO of the four services in lowercase, each EDNS size
             // that holds them.
             let want = if snapshot.zone.signer.is_some() {
@@ -341,15 +345,24 @@ mod tests {
                 signed_answers >= want,
                 "signed quick answers: {signed_answers}"
             );
+            // The CNAME service's two spellings, A and AAAA, every query without options
+            // (30 per name and type); signed, only those without DO (18).
+            let want = if snapshot.zone.signer.is_some() {
+                2 * 2 * 18
+            } else {
+                2 * 2 * 30
+            };
+            assert_eq!(cnames, want, "quick CNAME answers");
         }
     }
 
     /// Checks that the quick path's answers (of the corpus and its mutations) are the general
-    /// path's; returns how many of the corpus's it answered with signatures.
-    fn same_bytes_where_the_quick_path_answers(snapshot: &Snapshot) -> usize {
+    /// path's; returns how many of the corpus's it answered with signatures, and with a CNAME.
+    fn same_bytes_where_the_quick_path_answers(snapshot: &Snapshot) -> (usize, usize) {
         let src = SocketAddr::from(([198, 51, 100, 20], 5300));
         let mut quick_answers = 0;
         let mut signed_answers = 0;
+        let mut cnames = 0;
         let mut compared = 0;
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         for packet in queries() {
@@ -382,12 +395,9 @@ mod tests {
                 if variant == packet {
                     quick_answers += 1;
                     let reply = Message::from_vec(&out).expect("parses");
-                    signed_answers += usize::from(
-                        reply
-                            .answers
-                            .iter()
-                            .any(|r| r.record_type() == RecordType::RRSIG),
-                    );
+                    let has = |rtype| reply.answers.iter().any(|r| r.record_type() == rtype);
+                    signed_answers += usize::from(has(RecordType::RRSIG));
+                    cnames += usize::from(has(RecordType::CNAME));
                 }
             }
         }
@@ -395,7 +405,7 @@ mod tests {
         // EDNS size and flag combination: the quick path takes the common queries.
         assert!(quick_answers >= 4 * 15, "quick answers: {quick_answers}");
         assert!(compared > quick_answers, "mutations answered: {compared}");
-        signed_answers
+        (signed_answers, cnames)
     }
 
     #[test]
@@ -425,6 +435,9 @@ mod tests {
             m.metadata.op_code = OpCode::Notify;
         }));
         assert!(!declined("rr.gslb.example.com", RecordType::A, &|_| {}));
+        // A CNAME, to A and AAAA alike.
+        assert!(!declined("cn.gslb.example.com", RecordType::A, &|_| {}));
+        assert!(!declined("cn.gslb.example.com", RecordType::AAAA, &|_| {}));
         // Negative answers to A/AAAA: NXDOMAIN, and NODATA at the apex, an empty non-terminal
         // and a service without an IPv6 target.
         for (qname, rtype) in [
