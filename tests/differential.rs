@@ -29,6 +29,8 @@ fn corpus() -> Vec<Vec<u8>> {
         "api.gslb.example.com",
         "geo.gslb.example.com",
         "v4only.deep.gslb.example.com",
+        "cname.gslb.example.com",
+        "CName.Gslb.example.com",
         "deep.gslb.example.com",
         "nope.gslb.example.com",
         "ns-eu.gslb.example.com",
@@ -154,8 +156,14 @@ fn assert_alike(packets: &[Vec<u8>], (a_name, a): Side<'_>, (b_name, b): Side<'_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fast_path_and_hickory_send_the_same_answers() {
-    let fast = start().await;
     let mut config = ConfigFile::base();
+    // And a service answered by a CNAME (its first region's target is a host name).
+    config.services.push(
+        common::config::Service::failover("cname.gslb.example.com", &["eu", "us"])
+            .target_name("eu", "lb-1.eu-west-1.elb.example.net")
+            .target("us", &["198.51.100.9"]),
+    );
+    let fast = start_config(&config).await;
     config.server.udp_workers = Some(1);
     config.server.udp_fast_path = Some(false);
     let hickory = start_config(&config).await;
@@ -175,6 +183,18 @@ async fn fast_path_and_hickory_send_the_same_answers() {
         alike.shorter > packets.len() / 4,
         "answers compressed: {}",
         alike.shorter
+    );
+    // The CNAME service was answered with its CNAME (the quick path's, on the fast server).
+    let packet = bytes(&query("cname.gslb.example.com", RecordType::A));
+    let reply =
+        Message::from_vec(&exchange(fast.addr, &packet).expect("answered")).expect("parses");
+    assert_eq!(
+        reply
+            .answers
+            .iter()
+            .map(|r| r.record_type())
+            .collect::<Vec<_>>(),
+        [RecordType::CNAME]
     );
     fast.app.shutdown().await;
     hickory.app.shutdown().await;
