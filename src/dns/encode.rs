@@ -534,6 +534,22 @@ mod tests {
         ]
     "#;
 
+    /// A query for `qname` `rtype` (RD set) as the server reads it, with EDNS of `edns` bytes
+    /// (DO set when `dnssec_ok`) when given.
+    fn request(qname: &str, rtype: RecordType, edns: Option<u16>, dnssec_ok: bool) -> Request {
+        let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
+        if let Some(size) = edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(size);
+            edns.set_dnssec_ok(dnssec_ok);
+            query.edns = Some(edns);
+        }
+        let src = SocketAddr::from(([127, 0, 0, 1], 53));
+        Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp).unwrap()
+    }
+
     fn hickory_bytes(response: &Response<'_>, queries: &Queries) -> Vec<u8> {
         let mut out = Vec::new();
         assert!(
@@ -655,17 +671,7 @@ mod tests {
                     (RecordType::TXT, Some(4096), true),
                     (RecordType::MX, Some(512), false),
                 ] {
-                    let mut query = Message::new(7, MessageType::Query, OpCode::Query);
-                    query.metadata.recursion_desired = true;
-                    query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
-                    if let Some(size) = edns {
-                        let mut edns = Edns::new();
-                        edns.set_max_payload(size);
-                        edns.set_dnssec_ok(dnssec_ok);
-                        query.edns = Some(edns);
-                    }
-                    let request =
-                        Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp).unwrap();
+                    let request = request(qname, rtype, edns, dnssec_ok);
                     let response = answer::respond(snapshot, &request, src.ip(), 5).unwrap();
                     assert!(response.no_answer(), "{qname} {rtype}");
                     let mut fast = Vec::new();
@@ -723,18 +729,7 @@ mod tests {
                     for (edns, dnssec_ok) in
                         [(None, false), (Some(1232), false), (Some(1232), true)]
                     {
-                        let mut query = Message::new(5, MessageType::Query, OpCode::Query);
-                        query.metadata.recursion_desired = true;
-                        query.add_query(Query::query(Name::from_ascii(qname).unwrap(), rtype));
-                        if let Some(size) = edns {
-                            let mut edns = Edns::new();
-                            edns.set_max_payload(size);
-                            edns.set_dnssec_ok(dnssec_ok);
-                            query.edns = Some(edns);
-                        }
-                        let request =
-                            Request::from_bytes(query.to_vec().unwrap(), src, Protocol::Udp)
-                                .unwrap();
+                        let request = request(qname, rtype, edns, dnssec_ok);
                         let response = answer::respond(snapshot, &request, src.ip(), 5).unwrap();
                         assert_eq!(response.answers.len(), 1, "{qname} {rtype}");
                         let mut fast = Vec::new();
